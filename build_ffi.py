@@ -1,0 +1,45 @@
+"""cffi build module (API mode) for mps_shim._ffi.
+
+The declarations come from the public C header csrc/include/mps_shim.h, between
+its CDEF-BEGIN/CDEF-END markers, so Python and C see one source of truth. The
+extension holds no runtime of its own: it links to libmps_shim.so, found next
+to it at run time through an $ORIGIN rpath. A few Python-only callback
+declarations live in mps_shim/_decl/callbacks.h.
+"""
+import os
+import re
+import sys
+
+from cffi import FFI
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_native import NATIVE_OUT  # noqa: E402
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(ROOT, "csrc", "include", "mps_shim.h")
+CALLBACK_DECL = os.path.join(ROOT, "mps_shim", "_decl", "callbacks.h")
+
+
+def cdef_text():
+    with open(HEADER, encoding="utf-8") as f:
+        text = f.read()
+    body = text.split("/* CDEF-BEGIN */", 1)[1].split("/* CDEF-END */", 1)[0]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    return body.replace("MPS_SHIM_EXPORT ", "")
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(cdef_text())
+with open(CALLBACK_DECL, encoding="utf-8") as f:
+    ffibuilder.cdef(f.read())
+ffibuilder.set_source(
+    "mps_shim._ffi",
+    '#include "mps_shim.h"\n',
+    include_dirs=[os.path.dirname(HEADER)],
+    library_dirs=[NATIVE_OUT],
+    libraries=["mps_shim"],
+    extra_link_args=["-Wl,-rpath,$ORIGIN"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

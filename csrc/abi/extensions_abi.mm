@@ -1,0 +1,46 @@
+// mps_shim_*: our extensions beside the upstream ABI.
+#include "abi/guard.h"
+#include "runtime/backend.h"
+#include "runtime/command_queue.h"
+#include "util/error.h"
+#include "version.h"
+
+using namespace mps_shim;
+using mps_shim::abi::guard;
+
+extern "C" {
+
+const char* mps_shim_last_error(void) { return abi::last_error_message(); }
+
+AOTITorchError mps_shim_synchronize(void) {
+  return guard(__func__, [] { backend().synchronize(); });
+}
+
+const char* mps_shim_backend_name(void) { return backend().name(); }
+
+AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes) {
+  return guard(__func__, [&] {
+    std::lock_guard<std::recursive_mutex> lock(CommandQueue::mutex());
+    abi::kernel_functions().get(func)->set_bytes(idx, data, nbytes);
+  });
+}
+
+const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle) {
+  const char* out = nullptr;
+  guard(__func__, [&] { out = abi::libraries().get(library_handle)->describe_json().c_str(); });
+  return out;
+}
+
+const char* mps_shim_runtime_info(void) {
+  static const std::string info = [] {
+    std::string s;
+    guard("mps_shim_runtime_info", [&] {
+      s = concat("{\"version\": \"", MPS_SHIM_VERSION, "\", \"backend\": \"", backend().name(), "\", ",
+                 backend().info_json(), "}");
+    });
+    return s;
+  }();
+  return info.c_str();
+}
+
+}  // extern "C"

@@ -1,0 +1,106 @@
+#include "backends/host/cxx_emitter.h"
+
+#include <sstream>
+
+#include "frontend/parser.h"
+
+namespace mps_shim::host {
+
+using frontend::KernelDecl;
+using frontend::ParamDecl;
+using frontend::ParamRole;
+using frontend::ThreadAttr;
+
+namespace {
+
+// The mps_host::ThreadIds member that holds each thread-position attribute.
+const char* thread_member(ThreadAttr attr) {
+  switch (attr) {
+    case ThreadAttr::ThreadPositionInGrid: return "in_grid";
+    case ThreadAttr::ThreadPositionInThreadgroup: return "in_group";
+    case ThreadAttr::ThreadgroupPositionInGrid: return "group";
+    case ThreadAttr::ThreadsPerGrid: return "grid_size";
+    case ThreadAttr::ThreadsPerThreadgroup: return "group_size";
+    case ThreadAttr::ThreadgroupsPerGrid: return "groups";
+    case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
+    case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
+    case ThreadAttr::None: break;
+  }
+  return "";
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
+  const std::string fn = k.function + k.template_args;
+  const std::string traits = "mps_shim_traits_" + std::to_string(index);
+  out << "using " << traits << " = mps_host::fn_traits<decltype(&" << fn << ")>;\n";
+  out << "static const mps_shim_param_record mps_shim_params_" << index << "[] = {\n";
+  for (size_t i = 0; i < k.params.size(); ++i) {
+    const ParamDecl& p = k.params[i];
+    const std::string size = p.role == ParamRole::Scalar
+                                 ? "mps_host::scalar_size<" + traits + "::arg<" + std::to_string(i) + ">>()"
+                                 : "0";
+    out << "  {" << quoted(p.name) << ", " << quoted(p.type) << ", " << int(p.role) << ", " << p.binding << ", "
+        << quoted(p.attribute) << ", " << size << ", " << p.line << "},\n";
+  }
+  if (k.params.empty()) out << "  {\"\", \"\", 0, -1, \"\", 0, 0},\n";
+  out << "};\n";
+  out << "extern \"C\" void mps_shim_entry_" << index
+      << "(const mps_shim_launch* L, uint64_t first, uint64_t end) {\n";
+  for (size_t i = 0; i < k.params.size(); ++i) {
+    const ParamDecl& p = k.params[i];
+    if (p.role == ParamRole::ThreadPosition) continue;
+    out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(L->args[" << p.binding << "]);\n";
+  }
+  out << "  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
+      << ">(L, first, end, [&](const mps_host::ThreadIds& t) __attribute__((always_inline)) {\n    " << fn << "(";
+  for (size_t i = 0; i < k.params.size(); ++i) {
+    const ParamDecl& p = k.params[i];
+    if (i) out << ", ";
+    if (p.role == ParamRole::ThreadPosition)
+      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << thread_member(p.thread_attr) << ")";
+    else
+      out << "a" << i;
+  }
+  out << ");\n  });\n}\n";
+}
+
+}  // namespace
+
+std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibrary& library) {
+  std::string code;
+  code.reserve(preprocessed.size() + 4096);
+  size_t pos = 0;
+  for (const frontend::Edit& e : library.edits) {
+    code.append(preprocessed, pos, e.offset - pos);
+    code += e.replacement;
+    pos = e.offset + e.length;
+  }
+  code.append(preprocessed, pos, std::string::npos);
+
+  std::ostringstream out;
+  out << "\n#line 1 \"<mps_shim entry points>\"\n";
+  for (size_t i = 0; i < library.kernels.size(); ++i) emit_kernel(out, library.kernels[i], i);
+  out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_module_abi = MPS_SHIM_MODULE_ABI;\n";
+  out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_kernel_count = " << library.kernels.size() << ";\n";
+  out << "extern \"C\" MPS_SHIM_ENTRY const mps_shim_kernel_record mps_shim_kernel_table[] = {\n";
+  for (size_t i = 0; i < library.kernels.size(); ++i) {
+    const KernelDecl& k = library.kernels[i];
+    out << "  {" << quoted(k.host_name) << ", mps_shim_entry_" << i << ", " << k.max_threads << ", "
+        << (k.uses_threadgroups ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i << ", " << k.line
+        << "},\n";
+  }
+  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, nullptr, 0},\n";
+  out << "};\n";
+  return code + out.str();
+}
+
+}  // namespace mps_shim::host

@@ -1,0 +1,15 @@
+// The files of metal_include/, compiled into libmps_shim.so by build_native.py
+// so the library needs nothing beside itself at run time.
+#pragma once
+
+namespace mps_shim::host {
+
+struct EmbeddedFile {
+  const char* name;
+  const char* text;
+};
+
+extern const EmbeddedFile kEmbeddedHeaders[];
+extern const unsigned kEmbeddedHeaderCount;
+
+}  // namespace mps_shim::host

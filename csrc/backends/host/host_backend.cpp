@@ -1,0 +1,117 @@
+// The host backend: Metal source -> preprocess -> parse -> C++ -> system
+// compiler -> shared object (cached) -> dlopen; device memory is host memory.
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "backends/host/cxx_emitter.h"
+#include "backends/host/executor.h"
+#include "backends/host/host_module.h"
+#include "backends/host/kernel_cache.h"
+#include "backends/host/toolchain.h"
+#include "frontend/lexer.h"
+#include "frontend/parser.h"
+#include "frontend/preprocess.h"
+#include "runtime/backend.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/process.h"
+
+namespace mps_shim::host {
+
+namespace {
+
+// Removes a build folder however compilation ends.
+struct ScopedDir {
+  std::string path;
+  ~ScopedDir() { remove_tree(path); }
+};
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') { out += "\\n"; continue; }
+    out += c;
+  }
+  return out;
+}
+
+class HostBackend : public Backend {
+ public:
+  const char* name() const override { return "host"; }
+
+  std::unique_ptr<CompiledLibrary> compile(const std::string& source) override {
+    KernelCache& cache = KernelCache::instance();
+    const std::string key = cache.key(source);
+    if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
+
+    const Toolchain& tc = toolchain();
+    ScopedDir work{cache.work_dir()};
+    write_file_atomic(join_path(work.path, frontend::kSourceName), source);
+    const std::string include_dir = cache.include_dir();
+    const std::string pre = frontend::preprocess(tc.compiler, work.path + "/" + frontend::kSourceName, include_dir);
+    const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
+    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
+    write_file_atomic(join_path(work.path, "library.cpp"), emit_cxx(pre, parsed));
+
+    std::vector<std::string> argv = tc.compiler;
+    argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
+    argv.insert(argv.end(), {"-I" + include_dir, "-include", "mps_host_metal.h", "library.cpp", "-o", "library.so"});
+    const ProcessResult r = run_process(argv, work.path);
+    if (r.exit_code != 0) throw CompileError(concat("Metal compilation failed:\n", tidy_diagnostics(r.err)));
+    std::string module;
+    MPS_SHIM_CHECK(read_file(join_path(work.path, "library.so"), module), "the compiler wrote no module");
+    const std::string path = cache.store(key, module);
+    auto lib = load_module(path);
+    if (cache.dir().empty() || path.rfind(cache.dir(), 0) != 0) remove_tree(path.substr(0, path.rfind('/')));
+    return lib;
+  }
+
+  void* allocate(size_t nbytes) override { return std::aligned_alloc(64, (nbytes + 63) / 64 * 64); }
+  void deallocate(void* ptr) override { std::free(ptr); }
+  bool host_addressable() const override { return true; }
+  void synchronize() override {}  // dispatches complete before they return
+
+  std::string info_json() const override {
+    const KernelCache& cache = KernelCache::instance();
+    const Toolchain& tc = toolchain();
+    std::string compiler;
+    for (const std::string& w : tc.compiler) compiler += (compiler.empty() ? "" : " ") + w;
+    return concat("\"compiler\": \"", json_escape(compiler), "\", \"compiler_version\": \"",
+                  json_escape(tc.version()), "\", \"cache_dir\": \"", json_escape(cache.dir()),
+                  "\", \"cache_disabled_reason\": \"", json_escape(cache.disabled_reason()),
+                  "\", \"threads\": ", Executor::instance().threads());
+  }
+
+ private:
+  // Keeps the compiler's messages about the user's source and drops the
+  // "In file included from" chatter; the first lines are the useful ones.
+  static std::string tidy_diagnostics(const std::string& err) {
+    std::string out;
+    size_t lines = 0, pos = 0;
+    while (pos < err.size() && lines < 80) {
+      size_t nl = err.find('\n', pos);
+      if (nl == std::string::npos) nl = err.size();
+      const std::string line = err.substr(pos, nl - pos);
+      pos = nl + 1;
+      if (line.rfind("In file included from", 0) == 0 || line.rfind("                 from", 0) == 0) continue;
+      out += line + "\n";
+      ++lines;
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+}  // namespace mps_shim::host
+
+namespace mps_shim {
+
+Backend& backend() {
+  static Backend* instance = new host::HostBackend();  // process lifetime: handles may outlive statics
+  return *instance;
+}
+
+}  // namespace mps_shim

@@ -1,0 +1,78 @@
+#include "backends/host/host_module.h"
+
+#include <dlfcn.h>
+
+#include "backends/host/executor.h"
+#include "backends/host/metal_include/mps_host_launch.h"
+#include "util/error.h"
+
+namespace mps_shim::host {
+
+namespace {
+
+// Enough threads per task that scheduling costs vanish next to the work.
+constexpr uint64_t kMinThreadsPerTask = 32768;
+
+class HostModule : public CompiledLibrary {
+ public:
+  HostModule(void* handle, const mps_shim_kernel_record* table, uint32_t count) : handle_(handle), table_(table) {
+    for (uint32_t i = 0; i < count; ++i) {
+      const mps_shim_kernel_record& r = table[i];
+      KernelInfo info{r.name, r.max_threads, {}, r.line};
+      for (uint32_t p = 0; p < r.param_count; ++p) {
+        const mps_shim_param_record& pr = r.params[p];
+        info.params.push_back({pr.name, pr.type, ParamKind(pr.role), pr.binding, pr.attribute, pr.scalar_size, pr.line});
+      }
+      kernels_.push_back(std::move(info));
+    }
+  }
+  ~HostModule() override { dlclose(handle_); }
+
+  const std::vector<KernelInfo>& kernels() const override { return kernels_; }
+
+  void launch(size_t index, void* const* args, const LaunchGrid& grid) override {
+    mps_shim_launch L{args, {}, {}, {}};
+    uint64_t total_groups = 1, group_threads = 1;
+    for (int d = 0; d < 3; ++d) {
+      L.grid[d] = grid.grid[d];
+      L.group[d] = grid.group[d];
+      L.groups[d] = (grid.grid[d] + grid.group[d] - 1) / grid.group[d];
+      total_groups *= L.groups[d];
+      group_threads *= grid.group[d];
+    }
+    struct Ctx {
+      mps_shim_entry_fn entry;
+      const mps_shim_launch* launch;
+    } ctx{table_[index].entry, &L};
+    const uint64_t grain = (kMinThreadsPerTask + group_threads - 1) / group_threads;
+    Executor::instance().parallel_for(
+        total_groups, grain,
+        [](void* c, uint64_t first, uint64_t end) {
+          const Ctx* x = static_cast<const Ctx*>(c);
+          x->entry(x->launch, first, end);
+        },
+        &ctx);
+  }
+
+ private:
+  void* handle_;
+  const mps_shim_kernel_record* table_;
+  std::vector<KernelInfo> kernels_;
+};
+
+}  // namespace
+
+std::unique_ptr<CompiledLibrary> load_module(const std::string& path) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  MPS_SHIM_CHECK(handle != nullptr, "cannot load compiled kernels from ", path, ": ", dlerror());
+  const auto* abi = static_cast<const uint32_t*>(dlsym(handle, "mps_shim_module_abi"));
+  const auto* count = static_cast<const uint32_t*>(dlsym(handle, "mps_shim_kernel_count"));
+  const auto* table = static_cast<const mps_shim_kernel_record*>(dlsym(handle, "mps_shim_kernel_table"));
+  if (!abi || !count || !table || *abi != MPS_SHIM_MODULE_ABI) {
+    dlclose(handle);
+    fail("compiled kernel module ", path, " has no kernel table of ABI version ", MPS_SHIM_MODULE_ABI);
+  }
+  return std::make_unique<HostModule>(handle, table, *count);
+}
+
+}  // namespace mps_shim::host

@@ -1,0 +1,39 @@
+// The on-disk cache of compiled kernel modules. Entries are content-addressed
+// (source, engine version, compiler identity, flags, compatibility headers),
+// live in a folder only this user can write (loading a module runs its code),
+// are written by atomic rename so concurrent processes are safe, and carry a
+// SHA-256 trailer so a corrupt entry is rebuilt instead of loaded.
+#pragma once
+
+#include <string>
+
+namespace mps_shim::host {
+
+class KernelCache {
+ public:
+  static KernelCache& instance();
+
+  // The cache folder, or "" when caching is off; disabled_reason() says why.
+  const std::string& dir() const { return dir_; }
+  const std::string& disabled_reason() const { return disabled_reason_; }
+  // Where compiled headers live for the compiler's -I.
+  const std::string& include_dir();
+
+  std::string key(const std::string& source);
+  // The path of a verified module for `key`, or "" when there is none.
+  std::string lookup(const std::string& key);
+  // Stores `module` (a shared object) and returns the path to load.
+  std::string store(const std::string& key, const std::string& module);
+  // A new private folder for one compilation; the caller removes it.
+  std::string work_dir();
+
+ private:
+  KernelCache();
+  std::string dir_, disabled_reason_, include_dir_, headers_hash_, scratch_;
+};
+
+// The folder the cache uses when it is usable: MPS_SHIM_CACHE_DIR, else
+// $XDG_CACHE_HOME/mps_shim, else ~/.cache/mps_shim.
+std::string default_cache_dir();
+
+}  // namespace mps_shim::host

@@ -1,0 +1,44 @@
+// The contract between libmps_shim and a kernel module compiled by the host
+// backend. Both sides include this file; bump MPS_SHIM_MODULE_ABI on any change.
+#ifndef MPS_HOST_LAUNCH_H
+#define MPS_HOST_LAUNCH_H
+
+#include <stdint.h>
+
+#define MPS_SHIM_MODULE_ABI 1
+
+extern "C" {
+
+struct mps_shim_launch {
+  void* const* args;   // the address bound to each buffer index
+  uint32_t grid[3];    // threads per grid (exact)
+  uint32_t group[3];   // requested threads per threadgroup
+  uint32_t groups[3];  // threadgroups per grid
+};
+
+// Runs threadgroups [first_group, end_group), numbered x-fastest.
+typedef void (*mps_shim_entry_fn)(const struct mps_shim_launch* launch, uint64_t first_group, uint64_t end_group);
+
+struct mps_shim_param_record {
+  const char* name;
+  const char* type;
+  int32_t role;  // ParamRole: 0 buffer, 1 scalar, 2 thread position
+  int32_t binding;
+  const char* attribute;
+  uint32_t scalar_size;  // sizeof the referenced type, for scalars
+  int32_t line;
+};
+
+struct mps_shim_kernel_record {
+  const char* name;
+  mps_shim_entry_fn entry;
+  uint32_t max_threads;
+  uint32_t uses_threadgroups;
+  uint32_t param_count;
+  const struct mps_shim_param_record* params;
+  int32_t line;
+};
+
+}  // extern "C"
+
+#endif

@@ -1,0 +1,446 @@
+// The host engine's metal_stdlib: Metal's types and functions as plain C++,
+// force-included before every translated library. It includes no C library
+// header, so POSIX names such as `select` or the C `exp(double)` never compete
+// with Metal's overloads; math goes through GCC builtins.
+#ifndef MPS_HOST_METAL_H
+#define MPS_HOST_METAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <limits>
+#include <type_traits>
+
+#include "mps_host_launch.h"
+
+#define MPS_SHIM_INLINE inline __attribute__((always_inline))
+#define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
+#define MPS_SHIM_ENTRY __attribute__((visibility("default")))
+
+// ---- scalar types ----------------------------------------------------------
+typedef unsigned char uchar;
+typedef unsigned short ushort;
+typedef unsigned int uint;
+typedef unsigned long ulong;
+typedef _Float16 half;
+
+namespace metal {
+
+// bfloat16: stored as the top half of a float, rounded to nearest even.
+struct bfloat {
+  uint16_t bits;
+  bfloat() = default;
+  MPS_SHIM_INLINE bfloat(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    bits = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
+                                            : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> || std::is_same_v<T, half>>>
+  MPS_SHIM_INLINE bfloat(T v) : bfloat(float(v)) {}
+  MPS_SHIM_INLINE operator float() const {
+    const uint32_t u = uint32_t(bits) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+  }
+};
+
+#define MPS_BF_BINARY(op)                                                                                      \
+  MPS_SHIM_INLINE bfloat operator op(bfloat a, bfloat b) { return bfloat(float(a) op float(b)); }              \
+  MPS_SHIM_INLINE float operator op(bfloat a, float b) { return float(a) op b; }                               \
+  MPS_SHIM_INLINE float operator op(float a, bfloat b) { return a op float(b); }                               \
+  template <typename I, typename = std::enable_if_t<std::is_integral_v<I>>>                                   \
+  MPS_SHIM_INLINE bfloat operator op(bfloat a, I b) { return bfloat(float(a) op float(b)); }                   \
+  template <typename I, typename = std::enable_if_t<std::is_integral_v<I>>>                                   \
+  MPS_SHIM_INLINE bfloat operator op(I a, bfloat b) { return bfloat(float(a) op float(b)); }                   \
+  MPS_SHIM_INLINE bfloat& operator op##=(bfloat & a, bfloat b) { return a = a op b; }
+MPS_BF_BINARY(+)
+MPS_BF_BINARY(-)
+MPS_BF_BINARY(*)
+MPS_BF_BINARY(/)
+#undef MPS_BF_BINARY
+#define MPS_BF_COMPARE(op)                                                                                     \
+  MPS_SHIM_INLINE bool operator op(bfloat a, bfloat b) { return float(a) op float(b); }                        \
+  MPS_SHIM_INLINE bool operator op(bfloat a, float b) { return float(a) op b; }                                \
+  MPS_SHIM_INLINE bool operator op(float a, bfloat b) { return a op float(b); }
+MPS_BF_COMPARE(<)
+MPS_BF_COMPARE(>)
+MPS_BF_COMPARE(<=)
+MPS_BF_COMPARE(>=)
+MPS_BF_COMPARE(==)
+MPS_BF_COMPARE(!=)
+#undef MPS_BF_COMPARE
+MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; return r; }
+
+// ---- vectors ---------------------------------------------------------------
+// Metal's vec<T, 3> has the size and alignment of vec<T, 4>.
+template <typename T, int N>
+struct alignas((N == 3 ? 4 : N) * sizeof(T)) vec;
+
+template <typename T>
+struct alignas(2 * sizeof(T)) vec<T, 2> {
+  T x, y;
+  vec() = default;
+  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s) {}
+  MPS_SHIM_INLINE constexpr vec(T a, T b) : x(a), y(b) {}
+  template <typename U>
+  MPS_SHIM_INLINE explicit vec(const vec<U, 2>& o) : x(T(o.x)), y(T(o.y)) {}
+  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : y; }
+  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : y; }
+};
+
+template <typename T>
+struct alignas(4 * sizeof(T)) vec<T, 3> {
+  T x, y, z;
+  vec() = default;
+  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s), z(s) {}
+  MPS_SHIM_INLINE constexpr vec(T a, T b, T c) : x(a), y(b), z(c) {}
+  MPS_SHIM_INLINE constexpr vec(vec<T, 2> ab, T c) : x(ab.x), y(ab.y), z(c) {}
+  MPS_SHIM_INLINE constexpr vec(T a, vec<T, 2> bc) : x(a), y(bc.x), z(bc.y) {}
+  template <typename U>
+  MPS_SHIM_INLINE explicit vec(const vec<U, 3>& o) : x(T(o.x)), y(T(o.y)), z(T(o.z)) {}
+  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : i == 1 ? y : z; }
+  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : i == 1 ? y : z; }
+};
+
+template <typename T>
+struct alignas(4 * sizeof(T)) vec<T, 4> {
+  T x, y, z, w;
+  vec() = default;
+  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s), z(s), w(s) {}
+  MPS_SHIM_INLINE constexpr vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
+  MPS_SHIM_INLINE constexpr vec(vec<T, 2> ab, vec<T, 2> cd) : x(ab.x), y(ab.y), z(cd.x), w(cd.y) {}
+  MPS_SHIM_INLINE constexpr vec(vec<T, 3> abc, T d) : x(abc.x), y(abc.y), z(abc.z), w(d) {}
+  template <typename U>
+  MPS_SHIM_INLINE explicit vec(const vec<U, 4>& o) : x(T(o.x)), y(T(o.y)), z(T(o.z)), w(T(o.w)) {}
+  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : i == 1 ? y : i == 2 ? z : w; }
+  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : i == 1 ? y : i == 2 ? z : w; }
+};
+
+template <typename T> struct is_vector : std::false_type {};
+template <typename T, int N> struct is_vector<vec<T, N>> : std::true_type {};
+
+// Applies f lane by lane; scalars broadcast.
+template <typename T, int N, typename F>
+MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a) {
+  using R = decltype(f(a.x));
+  if constexpr (N == 2) return vec<R, 2>(f(a.x), f(a.y));
+  else if constexpr (N == 3) return vec<R, 3>(f(a.x), f(a.y), f(a.z));
+  else return vec<R, 4>(f(a.x), f(a.y), f(a.z), f(a.w));
+}
+template <typename T, int N, typename F>
+MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a, const vec<T, N>& b) {
+  using R = decltype(f(a.x, b.x));
+  if constexpr (N == 2) return vec<R, 2>(f(a.x, b.x), f(a.y, b.y));
+  else if constexpr (N == 3) return vec<R, 3>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z));
+  else return vec<R, 4>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z), f(a.w, b.w));
+}
+
+#define MPS_VEC_BINARY(op)                                                                                    \
+  template <typename T, int N>                                                                               \
+  MPS_SHIM_INLINE auto operator op(const vec<T, N>& a, const vec<T, N>& b) {                                 \
+    return lanes([](T p, T q) { return T(p op q); }, a, b);                                                   \
+  }                                                                                                           \
+  template <typename T, int N, typename S, typename = std::enable_if_t<!is_vector<S>::value>>                \
+  MPS_SHIM_INLINE auto operator op(const vec<T, N>& a, S s) { return a op vec<T, N>(T(s)); }                  \
+  template <typename T, int N, typename S, typename = std::enable_if_t<!is_vector<S>::value>>                \
+  MPS_SHIM_INLINE auto operator op(S s, const vec<T, N>& b) { return vec<T, N>(T(s)) op b; }                  \
+  template <typename T, int N, typename S>                                                                   \
+  MPS_SHIM_INLINE vec<T, N>& operator op##=(vec<T, N>& a, const S& b) { return a = a op b; }
+MPS_VEC_BINARY(+)
+MPS_VEC_BINARY(-)
+MPS_VEC_BINARY(*)
+MPS_VEC_BINARY(/)
+MPS_VEC_BINARY(%)
+MPS_VEC_BINARY(&)
+MPS_VEC_BINARY(|)
+MPS_VEC_BINARY(^)
+MPS_VEC_BINARY(<<)
+MPS_VEC_BINARY(>>)
+#undef MPS_VEC_BINARY
+template <typename T, int N>
+MPS_SHIM_INLINE vec<T, N> operator-(const vec<T, N>& a) { return lanes([](T p) { return T(-p); }, a); }
+
+#define MPS_VEC_ALIASES(T, name) \
+  typedef vec<T, 2> name##2;     \
+  typedef vec<T, 3> name##3;     \
+  typedef vec<T, 4> name##4;
+MPS_VEC_ALIASES(float, float)
+MPS_VEC_ALIASES(half, half)
+MPS_VEC_ALIASES(bfloat, bfloat)
+MPS_VEC_ALIASES(int, int)
+MPS_VEC_ALIASES(uint, uint)
+MPS_VEC_ALIASES(short, short)
+MPS_VEC_ALIASES(ushort, ushort)
+MPS_VEC_ALIASES(char, char)
+MPS_VEC_ALIASES(uchar, uchar)
+MPS_VEC_ALIASES(long, long)
+MPS_VEC_ALIASES(ulong, ulong)
+MPS_VEC_ALIASES(bool, bool)
+#undef MPS_VEC_ALIASES
+
+// ---- math --------------------------------------------------------------------
+// Each function is defined on float through a GCC builtin, on half and bfloat
+// by computing in float and rounding back, and on vectors lane by lane.
+#define MPS_UNARY_FLOAT(name, expr)                                                             \
+  MPS_SHIM_INLINE float name(float x) { return expr; }                                          \
+  MPS_SHIM_INLINE half name(half x) { return half(name(float(x))); }                            \
+  MPS_SHIM_INLINE bfloat name(bfloat x) { return bfloat(name(float(x))); }                      \
+  template <typename T, int N>                                                                  \
+  MPS_SHIM_INLINE vec<T, N> name(const vec<T, N>& v) { return lanes([](T x) { return name(x); }, v); }
+#define MPS_BINARY_FLOAT(name, expr)                                                                \
+  MPS_SHIM_INLINE float name(float x, float y) { return expr; }                                     \
+  MPS_SHIM_INLINE half name(half x, half y) { return half(name(float(x), float(y))); }              \
+  MPS_SHIM_INLINE bfloat name(bfloat x, bfloat y) { return bfloat(name(float(x), float(y))); }      \
+  template <typename T, int N>                                                                      \
+  MPS_SHIM_INLINE vec<T, N> name(const vec<T, N>& a, const vec<T, N>& b) {                          \
+    return lanes([](T x, T y) { return name(x, y); }, a, b);                                        \
+  }
+
+// The math set is declared once and instantiated in metal::, metal::precise::
+// and metal::fast:: (on a CPU all three use the same correctly-behaved code).
+#define MPS_MATH_FUNCTIONS                                                                   \
+  MPS_UNARY_FLOAT(exp, __builtin_expf(x))                                                    \
+  MPS_UNARY_FLOAT(exp2, __builtin_exp2f(x))                                                  \
+  MPS_UNARY_FLOAT(exp10, __builtin_exp10f(x))                                                \
+  MPS_UNARY_FLOAT(log, __builtin_logf(x))                                                    \
+  MPS_UNARY_FLOAT(log2, __builtin_log2f(x))                                                  \
+  MPS_UNARY_FLOAT(log10, __builtin_log10f(x))                                                \
+  MPS_UNARY_FLOAT(sqrt, __builtin_sqrtf(x))                                                  \
+  MPS_UNARY_FLOAT(rsqrt, 1.0f / __builtin_sqrtf(x))                                          \
+  MPS_UNARY_FLOAT(sin, __builtin_sinf(x))                                                    \
+  MPS_UNARY_FLOAT(cos, __builtin_cosf(x))                                                    \
+  MPS_UNARY_FLOAT(tan, __builtin_tanf(x))                                                    \
+  MPS_UNARY_FLOAT(asin, __builtin_asinf(x))                                                  \
+  MPS_UNARY_FLOAT(acos, __builtin_acosf(x))                                                  \
+  MPS_UNARY_FLOAT(atan, __builtin_atanf(x))                                                  \
+  MPS_UNARY_FLOAT(sinh, __builtin_sinhf(x))                                                  \
+  MPS_UNARY_FLOAT(cosh, __builtin_coshf(x))                                                  \
+  MPS_UNARY_FLOAT(tanh, __builtin_tanhf(x))                                                  \
+  MPS_UNARY_FLOAT(asinh, __builtin_asinhf(x))                                                \
+  MPS_UNARY_FLOAT(acosh, __builtin_acoshf(x))                                                \
+  MPS_UNARY_FLOAT(atanh, __builtin_atanhf(x))                                                \
+  MPS_UNARY_FLOAT(floor, __builtin_floorf(x))                                                \
+  MPS_UNARY_FLOAT(ceil, __builtin_ceilf(x))                                                  \
+  MPS_UNARY_FLOAT(round, __builtin_roundf(x))                                                \
+  MPS_UNARY_FLOAT(rint, __builtin_rintf(x))                                                  \
+  MPS_UNARY_FLOAT(trunc, __builtin_truncf(x))                                                \
+  MPS_UNARY_FLOAT(fract, __builtin_fminf(x - __builtin_floorf(x), 0x1.fffffep-1f))            \
+  MPS_UNARY_FLOAT(fabs, __builtin_fabsf(x))                                                  \
+  MPS_UNARY_FLOAT(erf, __builtin_erff(x))                                                    \
+  MPS_UNARY_FLOAT(erfc, __builtin_erfcf(x))                                                  \
+  MPS_UNARY_FLOAT(lgamma, __builtin_lgammaf(x))                                              \
+  MPS_UNARY_FLOAT(tgamma, __builtin_tgammaf(x))                                              \
+  MPS_UNARY_FLOAT(log1p, __builtin_log1pf(x))                                                \
+  MPS_UNARY_FLOAT(expm1, __builtin_expm1f(x))                                                \
+  MPS_UNARY_FLOAT(sign, x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == x ? x * 0.0f : 0.0f)       \
+  MPS_UNARY_FLOAT(saturate, __builtin_fminf(__builtin_fmaxf(x, 0.0f), 1.0f))                 \
+  MPS_BINARY_FLOAT(pow, __builtin_powf(x, y))                                                \
+  MPS_BINARY_FLOAT(powr, __builtin_powf(x, y))                                               \
+  MPS_BINARY_FLOAT(atan2, __builtin_atan2f(x, y))                                            \
+  MPS_BINARY_FLOAT(fmod, __builtin_fmodf(x, y))                                              \
+  MPS_BINARY_FLOAT(fmin, __builtin_fminf(x, y))                                              \
+  MPS_BINARY_FLOAT(fmax, __builtin_fmaxf(x, y))                                              \
+  MPS_BINARY_FLOAT(copysign, __builtin_copysignf(x, y))                                      \
+  MPS_BINARY_FLOAT(nextafter, __builtin_nextafterf(x, y))                                    \
+  MPS_BINARY_FLOAT(step, y < x ? 0.0f : 1.0f)                                                \
+  MPS_SHIM_INLINE float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }    \
+  MPS_SHIM_INLINE half fma(half a, half b, half c) { return half(__builtin_fmaf(a, b, c)); }  \
+  MPS_SHIM_INLINE float tanpi(float x) { return tan(x * 3.14159265358979323846f); }          \
+  MPS_SHIM_INLINE float sinpi(float x) { return sin(x * 3.14159265358979323846f); }          \
+  MPS_SHIM_INLINE float cospi(float x) { return cos(x * 3.14159265358979323846f); }
+
+MPS_MATH_FUNCTIONS
+namespace precise { MPS_MATH_FUNCTIONS }
+namespace fast { MPS_MATH_FUNCTIONS }
+#undef MPS_MATH_FUNCTIONS
+#undef MPS_UNARY_FLOAT
+#undef MPS_BINARY_FLOAT
+
+// min/max/clamp/abs for every scalar type (Metal: fmin semantics for floats).
+#define MPS_MINMAX(T)                                                                          \
+  MPS_SHIM_INLINE T min(T a, T b) { return b < a ? b : a; }                                    \
+  MPS_SHIM_INLINE T max(T a, T b) { return a < b ? b : a; }                                    \
+  MPS_SHIM_INLINE T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
+MPS_MINMAX(char)
+MPS_MINMAX(uchar)
+MPS_MINMAX(short)
+MPS_MINMAX(ushort)
+MPS_MINMAX(int)
+MPS_MINMAX(uint)
+MPS_MINMAX(long)
+MPS_MINMAX(ulong)
+MPS_MINMAX(bfloat)
+#undef MPS_MINMAX
+MPS_SHIM_INLINE float min(float a, float b) { return __builtin_fminf(a, b); }
+MPS_SHIM_INLINE float max(float a, float b) { return __builtin_fmaxf(a, b); }
+MPS_SHIM_INLINE float clamp(float x, float lo, float hi) { return __builtin_fminf(__builtin_fmaxf(x, lo), hi); }
+MPS_SHIM_INLINE half min(half a, half b) { return half(__builtin_fminf(a, b)); }
+MPS_SHIM_INLINE half max(half a, half b) { return half(__builtin_fmaxf(a, b)); }
+MPS_SHIM_INLINE half clamp(half x, half lo, half hi) { return min(max(x, lo), hi); }
+template <typename T, int N>
+MPS_SHIM_INLINE vec<T, N> min(const vec<T, N>& a, const vec<T, N>& b) { return lanes([](T x, T y) { return min(x, y); }, a, b); }
+template <typename T, int N>
+MPS_SHIM_INLINE vec<T, N> max(const vec<T, N>& a, const vec<T, N>& b) { return lanes([](T x, T y) { return max(x, y); }, a, b); }
+
+MPS_SHIM_INLINE int abs(int x) { return x < 0 ? -x : x; }
+MPS_SHIM_INLINE long abs(long x) { return x < 0 ? -x : x; }
+MPS_SHIM_INLINE short abs(short x) { return short(x < 0 ? -x : x); }
+MPS_SHIM_INLINE char abs(char x) { return char(x < 0 ? -x : x); }
+MPS_SHIM_INLINE float abs(float x) { return __builtin_fabsf(x); }
+MPS_SHIM_INLINE half abs(half x) { return half(__builtin_fabsf(x)); }
+MPS_SHIM_INLINE bfloat abs(bfloat x) { bfloat r = x; r.bits &= 0x7fffu; return r; }
+template <typename T, int N>
+MPS_SHIM_INLINE vec<T, N> abs(const vec<T, N>& v) { return lanes([](T x) { return abs(x); }, v); }
+
+MPS_SHIM_INLINE float mix(float x, float y, float a) { return x + (y - x) * a; }
+MPS_SHIM_INLINE half mix(half x, half y, half a) { return half(mix(float(x), float(y), float(a))); }
+
+MPS_SHIM_INLINE bool isnan(float x) { return __builtin_isnan(x); }
+MPS_SHIM_INLINE bool isinf(float x) { return __builtin_isinf(x); }
+MPS_SHIM_INLINE bool isfinite(float x) { return __builtin_isfinite(x); }
+MPS_SHIM_INLINE bool signbit(float x) { return __builtin_signbit(x); }
+MPS_SHIM_INLINE bool isnan(half x) { return __builtin_isnan(float(x)); }
+MPS_SHIM_INLINE bool isinf(half x) { return __builtin_isinf(float(x)); }
+MPS_SHIM_INLINE bool isfinite(half x) { return __builtin_isfinite(float(x)); }
+MPS_SHIM_INLINE bool isnan(bfloat x) { return __builtin_isnan(float(x)); }
+MPS_SHIM_INLINE bool isinf(bfloat x) { return __builtin_isinf(float(x)); }
+MPS_SHIM_INLINE bool isfinite(bfloat x) { return __builtin_isfinite(float(x)); }
+
+template <typename T>
+MPS_SHIM_INLINE T select(T a, T b, bool c) { return c ? b : a; }
+
+// Reinterprets the bits of a value as another type of the same size.
+template <typename To, typename From>
+MPS_SHIM_INLINE To as_type(const From& v) {
+  static_assert(sizeof(To) == sizeof(From), "as_type needs types of equal size");
+  To r;
+  __builtin_memcpy(&r, &v, sizeof(To));
+  return r;
+}
+
+template <typename T>
+struct numeric_limits : std::numeric_limits<T> {};
+
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+
+}  // namespace metal
+
+using metal::bfloat;
+using metal::vec;
+typedef metal::bfloat bfloat16_t;
+#define MPS_GLOBAL_VEC(name) \
+  using metal::name##2;      \
+  using metal::name##3;      \
+  using metal::name##4;
+MPS_GLOBAL_VEC(float)
+MPS_GLOBAL_VEC(half)
+MPS_GLOBAL_VEC(bfloat)
+MPS_GLOBAL_VEC(int)
+MPS_GLOBAL_VEC(uint)
+MPS_GLOBAL_VEC(short)
+MPS_GLOBAL_VEC(ushort)
+MPS_GLOBAL_VEC(char)
+MPS_GLOBAL_VEC(uchar)
+MPS_GLOBAL_VEC(long)
+MPS_GLOBAL_VEC(ulong)
+MPS_GLOBAL_VEC(bool)
+#undef MPS_GLOBAL_VEC
+
+// ---- execution ---------------------------------------------------------------
+namespace mps_host {
+
+using metal::uint3;
+
+// Every thread-position value a kernel may ask for.
+struct ThreadIds {
+  uint3 in_grid;            // thread_position_in_grid
+  uint3 in_group;           // thread_position_in_threadgroup
+  uint3 group;              // threadgroup_position_in_grid
+  uint3 grid_size;          // threads_per_grid
+  uint3 group_size;         // threads_per_threadgroup (the edge group's actual size)
+  uint3 groups;             // threadgroups_per_grid
+  uint3 dispatch_group;     // dispatch_threads_per_threadgroup (as requested)
+  uint index_in_group;      // thread_index_in_threadgroup
+};
+
+template <typename P>
+MPS_SHIM_INLINE P thread_value(const uint3& v) {
+  if constexpr (metal::is_vector<P>::value) {
+    using E = decltype(P().x);
+    if constexpr (std::is_same_v<P, metal::vec<E, 2>>) return P(E(v.x), E(v.y));
+    else return P(E(v.x), E(v.y), E(v.z));
+  } else {
+    return P(v.x);
+  }
+}
+template <typename P>
+MPS_SHIM_INLINE P thread_value(uint v) { return P(v); }
+
+template <typename F> struct fn_traits;
+template <typename R, typename... A>
+struct fn_traits<R (*)(A...)> {
+  template <size_t I, typename Head, typename... Tail>
+  struct pick { using type = typename pick<I - 1, Tail...>::type; };
+  template <typename Head, typename... Tail>
+  struct pick<0, Head, Tail...> { using type = Head; };
+  template <size_t I>
+  using arg = typename pick<I, A...>::type;
+};
+
+// The value of a buffer or scalar parameter of type P bound at address p.
+template <typename P>
+MPS_SHIM_INLINE P bind(void* p) {
+  if constexpr (std::is_pointer_v<P>) return static_cast<P>(p);
+  else return *static_cast<std::remove_reference_t<P>*>(p);
+}
+
+template <typename P>
+constexpr uint32_t scalar_size() { return uint32_t(sizeof(std::remove_cv_t<std::remove_reference_t<P>>)); }
+
+// Calls body(ids) for every thread of threadgroups [first, end). Kernels that
+// use no threadgroup value on a 1-D grid run as one flat, vectorisable loop.
+template <bool kUsesGroups, typename Body>
+MPS_SHIM_INLINE void run_groups(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
+  const uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
+  const uint3 group(L->group[0], L->group[1], L->group[2]);
+  const uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
+  if constexpr (!kUsesGroups) {
+    if (grid.y == 1 && grid.z == 1) {
+      const uint x0 = uint(first * group.x);
+      const uint x1 = uint(end * group.x < grid.x ? end * group.x : grid.x);
+      for (uint x = x0; x < x1; ++x) {
+        ThreadIds t;
+        t.in_grid = uint3(x, 0u, 0u);
+        t.grid_size = grid;
+        body(t);
+      }
+      return;
+    }
+  }
+  for (uint64_t g = first; g < end; ++g) {
+    const uint3 gid(uint(g % groups.x), uint(g / groups.x % groups.y), uint(g / (uint64_t(groups.x) * groups.y)));
+    const uint3 base(gid.x * group.x, gid.y * group.y, gid.z * group.z);
+    const uint3 size(metal::min(group.x, grid.x - base.x), metal::min(group.y, grid.y - base.y),
+                     metal::min(group.z, grid.z - base.z));
+    for (uint z = 0; z < size.z; ++z)
+      for (uint y = 0; y < size.y; ++y)
+        for (uint x = 0; x < size.x; ++x) {
+          ThreadIds t;
+          t.in_grid = uint3(base.x + x, base.y + y, base.z + z);
+          t.in_group = uint3(x, y, z);
+          t.group = gid;
+          t.grid_size = grid;
+          t.group_size = size;
+          t.groups = groups;
+          t.dispatch_group = group;
+          t.index_in_group = (z * size.y + y) * size.x + x;
+          body(t);
+        }
+  }
+}
+
+}  // namespace mps_host
+
+#endif

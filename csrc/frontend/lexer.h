@@ -1,0 +1,33 @@
+// Tokens of preprocessed Metal source. Line markers (`# 12 "file"`) written by
+// the preprocessor are consumed here, so each token knows its line in the
+// user's own source; other directive lines (#pragma) are skipped.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mps_shim::frontend {
+
+enum class TokenKind { Identifier, Number, String, Char, Punct };
+
+struct Token {
+  TokenKind kind;
+  std::string_view text;  // points into the lexed buffer
+  size_t offset;          // byte offset in that buffer
+  int line;               // line in `file`
+  int file;               // index into LexedSource::files
+  bool is(std::string_view s) const { return text == s; }
+  bool is_identifier() const { return kind == TokenKind::Identifier; }
+};
+
+struct LexedSource {
+  std::vector<Token> tokens;
+  std::vector<std::string> files;  // names from line markers; files[0] is the main file
+};
+
+// `main_file` names the user's source in line markers.
+LexedSource lex(std::string_view text, const std::string& main_file);
+
+}  // namespace mps_shim::frontend

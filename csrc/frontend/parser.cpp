@@ -1,0 +1,430 @@
+#include "frontend/parser.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "frontend/diagnostics.h"
+
+namespace mps_shim::frontend {
+
+namespace {
+
+struct AttrInfo {
+  const char* name;
+  ThreadAttr attr;
+  bool needs_threadgroups;
+};
+
+const AttrInfo kThreadAttrs[] = {
+    {"thread_position_in_grid", ThreadAttr::ThreadPositionInGrid, false},
+    {"thread_position_in_threadgroup", ThreadAttr::ThreadPositionInThreadgroup, true},
+    {"threadgroup_position_in_grid", ThreadAttr::ThreadgroupPositionInGrid, true},
+    {"threads_per_grid", ThreadAttr::ThreadsPerGrid, false},
+    {"threads_per_threadgroup", ThreadAttr::ThreadsPerThreadgroup, true},
+    {"threadgroups_per_grid", ThreadAttr::ThreadgroupsPerGrid, true},
+    {"thread_index_in_threadgroup", ThreadAttr::ThreadIndexInThreadgroup, true},
+    {"dispatch_threads_per_threadgroup", ThreadAttr::DispatchThreadsPerThreadgroup, true},
+};
+
+// Metal attributes that need SIMD-group or quad execution, which this engine does not have yet.
+const std::set<std::string> kUnsupportedAttrs = {
+    "thread_index_in_simdgroup", "simdgroup_index_in_threadgroup", "threads_per_simdgroup",
+    "simdgroups_per_threadgroup", "thread_execution_width", "thread_index_in_quadgroup",
+    "quadgroup_index_in_threadgroup", "quadgroups_per_threadgroup", "dispatch_simdgroups_per_threadgroup",
+    "dispatch_quadgroups_per_threadgroup", "grid_origin", "grid_size", "stage_in"};
+
+struct Attr {
+  std::string name;
+  std::string arg;  // text inside the parentheses, if any
+  size_t first, last;  // token range [first, last] of the whole [[...]]
+  size_t name_token;
+  size_t arg_first = 0, arg_end = 0;  // token range [arg_first, arg_end) of the argument
+};
+
+struct Decl {
+  size_t first = 0, last = 0;  // token range, `;` or closing `}` included
+  bool is_template = false, is_instantiation = false, is_definition = false;
+  std::string name, template_args;
+  size_t name_token = 0;
+  std::optional<size_t> kernel_token;
+  std::vector<Attr> attrs;  // on the declaration head
+  std::vector<ParamDecl> params;
+  std::vector<std::pair<size_t, size_t>> param_attr_ranges;
+};
+
+class Parser {
+ public:
+  explicit Parser(const LexedSource& src) : src_(src), t_(src.tokens), repl_(src.tokens.size()) {}
+
+  ParsedLibrary run() {
+    std::vector<Decl> decls;
+    for (size_t i = 0; i < t_.size(); ++i) {
+      if (!is_kernel_marker(i)) continue;
+      size_t first = i;
+      while (first > 0 && !t_[first - 1].is(";") && !t_[first - 1].is("}") && !t_[first - 1].is("{")) --first;
+      decls.push_back(parse_decl(first));
+      i = decls.back().last;
+    }
+    ParsedLibrary out;
+    out.kernels = build_kernels(decls);
+    for (const Decl& d : decls) mark_decl_edits(d);
+    rewrite_tokens();
+    for (size_t i = 0; i < t_.size(); ++i)
+      if (repl_[i]) out.edits.push_back({t_[i].offset, t_[i].text.size(), *repl_[i]});
+    return out;
+  }
+
+ private:
+  [[noreturn]] void error(size_t tok, const std::string& msg) const { error_at(src_, t_[std::min(tok, t_.size() - 1)], msg); }
+
+  bool at(size_t i, std::string_view s) const { return i < t_.size() && t_[i].is(s); }
+
+  bool is_kernel_marker(size_t i) const {
+    if (t_[i].is("kernel")) return true;
+    return at(i, "[") && at(i + 1, "[") && at(i + 2, "kernel") && at(i + 3, "]") && at(i + 4, "]");
+  }
+
+  // Index of the token closing the bracket opened at `open`.
+  size_t match(size_t open) const {
+    const std::string_view o = t_[open].text;
+    const std::string_view c = o == "(" ? ")" : o == "[" ? "]" : o == "{" ? "}" : ">";
+    int depth = 0;
+    for (size_t i = open; i < t_.size(); ++i) {
+      if (t_[i].is(o)) ++depth;
+      else if (t_[i].is(c)) --depth;
+      else if (o == "<" && t_[i].is(">>")) depth -= 2;
+      if (depth <= 0) return i;
+    }
+    error(open, concat("unbalanced '", o, "'"));
+  }
+
+  std::string text(size_t first, size_t end) const {  // tokens [first, end) joined
+    std::string s;
+    for (size_t i = first; i < end; ++i) {
+      const bool glue = s.empty() || t_[i].is(",") || t_[i].is(")") || t_[i].is(">") || t_[i].is("::") ||
+                        t_[i - 1].is("::") || t_[i - 1].is("(") || t_[i - 1].is("<") || t_[i].is("(") ||
+                        t_[i].is("<") || t_[i].is("*") || t_[i].is("&");
+      if (!glue) s += ' ';
+      s += t_[i].text;
+    }
+    return s;
+  }
+
+  // Parses `[[a, b(x)]]` at i; returns the index of the last `]`.
+  size_t parse_attrs(size_t i, std::vector<Attr>& attrs) {
+    const size_t close = match(i);
+    for (size_t k = i + 2; k < close - 1; ++k) {
+      if (!t_[k].is_identifier()) continue;
+      Attr a{std::string(t_[k].text), "", i, close, k};
+      if (at(k + 1, "(")) {
+        const size_t rp = match(k + 1);
+        a.arg = text(k + 2, rp);
+        a.arg_first = k + 2;
+        a.arg_end = rp;
+        k = rp;
+      }
+      attrs.push_back(a);
+    }
+    return close;
+  }
+
+  Decl parse_decl(size_t first) {
+    Decl d;
+    d.first = first;
+    size_t k = first;
+    if (at(k, "template")) {
+      if (at(k + 1, "<")) {
+        d.is_template = true;
+        k = match(k + 1) + 1;
+      } else {
+        d.is_instantiation = true;
+        ++k;
+      }
+    }
+    std::optional<size_t> lparen;
+    for (; k < t_.size(); ++k) {
+      if (at(k, "[") && at(k + 1, "[")) { k = parse_attrs(k, d.attrs); continue; }
+      if (t_[k].is("kernel")) { d.kernel_token = k; continue; }
+      if (t_[k].is("decltype") && at(k + 1, "(")) { k = match(k + 1); continue; }
+      if (t_[k].is(";") || t_[k].is("{")) break;
+      if (!t_[k].is_identifier()) continue;
+      if (at(k + 1, "<")) {
+        d.name = std::string(t_[k].text);
+        d.name_token = k;
+        const size_t close = match(k + 1);
+        d.template_args = text(k + 1, close + 1);
+        k = close;
+        if (at(k + 1, "(")) { lparen = k + 1; break; }
+      } else if (at(k + 1, "(")) {
+        d.name = std::string(t_[k].text);
+        d.name_token = k;
+        lparen = k + 1;
+        break;
+      }
+    }
+    if (d.name.empty()) error(first, "cannot find the name of this kernel declaration");
+    if (!lparen) {  // decltype(f<T>) f<T>;
+      if (!d.is_instantiation || !at(k, ";")) error(d.name_token, concat("kernel '", d.name, "' has no parameter list"));
+      d.last = k;
+      return d;
+    }
+    const size_t rparen = match(*lparen);
+    parse_params(d, *lparen, rparen);
+    k = rparen + 1;
+    while (k < t_.size() && !t_[k].is("{") && !t_[k].is(";")) ++k;
+    if (k >= t_.size()) error(rparen, concat("kernel '", d.name, "' is not terminated"));
+    d.is_definition = t_[k].is("{");
+    d.last = d.is_definition ? match(k) : k;
+    return d;
+  }
+
+  void parse_params(Decl& d, size_t lparen, size_t rparen) {
+    size_t start = lparen + 1;
+    int depth = 0;
+    for (size_t k = lparen + 1; k <= rparen; ++k) {
+      const Token& tk = t_[k];
+      if (k == rparen || (depth == 0 && tk.is(","))) {
+        if (k > start) d.params.push_back(parse_param(d, start, k));
+        start = k + 1;
+        continue;
+      }
+      if (tk.is("(") || tk.is("[") || tk.is("{") || tk.is("<")) ++depth;
+      else if (tk.is(")") || tk.is("]") || tk.is("}") || tk.is(">")) --depth;
+      else if (tk.is(">>")) depth -= 2;
+    }
+  }
+
+  ParamDecl parse_param(Decl& d, size_t first, size_t end) {
+    ParamDecl p;
+    p.line = t_[first].line;
+    std::vector<Attr> attrs;
+    std::vector<size_t> body;  // tokens without attributes
+    for (size_t k = first; k < end; ++k) {
+      if (at(k, "[") && at(k + 1, "[")) {
+        const size_t close = parse_attrs(k, attrs);
+        d.param_attr_ranges.push_back({k, close});
+        k = close;
+        continue;
+      }
+      body.push_back(k);
+    }
+    bool pointer = false, reference = false;
+    for (size_t k : body) {
+      const Token& tk = t_[k];
+      if (tk.is("device")) p.space = AddressSpace::Device;
+      else if (tk.is("constant")) p.space = AddressSpace::Constant;
+      else if (tk.is("threadgroup")) p.space = AddressSpace::Threadgroup;
+      else if (tk.is("thread")) p.space = AddressSpace::Thread;
+      else if (tk.is("*")) pointer = true;
+      else if (tk.is("&") || tk.is("&&")) reference = true;
+    }
+    size_t type_end = body.empty() ? first : body.back() + 1;
+    if (body.size() >= 2 && t_[body.back()].is_identifier() && !t_[body[body.size() - 2]].is("::")) {
+      p.name = std::string(t_[body.back()].text);
+      type_end = body.back();
+    }
+    p.type = body.empty() ? "" : text(body.front(), type_end);
+    const std::string who = concat("parameter '", p.name, "' of kernel '", d.name, "'");
+    for (const Attr& a : attrs) {
+      if (a.name == "buffer") {
+        p.attribute = concat("buffer(", a.arg, ")");
+        char* endp = nullptr;
+        const long idx = std::strtol(a.arg.c_str(), &endp, 0);
+        if (a.arg.empty() || *endp != '\0' || idx < 0 || idx > 30)
+          error(a.name_token, concat(who, ": buffer index '", a.arg, "' must be an integer from 0 to 30"));
+        p.binding = int(idx);
+      } else if (ThreadAttr ta = thread_attr_from_name(a.name); ta != ThreadAttr::None) {
+        p.attribute = a.name;
+        p.thread_attr = ta;
+      } else if (kUnsupportedAttrs.count(a.name)) {
+        error(a.name_token, concat(who, ": [[", a.name, "]] needs SIMD-group execution, which the host engine does not support yet"));
+      } else if (a.name == "threadgroup" || p.space == AddressSpace::Threadgroup) {
+        error(a.name_token, concat(who, ": threadgroup memory is not supported by the host engine yet"));
+      } else if (a.name == "texture" || a.name == "sampler") {
+        error(a.name_token, concat(who, ": textures and samplers are not supported"));
+      }
+    }
+    if (p.thread_attr != ThreadAttr::None) {
+      p.role = ParamRole::ThreadPosition;
+    } else if (p.space == AddressSpace::Threadgroup) {
+      error(first, concat(who, ": threadgroup memory is not supported by the host engine yet"));
+    } else if (pointer && (p.space == AddressSpace::Device || p.space == AddressSpace::Constant)) {
+      p.role = ParamRole::Buffer;
+    } else if (reference && p.space == AddressSpace::Device) {
+      p.role = ParamRole::Buffer;
+    } else if (reference && p.space == AddressSpace::Constant) {
+      p.role = ParamRole::Scalar;
+    } else if (d.is_instantiation) {
+      p.role = ParamRole::Buffer;  // instantiation parameters are described by the template definition
+    } else {
+      error(first, concat(who, " (", p.type, ") must be a device or constant pointer or reference, "
+                               "or carry a thread-position attribute such as [[thread_position_in_grid]]"));
+    }
+    return p;
+  }
+
+  std::vector<KernelDecl> build_kernels(const std::vector<Decl>& decls) const {
+    std::map<std::string, const Decl*> definitions;
+    for (const Decl& d : decls) {
+      if (!d.is_definition) continue;
+      if (!definitions.emplace(d.name, &d).second)
+        error(d.name_token, concat("kernel '", d.name, "' is defined twice; overloaded kernels are not supported"));
+    }
+    std::vector<KernelDecl> kernels;
+    std::map<std::string, size_t> host_names;
+    auto add = [&](KernelDecl k, size_t tok) {
+      if (!host_names.emplace(k.host_name, tok).second)
+        error(tok, concat("two kernels share the host name '", k.host_name, "'"));
+      kernels.push_back(std::move(k));
+    };
+    for (const Decl& d : decls) {
+      if (d.is_definition && !d.is_template) {
+        add(describe(d, d, d.name), d.name_token);
+      } else if (d.is_instantiation) {
+        const auto def = definitions.find(d.name);
+        if (def == definitions.end() || !def->second->is_template)
+          error(d.name_token, concat("explicit instantiation of '", d.name, d.template_args,
+                                     "' has no matching template kernel definition before it"));
+        const Attr* hn = find_attr(d, "host_name");
+        if (!hn) error(d.name_token, concat("explicit instantiation of kernel '", d.name, d.template_args,
+                                            "' needs [[host_name(\"...\")]]"));
+        add(describe(*def->second, d, string_literal(*hn)), d.name_token);
+      } else if (!d.is_definition && !d.is_template && !definitions.count(d.name)) {
+        error(d.name_token, concat("kernel '", d.name, "' is declared but never defined"));
+      }
+    }
+    return kernels;
+  }
+
+  // The value of an attribute argument made of adjacent string literals ("a" "b" is "ab").
+  std::string string_literal(const Attr& a) const {
+    std::string value;
+    for (size_t k = a.arg_first; k < a.arg_end; ++k) {
+      const std::string_view s = t_[k].text;
+      if (t_[k].kind != TokenKind::String || s.size() < 2 || s.front() != '"')
+        error(a.name_token, concat(a.name, " takes a string literal"));
+      for (size_t i = 1; i + 1 < s.size(); ++i) {
+        if (s[i] == '\\' && i + 2 < s.size()) ++i;
+        value += s[i];
+      }
+    }
+    if (a.arg_first == a.arg_end) error(a.name_token, concat(a.name, " takes a string literal"));
+    return value;
+  }
+
+  static const Attr* find_attr(const Decl& d, const char* name) {
+    for (const Attr& a : d.attrs)
+      if (a.name == name) return &a;
+    return nullptr;
+  }
+
+  KernelDecl describe(const Decl& def, const Decl& inst, const std::string& host_name) const {
+    KernelDecl k;
+    k.host_name = host_name;
+    k.function = def.name;
+    k.template_args = inst.is_instantiation ? inst.template_args : "";
+    k.params = def.params;
+    k.line = t_[inst.name_token].line;
+    for (const Decl* d : {&def, &inst}) {
+      if (const Attr* a = find_attr(*d, "max_total_threads_per_threadgroup")) {
+        char* endp = nullptr;
+        const long n = std::strtol(a->arg.c_str(), &endp, 0);
+        if (a->arg.empty() || *endp != '\0' || n < 1 || n > 1024)
+          error(a->name_token, "max_total_threads_per_threadgroup takes an integer from 1 to 1024");
+        k.max_threads = uint32_t(n);
+      }
+    }
+    assign_bindings(k, def);
+    for (const ParamDecl& p : k.params)
+      for (const AttrInfo& info : kThreadAttrs)
+        if (p.thread_attr == info.attr && info.needs_threadgroups) k.uses_threadgroups = true;
+    return k;
+  }
+
+  // Explicit [[buffer(n)]] indices first; the others take the lowest free index in order.
+  void assign_bindings(KernelDecl& k, const Decl& def) const {
+    std::set<int> used;
+    for (const ParamDecl& p : k.params)
+      if (p.role != ParamRole::ThreadPosition && p.binding >= 0 && !used.insert(p.binding).second)
+        error(def.name_token, concat("kernel '", k.host_name, "': two parameters use [[buffer(", p.binding, ")]]"));
+    int next = 0;
+    for (ParamDecl& p : k.params) {
+      if (p.role == ParamRole::ThreadPosition || p.binding >= 0) continue;
+      while (used.count(next)) ++next;
+      p.binding = next;
+      used.insert(next);
+    }
+  }
+
+  void set(size_t tok, std::string text) {
+    if (!repl_[tok]) repl_[tok] = std::move(text);
+  }
+  void blank(size_t first, size_t last) {
+    for (size_t i = first; i <= last; ++i) set(i, std::string(t_[i].text.size(), ' '));
+  }
+
+  void mark_decl_edits(const Decl& d) {
+    if (d.is_instantiation) {  // the backend instantiates the template itself
+      blank(d.first, d.last);
+      return;
+    }
+    for (const Attr& a : d.attrs) {
+      if (a.name == "kernel") set(a.first, "MPS_SHIM_KERNEL");
+      blank(a.first, a.last);
+    }
+    if (d.kernel_token) set(*d.kernel_token, "MPS_SHIM_KERNEL");
+    for (const auto& r : d.param_attr_ranges) blank(r.first, r.second);
+  }
+
+  // Metal spellings that C++ reads differently: address spaces and literals.
+  void rewrite_tokens() {
+    for (size_t i = 0; i < t_.size(); ++i) {
+      const Token& tk = t_[i];
+      if (tk.kind == TokenKind::Number) {
+        rewrite_number(i);
+      } else if (tk.is("device") || tk.is("thread")) {
+        set(i, std::string(tk.text.size(), ' '));
+      } else if (tk.is("constant")) {  // read-only; avoid `const const`
+        const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const");
+        set(i, has_const ? "        " : "const   ");
+      } else if (tk.is("threadgroup") && !repl_[i]) {
+        error(i, "threadgroup memory is not supported by the host engine yet");
+      }
+    }
+  }
+
+  // An unsuffixed floating literal is float in Metal; `h` makes half.
+  void rewrite_number(size_t i) {
+    const std::string s(t_[i].text);
+    const bool hex = s.size() > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    const bool floating = hex ? s.find_first_of("pP") != std::string::npos : s.find_first_of(".eE") != std::string::npos;
+    if (!floating) return;
+    const char last = s.back();
+    if (last == 'h' || last == 'H') set(i, concat("half(", s.substr(0, s.size() - 1), "f)"));
+    else if (std::isdigit(static_cast<unsigned char>(last)) || last == '.') set(i, s + "f");
+  }
+
+  const LexedSource& src_;
+  const std::vector<Token>& t_;
+  std::vector<std::optional<std::string>> repl_;
+};
+
+}  // namespace
+
+ThreadAttr thread_attr_from_name(const std::string& name) {
+  for (const AttrInfo& info : kThreadAttrs)
+    if (name == info.name) return info.attr;
+  return ThreadAttr::None;
+}
+
+const char* thread_attr_name(ThreadAttr attr) {
+  for (const AttrInfo& info : kThreadAttrs)
+    if (attr == info.attr) return info.name;
+  return "";
+}
+
+ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }
+
+}  // namespace mps_shim::frontend

@@ -1,0 +1,182 @@
+/*
+ * mps_shim.h - the public C interface of libmps_shim.
+ *
+ * It declares PyTorch AOTInductor's MPS shim (aoti_torch_mps_*) and the generic
+ * tensor subset that AOTInductor-generated code calls, with upstream's exact
+ * names, signatures and integer codes, plus a few extensions named mps_shim_*.
+ *
+ * The header compiles as C99 and as C++17. Every AOTITorchError function
+ * returns AOTI_TORCH_SUCCESS (0) or AOTI_TORCH_FAILURE (1); after a failure,
+ * mps_shim_last_error() returns this thread's message.
+ *
+ * Build-time note: build_ffi.py feeds the part between the two CDEF markers to
+ * cffi, so that part holds plain declarations only (no macros, no #if).
+ */
+#ifndef MPS_SHIM_H
+#define MPS_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
+
+#if defined(__GNUC__)
+#define AOTI_TORCH_EXPORT __attribute__((__visibility__("default")))
+#else
+#define AOTI_TORCH_EXPORT
+#endif
+#define MPS_SHIM_EXPORT AOTI_TORCH_EXPORT
+
+#define AOTI_TORCH_SUCCESS 0
+#define AOTI_TORCH_FAILURE 1
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CDEF-BEGIN */
+typedef int32_t AOTITorchError;
+
+typedef struct AtenTensorOpaque AtenTensorOpaque;
+typedef AtenTensorOpaque* AtenTensorHandle;
+typedef struct AOTIMetalShaderLibraryOpaque AOTIMetalShaderLibraryOpaque;
+typedef AOTIMetalShaderLibraryOpaque* AOTIMetalShaderLibraryHandle;
+typedef struct AOTIMetalKernelFunctionOpaque AOTIMetalKernelFunctionOpaque;
+typedef AOTIMetalKernelFunctionOpaque* AOTIMetalKernelFunctionHandle;
+
+/* ---- shader libraries and kernel functions (shim_mps.h) ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_create_shader_library(
+    const char* metal_shader_source, AOTIMetalShaderLibraryHandle* library_handle);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_delete_shader_library(
+    AOTIMetalShaderLibraryHandle library_handle);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_get_kernel_function(
+    AOTIMetalShaderLibraryHandle library_handle, const char* kernel_name,
+    AOTIMetalKernelFunctionHandle* function_handle);
+
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_start_encoding(AOTIMetalKernelFunctionHandle func);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_set_arg_tensor(
+    AOTIMetalKernelFunctionHandle func, unsigned idx, AtenTensorHandle tensor);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_set_arg_int(
+    AOTIMetalKernelFunctionHandle func, unsigned idx, int64_t val);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_dispatch_single(
+    AOTIMetalKernelFunctionHandle func, uint64_t length);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_dispatch_single_with_group_size(
+    AOTIMetalKernelFunctionHandle func, uint64_t length, uint64_t group_size);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_dispatch_array(
+    AOTIMetalKernelFunctionHandle func, const uint64_t* length, size_t length_size);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_dispatch_array_with_group_size(
+    AOTIMetalKernelFunctionHandle func, const uint64_t* length, size_t length_size,
+    const uint64_t* group_size, size_t group_size_size);
+
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_malloc(void** buffer, size_t num_bytes);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_free(void* ptr);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_memcpy(
+    void* buffer, size_t constant_offset, size_t bytes_read, size_t data_size,
+    uint8_t* constants_start);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_copy_buffer(
+    void* src_buffer, void* dst_buffer, size_t data_size, size_t src_offset, size_t dst_offset);
+
+typedef void (*aoti_torch_mps_command_block_callback_t)(
+    AOTIMetalKernelFunctionHandle func, void* user_data);
+/* user_data must point at a std::function<void(AOTIMetalKernelFunctionHandle)>. */
+MPS_SHIM_EXPORT void aoti_torch_mps_shared_callback(
+    AOTIMetalKernelFunctionHandle func, void* user_data);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_run_command_block(
+    AOTIMetalKernelFunctionHandle func, aoti_torch_mps_command_block_callback_t callback,
+    void* user_data);
+
+/* ---- generic shim subset (shim.h) ---- */
+MPS_SHIM_EXPORT int32_t aoti_torch_device_type_cpu(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_device_type_cuda(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_device_type_mps(void);
+
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_bfloat16(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_float16(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_float32(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_float64(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_uint8(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_uint16(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_uint32(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_uint64(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_int8(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_int16(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_int32(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_int64(void);
+MPS_SHIM_EXPORT int32_t aoti_torch_dtype_bool(void);
+/* 0 for a dtype code this library does not know. */
+MPS_SHIM_EXPORT size_t aoti_torch_dtype_element_size(int32_t dtype);
+MPS_SHIM_EXPORT int32_t aoti_torch_layout_strided(void);
+
+MPS_SHIM_EXPORT bool aoti_torch_grad_mode_is_enabled(void);
+MPS_SHIM_EXPORT void aoti_torch_grad_mode_set_enabled(bool enabled);
+
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_empty_strided(
+    int64_t ndim, const int64_t* sizes_ptr, const int64_t* strides_ptr, int32_t dtype,
+    int32_t device_type, int32_t device_index, AtenTensorHandle* ret_new_tensor);
+/* The tensor borrows data: the caller keeps it alive for the tensor's life. */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_create_tensor_from_blob(
+    void* data, int64_t ndim, const int64_t* sizes_ptr, const int64_t* strides_ptr,
+    int64_t storage_offset, int32_t dtype, int32_t device_type, int32_t device_index,
+    AtenTensorHandle* ret);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_create_tensor_from_blob_v2(
+    void* data, int64_t ndim, const int64_t* sizes_ptr, const int64_t* strides_ptr,
+    int64_t storage_offset, int32_t dtype, int32_t device_type, int32_t device_index,
+    AtenTensorHandle* ret, int32_t layout, const uint8_t* opaque_metadata,
+    int64_t opaque_metadata_size);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_delete_tensor_object(AtenTensorHandle tensor);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_new_tensor_handle(
+    AtenTensorHandle orig_handle, AtenTensorHandle* new_handle);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch__reinterpret_tensor(
+    AtenTensorHandle self, int64_t ndim, const int64_t* sizes_ptr, const int64_t* strides_ptr,
+    int64_t storage_offset, AtenTensorHandle* ret_new_tensor);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_as_strided(
+    AtenTensorHandle self, const int64_t* sizes_ptr, const int64_t* strides_ptr,
+    AtenTensorHandle* ret);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_clone(AtenTensorHandle self, AtenTensorHandle* ret);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_clone_preserve_strides(
+    AtenTensorHandle self, AtenTensorHandle* ret);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_copy_(
+    AtenTensorHandle self, AtenTensorHandle src, int32_t non_blocking);
+
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_data_ptr(AtenTensorHandle tensor, void** ret_data_ptr);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_sizes(AtenTensorHandle tensor, int64_t** ret_sizes);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_strides(AtenTensorHandle tensor, int64_t** ret_strides);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_size(AtenTensorHandle tensor, int64_t d, int64_t* ret_size);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_stride(AtenTensorHandle tensor, int64_t d, int64_t* ret_stride);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_dim(AtenTensorHandle tensor, int64_t* ret_dim);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_numel(AtenTensorHandle tensor, int64_t* ret_numel);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_storage_offset(
+    AtenTensorHandle tensor, int64_t* ret_storage_offset);
+/* In bytes, as upstream. */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_storage_size(AtenTensorHandle tensor, int64_t* ret_size);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_dtype(AtenTensorHandle tensor, int32_t* ret_dtype);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_device_type(AtenTensorHandle tensor, int32_t* ret_device_type);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_device_index(AtenTensorHandle tensor, int32_t* ret_device_index);
+
+/* Logs to stderr; aoti_torch_check aborts the process when cond is false, as upstream throws. */
+MPS_SHIM_EXPORT void aoti_torch_warn(const char* func, const char* file, uint32_t line, const char* msg);
+MPS_SHIM_EXPORT void aoti_torch_check(
+    bool cond, const char* func, const char* file, uint32_t line, const char* msg);
+
+/* ---- mps_shim extensions ---- */
+/* This thread's last error message; "" if none. Valid until this thread's next call. */
+MPS_SHIM_EXPORT const char* mps_shim_last_error(void);
+/* Waits until all dispatched work has completed. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_synchronize(void);
+/* "host", later "cuda" or "metal". */
+MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
+/* Binds nbytes (1..64) copied from data to a scalar (constant T&) parameter. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_bytes(
+    AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes);
+/* JSON describing every kernel of the library; owned by the library. NULL on error. */
+MPS_SHIM_EXPORT const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle);
+/* JSON: version, backend, compiler, cache folder, worker threads. Static storage. */
+MPS_SHIM_EXPORT const char* mps_shim_runtime_info(void);
+/* CDEF-END */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MPS_SHIM_H */

@@ -1,0 +1,57 @@
+#include "runtime/allocator.h"
+
+#include <unistd.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "runtime/backend.h"
+#include "util/error.h"
+
+namespace mps_shim {
+
+namespace {
+std::mutex registry_mutex;
+std::unordered_map<const void*, size_t>& registry() {
+  static auto* live = new std::unordered_map<const void*, size_t>();  // outlives static destructors
+  return *live;
+}
+}  // namespace
+
+size_t max_allocation_size() {
+  static const size_t limit = size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGESIZE));
+  return limit;
+}
+
+void* device_malloc(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  MPS_SHIM_CHECK(nbytes <= max_allocation_size(), "cannot allocate ", nbytes,
+                 " bytes: more than the device's memory (", max_allocation_size(), " bytes)");
+  void* ptr = backend().allocate(nbytes);
+  MPS_SHIM_CHECK(ptr != nullptr, "out of device memory allocating ", nbytes, " bytes");
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  registry()[ptr] = nbytes;
+  return ptr;
+}
+
+void device_free(void* ptr) {
+  if (ptr == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto it = registry().find(ptr);
+    MPS_SHIM_CHECK(it != registry().end(), "pointer ", ptr,
+                   " was not allocated by aoti_torch_mps_malloc, or was already freed");
+    registry().erase(it);
+  }
+  backend().deallocate(ptr);
+}
+
+Allocation find_allocation(const void* base, const char* what) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry().find(base);
+  MPS_SHIM_CHECK(it != registry().end(), what, " ", base,
+                 " is not a live buffer from aoti_torch_mps_malloc");
+  return {static_cast<char*>(const_cast<void*>(base)), it->second};
+}
+
+}  // namespace mps_shim

@@ -1,0 +1,63 @@
+// The backend-neutral engine interface: a backend compiles Metal source into a
+// library of kernels, launches them over a grid, and owns device memory.
+// Backends: host (MSL -> C++ on the CPU); later cuda and metal.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mps_shim {
+
+enum class ParamKind : int { Buffer = 0, Scalar = 1, ThreadAttribute = 2 };
+
+struct KernelParam {
+  std::string name;       // as declared; may be empty
+  std::string type;       // declared type, address space included
+  ParamKind kind;
+  int binding;            // buffer index for Buffer/Scalar, -1 otherwise
+  std::string attribute;  // e.g. "thread_position_in_grid", "buffer"
+  uint32_t scalar_size;   // sizeof the referenced type for Scalar
+  int line;               // in the user's source
+};
+
+struct KernelInfo {
+  std::string name;  // host name: what get_kernel_function looks up
+  uint32_t max_threads;  // [[max_total_threads_per_threadgroup]] or 1024
+  std::vector<KernelParam> params;
+  int line;
+};
+
+// One dispatch: the exact grid and the requested threadgroup size per dimension.
+struct LaunchGrid {
+  uint32_t grid[3];
+  uint32_t group[3];
+};
+
+class CompiledLibrary {
+ public:
+  virtual ~CompiledLibrary() = default;
+  virtual const std::vector<KernelInfo>& kernels() const = 0;
+  // args[b] is the address bound to buffer index b (device memory or scalar bytes).
+  virtual void launch(size_t kernel_index, void* const* args, const LaunchGrid& grid) = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual std::unique_ptr<CompiledLibrary> compile(const std::string& source) = 0;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr) = 0;
+  // Device memory a host pointer can read (true on the host backend).
+  virtual bool host_addressable() const = 0;
+  virtual void synchronize() = 0;
+  // Extra fields for mps_shim_runtime_info, as `"key": value` JSON members.
+  virtual std::string info_json() const = 0;
+};
+
+// The process's one backend, created on first use.
+Backend& backend();
+
+}  // namespace mps_shim

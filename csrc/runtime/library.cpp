@@ -1,0 +1,204 @@
+#include "runtime/library.h"
+
+#include <cstring>
+#include <limits>
+
+#include "runtime/command_queue.h"
+#include "util/error.h"
+
+namespace mps_shim {
+
+namespace {
+
+const char* kind_name(ParamKind k) {
+  switch (k) {
+    case ParamKind::Buffer: return "buffer";
+    case ParamKind::Scalar: return "scalar";
+    case ParamKind::ThreadAttribute: return "thread_position";
+  }
+  return "unknown";
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += concat("\\u00", "0123456789abcdef"[(c >> 4) & 0xf], "0123456789abcdef"[c & 0xf]);
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string describe(const std::vector<KernelInfo>& kernels) {
+  std::string out = "{\"kernels\": [";
+  for (size_t k = 0; k < kernels.size(); ++k) {
+    const KernelInfo& info = kernels[k];
+    out += concat(k ? ", " : "", "{\"name\": ", json_string(info.name), ", \"max_threads\": ", info.max_threads,
+                  ", \"line\": ", info.line, ", \"params\": [");
+    for (size_t p = 0; p < info.params.size(); ++p) {
+      const KernelParam& pr = info.params[p];
+      out += concat(p ? ", " : "", "{\"name\": ", json_string(pr.name), ", \"type\": ", json_string(pr.type),
+                    ", \"kind\": \"", kind_name(pr.kind), "\", \"binding\": ", pr.binding,
+                    ", \"attribute\": ", json_string(pr.attribute), ", \"size\": ", pr.scalar_size,
+                    ", \"line\": ", pr.line, "}");
+    }
+    out += "]}";
+  }
+  return out + "]}";
+}
+
+std::string param_label(const KernelParam& p) {
+  return concat(p.kind == ParamKind::Scalar ? "scalar" : "buffer", " parameter '", p.name, "' (", p.type, ")");
+}
+
+}  // namespace
+
+KernelFunction::KernelFunction(ShaderLibrary& library, size_t index) : library_(library), index_(index) {
+  for (const KernelParam& p : info().params) {
+    if (p.kind == ParamKind::ThreadAttribute) continue;
+    if (size_t(p.binding) >= by_binding_.size()) by_binding_.resize(size_t(p.binding) + 1, nullptr);
+    by_binding_[size_t(p.binding)] = &p;
+  }
+  bindings_.resize(by_binding_.size());
+  args_.resize(by_binding_.size(), nullptr);
+}
+
+const KernelInfo& KernelFunction::info() const { return library_.compiled().kernels()[index_]; }
+
+std::string KernelFunction::describe_bindings() const {
+  std::string s;
+  for (size_t i = 0; i < by_binding_.size(); ++i)
+    if (by_binding_[i]) s += concat(s.empty() ? "" : ", ", i, ": ", param_label(*by_binding_[i]));
+  return s.empty() ? "none" : s;
+}
+
+void KernelFunction::check_encoding(const char* what) const {
+  MPS_SHIM_CHECK(encoding_, "kernel '", info().name, "': ", what,
+                 " before aoti_torch_mps_start_encoding on this kernel function");
+}
+
+const KernelParam& KernelFunction::param_at(unsigned index, const char* what) const {
+  check_encoding(what);
+  MPS_SHIM_CHECK(index < by_binding_.size() && by_binding_[index], "kernel '", info().name,
+                 "' has no binding index ", index, " (its bindings: ", describe_bindings(), ")");
+  return *by_binding_[index];
+}
+
+void KernelFunction::start_encoding() {
+  encoding_ = true;
+  for (Binding& b : bindings_) {
+    b.kind = Binding::Unbound;
+    b.keep_alive.reset();
+  }
+}
+
+void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
+  const KernelParam& p = param_at(index, "set_arg_tensor");
+  MPS_SHIM_CHECK(p.kind == ParamKind::Buffer, "kernel '", info().name, "': binding ", index, " is the ",
+                 param_label(p), "; bind a value with set_arg_int, not a tensor");
+  MPS_SHIM_CHECK(tensor.device() == DeviceType::MPS || backend().host_addressable(), "kernel '", info().name,
+                 "': binding ", index, " needs an mps tensor, got a cpu tensor");
+  Binding& b = bindings_[index];
+  b.kind = Binding::Buffer;
+  b.address = tensor.data();
+  b.keep_alive = tensor.storage();
+}
+
+void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) {
+  const KernelParam& p = param_at(index, "set_arg");
+  MPS_SHIM_CHECK(p.kind == ParamKind::Scalar, "kernel '", info().name, "': binding ", index, " is the ",
+                 param_label(p), "; bind a tensor with set_arg_tensor, not a value");
+  MPS_SHIM_CHECK(data != nullptr && nbytes >= 1 && nbytes <= kMaxScalarBytes, "kernel '", info().name, "': binding ",
+                 index, " takes 1 to ", kMaxScalarBytes, " bytes from a non-null pointer, got ", nbytes);
+  Binding& b = bindings_[index];
+  b.kind = Binding::Bytes;
+  std::memset(b.bytes, 0, sizeof b.bytes);
+  std::memcpy(b.bytes, data, nbytes);
+  b.nbytes = nbytes;
+  b.address = b.bytes;
+  b.keep_alive.reset();
+}
+
+void KernelFunction::dispatch_single(uint64_t length, std::optional<uint64_t> group_size) {
+  const uint64_t group = group_size ? *group_size : std::min<uint64_t>(length, info().max_threads);
+  if (!group_size && length == 0) {  // nothing to run; the default group would be 0
+    check_encoding("dispatch");
+    return;
+  }
+  dispatch(&length, 1, &group, 1);
+}
+
+void KernelFunction::dispatch(const uint64_t* length, size_t dims, const uint64_t* group_size, size_t group_dims) {
+  check_encoding("dispatch");
+  const std::string& name = info().name;
+  MPS_SHIM_CHECK(length != nullptr && dims >= 1 && dims <= 3, "kernel '", name,
+                 "': a dispatch has 1 to 3 dimensions, got ", dims);
+  MPS_SHIM_CHECK(!group_size || group_dims == dims, "kernel '", name, "': the grid has ", dims,
+                 " dimensions but the threadgroup size has ", group_dims);
+  const uint32_t max_threads = info().max_threads;
+  uint32_t grid[3] = {1, 1, 1}, group[3] = {max_threads, 1, 1};
+  uint64_t group_total = 1;
+  bool empty = false;
+  for (size_t d = 0; d < 3; ++d) {
+    if (d < dims) {
+      MPS_SHIM_CHECK(length[d] <= std::numeric_limits<uint32_t>::max(), "kernel '", name, "': grid size ", length[d],
+                     " in dimension ", d, " exceeds 2^32-1");
+      grid[d] = uint32_t(length[d]);
+      empty |= length[d] == 0;
+    }
+    if (group_size && d < dims) {
+      MPS_SHIM_CHECK(group_size[d] >= 1 && group_size[d] <= max_threads, "kernel '", name, "': threadgroup size ",
+                     group_size[d], " in dimension ", d, " must be from 1 to ", max_threads);
+      group[d] = uint32_t(group_size[d]);
+    }
+    group_total *= group[d];
+  }
+  MPS_SHIM_CHECK(group_total <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+                 " limit (asked for ", group_total, " threads)");
+  if (empty) return;
+  MPS_SHIM_CHECK(!CommandQueue::block_failed(), "kernel '", name,
+                 "': dispatch skipped because an earlier call in this command block failed: ",
+                 CommandQueue::block_error());
+  launch(grid, group);
+}
+
+void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
+  for (size_t i = 0; i < by_binding_.size(); ++i) {
+    const KernelParam* p = by_binding_[i];
+    if (!p) continue;
+    const Binding& b = bindings_[i];
+    MPS_SHIM_CHECK(b.kind != Binding::Unbound, "kernel '", info().name, "': binding ", i, " (", param_label(*p),
+                   ") was never set before dispatch");
+    MPS_SHIM_CHECK(b.kind != Binding::Bytes || b.nbytes >= p->scalar_size, "kernel '", info().name, "': binding ", i,
+                   " (", param_label(*p), ") needs ", p->scalar_size, " bytes but ", b.nbytes, " were bound");
+    args_[i] = b.address;
+  }
+  LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}};
+  library_.compiled().launch(index_, args_.data(), g);
+}
+
+ShaderLibrary::ShaderLibrary(std::unique_ptr<CompiledLibrary> compiled) : compiled_(std::move(compiled)) {
+  const auto& kernels = compiled_->kernels();
+  for (size_t i = 0; i < kernels.size(); ++i)
+    functions_.emplace(kernels[i].name, std::make_unique<KernelFunction>(*this, i));
+  describe_ = describe(kernels);
+}
+
+KernelFunction& ShaderLibrary::function(const std::string& name) {
+  auto it = functions_.find(name);
+  if (it != functions_.end()) return *it->second;
+  std::string names;
+  for (const auto& [n, f] : functions_) names += concat(names.empty() ? "" : ", ", "'", n, "'");
+  fail("no kernel named '", name, "' in this library; it has ", names.empty() ? "no kernels" : names);
+}
+
+std::vector<KernelFunction*> ShaderLibrary::functions() {
+  std::vector<KernelFunction*> out;
+  for (auto& [n, f] : functions_) out.push_back(f.get());
+  return out;
+}
+
+}  // namespace mps_shim

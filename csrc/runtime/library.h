@@ -1,0 +1,66 @@
+// Shader libraries and their kernel functions: argument binding and the
+// dispatch rules of Metal's dispatchThreads as PyTorch uses them.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/tensor.h"
+
+namespace mps_shim {
+
+class ShaderLibrary;
+
+class KernelFunction {
+ public:
+  KernelFunction(ShaderLibrary& library, size_t index);
+  const KernelInfo& info() const;
+
+  void start_encoding();
+  void set_tensor(unsigned index, const Tensor& tensor);
+  void set_bytes(unsigned index, const void* data, size_t nbytes);
+  // group_size == nullptr picks PyTorch's default; a grid with a zero extent is a no-op.
+  void dispatch(const uint64_t* length, size_t dims, const uint64_t* group_size, size_t group_dims);
+  void dispatch_single(uint64_t length, std::optional<uint64_t> group_size);
+
+ private:
+  static constexpr size_t kMaxScalarBytes = 64;
+  struct Binding {
+    enum Kind { Unbound, Buffer, Bytes } kind = Unbound;
+    void* address = nullptr;
+    std::shared_ptr<Storage> keep_alive;  // a tensor's storage outlives the dispatch
+    size_t nbytes = 0;
+    alignas(16) unsigned char bytes[kMaxScalarBytes];
+  };
+  const KernelParam& param_at(unsigned index, const char* what) const;
+  void check_encoding(const char* what) const;
+  std::string describe_bindings() const;
+  void launch(const uint32_t grid[3], const uint32_t group[3]);
+
+  ShaderLibrary& library_;
+  size_t index_;
+  std::vector<const KernelParam*> by_binding_;  // the parameter bound at each buffer index
+  std::vector<Binding> bindings_;
+  std::vector<void*> args_;
+  bool encoding_ = false;
+};
+
+class ShaderLibrary {
+ public:
+  explicit ShaderLibrary(std::unique_ptr<CompiledLibrary> compiled);
+  KernelFunction& function(const std::string& name);  // throws, listing the kernels
+  CompiledLibrary& compiled() { return *compiled_; }
+  const std::string& describe_json() const { return describe_; }
+  std::vector<KernelFunction*> functions();
+
+ private:
+  std::unique_ptr<CompiledLibrary> compiled_;
+  std::map<std::string, std::unique_ptr<KernelFunction>> functions_;
+  std::string describe_;
+};
+
+}  // namespace mps_shim
