@@ -106,7 +106,7 @@ def build_library(out_dir=NATIVE_OUT, build_temp=None, debug=None, jobs=None):
     tmp = out + ".tmp"
     link = cxx + ["-shared", "-pthread", "-Wl,-soname," + LIBRARY_NAME, "-o", tmp] + objects + ["-ldl"]
     if sys.platform != "darwin":
-        link.insert(1, "-Wl,--no-undefined")
+        link[1:1] = ["-Wl,--no-undefined", "-Wl,--version-script=" + os.path.join(CSRC, "abi", "exports.map")]
     proc = subprocess.run(link, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"linking {LIBRARY_NAME} failed:\n{' '.join(link)}\n{proc.stderr}")
