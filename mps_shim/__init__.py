@@ -1,4 +1,39 @@
-"""mps_shim: PyTorch AOTInductor's MPS C shim, standalone - run Metal compute kernels anywhere."""
-from ._paths import include_dir, library_path
+"""mps_shim: PyTorch AOTInductor's MPS C shim, standalone - run Metal compute kernels anywhere.
 
-__all__ = ["include_dir", "library_path"]
+The C ABI lives in libmps_shim.so (library_path(), header in include_dir());
+this package is a thin layer over it: errors become exceptions, numpy arrays
+become tensors without a copy, and Python callables run as command blocks.
+"""
+import json
+
+from ._native import ffi, lib
+from ._paths import include_dir, library_path
+from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, InvalidHandleError,
+                     KernelNotFoundError, MpsShimError, check)
+from .library import KernelFunction, ShaderLibrary
+from .shader import CompiledShader, compile_shader
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+
+def backend_name():
+    """The engine that runs kernels: "host" (the CPU) for now."""
+    return ffi.string(lib.mps_shim_backend_name()).decode()
+
+
+def runtime_info():
+    """Version, backend, compiler, cache folder and worker threads, as a dict."""
+    return json.loads(ffi.string(lib.mps_shim_runtime_info()).decode())
+
+
+def synchronize():
+    """Waits until all dispatched work has completed."""
+    check(lib.mps_shim_synchronize())
+
+
+__all__ = [
+    "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "InvalidHandleError",
+    "KernelFunction", "KernelNotFoundError", "MpsShimError", "ShaderLibrary", "Tensor", "backend_name",
+    "compile_shader", "include_dir", "library_path", "runtime_info", "synchronize",
+]

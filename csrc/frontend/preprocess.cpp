@@ -23,13 +23,13 @@ const std::vector<std::string>& metal_header_names() {
   return names;
 }
 
-std::string preprocess(const std::vector<std::string>& compiler, const std::string& source_path,
+std::string preprocess(const std::vector<std::string>& compiler, const std::string& work_dir,
                        const std::string& stub_include_dir) {
   std::vector<std::string> argv = compiler;
   argv.insert(argv.end(), {"-E", "-x", "c++", "-std=gnu++17", "-nostdinc++", "-I" + stub_include_dir});
   argv.insert(argv.end(), metal_predefines().begin(), metal_predefines().end());
-  argv.push_back(source_path);
-  ProcessResult r = run_process(argv);
+  argv.push_back(kSourceName);
+  ProcessResult r = run_process(argv, work_dir);
   if (r.exit_code != 0) throw CompileError(concat("Metal preprocessing failed:\n", r.err));
   return r.out;
 }

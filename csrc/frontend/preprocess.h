@@ -12,10 +12,10 @@ namespace mps_shim::frontend {
 // The name the user's source carries in diagnostics.
 constexpr const char* kSourceName = "library.metal";
 
-// Preprocesses `source_path` with `compiler` (argv prefix, e.g. {"g++"}).
-// `stub_include_dir` holds empty <metal_stdlib>-style headers. Throws
-// CompileError with the preprocessor's diagnostics.
-std::string preprocess(const std::vector<std::string>& compiler, const std::string& source_path,
+// Preprocesses the file kSourceName in `work_dir` with `compiler` (argv
+// prefix, e.g. {"g++"}). `stub_include_dir` holds empty <metal_stdlib>-style
+// headers. Throws CompileError with the preprocessor's diagnostics.
+std::string preprocess(const std::vector<std::string>& compiler, const std::string& work_dir,
                        const std::string& stub_include_dir);
 
 // Predefined macros, as -D flags: __METAL__, __METAL_VERSION__ and friends.

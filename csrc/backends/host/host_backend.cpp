@@ -50,7 +50,7 @@ class HostBackend : public Backend {
     ScopedDir work{cache.work_dir()};
     write_file_atomic(join_path(work.path, frontend::kSourceName), source);
     const std::string include_dir = cache.include_dir();
-    const std::string pre = frontend::preprocess(tc.compiler, work.path + "/" + frontend::kSourceName, include_dir);
+    const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
     const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
     write_file_atomic(join_path(work.path, "library.cpp"), emit_cxx(pre, parsed));
