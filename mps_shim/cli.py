@@ -1,0 +1,124 @@
+"""The mps-shim command: list kernels, run one on .npy files, show the runtime, run the demo."""
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def cmd_kernels(args):
+    from .library import ShaderLibrary
+
+    lib = ShaderLibrary(_read(args.file))
+    for name in lib.kernel_names:
+        info = lib.kernels[name]
+        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup)")
+        for p in info["params"]:
+            where = f"buffer({p['binding']})" if p["kind"] != "thread_position" else f"[[{p['attribute']}]]"
+            print(f"    {where:<34} {p['kind']:<15} {p['type']} {p['name']}")
+    return 0
+
+
+def _parse_arg(text):
+    """FILE.npy, zeros:SHAPE:DTYPE, int:N, float:X, or a bare number."""
+    if text.endswith(".npy"):
+        return np.load(text)
+    kind, _, rest = text.partition(":")
+    if kind == "zeros":
+        shape, _, dtype = rest.partition(":")
+        return np.zeros(tuple(int(s) for s in shape.split("x")), dtype or "float32")
+    if kind == "int":
+        return int(rest)
+    if kind == "float":
+        return float(rest)
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise SystemExit(f"mps-shim run: cannot understand argument {text!r} "
+                             "(use FILE.npy, zeros:SHAPE:DTYPE, int:N, float:X)") from None
+
+
+def _ints(text):
+    return [int(v) for v in text.split(",")] if text else None
+
+
+def cmd_run(args):
+    from .shader import compile_shader
+
+    lib = compile_shader(_read(args.file))
+    values = [_parse_arg(a) for a in args.args]
+    threads = _ints(args.threads)
+    group = _ints(args.group_size)
+    getattr(lib, args.kernel)(*values, threads=threads if threads is None or len(threads) > 1 else threads[0],
+                              group_size=group if group is None or len(group) > 1 else group[0])
+    for spec in args.output:
+        index, _, path = spec.partition("=")
+        value = values[int(index)]
+        if not isinstance(value, np.ndarray):
+            raise SystemExit(f"mps-shim run: argument {index} is not an array")
+        np.save(path, value)
+        print(f"wrote argument {index} {value.shape} {value.dtype} to {path}")
+    return 0
+
+
+def cmd_info(args):
+    from . import runtime_info
+
+    info = runtime_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:>22}: {value}")
+    return 0
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+
+    failures = run_demo()
+    print("demo: all kernels match numpy" if not failures else f"demo: {failures} check(s) FAILED")
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="mps-shim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("kernels", help="list the kernels of a Metal file with their parameters and bindings")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_kernels)
+    p = sub.add_parser("run", help="run one kernel on .npy inputs and write .npy outputs")
+    p.add_argument("file")
+    p.add_argument("--kernel", required=True)
+    p.add_argument("args", nargs="*", help="arguments in buffer order: FILE.npy, zeros:SHAPE:DTYPE (SHAPE like "
+                                           "4x8), int:N, float:X")
+    p.add_argument("--threads", help="grid size: N or X,Y[,Z] (default: the first array's size)")
+    p.add_argument("--group-size", help="threadgroup size: N or X,Y[,Z]")
+    p.add_argument("--output", "-o", action="append", default=[], metavar="INDEX=FILE.npy",
+                   help="after the run, save argument INDEX to FILE.npy (repeatable)")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("info", help="show the backend, compiler and kernel cache")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_info)
+    p = sub.add_parser("demo", help="run bundled example kernels and check them against numpy")
+    p.set_defaults(fn=cmd_demo)
+    args = parser.parse_args(argv)
+    from .errors import MpsShimError
+
+    try:
+        return args.fn(args)
+    except (MpsShimError, OSError, TypeError, ValueError, AttributeError) as exc:
+        print(f"mps-shim {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
