@@ -47,6 +47,7 @@ struct Decl {
   size_t first = 0, last = 0;  // token range, `;` or closing `}` included
   bool is_template = false, is_instantiation = false, is_definition = false;
   std::string name, template_args;
+  std::string scope;  // enclosing namespaces, "a::b::"
   size_t name_token = 0;
   std::optional<size_t> kernel_token;
   std::vector<Attr> attrs;  // on the declaration head
@@ -60,11 +61,23 @@ class Parser {
 
   ParsedLibrary run() {
     std::vector<Decl> decls;
+    std::vector<std::string> scopes;  // one entry per open brace: a namespace name or ""
     for (size_t i = 0; i < t_.size(); ++i) {
+      if (t_[i].is("{")) {
+        const bool named_ns = i >= 2 && t_[i - 2].is("namespace") && t_[i - 1].is_identifier();
+        scopes.push_back(named_ns ? std::string(t_[i - 1].text) : "");
+        continue;
+      }
+      if (t_[i].is("}")) {
+        if (!scopes.empty()) scopes.pop_back();
+        continue;
+      }
       if (!is_kernel_marker(i)) continue;
       size_t first = i;
       while (first > 0 && !t_[first - 1].is(";") && !t_[first - 1].is("}") && !t_[first - 1].is("{")) --first;
       decls.push_back(parse_decl(first));
+      for (const std::string& ns : scopes)
+        if (!ns.empty()) decls.back().scope += ns + "::";
       i = decls.back().last;
     }
     ParsedLibrary out;
@@ -266,10 +279,10 @@ class Parser {
   }
 
   std::vector<KernelDecl> build_kernels(const std::vector<Decl>& decls) const {
-    std::map<std::string, const Decl*> definitions;
+    std::map<std::string, const Decl*> definitions;  // by qualified name
     for (const Decl& d : decls) {
       if (!d.is_definition) continue;
-      if (!definitions.emplace(d.name, &d).second)
+      if (!definitions.emplace(d.scope + d.name, &d).second)
         error(d.name_token, concat("kernel '", d.name, "' is defined twice; overloaded kernels are not supported"));
     }
     std::vector<KernelDecl> kernels;
@@ -283,7 +296,7 @@ class Parser {
       if (d.is_definition && !d.is_template) {
         add(describe(d, d, d.name), d.name_token);
       } else if (d.is_instantiation) {
-        const auto def = definitions.find(d.name);
+        const auto def = definitions.find(d.scope + d.name);
         if (def == definitions.end() || !def->second->is_template)
           error(d.name_token, concat("explicit instantiation of '", d.name, d.template_args,
                                      "' has no matching template kernel definition before it"));
@@ -291,7 +304,7 @@ class Parser {
         if (!hn) error(d.name_token, concat("explicit instantiation of kernel '", d.name, d.template_args,
                                             "' needs [[host_name(\"...\")]]"));
         add(describe(*def->second, d, string_literal(*hn)), d.name_token);
-      } else if (!d.is_definition && !d.is_template && !definitions.count(d.name)) {
+      } else if (!d.is_definition && !d.is_template && !definitions.count(d.scope + d.name)) {
         error(d.name_token, concat("kernel '", d.name, "' is declared but never defined"));
       }
     }
@@ -323,7 +336,7 @@ class Parser {
   KernelDecl describe(const Decl& def, const Decl& inst, const std::string& host_name) const {
     KernelDecl k;
     k.host_name = host_name;
-    k.function = def.name;
+    k.function = "::" + def.scope + def.name;
     k.template_args = inst.is_instantiation ? inst.template_args : "";
     k.params = def.params;
     k.line = t_[inst.name_token].line;
