@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "mps_host_launch.h"
+#include "mps_host_vmath.h"
 
 #define MPS_SHIM_INLINE inline __attribute__((always_inline))
 #define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
@@ -181,7 +182,8 @@ MPS_VEC_ALIASES(bool, bool)
 #undef MPS_VEC_ALIASES
 
 // ---- math --------------------------------------------------------------------
-// Each function is defined on float through a GCC builtin, on half and bfloat
+// Each function is defined on float through a GCC builtin (exp, exp2, log and
+// log2 through the vectorisable mps_host_vmath.h), on half and bfloat
 // by computing in float and rounding back, and on vectors lane by lane.
 #define MPS_UNARY_FLOAT(name, expr)                                                             \
   MPS_SHIM_INLINE float name(float x) { return expr; }                                          \
@@ -201,11 +203,11 @@ MPS_VEC_ALIASES(bool, bool)
 // The math set is declared once and instantiated in metal::, metal::precise::
 // and metal::fast:: (on a CPU all three use the same correctly-behaved code).
 #define MPS_MATH_FUNCTIONS                                                                   \
-  MPS_UNARY_FLOAT(exp, __builtin_expf(x))                                                    \
-  MPS_UNARY_FLOAT(exp2, __builtin_exp2f(x))                                                  \
+  MPS_UNARY_FLOAT(exp, mps_host::vmath::expf(x))                                                    \
+  MPS_UNARY_FLOAT(exp2, mps_host::vmath::exp2f(x))                                                  \
   MPS_UNARY_FLOAT(exp10, __builtin_exp10f(x))                                                \
-  MPS_UNARY_FLOAT(log, __builtin_logf(x))                                                    \
-  MPS_UNARY_FLOAT(log2, __builtin_log2f(x))                                                  \
+  MPS_UNARY_FLOAT(log, mps_host::vmath::logf(x))                                                    \
+  MPS_UNARY_FLOAT(log2, mps_host::vmath::log2f(x))                                                  \
   MPS_UNARY_FLOAT(log10, __builtin_log10f(x))                                                \
   MPS_UNARY_FLOAT(sqrt, __builtin_sqrtf(x))                                                  \
   MPS_UNARY_FLOAT(rsqrt, 1.0f / __builtin_sqrtf(x))                                          \
