@@ -1,7 +1,7 @@
 // The generic tensor subset of AOTInductor's shim (shim.h) that generated MPS
 // code and its runtime headers call.
 #include <cstdio>
-#include <cstdlib>
+#include <stdexcept>
 
 #include "abi/guard.h"
 #include "runtime/dtype.h"
@@ -240,10 +240,10 @@ void aoti_torch_warn(const char* func, const char* file, uint32_t line, const ch
 
 void aoti_torch_check(bool cond, const char* func, const char* file, uint32_t line, const char* msg) {
   if (cond) return;
-  // Upstream throws a C++ exception through C code; aborting with the message is the safe equivalent.
-  std::fprintf(stderr, "[mps_shim] check failed: %s (%s at %s:%u)\n", msg ? msg : "", func ? func : "?",
-               file ? file : "?", unsigned(line));
-  std::abort();
+  // Upstream throws c10::Error, which AOTInductor's generated wrappers catch as
+  // std::exception and turn into an error code; throw the same way.
+  throw std::runtime_error(concat(msg ? msg : "check failed", " (", func ? func : "?", " at ", file ? file : "?", ":",
+                                  line, ")"));
 }
 
 }  // extern "C"

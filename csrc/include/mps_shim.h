@@ -154,7 +154,8 @@ MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_dtype(AtenTensorHandle tensor, int
 MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_device_type(AtenTensorHandle tensor, int32_t* ret_device_type);
 MPS_SHIM_EXPORT AOTITorchError aoti_torch_get_device_index(AtenTensorHandle tensor, int32_t* ret_device_index);
 
-/* Logs to stderr; aoti_torch_check aborts the process when cond is false, as upstream throws. */
+/* aoti_torch_warn logs to stderr. aoti_torch_check throws std::runtime_error when cond is false,
+ * as upstream throws c10::Error (C++ callers only: generated wrappers catch std::exception). */
 MPS_SHIM_EXPORT void aoti_torch_warn(const char* func, const char* file, uint32_t line, const char* msg);
 MPS_SHIM_EXPORT void aoti_torch_check(
     bool cond, const char* func, const char* file, uint32_t line, const char* msg);
