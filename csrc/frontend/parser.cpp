@@ -53,6 +53,9 @@ struct Decl {
   std::vector<Attr> attrs;  // on the declaration head
   std::vector<ParamDecl> params;
   std::vector<std::pair<size_t, size_t>> param_attr_ranges;
+  // A parameter the engine cannot bind; an error only if this declaration is
+  // the definition (forward declarations may leave out attributes).
+  std::optional<std::pair<size_t, std::string>> unbindable;
 };
 
 class Parser {
@@ -190,6 +193,7 @@ class Parser {
     if (k >= t_.size()) error(rparen, concat("kernel '", d.name, "' is not terminated"));
     d.is_definition = t_[k].is("{");
     d.last = d.is_definition ? match(k) : k;
+    if (d.is_definition && d.unbindable) error(d.unbindable->first, d.unbindable->second);
     return d;
   }
 
@@ -269,11 +273,9 @@ class Parser {
       p.role = ParamRole::Buffer;
     } else if (reference && p.space == AddressSpace::Constant) {
       p.role = ParamRole::Scalar;
-    } else if (d.is_instantiation) {
-      p.role = ParamRole::Buffer;  // instantiation parameters are described by the template definition
-    } else {
-      error(first, concat(who, " (", p.type, ") must be a device or constant pointer or reference, "
-                               "or carry a thread-position attribute such as [[thread_position_in_grid]]"));
+    } else if (!d.unbindable) {
+      d.unbindable = {first, concat(who, " (", p.type, ") must be a device or constant pointer or reference, "
+                                         "or carry a thread-position attribute such as [[thread_position_in_grid]]")};
     }
     return p;
   }
