@@ -122,6 +122,10 @@ struct alignas(4 * sizeof(T)) vec<T, 4> {
 template <typename T> struct is_vector : std::false_type {};
 template <typename T, int N> struct is_vector<vec<T, N>> : std::true_type {};
 
+// Element type and lane count of a vector; a scalar is its own element, 1 lane.
+template <typename V> struct vector_traits { using element = V; static constexpr int size = 1; };
+template <typename T, int N> struct vector_traits<vec<T, N>> { using element = T; static constexpr int size = N; };
+
 // Applies f lane by lane; scalars broadcast.
 template <typename T, int N, typename F>
 MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a) {
@@ -136,6 +140,14 @@ MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a, const vec<T, N>& b) {
   if constexpr (N == 2) return vec<R, 2>(f(a.x, b.x), f(a.y, b.y));
   else if constexpr (N == 3) return vec<R, 3>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z));
   else return vec<R, 4>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z), f(a.w, b.w));
+}
+
+template <typename T, int N, typename F>
+MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {
+  using R = decltype(f(a.x, b.x, c.x));
+  if constexpr (N == 2) return vec<R, 2>(f(a.x, b.x, c.x), f(a.y, b.y, c.y));
+  else if constexpr (N == 3) return vec<R, 3>(f(a.x, b.x, c.x), f(a.y, b.y, c.y), f(a.z, b.z, c.z));
+  else return vec<R, 4>(f(a.x, b.x, c.x), f(a.y, b.y, c.y), f(a.z, b.z, c.z), f(a.w, b.w, c.w));
 }
 
 #define MPS_VEC_BINARY(op)                                                                                    \
