@@ -150,8 +150,9 @@ void KernelFunction::dispatch(const uint64_t* length, size_t dims, const uint64_
       empty |= length[d] == 0;
     }
     if (group_size && d < dims) {
-      MPS_SHIM_CHECK(group_size[d] >= 1 && group_size[d] <= max_threads, "kernel '", name, "': threadgroup size ",
-                     group_size[d], " in dimension ", d, " must be from 1 to ", max_threads);
+      MPS_SHIM_CHECK(group_size[d] >= 1, "kernel '", name, "': threadgroup size 0 in dimension ", d);
+      MPS_SHIM_CHECK(group_size[d] <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+                     " limit (asked for ", group_size[d], " threads in dimension ", d, ")");
       group[d] = uint32_t(group_size[d]);
     }
     group_total *= group[d];
