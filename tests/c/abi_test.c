@@ -775,9 +775,8 @@ static void section_dispatch(void) {
   del(g_rec_t);
 }
 
-/* Group sizes over the pipeline's limit. Kept in their own section because some
- * of these checks fail today (see LIBRARY BUG below); a failure here must not hide
- * the other sections' results. */
+/* Group sizes over the pipeline's limit, whether one dimension or only the product
+ * is too large: always upstream's "Threadgroup size exceeds N limit". */
 typedef struct {
   AOTIMetalKernelFunctionHandle k;
   int op;
@@ -831,9 +830,7 @@ static void section_group_limits(void) {
   /* product of the group dims over the limit */
   expect_limit_error(__LINE__, k_ids3, 2, "Threadgroup size exceeds 1024 limit");
   expect_limit_error(__LINE__, k_ids3_max64, 4, "Threadgroup size exceeds 64 limit");
-  /* LIBRARY BUG (reported): a single group dimension over the limit fails, but with
-   * "threadgroup size 1025 in dimension 0 must be from 1 to 1024" instead of DESIGN.md
-   * §2's (and upstream's) "Threadgroup size exceeds N limit". Expected to fail until fixed. */
+  /* a single dimension over the limit */
   expect_limit_error(__LINE__, k_ids3, 0, "Threadgroup size exceeds 1024 limit");
   expect_limit_error(__LINE__, k_ids3, 1, "Threadgroup size exceeds 1024 limit");
   expect_limit_error(__LINE__, k_ids1_max64, 3, "Threadgroup size exceeds 64 limit");
