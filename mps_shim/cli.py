@@ -46,6 +46,14 @@ def _parse_arg(text):
                              "(use FILE.npy, zeros:SHAPE:DTYPE, int:N, float:X)") from None
 
 
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _ints(text):
     return [int(v) for v in text.split(",")] if text else None
 
@@ -110,7 +118,11 @@ def main(argv=None):
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("demo", help="run bundled example kernels and check them against numpy")
     p.set_defaults(fn=cmd_demo)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `run`'s kernel arguments may come after its options
+        if args.command != "run" or any(e.startswith("-") and not _is_number(e) for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args += extra
     from .errors import MpsShimError
 
     try:

@@ -1,5 +1,6 @@
 """Shader libraries and kernel functions: the aoti_torch_mps_* calls, one method each."""
 import json
+import math
 import struct
 from collections.abc import Sequence
 
@@ -83,7 +84,12 @@ class KernelFunction:
         check(lib.mps_shim_set_arg_bytes(self._handle, index, data, len(data)))
 
     def set_arg_float(self, index, value):
-        self.set_arg_bytes(index, struct.pack("<f", value))
+        """Binds a float32, rounding as Metal would: out of range becomes infinity."""
+        try:
+            data = struct.pack("<f", value)
+        except OverflowError:
+            data = struct.pack("<f", math.copysign(math.inf, value))
+        self.set_arg_bytes(index, data)
 
     def dispatch(self, length, group_size=None):
         """dispatchThreads over `length` (int or 1-3 ints), in groups of `group_size`."""

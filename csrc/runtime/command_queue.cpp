@@ -11,7 +11,10 @@ struct BlockState {
   std::string error;
 };
 thread_local BlockState state;
+uint64_t queue_epoch = 0;  // guarded by the queue mutex
 }  // namespace
+
+uint64_t CommandQueue::epoch() { return queue_epoch; }
 
 std::recursive_mutex& CommandQueue::mutex() {
   static auto* m = new std::recursive_mutex();
@@ -35,7 +38,9 @@ CommandQueue::Block::Block() : lock_(mutex()), outermost_(state.depth == 0) {
   ++state.depth;
 }
 
-CommandQueue::Block::~Block() { --state.depth; }
+CommandQueue::Block::~Block() {
+  if (--state.depth == 0) ++queue_epoch;
+}
 
 // A nested block's failure stays recorded, so the enclosing block fails too.
 void CommandQueue::Block::finish() {

@@ -4,6 +4,7 @@
 // because generated code ignores return codes.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -17,6 +18,9 @@ class CommandQueue {
   static const std::string& block_error();
   // Records a failure (no-op outside a block).
   static void note_failure(const std::string& message);
+  // Advances when an outermost command block ends: encoding state set up in a
+  // block (start_encoding, bindings) does not carry into later ones.
+  static uint64_t epoch();
 
   // RAII scope of one run_command_block; finish() throws if the block failed.
   class Block {

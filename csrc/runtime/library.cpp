@@ -76,7 +76,7 @@ std::string KernelFunction::describe_bindings() const {
 }
 
 void KernelFunction::check_encoding(const char* what) const {
-  MPS_SHIM_CHECK(encoding_, "kernel '", info().name, "': ", what,
+  MPS_SHIM_CHECK(encoding_epoch_ == CommandQueue::epoch(), "kernel '", info().name, "': ", what,
                  " before aoti_torch_mps_start_encoding on this kernel function");
 }
 
@@ -88,7 +88,7 @@ const KernelParam& KernelFunction::param_at(unsigned index, const char* what) co
 }
 
 void KernelFunction::start_encoding() {
-  encoding_ = true;
+  encoding_epoch_ = CommandQueue::epoch();
   for (Binding& b : bindings_) {
     b.kind = Binding::Unbound;
     b.keep_alive.reset();
@@ -113,6 +113,8 @@ void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) 
                  param_label(p), "; bind a tensor with set_arg_tensor, not a value");
   MPS_SHIM_CHECK(data != nullptr && nbytes >= 1 && nbytes <= kMaxScalarBytes, "kernel '", info().name, "': binding ",
                  index, " takes 1 to ", kMaxScalarBytes, " bytes from a non-null pointer, got ", nbytes);
+  MPS_SHIM_CHECK(nbytes >= p.scalar_size, "kernel '", info().name, "': binding ", index, " (", param_label(p),
+                 ") needs ", p.scalar_size, " bytes but ", nbytes, " were bound");
   Binding& b = bindings_[index];
   b.kind = Binding::Bytes;
   std::memset(b.bytes, 0, sizeof b.bytes);
@@ -173,8 +175,6 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     const Binding& b = bindings_[i];
     MPS_SHIM_CHECK(b.kind != Binding::Unbound, "kernel '", info().name, "': binding ", i, " (", param_label(*p),
                    ") was never set before dispatch");
-    MPS_SHIM_CHECK(b.kind != Binding::Bytes || b.nbytes >= p->scalar_size, "kernel '", info().name, "': binding ", i,
-                   " (", param_label(*p), ") needs ", p->scalar_size, " bytes but ", b.nbytes, " were bound");
     args_[i] = b.address;
   }
   LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}};

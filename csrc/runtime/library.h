@@ -46,7 +46,8 @@ class KernelFunction {
   std::vector<const KernelParam*> by_binding_;  // the parameter bound at each buffer index
   std::vector<Binding> bindings_;
   std::vector<void*> args_;
-  bool encoding_ = false;
+  // start_encoding's queue epoch: encoding state ends with the command block.
+  uint64_t encoding_epoch_ = ~uint64_t(0);
 };
 
 class ShaderLibrary {

@@ -101,25 +101,12 @@ bool is_integral(DType t) { return t != DType::Float16 && t != DType::Float32 &&
 template <typename T>
 T load_as(const char* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
 
-double load_float(DType t, const char* p) {
+double load_float(DType t, const char* p) {  // t is a floating type
   switch (t) {
     case DType::Float16: return half_bits_to_float(load_as<uint16_t>(p));
     case DType::BFloat16: return bfloat_bits_to_float(load_as<uint16_t>(p));
     case DType::Float32: return load_as<float>(p);
-    case DType::Float64: return load_as<double>(p);
-    case DType::UInt64: return double(load_as<uint64_t>(p));
-    default: break;
-  }
-  switch (t) {
-    case DType::UInt8: return load_as<uint8_t>(p);
-    case DType::Int8: return load_as<int8_t>(p);
-    case DType::Int16: return load_as<int16_t>(p);
-    case DType::Int32: return load_as<int32_t>(p);
-    case DType::Int64: return double(load_as<int64_t>(p));
-    case DType::Bool: return load_as<uint8_t>(p) != 0;
-    case DType::UInt16: return load_as<uint16_t>(p);
-    case DType::UInt32: return load_as<uint32_t>(p);
-    default: return 0;
+    default: return load_as<double>(p);
   }
 }
 
@@ -177,6 +164,37 @@ void store_int(DType t, char* p, uint64_t v) {
     case DType::Int32: case DType::UInt32: return store_as(p, uint32_t(v));
     default: return store_as(p, v);
   }
+}
+
+bool is_signed_int(DType t) {
+  return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64;
+}
+
+int significand_bits(DType t) {
+  switch (t) {
+    case DType::Float16: return 11;
+    case DType::BFloat16: return 8;
+    case DType::Float32: return 24;
+    default: return 53;
+  }
+}
+
+// An integer rounded once, to nearest even, to `bits` significant bits: the
+// result is exact as a double and in the target type, so converting it there
+// cannot round a second time (int64 -> float32 through double would).
+double round_integer(uint64_t pattern, bool is_signed, int bits) {
+  const bool negative = is_signed && int64_t(pattern) < 0;
+  uint64_t mag = negative ? uint64_t(0) - pattern : pattern;
+  const int width = 64 - __builtin_clzll(mag | 1);
+  if (width > bits) {
+    const int shift = width - bits;
+    const uint64_t rest = mag & ((uint64_t(1) << shift) - 1), halfway = uint64_t(1) << (shift - 1);
+    uint64_t q = mag >> shift;
+    if (rest > halfway || (rest == halfway && (q & 1))) ++q;
+    const double v = std::ldexp(double(q), shift);
+    return negative ? -v : v;
+  }
+  return negative ? -double(mag) : double(mag);
 }
 
 // Walks dst's index space in row-major order, calling f(dst_offset, src_offset) in bytes.
@@ -246,6 +264,12 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   } else if (is_integral(dt) && is_integral(st)) {
     for_each_element(dst, src_strides, src.element_size(),
                      [&](int64_t d, int64_t s) { store_int(dt, out + d, load_int(st, in + s)); });
+  } else if (is_integral(st)) {
+    const bool is_signed = is_signed_int(st);
+    const int bits = significand_bits(dt);
+    for_each_element(dst, src_strides, src.element_size(), [&](int64_t d, int64_t s) {
+      store_float(dt, out + d, round_integer(load_int(st, in + s), is_signed, bits));
+    });
   } else {
     for_each_element(dst, src_strides, src.element_size(),
                      [&](int64_t d, int64_t s) { store_float(dt, out + d, load_float(st, in + s)); });

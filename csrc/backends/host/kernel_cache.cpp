@@ -40,6 +40,9 @@ bool verified(const std::string& file) {
   return file.compare(module.size(), kTrailerSize, trailer_for(module)) == 0;
 }
 
+std::string scratch_root;  // removed at exit: only used when the cache is off
+void remove_scratch() { remove_tree(scratch_root); }
+
 std::string temp_root() {
   const char* t = std::getenv("TMPDIR");
   return t && *t ? t : "/tmp";
@@ -77,7 +80,11 @@ const std::string& KernelCache::include_dir() {
   static std::mutex m;
   std::lock_guard<std::mutex> lock(m);
   if (!include_dir_.empty()) return include_dir_;
-  const std::string parent = dir_.empty() ? work_dir() : dir_;
+  if (dir_.empty()) {  // private headers for this process only
+    scratch_root = make_temp_dir(temp_root(), "mps_shim-include-");
+    std::atexit(remove_scratch);
+  }
+  const std::string parent = dir_.empty() ? scratch_root : dir_;
   const std::string final_dir = join_path(parent, "include-" + headers_hash_.substr(0, 16));
   if (access(join_path(final_dir, "mps_host_metal.h").c_str(), R_OK) == 0 && !dir_.empty()) {
     include_dir_ = final_dir;

@@ -29,7 +29,7 @@ class KernelCache {
 
  private:
   KernelCache();
-  std::string dir_, disabled_reason_, include_dir_, headers_hash_, scratch_;
+  std::string dir_, disabled_reason_, include_dir_, headers_hash_;
 };
 
 // The folder the cache uses when it is usable: MPS_SHIM_CACHE_DIR, else

@@ -74,50 +74,11 @@ MPS_BF_COMPARE(!=)
 #undef MPS_BF_COMPARE
 MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; return r; }
 
-// ---- vectors ---------------------------------------------------------------
-// Metal's vec<T, 3> has the size and alignment of vec<T, 4>.
-template <typename T, int N>
-struct alignas((N == 3 ? 4 : N) * sizeof(T)) vec;
+}  // namespace metal
 
-template <typename T>
-struct alignas(2 * sizeof(T)) vec<T, 2> {
-  T x, y;
-  vec() = default;
-  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s) {}
-  MPS_SHIM_INLINE constexpr vec(T a, T b) : x(a), y(b) {}
-  template <typename U>
-  MPS_SHIM_INLINE explicit vec(const vec<U, 2>& o) : x(T(o.x)), y(T(o.y)) {}
-  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : y; }
-  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : y; }
-};
+#include "mps_metal_vector.h"
 
-template <typename T>
-struct alignas(4 * sizeof(T)) vec<T, 3> {
-  T x, y, z;
-  vec() = default;
-  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s), z(s) {}
-  MPS_SHIM_INLINE constexpr vec(T a, T b, T c) : x(a), y(b), z(c) {}
-  MPS_SHIM_INLINE constexpr vec(vec<T, 2> ab, T c) : x(ab.x), y(ab.y), z(c) {}
-  MPS_SHIM_INLINE constexpr vec(T a, vec<T, 2> bc) : x(a), y(bc.x), z(bc.y) {}
-  template <typename U>
-  MPS_SHIM_INLINE explicit vec(const vec<U, 3>& o) : x(T(o.x)), y(T(o.y)), z(T(o.z)) {}
-  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : i == 1 ? y : z; }
-  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : i == 1 ? y : z; }
-};
-
-template <typename T>
-struct alignas(4 * sizeof(T)) vec<T, 4> {
-  T x, y, z, w;
-  vec() = default;
-  MPS_SHIM_INLINE constexpr vec(T s) : x(s), y(s), z(s), w(s) {}
-  MPS_SHIM_INLINE constexpr vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
-  MPS_SHIM_INLINE constexpr vec(vec<T, 2> ab, vec<T, 2> cd) : x(ab.x), y(ab.y), z(cd.x), w(cd.y) {}
-  MPS_SHIM_INLINE constexpr vec(vec<T, 3> abc, T d) : x(abc.x), y(abc.y), z(abc.z), w(d) {}
-  template <typename U>
-  MPS_SHIM_INLINE explicit vec(const vec<U, 4>& o) : x(T(o.x)), y(T(o.y)), z(T(o.z)), w(T(o.w)) {}
-  MPS_SHIM_INLINE T& operator[](int i) { return i == 0 ? x : i == 1 ? y : i == 2 ? z : w; }
-  MPS_SHIM_INLINE const T& operator[](int i) const { return i == 0 ? x : i == 1 ? y : i == 2 ? z : w; }
-};
+namespace metal {
 
 template <typename T> struct is_vector : std::false_type {};
 template <typename T, int N> struct is_vector<vec<T, N>> : std::true_type {};
@@ -126,59 +87,33 @@ template <typename T, int N> struct is_vector<vec<T, N>> : std::true_type {};
 template <typename V> struct vector_traits { using element = V; static constexpr int size = 1; };
 template <typename T, int N> struct vector_traits<vec<T, N>> { using element = T; static constexpr int size = N; };
 
-// Applies f lane by lane; scalars broadcast.
+// Applies f lane by lane.
 template <typename T, int N, typename F>
 MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a) {
-  using R = decltype(f(a.x));
-  if constexpr (N == 2) return vec<R, 2>(f(a.x), f(a.y));
-  else if constexpr (N == 3) return vec<R, 3>(f(a.x), f(a.y), f(a.z));
-  else return vec<R, 4>(f(a.x), f(a.y), f(a.z), f(a.w));
+  vec<decltype(f(a[0])), N> r;
+  for (int i = 0; i < N; ++i) r[i] = f(a[i]);
+  return r;
 }
 template <typename T, int N, typename F>
 MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a, const vec<T, N>& b) {
-  using R = decltype(f(a.x, b.x));
-  if constexpr (N == 2) return vec<R, 2>(f(a.x, b.x), f(a.y, b.y));
-  else if constexpr (N == 3) return vec<R, 3>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z));
-  else return vec<R, 4>(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z), f(a.w, b.w));
+  vec<decltype(f(a[0], b[0])), N> r;
+  for (int i = 0; i < N; ++i) r[i] = f(a[i], b[i]);
+  return r;
 }
-
 template <typename T, int N, typename F>
 MPS_SHIM_INLINE auto lanes(F f, const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {
-  using R = decltype(f(a.x, b.x, c.x));
-  if constexpr (N == 2) return vec<R, 2>(f(a.x, b.x, c.x), f(a.y, b.y, c.y));
-  else if constexpr (N == 3) return vec<R, 3>(f(a.x, b.x, c.x), f(a.y, b.y, c.y), f(a.z, b.z, c.z));
-  else return vec<R, 4>(f(a.x, b.x, c.x), f(a.y, b.y, c.y), f(a.z, b.z, c.z), f(a.w, b.w, c.w));
+  vec<decltype(f(a[0], b[0], c[0])), N> r;
+  for (int i = 0; i < N; ++i) r[i] = f(a[i], b[i], c[i]);
+  return r;
 }
 
-#define MPS_VEC_BINARY(op)                                                                                    \
-  template <typename T, int N>                                                                               \
-  MPS_SHIM_INLINE auto operator op(const vec<T, N>& a, const vec<T, N>& b) {                                 \
-    return lanes([](T p, T q) { return T(p op q); }, a, b);                                                   \
-  }                                                                                                           \
-  template <typename T, int N, typename S, typename = std::enable_if_t<!is_vector<S>::value>>                \
-  MPS_SHIM_INLINE auto operator op(const vec<T, N>& a, S s) { return a op vec<T, N>(T(s)); }                  \
-  template <typename T, int N, typename S, typename = std::enable_if_t<!is_vector<S>::value>>                \
-  MPS_SHIM_INLINE auto operator op(S s, const vec<T, N>& b) { return vec<T, N>(T(s)) op b; }                  \
-  template <typename T, int N, typename S>                                                                   \
-  MPS_SHIM_INLINE vec<T, N>& operator op##=(vec<T, N>& a, const S& b) { return a = a op b; }
-MPS_VEC_BINARY(+)
-MPS_VEC_BINARY(-)
-MPS_VEC_BINARY(*)
-MPS_VEC_BINARY(/)
-MPS_VEC_BINARY(%)
-MPS_VEC_BINARY(&)
-MPS_VEC_BINARY(|)
-MPS_VEC_BINARY(^)
-MPS_VEC_BINARY(<<)
-MPS_VEC_BINARY(>>)
-#undef MPS_VEC_BINARY
-template <typename T, int N>
-MPS_SHIM_INLINE vec<T, N> operator-(const vec<T, N>& a) { return lanes([](T p) { return T(-p); }, a); }
-
-#define MPS_VEC_ALIASES(T, name) \
-  typedef vec<T, 2> name##2;     \
-  typedef vec<T, 3> name##3;     \
-  typedef vec<T, 4> name##4;
+#define MPS_VEC_ALIASES(T, name)      \
+  typedef vec<T, 2> name##2;          \
+  typedef vec<T, 3> name##3;          \
+  typedef vec<T, 4> name##4;          \
+  typedef packed_vec<T, 2> packed_##name##2; \
+  typedef packed_vec<T, 3> packed_##name##3; \
+  typedef packed_vec<T, 4> packed_##name##4;
 MPS_VEC_ALIASES(float, float)
 MPS_VEC_ALIASES(half, half)
 MPS_VEC_ALIASES(bfloat, bfloat)

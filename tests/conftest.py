@@ -1,0 +1,100 @@
+"""Shared set-up for the mps_shim Python tests.
+
+The kernel cache folder is read once per process, when the first library is
+compiled, so MPS_SHIM_CACHE_DIR is pointed at a private per-session folder here,
+at import time, before any test module imports mps_shim. Tests that need their
+own cache folder (test_cache.py, test_cli.py) run subprocesses with their own
+environment through the `run_python` / `run_cli` fixtures.
+
+pyproject.toml runs pytest with --import-mode=importlib, so test modules cannot
+import this file: helpers are exposed as fixtures.
+"""
+import atexit
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+if "MPS_SHIM_CACHE_DIR" in os.environ:
+    SESSION_CACHE_DIR = os.environ["MPS_SHIM_CACHE_DIR"]
+else:
+    SESSION_CACHE_DIR = tempfile.mkdtemp(prefix="mps_shim-pytest-cache-")
+    os.environ["MPS_SHIM_CACHE_DIR"] = SESSION_CACHE_DIR
+    atexit.register(shutil.rmtree, SESSION_CACHE_DIR, True)
+
+# `pytest` (unlike `python -m pytest`) does not put the working directory on
+# sys.path; an in-place build lives in the repository root.
+if importlib.util.find_spec("mps_shim") is None:
+    sys.path.insert(0, REPO_ROOT)
+
+_spec = importlib.util.find_spec("mps_shim")
+# The folder holding the mps_shim package this session imports; subprocesses get it on PYTHONPATH.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(_spec.origin)) if _spec and _spec.origin else REPO_ROOT
+
+
+def subprocess_env(env=None):
+    """os.environ plus `env` (a value of None removes the variable), with mps_shim importable."""
+    out = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = str(value)
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, out.get("PYTHONPATH", "")) if p)
+    return out
+
+
+def _run(argv, env=None, cwd=None, timeout=120):
+    return subprocess.run(argv, env=subprocess_env(env), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def run_python(code, env=None, cwd=None, timeout=120):
+    """Runs `python -c code` in a fresh interpreter; returns the CompletedProcess (text mode)."""
+    return _run([sys.executable, "-c", code], env=env, cwd=cwd, timeout=timeout)
+
+
+def start_python(code, env=None, cwd=None):
+    """Starts `python -c code` without waiting; returns the Popen (text mode, pipes)."""
+    return subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(env), cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_cli(*args, env=None, cwd=None, timeout=120):
+    """Runs `python -m mps_shim.cli ARGS`; returns the CompletedProcess (text mode)."""
+    return _run([sys.executable, "-m", "mps_shim.cli", *[str(a) for a in args]], env=env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_dir():
+    """The kernel cache folder of this test process (set before mps_shim was imported)."""
+    assert os.environ.get("MPS_SHIM_CACHE_DIR") == SESSION_CACHE_DIR
+    return SESSION_CACHE_DIR
+
+
+@pytest.fixture(scope="session", name="run_python")
+def run_python_fixture():
+    return run_python
+
+
+@pytest.fixture(scope="session", name="start_python")
+def start_python_fixture():
+    return start_python
+
+
+@pytest.fixture(scope="session", name="run_cli")
+def run_cli_fixture():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def examples_dir():
+    import mps_shim
+
+    return os.path.join(os.path.dirname(os.path.abspath(mps_shim.__file__)), "examples")
