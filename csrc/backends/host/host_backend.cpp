@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <mutex>
 
 #include "backends/host/cxx_emitter.h"
 #include "backends/host/executor.h"
@@ -50,6 +51,7 @@ class HostBackend : public Backend {
     ScopedDir work{cache.work_dir()};
     write_file_atomic(join_path(work.path, frontend::kSourceName), source);
     const std::string include_dir = cache.include_dir();
+    ensure_precompiled_header(include_dir);
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
     const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
@@ -66,6 +68,22 @@ class HostBackend : public Backend {
     auto lib = load_module(path);
     if (cache.dir().empty() || path.rfind(cache.dir(), 0) != 0) remove_tree(path.substr(0, path.rfind('/')));
     return lib;
+  }
+
+  // Compiles mps_host_metal.h once per include folder, so each kernel compile
+  // loads it instead of parsing it. Best effort: without it compiles still work.
+  static void ensure_precompiled_header(const std::string& include_dir) {
+    static std::mutex m;
+    std::lock_guard<std::mutex> lock(m);
+    const std::string pch = join_path(include_dir, "mps_host_metal.h.gch");
+    if (access(pch.c_str(), R_OK) == 0) return;
+    const Toolchain& tc = toolchain();
+    const std::string tmp = concat(pch, ".tmp", getpid());
+    std::vector<std::string> argv = tc.compiler;
+    argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
+    argv.insert(argv.end(), {"-x", "c++-header", join_path(include_dir, "mps_host_metal.h"), "-o", tmp});
+    if (run_process(argv).exit_code == 0) rename(tmp.c_str(), pch.c_str());
+    unlink(tmp.c_str());
   }
 
   void* allocate(size_t nbytes) override { return std::aligned_alloc(64, (nbytes + 63) / 64 * 64); }

@@ -85,7 +85,12 @@ const std::string& KernelCache::include_dir() {
     std::atexit(remove_scratch);
   }
   const std::string parent = dir_.empty() ? scratch_root : dir_;
-  const std::string final_dir = join_path(parent, "include-" + headers_hash_.substr(0, 16));
+  // Named for the headers and the toolchain: the folder also holds a
+  // precompiled header, valid only for one compiler and set of flags.
+  Sha256 h;
+  h.update(headers_hash_).update(toolchain().identity);
+  for (const std::string& f : toolchain().flags) h.update(f).update(" ", 1);
+  const std::string final_dir = join_path(parent, "include-" + h.hex_digest().substr(0, 16));
   if (access(join_path(final_dir, "mps_host_metal.h").c_str(), R_OK) == 0 && !dir_.empty()) {
     include_dir_ = final_dir;
     return include_dir_;
