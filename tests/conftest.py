@@ -50,8 +50,13 @@ def subprocess_env(env=None):
     return out
 
 
+# Children start outside the repository: `python -c` puts its working directory
+# first on sys.path, where the unbuilt source package would shadow the installed one.
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
 def _run(argv, env=None, cwd=None, timeout=120):
-    return subprocess.run(argv, env=subprocess_env(env), cwd=cwd, capture_output=True, text=True,
+    return subprocess.run(argv, env=subprocess_env(env), cwd=cwd or NEUTRAL_CWD, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
@@ -62,7 +67,7 @@ def run_python(code, env=None, cwd=None, timeout=120):
 
 def start_python(code, env=None, cwd=None):
     """Starts `python -c code` without waiting; returns the Popen (text mode, pipes)."""
-    return subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(env), cwd=cwd,
+    return subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(env), cwd=cwd or NEUTRAL_CWD,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
