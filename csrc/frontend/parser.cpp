@@ -35,6 +35,19 @@ const std::set<std::string> kUnsupportedAttrs = {
     "quadgroup_index_in_threadgroup", "quadgroups_per_threadgroup", "dispatch_simdgroups_per_threadgroup",
     "dispatch_quadgroups_per_threadgroup", "grid_origin", "grid_size", "stage_in"};
 
+// Metal types the engine has no equivalent for; naming one is a compile error.
+const std::map<std::string, const char*> kUnsupportedTypes = {
+    {"texture1d", "textures"}, {"texture1d_array", "textures"}, {"texture2d", "textures"},
+    {"texture2d_array", "textures"}, {"texture3d", "textures"}, {"texturecube", "textures"},
+    {"texturecube_array", "textures"}, {"texture2d_ms", "textures"}, {"texture2d_ms_array", "textures"},
+    {"texture_buffer", "textures"}, {"depth2d", "depth textures"}, {"depth2d_array", "depth textures"},
+    {"depthcube", "depth textures"}, {"depthcube_array", "depth textures"}, {"depth2d_ms", "depth textures"},
+    {"depth2d_ms_array", "depth textures"}, {"sampler", "samplers"}, {"simdgroup_matrix", "SIMD-group matrices"},
+    {"simdgroup_float8x8", "SIMD-group matrices"}, {"simdgroup_half8x8", "SIMD-group matrices"},
+    {"simdgroup_bfloat8x8", "SIMD-group matrices"}, {"imageblock", "image blocks"},
+    {"visible_function_table", "function tables"}, {"intersection_function_table", "function tables"},
+    {"acceleration_structure", "ray tracing"}, {"intersector", "ray tracing"}};
+
 struct Attr {
   std::string name;
   std::string arg;  // text inside the parentheses, if any
@@ -406,6 +419,9 @@ class Parser {
         set(i, has_const ? "        " : "const   ");
       } else if (tk.is("threadgroup") && !repl_[i]) {
         error(i, "threadgroup memory is not supported by the host engine yet");
+      } else if (tk.is_identifier() && !repl_[i]) {
+        if (auto it = kUnsupportedTypes.find(std::string(tk.text)); it != kUnsupportedTypes.end())
+          error(i, concat("'", tk.text, "': ", it->second, " are not supported by the host engine"));
       }
     }
   }

@@ -8,7 +8,7 @@ namespace mps_shim::frontend {
 const std::vector<std::string>& metal_predefines() {
   static const std::vector<std::string> defs = {
       "-D__METAL__=1", "-D__METAL_VERSION__=310", "-D__METAL_MACOS__=1", "-D__HAVE_BFLOAT__=1",
-      "-D__MPS_SHIM__=1",
+      "-D__MPS_SHIM__=1", "-DMETAL_FUNC=inline __attribute__((__always_inline__))",
   };
   return defs;
 }

@@ -77,6 +77,7 @@ MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; re
 }  // namespace metal
 
 #include "mps_metal_vector.h"
+#include "mps_metal_matrix.h"
 
 namespace metal {
 
@@ -276,13 +277,32 @@ enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_te
 
 }  // namespace metal
 
+// Metal's built-in type names work without `using namespace metal`.
 using metal::bfloat;
+using metal::matrix;
+using metal::packed_vec;
 using metal::vec;
 typedef metal::bfloat bfloat16_t;
-#define MPS_GLOBAL_VEC(name) \
-  using metal::name##2;      \
-  using metal::name##3;      \
-  using metal::name##4;
+#define MPS_GLOBAL_VEC(name)                                                                   \
+  using metal::name##2;                                                                        \
+  using metal::name##3;                                                                        \
+  using metal::name##4;                                                                        \
+  using metal::packed_##name##2;                                                               \
+  using metal::packed_##name##3;                                                               \
+  using metal::packed_##name##4;
+#define MPS_GLOBAL_MATRIX(name)                                                                \
+  using metal::name##2x2;                                                                      \
+  using metal::name##2x3;                                                                      \
+  using metal::name##2x4;                                                                      \
+  using metal::name##3x2;                                                                      \
+  using metal::name##3x3;                                                                      \
+  using metal::name##3x4;                                                                      \
+  using metal::name##4x2;                                                                      \
+  using metal::name##4x3;                                                                      \
+  using metal::name##4x4;
+MPS_GLOBAL_MATRIX(float)
+MPS_GLOBAL_MATRIX(half)
+#undef MPS_GLOBAL_MATRIX
 MPS_GLOBAL_VEC(float)
 MPS_GLOBAL_VEC(half)
 MPS_GLOBAL_VEC(bfloat)

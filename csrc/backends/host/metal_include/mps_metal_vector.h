@@ -286,6 +286,13 @@ struct alignas(4 * sizeof(T)) vec<T, 4> {
   }                                                                                                \
   template <typename... A, typename = std::enable_if_t<(sizeof...(A) >= 2)>>                       \
   MPS_SHIM_INLINE constexpr packed_vec(const A&... a) : packed_vec(vec<T, N_>(a...)) {}            \
+  /* from a swizzle or another vector of the same lanes, e.g. packed_float3 p = v.xyz; */          \
+  template <typename A, typename = std::enable_if_t<detail::is_vector_like<A>::value &&            \
+                                                    detail::lanes_of<A>::value == N_>>             \
+  MPS_SHIM_INLINE constexpr packed_vec(const A& a) : lanes_{} {                                    \
+    int k = 0;                                                                                     \
+    detail::put(lanes_, k, a);                                                                     \
+  }                                                                                                \
   MPS_SHIM_INLINE constexpr operator vec<T, N_>() const {                                          \
     vec<T, N_> v;                                                                                  \
     for (int i = 0; i < N_; ++i) v[i] = lanes_[i];                                                 \
