@@ -264,3 +264,59 @@ def test_assigning_a_repeated_swizzle_is_a_compile_error():
     with pytest.raises(mps_shim.CompileError) as info:
         mps_shim.compile_shader(source)
     assert "library.metal:3" in str(info.value)
+
+
+DECLARATIONS = r"""
+#include <metal_stdlib>
+#include <metal_math>
+#include <metal_atomic>
+using namespace metal;
+
+#if !defined(__METAL__) || __METAL_VERSION__ < 310
+#error "Metal 3.1 or newer must be reported"
+#endif
+
+// Overloads on the address space of a pointer parameter and of `this`.
+float first(device const float* p) { return p[0]; }
+float first(constant float* p) { return p[0]; }
+float first(thread const float* p) { return p[0]; }
+float first(device const int* p) { return float(p[0]) + 100.0f; }   // a genuine overload on the type
+
+struct Box {
+    float v;
+    METAL_FUNC float twice() const device { return v * 2; }
+    METAL_FUNC float twice() const constant { return v * 2; }
+    METAL_FUNC float twice() const thread { return v * 2; }
+};
+
+kernel void spaces(device float* out, constant float* a, const device Box* boxes, device const float* c,
+                   device const int* n, uint i [[thread_position_in_grid]]) {
+    float local[1] = {3.0};
+    thread float* lp = local;
+    float sum = 0;
+    #pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        sum += float(k);
+    }
+    out[i] = first(a + i) + first(c + i) + first(lp) + boxes[i].twice() + first(n + i) + sum;
+}
+"""
+
+
+def test_address_space_overloads_and_qualifier_positions():
+    lib = mps_shim.compile_shader(DECLARATIONS)
+    a = np.arange(4, dtype=np.float32)
+    c = np.arange(4, dtype=np.float32) * 10
+    boxes = np.arange(4, dtype=np.float32) + 0.5
+    n = np.arange(4, dtype=np.int32) * 1000
+    out = np.ones(4, np.float32)
+    lib.spaces(out, a, boxes, c, n)
+    np.testing.assert_array_equal(out, a + c + 3 + 2 * boxes + (n + 100) + 6)
+
+
+def test_address_space_overloads_with_different_bodies_are_rejected():
+    source = DECLARATIONS.replace("float first(constant float* p) { return p[0]; }",
+                                  "float first(constant float* p) { return p[1]; }")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_shader(source)
+    assert "library.metal:13" in str(info.value) and "address space" in str(info.value)

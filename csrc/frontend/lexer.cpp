@@ -140,4 +140,22 @@ class Lexer {
 
 LexedSource lex(std::string_view text, const std::string& main_file) { return Lexer(text, main_file).run(); }
 
+size_t matching_bracket(const std::vector<Token>& tokens, size_t open) {
+  const std::string_view o = tokens[open].text;
+  const std::string_view c = o == "(" ? ")" : o == "[" ? "]" : o == "{" ? "}" : ">";
+  int depth = 0;
+  for (size_t i = open; i < tokens.size(); ++i) {
+    if (tokens[i].is(o)) ++depth;
+    else if (tokens[i].is(c)) --depth;
+    else if (o == "<" && tokens[i].is(">>")) depth -= 2;
+    if (depth <= 0) return i;
+  }
+  return tokens.size();
+}
+
+bool is_address_space(const Token& t) {
+  return t.is("device") || t.is("constant") || t.is("threadgroup") || t.is("thread") || t.is("threadgroup_imageblock") ||
+         t.is("ray_data") || t.is("object_data");
+}
+
 }  // namespace mps_shim::frontend

@@ -30,4 +30,11 @@ struct LexedSource {
 // `main_file` names the user's source in line markers.
 LexedSource lex(std::string_view text, const std::string& main_file);
 
+// Index of the token closing the bracket ( [ { or < opened at `open`, or
+// tokens.size() when it is unbalanced. `>>` closes two angle brackets.
+size_t matching_bracket(const std::vector<Token>& tokens, size_t open);
+
+// Metal's address-space qualifiers.
+bool is_address_space(const Token& token);
+
 }  // namespace mps_shim::frontend

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "frontend/diagnostics.h"
+#include "frontend/overloads.h"
 
 namespace mps_shim::frontend {
 
@@ -96,6 +97,7 @@ class Parser {
         if (!ns.empty()) decls.back().scope += ns + "::";
       i = decls.back().last;
     }
+    for (const TokenRange& r : redundant_address_space_overloads(src_)) blank(r.first, r.last);
     ParsedLibrary out;
     out.kernels = build_kernels(decls);
     for (const Decl& d : decls) mark_decl_edits(d);
@@ -117,16 +119,9 @@ class Parser {
 
   // Index of the token closing the bracket opened at `open`.
   size_t match(size_t open) const {
-    const std::string_view o = t_[open].text;
-    const std::string_view c = o == "(" ? ")" : o == "[" ? "]" : o == "{" ? "}" : ">";
-    int depth = 0;
-    for (size_t i = open; i < t_.size(); ++i) {
-      if (t_[i].is(o)) ++depth;
-      else if (t_[i].is(c)) --depth;
-      else if (o == "<" && t_[i].is(">>")) depth -= 2;
-      if (depth <= 0) return i;
-    }
-    error(open, concat("unbalanced '", o, "'"));
+    const size_t close = matching_bracket(t_, open);
+    if (close >= t_.size()) error(open, concat("unbalanced '", t_[open].text, "'"));
+    return close;
   }
 
   std::string text(size_t first, size_t end) const {  // tokens [first, end) joined
