@@ -100,7 +100,8 @@ const std::string& KernelCache::include_dir() {
   for (unsigned i = 0; i < kEmbeddedHeaderCount; ++i)
     write_file_atomic(join_path(tmp, kEmbeddedHeaders[i].name), kEmbeddedHeaders[i].text);
   for (const std::string& stub : frontend::metal_header_names())
-    write_file_atomic(join_path(tmp, stub), "// mps_shim: everything lives in mps_host_metal.h\n");
+    write_file_atomic(join_path(tmp, stub), "// mps_shim: the library lives in mps_host_metal.h\n"
+                                            "#include <mps_metal_constants.h>\n");
   if (rename(tmp.c_str(), final_dir.c_str()) != 0) remove_tree(tmp);  // someone else won
   include_dir_ = final_dir;
   return include_dir_;

@@ -129,6 +129,14 @@ MPS_VEC_ALIASES(ulong, ulong)
 MPS_VEC_ALIASES(bool, bool)
 #undef MPS_VEC_ALIASES
 
+}  // namespace metal
+
+#include "mps_metal_traits.h"
+#include "mps_metal_integer.h"
+#include "mps_metal_atomic.h"
+
+namespace metal {
+
 // ---- math --------------------------------------------------------------------
 // Each function is defined on float through a GCC builtin (exp, exp2, log and
 // log2 through the vectorisable mps_host_vmath.h), on half and bfloat
@@ -213,14 +221,6 @@ namespace fast { MPS_MATH_FUNCTIONS }
   MPS_SHIM_INLINE T min(T a, T b) { return b < a ? b : a; }                                    \
   MPS_SHIM_INLINE T max(T a, T b) { return a < b ? b : a; }                                    \
   MPS_SHIM_INLINE T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
-MPS_MINMAX(char)
-MPS_MINMAX(uchar)
-MPS_MINMAX(short)
-MPS_MINMAX(ushort)
-MPS_MINMAX(int)
-MPS_MINMAX(uint)
-MPS_MINMAX(long)
-MPS_MINMAX(ulong)
 MPS_MINMAX(bfloat)
 #undef MPS_MINMAX
 MPS_SHIM_INLINE float min(float a, float b) { return __builtin_fminf(a, b); }
@@ -234,10 +234,6 @@ MPS_SHIM_INLINE vec<T, N> min(const vec<T, N>& a, const vec<T, N>& b) { return l
 template <typename T, int N>
 MPS_SHIM_INLINE vec<T, N> max(const vec<T, N>& a, const vec<T, N>& b) { return lanes([](T x, T y) { return max(x, y); }, a, b); }
 
-MPS_SHIM_INLINE int abs(int x) { return x < 0 ? -x : x; }
-MPS_SHIM_INLINE long abs(long x) { return x < 0 ? -x : x; }
-MPS_SHIM_INLINE short abs(short x) { return short(x < 0 ? -x : x); }
-MPS_SHIM_INLINE char abs(char x) { return char(x < 0 ? -x : x); }
 MPS_SHIM_INLINE float abs(float x) { return __builtin_fabsf(x); }
 MPS_SHIM_INLINE half abs(half x) { return half(__builtin_fabsf(x)); }
 MPS_SHIM_INLINE bfloat abs(bfloat x) { bfloat r = x; r.bits &= 0x7fffu; return r; }
@@ -263,15 +259,17 @@ MPS_SHIM_INLINE T select(T a, T b, bool c) { return c ? b : a; }
 
 // Reinterprets the bits of a value as another type of the same size.
 template <typename To, typename From>
-MPS_SHIM_INLINE To as_type(const From& v) {
+MPS_SHIM_INLINE constexpr To as_type(const From& v) {
   static_assert(sizeof(To) == sizeof(From), "as_type needs types of equal size");
-  To r;
-  __builtin_memcpy(&r, &v, sizeof(To));
-  return r;
+  if constexpr (std::is_trivially_copyable_v<To> && std::is_trivially_copyable_v<From>) {
+    return __builtin_bit_cast(To, v);  // usable in constant expressions
+  } else {  // vectors: their swizzle members make copying non-trivial
+    To r;
+    __builtin_memcpy(&r, &v, sizeof(To));
+    return r;
+  }
 }
 
-template <typename T>
-struct numeric_limits : std::numeric_limits<T> {};
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
