@@ -35,12 +35,11 @@ constexpr bool distinct_lanes() {
 // operators; only member bodies use it, since V may still be incomplete here.
 template <typename V, typename T, int S, int... I>
 struct swizzle {
+  // Every vector type holds hundreds of these, so they declare as few members
+  // as possible (instantiation cost); the rest are free templates below.
   T lanes_[S];
 
   MPS_SHIM_INLINE constexpr operator V() const { return V(lanes_[I]...); }
-  MPS_SHIM_INLINE constexpr V value() const { return V(lanes_[I]...); }
-  MPS_SHIM_INLINE constexpr T operator[](int i) const { return value()[i]; }
-
   MPS_SHIM_INLINE swizzle& operator=(const V& r) {
     static_assert(distinct_lanes<I...>(), "a swizzle that repeats a component cannot be assigned to");
     int k = 0;
@@ -48,16 +47,24 @@ struct swizzle {
     return *this;
   }
   // Not the implicit copy: that would copy every lane, not just I...
-  MPS_SHIM_INLINE swizzle& operator=(const swizzle& o) { return *this = o.value(); }
-  template <typename U>
-  MPS_SHIM_INLINE swizzle& operator+=(const U& o) { return *this = value() + o; }
-  template <typename U>
-  MPS_SHIM_INLINE swizzle& operator-=(const U& o) { return *this = value() - o; }
-  template <typename U>
-  MPS_SHIM_INLINE swizzle& operator*=(const U& o) { return *this = value() * o; }
-  template <typename U>
-  MPS_SHIM_INLINE swizzle& operator/=(const U& o) { return *this = value() / o; }
+  MPS_SHIM_INLINE swizzle& operator=(const swizzle& o) { return *this = V(o); }
 };
+
+template <typename V, typename T, int S, int... I>
+MPS_SHIM_INLINE constexpr V swizzle_value(const swizzle<V, T, S, I...>& s) {
+  return V(s.lanes_[I]...);
+}
+
+#define MPS_SWIZZLE_COMPOUND(op)                                                               \
+  template <typename V, typename T, int S, int... I, typename U>                               \
+  MPS_SHIM_INLINE swizzle<V, T, S, I...>& operator op##=(swizzle<V, T, S, I...>& s, const U& o) { \
+    return s = swizzle_value(s) op o;                                                          \
+  }
+MPS_SWIZZLE_COMPOUND(+)
+MPS_SWIZZLE_COMPOUND(-)
+MPS_SWIZZLE_COMPOUND(*)
+MPS_SWIZZLE_COMPOUND(/)
+#undef MPS_SWIZZLE_COMPOUND
 
 template <typename T, int S, int... I>
 using swz = swizzle<vec<T, int(sizeof...(I))>, T, S, I...>;
@@ -94,7 +101,7 @@ MPS_SHIM_INLINE constexpr const vec<U, M>& vector_value(const vec<U, M>& v) { re
 template <typename U, int M>
 MPS_SHIM_INLINE constexpr vec<U, M> vector_value(const packed_vec<U, M>& v) { return v; }
 template <typename V, typename T, int S, int... I>
-MPS_SHIM_INLINE constexpr V vector_value(const swizzle<V, T, S, I...>& v) { return v.value(); }
+MPS_SHIM_INLINE constexpr V vector_value(const swizzle<V, T, S, I...>& v) { return swizzle_value(v); }
 
 // Appends the lanes of one constructor argument (a scalar or any vector).
 template <typename T, typename A>
