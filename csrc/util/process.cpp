@@ -90,4 +90,17 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   return result;
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+bool spawn_detached_shell(const std::string& script) {
+  // The outer shell starts the job in the background and exits at once, so
+  // the job is re-parented and never becomes our zombie.
+  const ProcessResult r = run_process({"sh", "-c", "(" + script + ") >/dev/null 2>&1 </dev/null &"});
+  return r.exit_code == 0;
+}
+
 }  // namespace mps_shim

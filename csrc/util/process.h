@@ -16,4 +16,11 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd = "",
                           int timeout_seconds = 600);
 
+// Starts `sh -c script` in the background, detached from this process: it
+// keeps running if this process exits. Returns false if it could not start.
+bool spawn_detached_shell(const std::string& script);
+
+// `s` quoted for sh.
+std::string shell_quote(const std::string& s);
+
 }  // namespace mps_shim

@@ -1,6 +1,10 @@
 // The host backend: Metal source -> preprocess -> parse -> C++ -> system
 // compiler -> shared object (cached) -> dlopen; device memory is host memory.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <cstdlib>
 #include <mutex>
@@ -51,7 +55,7 @@ class HostBackend : public Backend {
     ScopedDir work{cache.work_dir()};
     write_file_atomic(join_path(work.path, frontend::kSourceName), source);
     const std::string include_dir = cache.include_dir();
-    ensure_precompiled_header(include_dir);
+    start_precompiled_header(include_dir);
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
     const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
@@ -70,20 +74,31 @@ class HostBackend : public Backend {
     return lib;
   }
 
-  // Compiles mps_host_metal.h once per include folder, so each kernel compile
-  // loads it instead of parsing it. Best effort: without it compiles still work.
-  static void ensure_precompiled_header(const std::string& include_dir) {
+  // Precompiles mps_host_metal.h once per include folder, so later kernel
+  // compiles load it instead of parsing it (~0.3 s instead of ~1.5 s). The
+  // build takes a few seconds, so it runs in the background, detached (it
+  // finishes even if this process exits), and compiles meanwhile parse the
+  // header. A lock file keeps concurrent processes from building it twice.
+  static void start_precompiled_header(const std::string& include_dir) {
     static std::mutex m;
     std::lock_guard<std::mutex> lock(m);
     const std::string pch = join_path(include_dir, "mps_host_metal.h.gch");
     if (access(pch.c_str(), R_OK) == 0) return;
+    const std::string lock_file = pch + ".building";
+    struct stat st;
+    if (stat(lock_file.c_str(), &st) == 0 && time(nullptr) - st.st_mtime < 600) return;  // under way
+    const int fd = open(lock_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    close(fd);
     const Toolchain& tc = toolchain();
     const std::string tmp = concat(pch, ".tmp", getpid());
-    std::vector<std::string> argv = tc.compiler;
-    argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
-    argv.insert(argv.end(), {"-x", "c++-header", join_path(include_dir, "mps_host_metal.h"), "-o", tmp});
-    if (run_process(argv).exit_code == 0) rename(tmp.c_str(), pch.c_str());
-    unlink(tmp.c_str());
+    std::string cmd;
+    for (const std::string& w : tc.compiler) cmd += shell_quote(w) + " ";
+    for (const std::string& f : tc.flags) cmd += shell_quote(f) + " ";
+    cmd += concat("-x c++-header ", shell_quote(join_path(include_dir, "mps_host_metal.h")), " -o ", shell_quote(tmp),
+                  " && mv -f ", shell_quote(tmp), " ", shell_quote(pch), "; rm -f ", shell_quote(tmp), " ",
+                  shell_quote(lock_file));
+    if (!spawn_detached_shell(cmd)) unlink(lock_file.c_str());
   }
 
   void* allocate(size_t nbytes) override { return std::aligned_alloc(64, (nbytes + 63) / 64 * 64); }

@@ -17,6 +17,12 @@
 #define MPS_SHIM_INLINE inline __attribute__((always_inline))
 #define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
 #define MPS_SHIM_ENTRY __attribute__((visibility("default")))
+// Declares a library overload on one concrete vector type as a template with no
+// deducible parameter: it converts arguments exactly like the non-template
+// overload Metal has (nothing is deduced from them), but its body, and so the
+// vector type with its hundreds of swizzle members, is instantiated only if a
+// kernel calls it. That keeps the compatibility header cheap to compile.
+#define MPS_VECTOR_OVERLOAD template <int = 0> MPS_SHIM_INLINE
 
 // ---- scalar types ----------------------------------------------------------
 typedef unsigned char uchar;
@@ -229,16 +235,10 @@ MPS_SHIM_INLINE float clamp(float x, float lo, float hi) { return __builtin_fmin
 MPS_SHIM_INLINE half min(half a, half b) { return half(__builtin_fminf(a, b)); }
 MPS_SHIM_INLINE half max(half a, half b) { return half(__builtin_fmaxf(a, b)); }
 MPS_SHIM_INLINE half clamp(half x, half lo, half hi) { return min(max(x, lo), hi); }
-template <typename T, int N>
-MPS_SHIM_INLINE vec<T, N> min(const vec<T, N>& a, const vec<T, N>& b) { return lanes([](T x, T y) { return min(x, y); }, a, b); }
-template <typename T, int N>
-MPS_SHIM_INLINE vec<T, N> max(const vec<T, N>& a, const vec<T, N>& b) { return lanes([](T x, T y) { return max(x, y); }, a, b); }
 
 MPS_SHIM_INLINE float abs(float x) { return __builtin_fabsf(x); }
 MPS_SHIM_INLINE half abs(half x) { return half(__builtin_fabsf(x)); }
 MPS_SHIM_INLINE bfloat abs(bfloat x) { bfloat r = x; r.bits &= 0x7fffu; return r; }
-template <typename T, int N>
-MPS_SHIM_INLINE vec<T, N> abs(const vec<T, N>& v) { return lanes([](T x) { return abs(x); }, v); }
 
 MPS_SHIM_INLINE float mix(float x, float y, float a) { return x + (y - x) * a; }
 MPS_SHIM_INLINE half mix(half x, half y, half a) { return half(mix(float(x), float(y), float(a))); }

@@ -249,65 +249,66 @@ MPS_SHIM_INLINE constexpr uint mul24(uint x, uint y) { return mps_host::integer:
 MPS_SHIM_INLINE constexpr int mad24(int x, int y, int z) { return int(uint(mul24(x, y)) + uint(z)); }
 MPS_SHIM_INLINE constexpr uint mad24(uint x, uint y, uint z) { return mul24(x, y) + z; }
 
-// Vector overloads, lane by lane through the scalar ones above.
+// Vector overloads, lane by lane through the scalar ones above (lazily
+// instantiated; see MPS_VECTOR_OVERLOAD).
 #define MPS_INT_VECTOR(T, U, N)                                                                                \
-  MPS_SHIM_INLINE vec<T, N> abs(const vec<T, N>& x) { return lanes([](T a) { return abs(a); }, x); }           \
-  MPS_SHIM_INLINE vec<U, N> absdiff(const vec<T, N>& x, const vec<T, N>& y) {                                  \
+  MPS_VECTOR_OVERLOAD vec<T, N> abs(const vec<T, N>& x) { return lanes([](T a) { return abs(a); }, x); }           \
+  MPS_VECTOR_OVERLOAD vec<U, N> absdiff(const vec<T, N>& x, const vec<T, N>& y) {                                  \
     return lanes([](T a, T b) { return absdiff(a, b); }, x, y);                                                \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> addsat(const vec<T, N>& x, const vec<T, N>& y) {                                   \
+  MPS_VECTOR_OVERLOAD vec<T, N> addsat(const vec<T, N>& x, const vec<T, N>& y) {                                   \
     return lanes([](T a, T b) { return addsat(a, b); }, x, y);                                                 \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> subsat(const vec<T, N>& x, const vec<T, N>& y) {                                   \
+  MPS_VECTOR_OVERLOAD vec<T, N> subsat(const vec<T, N>& x, const vec<T, N>& y) {                                   \
     return lanes([](T a, T b) { return subsat(a, b); }, x, y);                                                 \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> hadd(const vec<T, N>& x, const vec<T, N>& y) {                                     \
+  MPS_VECTOR_OVERLOAD vec<T, N> hadd(const vec<T, N>& x, const vec<T, N>& y) {                                     \
     return lanes([](T a, T b) { return hadd(a, b); }, x, y);                                                   \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> rhadd(const vec<T, N>& x, const vec<T, N>& y) {                                    \
+  MPS_VECTOR_OVERLOAD vec<T, N> rhadd(const vec<T, N>& x, const vec<T, N>& y) {                                    \
     return lanes([](T a, T b) { return rhadd(a, b); }, x, y);                                                  \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> mulhi(const vec<T, N>& x, const vec<T, N>& y) {                                    \
+  MPS_VECTOR_OVERLOAD vec<T, N> mulhi(const vec<T, N>& x, const vec<T, N>& y) {                                    \
     return lanes([](T a, T b) { return mulhi(a, b); }, x, y);                                                  \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> madhi(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {                \
+  MPS_VECTOR_OVERLOAD vec<T, N> madhi(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {                \
     return lanes([](T p, T q, T r) { return madhi(p, q, r); }, a, b, c);                                       \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> madsat(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {               \
+  MPS_VECTOR_OVERLOAD vec<T, N> madsat(const vec<T, N>& a, const vec<T, N>& b, const vec<T, N>& c) {               \
     return lanes([](T p, T q, T r) { return madsat(p, q, r); }, a, b, c);                                      \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> clz(const vec<T, N>& x) { return lanes([](T a) { return clz(a); }, x); }           \
-  MPS_SHIM_INLINE vec<T, N> ctz(const vec<T, N>& x) { return lanes([](T a) { return ctz(a); }, x); }           \
-  MPS_SHIM_INLINE vec<T, N> popcount(const vec<T, N>& x) { return lanes([](T a) { return popcount(a); }, x); } \
-  MPS_SHIM_INLINE vec<T, N> reverse_bits(const vec<T, N>& x) {                                                 \
+  MPS_VECTOR_OVERLOAD vec<T, N> clz(const vec<T, N>& x) { return lanes([](T a) { return clz(a); }, x); }           \
+  MPS_VECTOR_OVERLOAD vec<T, N> ctz(const vec<T, N>& x) { return lanes([](T a) { return ctz(a); }, x); }           \
+  MPS_VECTOR_OVERLOAD vec<T, N> popcount(const vec<T, N>& x) { return lanes([](T a) { return popcount(a); }, x); } \
+  MPS_VECTOR_OVERLOAD vec<T, N> reverse_bits(const vec<T, N>& x) {                                                 \
     return lanes([](T a) { return reverse_bits(a); }, x);                                                      \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> rotate(const vec<T, N>& v, const vec<T, N>& i) {                                   \
+  MPS_VECTOR_OVERLOAD vec<T, N> rotate(const vec<T, N>& v, const vec<T, N>& i) {                                   \
     return lanes([](T a, T b) { return rotate(a, b); }, v, i);                                                 \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> extract_bits(const vec<T, N>& x, uint offset, uint bits) {                         \
+  MPS_VECTOR_OVERLOAD vec<T, N> extract_bits(const vec<T, N>& x, uint offset, uint bits) {                         \
     return lanes([=](T a) { return extract_bits(a, offset, bits); }, x);                                       \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> insert_bits(const vec<T, N>& base, const vec<T, N>& insert, uint offset,           \
+  MPS_VECTOR_OVERLOAD vec<T, N> insert_bits(const vec<T, N>& base, const vec<T, N>& insert, uint offset,           \
                                         uint bits) {                                                           \
     return lanes([=](T a, T b) { return insert_bits(a, b, offset, bits); }, base, insert);                     \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> min(const vec<T, N>& x, const vec<T, N>& y) {                                      \
+  MPS_VECTOR_OVERLOAD vec<T, N> min(const vec<T, N>& x, const vec<T, N>& y) {                                      \
     return lanes([](T a, T b) { return min(a, b); }, x, y);                                                    \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> max(const vec<T, N>& x, const vec<T, N>& y) {                                      \
+  MPS_VECTOR_OVERLOAD vec<T, N> max(const vec<T, N>& x, const vec<T, N>& y) {                                      \
     return lanes([](T a, T b) { return max(a, b); }, x, y);                                                    \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> clamp(const vec<T, N>& x, const vec<T, N>& minval, const vec<T, N>& maxval) {      \
+  MPS_VECTOR_OVERLOAD vec<T, N> clamp(const vec<T, N>& x, const vec<T, N>& minval, const vec<T, N>& maxval) {      \
     return lanes([](T a, T lo, T hi) { return clamp(a, lo, hi); }, x, minval, maxval);                         \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> min3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                 \
+  MPS_VECTOR_OVERLOAD vec<T, N> min3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                 \
     return lanes([](T a, T b, T c) { return min3(a, b, c); }, x, y, z);                                        \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> max3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                 \
+  MPS_VECTOR_OVERLOAD vec<T, N> max3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                 \
     return lanes([](T a, T b, T c) { return max3(a, b, c); }, x, y, z);                                        \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> median3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {              \
+  MPS_VECTOR_OVERLOAD vec<T, N> median3(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {              \
     return lanes([](T a, T b, T c) { return median3(a, b, c); }, x, y, z);                                     \
   }
 #define MPS_INT_VECTORS(T, U) MPS_INT_VECTOR(T, U, 2) MPS_INT_VECTOR(T, U, 3) MPS_INT_VECTOR(T, U, 4)
@@ -323,10 +324,10 @@ MPS_INT_VECTORS(ulong, ulong)
 #undef MPS_INT_VECTOR
 
 #define MPS_INT24_VECTOR(T, N)                                                                                 \
-  MPS_SHIM_INLINE vec<T, N> mul24(const vec<T, N>& x, const vec<T, N>& y) {                                    \
+  MPS_VECTOR_OVERLOAD vec<T, N> mul24(const vec<T, N>& x, const vec<T, N>& y) {                                    \
     return lanes([](T a, T b) { return mul24(a, b); }, x, y);                                                  \
   }                                                                                                            \
-  MPS_SHIM_INLINE vec<T, N> mad24(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                \
+  MPS_VECTOR_OVERLOAD vec<T, N> mad24(const vec<T, N>& x, const vec<T, N>& y, const vec<T, N>& z) {                \
     return lanes([](T a, T b, T c) { return mad24(a, b, c); }, x, y, z);                                       \
   }
 MPS_INT24_VECTOR(int, 2)
