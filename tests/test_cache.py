@@ -52,10 +52,13 @@ def entries(cache_dir):
 
 
 def snapshot(cache_dir):
-    """Every path under the folder with (mtime_ns, inode, size)."""
+    """Every path under the folder with (mtime_ns, inode, size), except the precompiled
+    header, which a detached background job writes whenever it is ready."""
     out = {}
     for root, dirs, files in os.walk(cache_dir):
         for name in dirs + files:
+            if ".gch" in name:
+                continue
             p = os.path.join(root, name)
             st = os.lstat(p)
             out[os.path.relpath(p, cache_dir)] = (st.st_mtime_ns, st.st_ino, st.st_size)

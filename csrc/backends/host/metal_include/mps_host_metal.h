@@ -143,120 +143,6 @@ MPS_VEC_ALIASES(bool, bool)
 
 namespace metal {
 
-// ---- math --------------------------------------------------------------------
-// Each function is defined on float through a GCC builtin (exp, exp2, log and
-// log2 through the vectorisable mps_host_vmath.h), on half and bfloat
-// by computing in float and rounding back, and on vectors lane by lane.
-#define MPS_UNARY_FLOAT(name, expr)                                                             \
-  MPS_SHIM_INLINE float name(float x) { return expr; }                                          \
-  MPS_SHIM_INLINE half name(half x) { return half(name(float(x))); }                            \
-  MPS_SHIM_INLINE bfloat name(bfloat x) { return bfloat(name(float(x))); }                      \
-  template <typename T, int N>                                                                  \
-  MPS_SHIM_INLINE vec<T, N> name(const vec<T, N>& v) { return lanes([](T x) { return name(x); }, v); }
-#define MPS_BINARY_FLOAT(name, expr)                                                                \
-  MPS_SHIM_INLINE float name(float x, float y) { return expr; }                                     \
-  MPS_SHIM_INLINE half name(half x, half y) { return half(name(float(x), float(y))); }              \
-  MPS_SHIM_INLINE bfloat name(bfloat x, bfloat y) { return bfloat(name(float(x), float(y))); }      \
-  template <typename T, int N>                                                                      \
-  MPS_SHIM_INLINE vec<T, N> name(const vec<T, N>& a, const vec<T, N>& b) {                          \
-    return lanes([](T x, T y) { return name(x, y); }, a, b);                                        \
-  }
-
-// The math set is declared once and instantiated in metal::, metal::precise::
-// and metal::fast:: (on a CPU all three use the same correctly-behaved code).
-#define MPS_MATH_FUNCTIONS                                                                   \
-  MPS_UNARY_FLOAT(exp, mps_host::vmath::expf(x))                                                    \
-  MPS_UNARY_FLOAT(exp2, mps_host::vmath::exp2f(x))                                                  \
-  MPS_UNARY_FLOAT(exp10, __builtin_exp10f(x))                                                \
-  MPS_UNARY_FLOAT(log, mps_host::vmath::logf(x))                                                    \
-  MPS_UNARY_FLOAT(log2, mps_host::vmath::log2f(x))                                                  \
-  MPS_UNARY_FLOAT(log10, __builtin_log10f(x))                                                \
-  MPS_UNARY_FLOAT(sqrt, __builtin_sqrtf(x))                                                  \
-  MPS_UNARY_FLOAT(rsqrt, 1.0f / __builtin_sqrtf(x))                                          \
-  MPS_UNARY_FLOAT(sin, __builtin_sinf(x))                                                    \
-  MPS_UNARY_FLOAT(cos, __builtin_cosf(x))                                                    \
-  MPS_UNARY_FLOAT(tan, __builtin_tanf(x))                                                    \
-  MPS_UNARY_FLOAT(asin, __builtin_asinf(x))                                                  \
-  MPS_UNARY_FLOAT(acos, __builtin_acosf(x))                                                  \
-  MPS_UNARY_FLOAT(atan, __builtin_atanf(x))                                                  \
-  MPS_UNARY_FLOAT(sinh, __builtin_sinhf(x))                                                  \
-  MPS_UNARY_FLOAT(cosh, __builtin_coshf(x))                                                  \
-  MPS_UNARY_FLOAT(tanh, __builtin_tanhf(x))                                                  \
-  MPS_UNARY_FLOAT(asinh, __builtin_asinhf(x))                                                \
-  MPS_UNARY_FLOAT(acosh, __builtin_acoshf(x))                                                \
-  MPS_UNARY_FLOAT(atanh, __builtin_atanhf(x))                                                \
-  MPS_UNARY_FLOAT(floor, __builtin_floorf(x))                                                \
-  MPS_UNARY_FLOAT(ceil, __builtin_ceilf(x))                                                  \
-  MPS_UNARY_FLOAT(round, __builtin_roundf(x))                                                \
-  MPS_UNARY_FLOAT(rint, __builtin_rintf(x))                                                  \
-  MPS_UNARY_FLOAT(trunc, __builtin_truncf(x))                                                \
-  MPS_UNARY_FLOAT(fract, __builtin_fminf(x - __builtin_floorf(x), 0x1.fffffep-1f))            \
-  MPS_UNARY_FLOAT(fabs, __builtin_fabsf(x))                                                  \
-  MPS_UNARY_FLOAT(erf, __builtin_erff(x))                                                    \
-  MPS_UNARY_FLOAT(erfc, __builtin_erfcf(x))                                                  \
-  MPS_UNARY_FLOAT(lgamma, __builtin_lgammaf(x))                                              \
-  MPS_UNARY_FLOAT(tgamma, __builtin_tgammaf(x))                                              \
-  MPS_UNARY_FLOAT(log1p, __builtin_log1pf(x))                                                \
-  MPS_UNARY_FLOAT(expm1, __builtin_expm1f(x))                                                \
-  MPS_UNARY_FLOAT(sign, x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == x ? x * 0.0f : 0.0f)       \
-  MPS_UNARY_FLOAT(saturate, __builtin_fminf(__builtin_fmaxf(x, 0.0f), 1.0f))                 \
-  MPS_BINARY_FLOAT(pow, __builtin_powf(x, y))                                                \
-  MPS_BINARY_FLOAT(powr, __builtin_powf(x, y))                                               \
-  MPS_BINARY_FLOAT(atan2, __builtin_atan2f(x, y))                                            \
-  MPS_BINARY_FLOAT(fmod, __builtin_fmodf(x, y))                                              \
-  MPS_BINARY_FLOAT(fmin, __builtin_fminf(x, y))                                              \
-  MPS_BINARY_FLOAT(fmax, __builtin_fmaxf(x, y))                                              \
-  MPS_BINARY_FLOAT(copysign, __builtin_copysignf(x, y))                                      \
-  MPS_BINARY_FLOAT(nextafter, __builtin_nextafterf(x, y))                                    \
-  MPS_BINARY_FLOAT(step, y < x ? 0.0f : 1.0f)                                                \
-  MPS_SHIM_INLINE float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }    \
-  MPS_SHIM_INLINE half fma(half a, half b, half c) { return half(__builtin_fmaf(a, b, c)); }  \
-  MPS_SHIM_INLINE float tanpi(float x) { return tan(x * 3.14159265358979323846f); }          \
-  MPS_SHIM_INLINE float sinpi(float x) { return sin(x * 3.14159265358979323846f); }          \
-  MPS_SHIM_INLINE float cospi(float x) { return cos(x * 3.14159265358979323846f); }
-
-MPS_MATH_FUNCTIONS
-namespace precise { MPS_MATH_FUNCTIONS }
-namespace fast { MPS_MATH_FUNCTIONS }
-#undef MPS_MATH_FUNCTIONS
-#undef MPS_UNARY_FLOAT
-#undef MPS_BINARY_FLOAT
-
-// min/max/clamp/abs for every scalar type (Metal: fmin semantics for floats).
-#define MPS_MINMAX(T)                                                                          \
-  MPS_SHIM_INLINE T min(T a, T b) { return b < a ? b : a; }                                    \
-  MPS_SHIM_INLINE T max(T a, T b) { return a < b ? b : a; }                                    \
-  MPS_SHIM_INLINE T clamp(T x, T lo, T hi) { return min(max(x, lo), hi); }
-MPS_MINMAX(bfloat)
-#undef MPS_MINMAX
-MPS_SHIM_INLINE float min(float a, float b) { return __builtin_fminf(a, b); }
-MPS_SHIM_INLINE float max(float a, float b) { return __builtin_fmaxf(a, b); }
-MPS_SHIM_INLINE float clamp(float x, float lo, float hi) { return __builtin_fminf(__builtin_fmaxf(x, lo), hi); }
-MPS_SHIM_INLINE half min(half a, half b) { return half(__builtin_fminf(a, b)); }
-MPS_SHIM_INLINE half max(half a, half b) { return half(__builtin_fmaxf(a, b)); }
-MPS_SHIM_INLINE half clamp(half x, half lo, half hi) { return min(max(x, lo), hi); }
-
-MPS_SHIM_INLINE float abs(float x) { return __builtin_fabsf(x); }
-MPS_SHIM_INLINE half abs(half x) { return half(__builtin_fabsf(x)); }
-MPS_SHIM_INLINE bfloat abs(bfloat x) { bfloat r = x; r.bits &= 0x7fffu; return r; }
-
-MPS_SHIM_INLINE float mix(float x, float y, float a) { return x + (y - x) * a; }
-MPS_SHIM_INLINE half mix(half x, half y, half a) { return half(mix(float(x), float(y), float(a))); }
-
-MPS_SHIM_INLINE bool isnan(float x) { return __builtin_isnan(x); }
-MPS_SHIM_INLINE bool isinf(float x) { return __builtin_isinf(x); }
-MPS_SHIM_INLINE bool isfinite(float x) { return __builtin_isfinite(x); }
-MPS_SHIM_INLINE bool signbit(float x) { return __builtin_signbit(x); }
-MPS_SHIM_INLINE bool isnan(half x) { return __builtin_isnan(float(x)); }
-MPS_SHIM_INLINE bool isinf(half x) { return __builtin_isinf(float(x)); }
-MPS_SHIM_INLINE bool isfinite(half x) { return __builtin_isfinite(float(x)); }
-MPS_SHIM_INLINE bool isnan(bfloat x) { return __builtin_isnan(float(x)); }
-MPS_SHIM_INLINE bool isinf(bfloat x) { return __builtin_isinf(float(x)); }
-MPS_SHIM_INLINE bool isfinite(bfloat x) { return __builtin_isfinite(float(x)); }
-
-template <typename T>
-MPS_SHIM_INLINE T select(T a, T b, bool c) { return c ? b : a; }
-
 // Reinterprets the bits of a value as another type of the same size.
 template <typename To, typename From>
 MPS_SHIM_INLINE constexpr To as_type(const From& v) {
@@ -274,6 +160,9 @@ MPS_SHIM_INLINE constexpr To as_type(const From& v) {
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
 }  // namespace metal
+
+// Metal's common, math, relational and geometric functions.
+#include "mps_metal_math.h"
 
 // Metal's built-in type names work without `using namespace metal`.
 using metal::bfloat;

@@ -220,10 +220,14 @@ MPS_SHIM_INLINE constexpr void put(T* out, int& k, const A& a) {
     int k = 0;                                                                                          \
     (detail::put(lanes_, k, a), ...);                                                                   \
   }                                                                                                     \
-  /* conversions between element types are explicit, as in Metal */                                   \
-  template <typename U, typename = std::enable_if_t<!std::is_same_v<U, T>>>                             \
-  MPS_SHIM_INLINE constexpr explicit vec(const vec<U, N_>& o) : lanes_{} {                              \
-    for (int i = 0; i < N; ++i) lanes_[i] = T(o.lanes_[i]);                                             \
+  /* conversions between element types are explicit, as in Metal: half3(float3), half3(f.xyz) */       \
+  template <typename A, typename = std::enable_if_t<detail::is_vector_like<A>::value &&                 \
+                                                    detail::lanes_of<A>::value == N_ &&                 \
+                                                    !std::is_same_v<A, vec> &&                          \
+                                                    !std::is_convertible_v<const A&, vec>>>             \
+  MPS_SHIM_INLINE constexpr explicit vec(const A& o) : lanes_{} {                                       \
+    int k = 0;                                                                                          \
+    detail::put(lanes_, k, o);                                                                          \
   }                                                                                                     \
   MPS_SHIM_INLINE constexpr T& operator[](int i) { return lanes_[i]; }                                  \
   MPS_SHIM_INLINE constexpr const T& operator[](int i) const { return lanes_[i]; }                      \

@@ -1,0 +1,168 @@
+"""PyTorch's c10/metal headers, embedded the way Inductor embeds them, on the host engine.
+
+Needs torch 2.13.0 (for its headers and its own embedding helper); skips cleanly
+without it. References come from numpy and mpmath (a dependency of torch).
+"""
+import importlib.util
+import math
+import os
+
+import numpy as np
+import pytest
+
+import mps_shim
+
+HEADERS = ["utils", "special_math", "igamma", "expm1f", "random", "indexing", "error"]
+
+
+def _torch_include():
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("torch is not installed (pip install torch==2.13.0)")
+    include = os.path.join(list(spec.submodule_search_locations)[0], "include")
+    if not os.path.exists(os.path.join(include, "c10", "metal", "utils.h")):
+        pytest.skip("this torch build ships no c10/metal headers")
+    return include
+
+
+def embedded(headers):
+    """The header text with include lines replaced by file contents, as torch/_inductor/codegen/mps.py does."""
+    from pathlib import Path
+
+    from torch.utils._cpp_embed_headers import _embed_headers
+
+    lines = [f"#include <c10/metal/{h}.h>\n" for h in headers]
+    return _embed_headers(lines, [Path(_torch_include())], set())
+
+
+KERNELS = r"""
+kernel void special(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    const float v = x[i];
+    out[8 * i + 0] = c10::metal::erfinv(v * 0.99f / 10.0f);
+    out[8 * i + 1] = c10::metal::i0(v);
+    out[8 * i + 2] = c10::metal::digamma(v + 0.5f);
+    out[8 * i + 3] = c10::metal::log_gamma(v + 0.5f);
+    out[8 * i + 4] = c10::metal::erf(v / 4.0f);
+    out[8 * i + 5] = c10::metal::i1e(v);
+    out[8 * i + 6] = c10::metal::zeta(v + 1.5f, 2.0f);
+    out[8 * i + 7] = c10::metal::xlog1py(v, v / 10.0f);
+}
+
+kernel void division(device float* out, device int* iout, constant float* a, constant float* b,
+                     constant int* ia, constant int* ib, uint i [[thread_position_in_grid]]) {
+    out[2 * i + 0] = c10::metal::floor_divide(a[i], b[i]);
+    out[2 * i + 1] = c10::metal::remainder(a[i], b[i]);
+    iout[2 * i + 0] = c10::metal::floor_divide(ia[i], ib[i]);
+    iout[2 * i + 1] = c10::metal::remainder(ia[i], ib[i]);
+}
+
+kernel void complex_mul(device float2* out, constant float2* a, constant float2* b, uint i [[thread_position_in_grid]]) {
+    out[i] = c10::metal::mul(a[i], b[i]);
+}
+
+kernel void casts(device half* h, device bfloat* bf, device int* n, device uchar* u, device bool* flag,
+                  constant float* x, uint i [[thread_position_in_grid]]) {
+    h[i] = c10::metal::cast_to<half>(x[i]);
+    bf[i] = c10::metal::cast_to<bfloat>(x[i]);
+    n[i] = c10::metal::cast_to<int>(x[i]);
+    u[i] = c10::metal::cast_to<uchar>(c10::metal::cast_to<int>(x[i]));
+    flag[i] = c10::metal::cast_to<bool>(x[i]);
+}
+
+kernel void random(device float* uniform, device float* normal, constant long& seed, uint i [[thread_position_in_grid]]) {
+    uniform[i] = c10::metal::rand(seed, i);
+    normal[i] = c10::metal::randn(seed, i);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return mps_shim.compile_shader(embedded(HEADERS) + KERNELS)
+
+
+def test_every_header_compiles_embedded():
+    source = embedded(HEADERS) + "\nkernel void noop(device float* o, uint i [[thread_position_in_grid]]) { o[i] = 0; }\n"
+    assert "noop" in mps_shim.ShaderLibrary(source).kernel_names
+
+
+def test_special_functions(lib):
+    mpmath = pytest.importorskip("mpmath")
+    x = np.linspace(0.1, 9.7, 97).astype(np.float32)
+    out = np.zeros(8 * x.size, np.float32)
+    lib.special(out, x, threads=x.size)
+    out = out.reshape(-1, 8)
+    refs = [
+        lambda v: mpmath.erfinv(v * 0.99 / 10),
+        lambda v: mpmath.besseli(0, v),
+        lambda v: mpmath.digamma(v + 0.5),
+        lambda v: mpmath.loggamma(v + 0.5),
+        lambda v: mpmath.erf(v / 4),
+        lambda v: mpmath.besseli(1, v) * mpmath.exp(-abs(v)),
+        lambda v: mpmath.zeta(v + 1.5, 2),
+        lambda v: v * mpmath.log1p(v / 10),
+    ]
+    xs = [float(v) for v in x]
+    for column, ref in enumerate(refs):
+        expected = np.array([float(ref(mpmath.mpf(v))) for v in xs])
+        np.testing.assert_allclose(out[:, column], expected, rtol=2e-5, atol=2e-6, err_msg=f"column {column}")
+
+
+def test_floor_divide_and_remainder_follow_python(lib):
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-50, 50, 500).astype(np.float32)
+    b = rng.choice([-7.5, -3.0, 2.5, 4.0], 500).astype(np.float32)
+    ia = rng.integers(-100, 100, 500).astype(np.int32)
+    ib = rng.choice([-7, -3, 2, 5], 500).astype(np.int32)
+    out = np.zeros(1000, np.float32)
+    iout = np.zeros(1000, np.int32)
+    lib.division(out, iout, a, b, ia, ib, threads=500)
+    np.testing.assert_allclose(out[0::2], np.floor_divide(a, b), rtol=0, atol=0)
+    np.testing.assert_allclose(out[1::2], np.remainder(a, b), rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(iout[0::2], np.floor_divide(ia, ib))
+    np.testing.assert_array_equal(iout[1::2], np.remainder(ia, ib))
+
+
+def test_complex_multiplication_on_float2(lib):
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((300, 2)).astype(np.float32)
+    b = rng.standard_normal((300, 2)).astype(np.float32)
+    out = np.zeros_like(a)
+    lib.complex_mul(out, a, b, threads=300)
+    expected = (a[:, 0] + 1j * a[:, 1]) * (b[:, 0] + 1j * b[:, 1])
+    np.testing.assert_allclose(out[:, 0] + 1j * out[:, 1], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_casts_between_dtypes(lib):
+    x = np.array([0.0, -0.0, 1.5, -2.5, 65504.0, 70000.0, 1e-8, 3.99, -1.0, 255.9, 1.0000001, 0.1], np.float32)
+    n = x.size
+    h = np.zeros(n, np.float16)
+    bf = np.zeros(n, np.uint16)
+    ints = np.zeros(n, np.int32)
+    u = np.zeros(n, np.uint8)
+    flag = np.zeros(n, np.bool_)
+    lib.casts(h, bf, ints, u, flag, x, threads=n)
+    np.testing.assert_array_equal(h, x.astype(np.float16))
+    bits = x.view(np.uint32).astype(np.uint64)
+    np.testing.assert_array_equal(bf, ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16))
+    np.testing.assert_array_equal(ints, np.trunc(x).astype(np.int32))
+    np.testing.assert_array_equal(u, np.trunc(x).astype(np.int32).astype(np.uint8))
+    np.testing.assert_array_equal(flag, x != 0)
+
+
+def test_rand_and_randn_statistics(lib):
+    n = 200_000
+    uniform = np.zeros(n, np.float32)
+    normal = np.zeros(n, np.float32)
+    lib.random(uniform, normal, 1234, threads=n)
+    assert uniform.min() >= 0 and uniform.max() < 1
+    # moments of U(0,1) and N(0,1); bounds are > 6 standard errors wide
+    assert abs(uniform.mean() - 0.5) < 6 * math.sqrt(1 / 12 / n)
+    assert abs(uniform.var() - 1 / 12) < 0.003
+    assert abs(normal.mean()) < 6 / math.sqrt(n)
+    assert abs(normal.std() - 1) < 0.01
+    counts, _ = np.histogram(uniform, bins=10, range=(0, 1))
+    assert np.all(np.abs(counts - n / 10) < 6 * math.sqrt(n / 10))
+    again = np.zeros(n, np.float32)
+    lib.random(again, normal, 1234, threads=n)
+    np.testing.assert_array_equal(again, uniform)  # same seed, same stream
