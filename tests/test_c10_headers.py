@@ -142,7 +142,8 @@ def test_casts_between_dtypes(lib):
     u = np.zeros(n, np.uint8)
     flag = np.zeros(n, np.bool_)
     lib.casts(h, bf, ints, u, flag, x, threads=n)
-    np.testing.assert_array_equal(h, x.astype(np.float16))
+    with np.errstate(over="ignore"):  # 70000 -> inf is the point
+        np.testing.assert_array_equal(h, x.astype(np.float16))
     bits = x.view(np.uint32).astype(np.uint64)
     np.testing.assert_array_equal(bf, ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16))
     np.testing.assert_array_equal(ints, np.trunc(x).astype(np.int32))
