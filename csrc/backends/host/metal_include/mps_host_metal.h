@@ -159,6 +159,51 @@ MPS_SHIM_INLINE constexpr To as_type(const From& v) {
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
+// Barriers and SIMD-group functions need threadgroup execution, which the
+// host engine does not run yet: a kernel that calls one fails to compile with
+// this message at its call (the dependent static_assert fires only if used).
+#define MPS_NEEDS_THREADGROUPS(name)                                                                       \
+  template <typename... A>                                                                                  \
+  void name(A&&...) {                                                                                       \
+    static_assert(sizeof...(A) < 0, #name " needs threadgroup execution, which the host engine does not support yet"); \
+  }
+MPS_NEEDS_THREADGROUPS(threadgroup_barrier)
+MPS_NEEDS_THREADGROUPS(simdgroup_barrier)
+MPS_NEEDS_THREADGROUPS(simd_sum)
+MPS_NEEDS_THREADGROUPS(simd_product)
+MPS_NEEDS_THREADGROUPS(simd_min)
+MPS_NEEDS_THREADGROUPS(simd_max)
+MPS_NEEDS_THREADGROUPS(simd_and)
+MPS_NEEDS_THREADGROUPS(simd_or)
+MPS_NEEDS_THREADGROUPS(simd_xor)
+MPS_NEEDS_THREADGROUPS(simd_prefix_inclusive_sum)
+MPS_NEEDS_THREADGROUPS(simd_prefix_exclusive_sum)
+MPS_NEEDS_THREADGROUPS(simd_prefix_inclusive_product)
+MPS_NEEDS_THREADGROUPS(simd_prefix_exclusive_product)
+MPS_NEEDS_THREADGROUPS(simd_shuffle)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_up)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_down)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_xor)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_and_fill_up)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_and_fill_down)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_rotate_up)
+MPS_NEEDS_THREADGROUPS(simd_shuffle_rotate_down)
+MPS_NEEDS_THREADGROUPS(simd_broadcast)
+MPS_NEEDS_THREADGROUPS(simd_broadcast_first)
+MPS_NEEDS_THREADGROUPS(simd_ballot)
+MPS_NEEDS_THREADGROUPS(simd_vote)
+MPS_NEEDS_THREADGROUPS(simd_all)
+MPS_NEEDS_THREADGROUPS(simd_any)
+MPS_NEEDS_THREADGROUPS(simd_is_first)
+MPS_NEEDS_THREADGROUPS(simd_active_threads_mask)
+MPS_NEEDS_THREADGROUPS(quad_sum)
+MPS_NEEDS_THREADGROUPS(quad_broadcast)
+MPS_NEEDS_THREADGROUPS(quad_shuffle)
+MPS_NEEDS_THREADGROUPS(quad_shuffle_down)
+MPS_NEEDS_THREADGROUPS(quad_shuffle_up)
+MPS_NEEDS_THREADGROUPS(quad_shuffle_xor)
+#undef MPS_NEEDS_THREADGROUPS
+
 }  // namespace metal
 
 // Metal's common, math, relational and geometric functions.
