@@ -69,6 +69,19 @@ kernel void casts(device half* h, device bfloat* bf, device int* n, device uchar
     flag[i] = c10::metal::cast_to<bool>(x[i]);
 }
 
+// cast_to<D> from every source dtype, one kernel per destination.
+#define CAST_KERNEL(D)                                                                                   \
+kernel void cast_to_##D(device D* out, constant float* f, constant half* h, constant bfloat* b,          \
+                        constant int* n, constant long* l, constant short* s, constant char* c,           \
+                        constant uchar* u, constant bool* z, uint k [[thread_position_in_grid]]) {       \
+    device D* o = out + 9 * k;                                                                           \
+    o[0] = c10::metal::cast_to<D>(f[k]); o[1] = c10::metal::cast_to<D>(h[k]); o[2] = c10::metal::cast_to<D>(b[k]); \
+    o[3] = c10::metal::cast_to<D>(n[k]); o[4] = c10::metal::cast_to<D>(l[k]); o[5] = c10::metal::cast_to<D>(s[k]); \
+    o[6] = c10::metal::cast_to<D>(c[k]); o[7] = c10::metal::cast_to<D>(u[k]); o[8] = c10::metal::cast_to<D>(z[k]); \
+}
+CAST_KERNEL(float) CAST_KERNEL(half) CAST_KERNEL(bfloat) CAST_KERNEL(int) CAST_KERNEL(long)
+CAST_KERNEL(short) CAST_KERNEL(char) CAST_KERNEL(uchar) CAST_KERNEL(bool)
+
 kernel void random(device float* uniform, device float* normal, constant long& seed, uint i [[thread_position_in_grid]]) {
     uniform[i] = c10::metal::rand(seed, i);
     normal[i] = c10::metal::randn(seed, i);
@@ -149,6 +162,44 @@ def test_casts_between_dtypes(lib):
     np.testing.assert_array_equal(ints, np.trunc(x).astype(np.int32))
     np.testing.assert_array_equal(u, np.trunc(x).astype(np.int32).astype(np.uint8))
     np.testing.assert_array_equal(flag, x != 0)
+
+
+def _bfloat_bits(values):
+    """float64 values -> bfloat16 bits, rounding to nearest even through float32 (exact here)."""
+    bits = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def test_cast_to_between_all_dtypes(lib):
+    """c10::metal::cast_to<D>(S) for every pair of the nine scalar dtypes, against numpy's astype.
+
+    Values stay where every conversion is defined (no negative float -> unsigned,
+    nothing out of range) and are exact in bfloat16, so no reference rounds twice.
+    """
+    base = np.array([0, 1, 2.5, 3.75, 7, 15.5, 31.25, 64, 100.5, 120.5, 127, 0.125])
+    n = base.size
+    sources = {
+        "float": base.astype(np.float32), "half": base.astype(np.float16), "bfloat": _bfloat_bits(base),
+        "int": np.trunc(base).astype(np.int32), "long": np.trunc(base).astype(np.int64),
+        "short": np.trunc(base).astype(np.int16), "char": np.trunc(base).astype(np.int8),
+        "uchar": np.trunc(base).astype(np.uint8), "bool": base != 0,
+    }
+    as_float64 = {name: (arr.astype(np.uint32) << 16).view(np.float32).astype(np.float64) if name == "bfloat"
+                  else arr.astype(np.float64) for name, arr in sources.items()}
+    numpy_dtype = {"float": np.float32, "half": np.float16, "int": np.int32, "long": np.int64, "short": np.int16,
+                   "char": np.int8, "uchar": np.uint8, "bool": np.bool_}
+    for dest in ["float", "half", "bfloat", "int", "long", "short", "char", "uchar", "bool"]:
+        out = np.zeros(9 * n, np.uint16 if dest == "bfloat" else numpy_dtype[dest])
+        getattr(lib, f"cast_to_{dest}")(out, *sources.values(), threads=n)
+        out = out.reshape(n, 9)
+        for j, (src, values) in enumerate(as_float64.items()):
+            if dest == "bfloat":
+                expected = _bfloat_bits(values)
+            elif dest == "bool":
+                expected = values != 0
+            else:
+                expected = (values if src == "bfloat" else sources[src]).astype(numpy_dtype[dest])
+            np.testing.assert_array_equal(out[:, j], expected, err_msg=f"cast_to<{dest}>({src})")
 
 
 def test_rand_and_randn_statistics(lib):
