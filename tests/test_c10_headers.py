@@ -218,3 +218,98 @@ def test_rand_and_randn_statistics(lib):
     again = np.zeros(n, np.float32)
     lib.random(again, normal, 1234, threads=n)
     np.testing.assert_array_equal(again, uniform)  # same seed, same stream
+
+
+REDUCTIONS = r"""
+// Inductor's reduction shape: a 2-D grid (row, r), threadgroups of {1, R},
+// max_total_threads_per_threadgroup(R), and a loop when a row exceeds R.
+[[max_total_threads_per_threadgroup(1024)]]
+kernel void row_reduce(device float* sums, device float* maxes, device long* argmaxes,
+                       constant float* x, constant long& cols,
+                       uint2 pos [[thread_position_in_grid]], uint2 tid [[thread_position_in_threadgroup]],
+                       uint2 size [[threads_per_threadgroup]]) {
+    threadgroup float tmp_sum[32];
+    threadgroup float tmp_max[32];
+    threadgroup float tmp_arg[32];
+    threadgroup long tmp_idx[32];
+    const long row = pos.x;
+    float acc = 0, best = -INFINITY;
+    long best_idx = 0;
+    for (long c = tid.y; c < cols; c += size.y) {
+        const float v = x[row * cols + c];
+        acc += v;
+        if (v > best) { best = v; best_idx = c; }
+    }
+    const float s = c10::metal::threadgroup_sum(tmp_sum, acc, tid.y, size.y);
+    const float m = c10::metal::threadgroup_max(tmp_max, best, tid.y, size.y);
+    const long a = c10::metal::threadgroup_argmax(tmp_arg, tmp_idx, best, best_idx, tid.y, size.y);
+    if (tid.y == 0) {
+        sums[row] = s;
+        maxes[row] = m;
+        argmaxes[row] = a;
+    }
+}
+
+template <typename T>
+kernel void scatter_add(device c10::metal::AtomicType_t<T>* out, constant T* values, constant long* index,
+                        uint i [[thread_position_in_grid]]) {
+    c10::metal::AtomicType<T>::atomic_add(out, index[i], values[i]);
+}
+template [[host_name("scatter_add_float")]] kernel void scatter_add<float>(
+    device c10::metal::AtomicType_t<float>*, constant float*, constant long*, uint);
+template [[host_name("scatter_add_half")]] kernel void scatter_add<half>(
+    device c10::metal::AtomicType_t<half>*, constant half*, constant long*, uint);
+template [[host_name("scatter_add_bfloat")]] kernel void scatter_add<bfloat>(
+    device c10::metal::AtomicType_t<bfloat>*, constant bfloat*, constant long*, uint);
+template [[host_name("scatter_add_int")]] kernel void scatter_add<int>(
+    device c10::metal::AtomicType_t<int>*, constant int*, constant long*, uint);
+template [[host_name("scatter_add_long")]] kernel void scatter_add<long>(
+    device c10::metal::AtomicType_t<long>*, constant long*, constant long*, uint);
+"""
+
+
+@pytest.fixture(scope="module")
+def reductions():
+    return mps_shim.compile_shader(embedded(["utils", "reduction_utils", "atomic"]) + REDUCTIONS)
+
+
+@pytest.mark.parametrize("cols", [1, 31, 32, 33, 1000, 1024, 4097, 1_000_000])
+def test_reduction_utils_in_inductor_shape(reductions, cols):
+    rows = 3 if cols < 100_000 else 1
+    rng = np.random.default_rng(cols)
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    group = min(cols, 1024)
+    sums, maxes = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
+    argmaxes = np.zeros(rows, np.int64)
+    reductions.row_reduce(sums, maxes, argmaxes, x, cols, threads=(rows, group), group_size=(1, group))
+    np.testing.assert_allclose(sums, x.astype(np.float64).sum(1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(maxes, x.max(1))
+    np.testing.assert_array_equal(argmaxes, x.argmax(1))
+
+
+@pytest.mark.parametrize("dtype", ["float", "half", "bfloat", "int", "long"])
+def test_atomic_add_from_atomic_h(reductions, dtype):
+    rng = np.random.default_rng(3)
+    n, bins = 20_000, 7
+    index = rng.integers(0, bins, n).astype(np.int64)
+    if dtype in ("int", "long"):
+        values = rng.integers(-5, 6, n).astype(np.int32 if dtype == "int" else np.int64)
+        out = np.zeros(bins, values.dtype)
+        getattr(reductions, f"scatter_add_{dtype}")(out, values, index, threads=n)
+        np.testing.assert_array_equal(out, np.bincount(index, weights=values, minlength=bins).astype(values.dtype))
+        return
+    values = rng.integers(-4, 5, n).astype(np.float32) * 0.5  # exact in every float type
+    if dtype == "bfloat":
+        # bfloat16 holds 8 significant bits: keep every running sum exact (|sum| < 128 in steps of 0.5)
+        n = 700
+        index, values = index[:n], rng.choice(np.array([-0.5, 0.5], np.float32), n)
+    if dtype == "half":
+        src, out = values.astype(np.float16), np.zeros(bins, np.float16)
+    elif dtype == "bfloat":
+        src = _bfloat_bits(values)
+        out = np.zeros(bins, np.uint16)
+    else:
+        src, out = values, np.zeros(bins, np.float32)
+    getattr(reductions, f"scatter_add_{dtype}")(out, src, index, threads=n)
+    got = (out.astype(np.uint32) << 16).view(np.float32) if dtype == "bfloat" else out.astype(np.float64)
+    np.testing.assert_array_equal(got, np.bincount(index, weights=values, minlength=bins))

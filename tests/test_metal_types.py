@@ -320,16 +320,3 @@ def test_address_space_overloads_with_different_bodies_are_rejected():
     with pytest.raises(mps_shim.CompileError) as info:
         mps_shim.compile_shader(source)
     assert "library.metal:13" in str(info.value) and "address space" in str(info.value)
-
-
-@pytest.mark.parametrize("call", ["threadgroup_barrier(mem_flags::mem_threadgroup)", "simd_sum(v)",
-                                  "simd_shuffle_down(v, 1)"])
-def test_threadgroup_functions_fail_clearly_until_supported(call):
-    source = ("#include <metal_stdlib>\nusing namespace metal;\n"
-              "kernel void f(device float* o, uint i [[thread_position_in_grid]]) {\n"
-              f"  float v = o[i];\n  {call};\n  o[i] = v;\n}}\n")
-    with pytest.raises(mps_shim.CompileError) as info:
-        mps_shim.compile_shader(source)
-    message = str(info.value)
-    assert "library.metal:5" in message
-    assert call.split("(")[0] + " needs threadgroup execution" in message

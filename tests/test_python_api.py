@@ -165,16 +165,13 @@ KERNEL_HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
 @pytest.mark.parametrize("body, marker, words", [
     ("kernel void k(device float* out,\n              threadgroup float* scratch,\n"
      "              uint i [[thread_position_in_grid]]) {\n    out[i] = 1.0f;\n}\n",
-     "threadgroup float* scratch", ["threadgroup memory", "scratch"]),
+     "threadgroup float* scratch", ["threadgroup kernel parameters", "scratch"]),
     ("kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
-     "    threadgroup float tile[64];\n    out[i] = 1.0f;\n}\n",
-     "threadgroup float tile", ["threadgroup memory"]),
+     "    threadgroup float tile[8193];\n    out[i] = tile[0];\n}\n",
+     "threadgroup float tile", ["32 KiB"]),
     ("kernel void k(device float* out,\n              float v,\n              uint i [[thread_position_in_grid]]) {\n"
      "    out[i] = v;\n}\n",
      "float v,", ["'v'", "device or constant pointer or reference"]),
-    ("kernel void k(device float* out, uint i [[thread_position_in_grid]],\n"
-     "              uint lane [[thread_index_in_simdgroup]]) {\n    out[i] = lane;\n}\n",
-     "thread_index_in_simdgroup", ["thread_index_in_simdgroup", "SIMD-group"]),
     ("[[max_total_threads_per_threadgroup(2048)]]\n"
      "kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
      "    out[i] = 1.0f;\n}\n",

@@ -23,6 +23,16 @@ enum class ThreadAttr {
   ThreadgroupsPerGrid,
   ThreadIndexInThreadgroup,
   DispatchThreadsPerThreadgroup,
+  ThreadIndexInSimdgroup,
+  SimdgroupIndexInThreadgroup,
+  ThreadsPerSimdgroup,
+  SimdgroupsPerThreadgroup,
+  ThreadExecutionWidth,
+  DispatchSimdgroupsPerThreadgroup,
+  ThreadIndexInQuadgroup,
+  QuadgroupIndexInThreadgroup,
+  QuadgroupsPerThreadgroup,
+  DispatchQuadgroupsPerThreadgroup,
 };
 
 enum class ParamRole { Buffer, Scalar, ThreadPosition };
@@ -48,6 +58,10 @@ struct KernelDecl {
   // True when a parameter needs the threadgroup structure (group ids or sizes);
   // otherwise a backend may iterate the grid directly.
   bool uses_threadgroups = false;
+  // True when the kernel may reach a barrier or a SIMD-group function: its
+  // threads must then run as concurrent fibers, not one after another.
+  bool uses_fibers = false;
+  size_t body_open = 0;  // token index of the definition's body, for analyses
 };
 
 struct Edit {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "frontend/diagnostics.h"
+#include "frontend/call_graph.h"
 #include "frontend/overloads.h"
 
 namespace mps_shim::frontend {
@@ -27,14 +28,20 @@ const AttrInfo kThreadAttrs[] = {
     {"threadgroups_per_grid", ThreadAttr::ThreadgroupsPerGrid, true},
     {"thread_index_in_threadgroup", ThreadAttr::ThreadIndexInThreadgroup, true},
     {"dispatch_threads_per_threadgroup", ThreadAttr::DispatchThreadsPerThreadgroup, true},
+    {"thread_index_in_simdgroup", ThreadAttr::ThreadIndexInSimdgroup, true},
+    {"simdgroup_index_in_threadgroup", ThreadAttr::SimdgroupIndexInThreadgroup, true},
+    {"threads_per_simdgroup", ThreadAttr::ThreadsPerSimdgroup, true},
+    {"simdgroups_per_threadgroup", ThreadAttr::SimdgroupsPerThreadgroup, true},
+    {"thread_execution_width", ThreadAttr::ThreadExecutionWidth, true},
+    {"dispatch_simdgroups_per_threadgroup", ThreadAttr::DispatchSimdgroupsPerThreadgroup, true},
+    {"thread_index_in_quadgroup", ThreadAttr::ThreadIndexInQuadgroup, true},
+    {"quadgroup_index_in_threadgroup", ThreadAttr::QuadgroupIndexInThreadgroup, true},
+    {"quadgroups_per_threadgroup", ThreadAttr::QuadgroupsPerThreadgroup, true},
+    {"dispatch_quadgroups_per_threadgroup", ThreadAttr::DispatchQuadgroupsPerThreadgroup, true},
 };
 
-// Metal attributes that need SIMD-group or quad execution, which this engine does not have yet.
-const std::set<std::string> kUnsupportedAttrs = {
-    "thread_index_in_simdgroup", "simdgroup_index_in_threadgroup", "threads_per_simdgroup",
-    "simdgroups_per_threadgroup", "thread_execution_width", "thread_index_in_quadgroup",
-    "quadgroup_index_in_threadgroup", "quadgroups_per_threadgroup", "dispatch_simdgroups_per_threadgroup",
-    "dispatch_quadgroups_per_threadgroup", "grid_origin", "grid_size", "stage_in"};
+// Metal attributes with no meaning for a compute dispatch here.
+const std::set<std::string> kUnsupportedAttrs = {"grid_origin", "grid_size", "stage_in"};
 
 // Metal types the engine has no equivalent for; naming one is a compile error.
 const std::map<std::string, const char*> kUnsupportedTypes = {
@@ -63,6 +70,7 @@ struct Decl {
   std::string name, template_args;
   std::string scope;  // enclosing namespaces, "a::b::"
   size_t name_token = 0;
+  size_t body_open = 0;  // the definition's `{`
   std::optional<size_t> kernel_token;
   std::vector<Attr> attrs;  // on the declaration head
   std::vector<ParamDecl> params;
@@ -98,8 +106,10 @@ class Parser {
       i = decls.back().last;
     }
     for (const TokenRange& r : redundant_address_space_overloads(src_)) blank(r.first, r.last);
+    bodies_ = function_bodies(src_);
     ParsedLibrary out;
     out.kernels = build_kernels(decls);
+    for (KernelDecl& k : out.kernels) k.uses_fibers = reaches_threadgroup_functions(src_, bodies_, k.body_open);
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
     for (size_t i = 0; i < t_.size(); ++i)
@@ -200,6 +210,7 @@ class Parser {
     while (k < t_.size() && !t_[k].is("{") && !t_[k].is(";")) ++k;
     if (k >= t_.size()) error(rparen, concat("kernel '", d.name, "' is not terminated"));
     d.is_definition = t_[k].is("{");
+    d.body_open = d.is_definition ? k : 0;
     d.last = d.is_definition ? match(k) : k;
     if (d.is_definition && d.unbindable) error(d.unbindable->first, d.unbindable->second);
     return d;
@@ -264,9 +275,10 @@ class Parser {
         p.attribute = a.name;
         p.thread_attr = ta;
       } else if (kUnsupportedAttrs.count(a.name)) {
-        error(a.name_token, concat(who, ": [[", a.name, "]] needs SIMD-group execution, which the host engine does not support yet"));
+        error(a.name_token, concat(who, ": [[", a.name, "]] is not supported by the host engine"));
       } else if (a.name == "threadgroup" || p.space == AddressSpace::Threadgroup) {
-        error(a.name_token, concat(who, ": threadgroup memory is not supported by the host engine yet"));
+        error(a.name_token, concat(who, ": threadgroup kernel parameters need a length the AOTInductor ABI cannot "
+                                        "set; declare a threadgroup array inside the kernel instead"));
       } else if (a.name == "texture" || a.name == "sampler") {
         error(a.name_token, concat(who, ": textures and samplers are not supported"));
       }
@@ -274,7 +286,8 @@ class Parser {
     if (p.thread_attr != ThreadAttr::None) {
       p.role = ParamRole::ThreadPosition;
     } else if (p.space == AddressSpace::Threadgroup) {
-      error(first, concat(who, ": threadgroup memory is not supported by the host engine yet"));
+      error(first, concat(who, ": threadgroup kernel parameters need a length the AOTInductor ABI cannot set; "
+                               "declare a threadgroup array inside the kernel instead"));
     } else if (pointer && (p.space == AddressSpace::Device || p.space == AddressSpace::Constant)) {
       p.role = ParamRole::Buffer;
     } else if (reference && p.space == AddressSpace::Device) {
@@ -350,6 +363,7 @@ class Parser {
     k.template_args = inst.is_instantiation ? inst.template_args : "";
     k.params = def.params;
     k.line = t_[inst.name_token].line;
+    k.body_open = def.body_open;
     for (const Decl* d : {&def, &inst}) {
       if (const Attr* a = find_attr(*d, "max_total_threads_per_threadgroup")) {
         char* endp = nullptr;
@@ -413,12 +427,51 @@ class Parser {
         const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const");
         set(i, has_const ? "        " : "const   ");
       } else if (tk.is("threadgroup") && !repl_[i]) {
-        error(i, "threadgroup memory is not supported by the host engine yet");
+        rewrite_threadgroup(i);
       } else if (tk.is_identifier() && !repl_[i]) {
         if (auto it = kUnsupportedTypes.find(std::string(tk.text)); it != kUnsupportedTypes.end())
           error(i, concat("'", tk.text, "': ", it->second, " are not supported by the host engine"));
       }
     }
+  }
+
+  // `threadgroup T x[N];` declares memory shared by one threadgroup's threads.
+  // A threadgroup's threads all run on one OS thread and one threadgroup runs
+  // on an OS thread at a time, so a function-local `static thread_local` object
+  // is exactly that memory. A threadgroup pointer or reference is plain.
+  void rewrite_threadgroup(size_t i) {
+    size_t k = i + 1;
+    for (; k < t_.size(); ++k) {
+      const Token& x = t_[k];
+      if (x.is("<")) {
+        k = match(k);
+        continue;
+      }
+      if (x.is("*") || x.is("&") || x.is("&&") || x.is("(") || x.is(")")) {
+        set(i, std::string(t_[i].text.size(), ' '));
+        return;
+      }
+      if (x.is("[") || x.is(";") || x.is("=") || x.is(",")) break;
+    }
+    if (k >= t_.size() || !t_[k - 1].is_identifier()) error(i, "cannot parse this threadgroup declaration");
+    if (t_[k].is("=")) error(i, "threadgroup variables cannot have initializers");
+    set(i, "static thread_local");
+    size_t end = k;
+    while (end < t_.size() && !t_[end].is(";")) ++end;
+    if (end >= t_.size()) error(i, "unterminated threadgroup declaration");
+    // Metal's limit: 32 KiB of threadgroup memory, checked per function.
+    std::vector<std::string>& names = threadgroup_objects_[enclosing_body(i)];
+    names.push_back(std::string(t_[k - 1].text));
+    std::string sum;
+    for (const std::string& n : names) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + n + ")";
+    repl_[end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
+  }
+
+  // The function body (its opening brace) that contains token i, or 0.
+  size_t enclosing_body(size_t i) const {
+    for (const auto& b : bodies_)
+      if (b.open < i && i < b.close) return b.open;
+    return 0;
   }
 
   // An unsuffixed floating literal is float in Metal; `h` makes half.
@@ -435,6 +488,8 @@ class Parser {
   const LexedSource& src_;
   const std::vector<Token>& t_;
   std::vector<std::optional<std::string>> repl_;
+  std::vector<FunctionBody> bodies_;
+  std::map<size_t, std::vector<std::string>> threadgroup_objects_;  // by function body
 };
 
 }  // namespace

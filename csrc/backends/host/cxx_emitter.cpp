@@ -24,6 +24,16 @@ const char* thread_member(ThreadAttr attr) {
     case ThreadAttr::ThreadgroupsPerGrid: return "groups";
     case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
     case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
+    case ThreadAttr::ThreadIndexInSimdgroup: return "simd_lane";
+    case ThreadAttr::SimdgroupIndexInThreadgroup: return "simd_group";
+    case ThreadAttr::ThreadsPerSimdgroup: return "simd_width";
+    case ThreadAttr::ThreadExecutionWidth: return "simd_width";
+    case ThreadAttr::SimdgroupsPerThreadgroup: return "simd_groups";
+    case ThreadAttr::DispatchSimdgroupsPerThreadgroup: return "dispatch_simd_groups";
+    case ThreadAttr::ThreadIndexInQuadgroup: return "quad_lane";
+    case ThreadAttr::QuadgroupIndexInThreadgroup: return "quad_group";
+    case ThreadAttr::QuadgroupsPerThreadgroup: return "quad_groups";
+    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return "dispatch_quad_groups";
     case ThreadAttr::None: break;
   }
   return "";
@@ -60,8 +70,11 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
     if (p.role == ParamRole::ThreadPosition) continue;
     out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(L->args[" << p.binding << "]);\n";
   }
-  out << "  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
-      << ">(L, first, end, [&](const mps_host::ThreadIds& t) __attribute__((always_inline)) {\n    " << fn << "(";
+  if (k.uses_fibers)  // barriers or SIMD-group functions: each threadgroup's threads run as fibers
+    out << "  mps_host::run_groups_as_fibers(L, first, end, [&](const mps_host::ThreadIds& t) {\n    " << fn << "(";
+  else
+    out << "  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
+        << ">(L, first, end, [&](const mps_host::ThreadIds& t) __attribute__((always_inline)) {\n    " << fn << "(";
   for (size_t i = 0; i < k.params.size(); ++i) {
     const ParamDecl& p = k.params[i];
     if (i) out << ", ";

@@ -31,7 +31,8 @@ class HostModule : public CompiledLibrary {
   const std::vector<KernelInfo>& kernels() const override { return kernels_; }
 
   void launch(size_t index, void* const* args, const LaunchGrid& grid) override {
-    mps_shim_launch L{args, {}, {}, {}};
+    int32_t failure = MPS_SHIM_LAUNCH_OK;
+    mps_shim_launch L{args, {}, {}, {}, &failure};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {
       L.grid[d] = grid.grid[d];
@@ -52,6 +53,12 @@ class HostModule : public CompiledLibrary {
           x->entry(x->launch, first, end);
         },
         &ctx);
+    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_DEADLOCK, "kernel '", kernels_[index].name,
+                   "': its threads waited for each other forever (every running thread of a threadgroup was "
+                   "blocked at a barrier or SIMD-group function that could not complete, or spun without "
+                   "progress); the dispatch was stopped");
+    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_NO_MEMORY, "kernel '", kernels_[index].name,
+                   "': out of memory for the threadgroup's thread stacks");
   }
 
  private:

@@ -11,10 +11,11 @@
 //   left the group and no longer holds the others (Apple silicon, §6.9.1).
 // - SIMD-groups: 32 lanes, simdgroup = tid / 32, lane = tid % 32, the last
 //   SIMD-group of a partial threadgroup has fewer lanes. A SIMD operation
-//   combines the active lanes: those of the SIMD-group that have not returned.
-//   Every active lane must reach the same SIMD operation (control flow uniform
-//   per SIMD-group, apart from lanes that returned); divergent SIMD operations
-//   inside `if` are not modelled (they end in a deadlock report, never a hang).
+//   combines the active lanes: those of the SIMD-group that have not returned
+//   and are not waiting at the threadgroup barrier. So in
+//   `if (idx < n) x = simd_sum(v); threadgroup_barrier(...);` the sum covers
+//   the lanes that took the branch, as on the GPU where the others are masked
+//   off. Lanes on two different SIMD operations at once are not modelled.
 // - Reading an inactive lane (simd_shuffle_down past an inactive or returned
 //   lane, simd_broadcast from one) is undefined in Metal; here it yields the
 //   caller's own value, like the lanes shuffled in past the end.
@@ -297,6 +298,7 @@ struct Fiber {
 struct alignas(64) Simd {
   uint32_t arrived;    // lanes waiting in the current operation
   uint32_t live;       // lanes that have not returned
+  uint32_t at_barrier; // lanes waiting at the threadgroup barrier: not in this SIMD op (divergence)
   uint32_t gen;        // completed operations
   uint32_t mask[2];    // lanes that deposited, per parity
   uint32_t reduced[2]; // simd_collective: result[parity] holds the combined value
@@ -483,6 +485,23 @@ __attribute__((noinline)) inline void block(Group* g, Fiber* f, const uint32_t* 
 }
 
 // Runs on the fiber's own stack, called by the entry trampoline.
+// A SIMD op completes when every lane of the SIMD-group still running has
+// arrived: lanes that returned, or that wait at the threadgroup barrier (they
+// took another path, as in `if (idx < n) simd_sum(...); barrier();`), are not
+// part of it, as on the GPU where divergent lanes are masked off.
+inline void simd_complete_if_ready(Simd& s) {
+  if (s.arrived != 0 && s.arrived == s.live - s.at_barrier) {
+    s.arrived = 0;
+    s.gen += 1;
+  }
+}
+
+inline void release_barrier(Group* g) {
+  g->arrived = 0;
+  g->gen += 1;
+  for (unsigned i = 0, n = (g->n + kSimdWidth - 1) / kSimdWidth; i < n; ++i) g->simd[i].at_barrier = 0;
+}
+
 inline void fiber_main(void* arg) {
   Fiber* f = static_cast<Fiber*>(arg);
   Group* g = f->group;
@@ -492,16 +511,10 @@ inline void fiber_main(void* arg) {
   g->spins = 0;
   Simd& s = g->simd[f->tid / kSimdWidth];
   s.live -= 1;
-  if (s.live != 0 && s.arrived == s.live) {  // the others were only waiting for it
-    s.arrived = 0;
-    s.gen += 1;
-  }
+  simd_complete_if_ready(s);  // the others may have been waiting only for it
   g->live -= 1;
   if (g->live == 0) return;  // the trampoline switches back to run_group
-  if (g->arrived != 0 && g->arrived == g->live) {
-    g->arrived = 0;
-    g->gen += 1;
-  }
+  if (g->arrived != 0 && g->arrived == g->live) release_barrier(g);
   Fiber* next = f->next;
   f->prev->next = next;
   next->prev = f->prev;
@@ -526,7 +539,7 @@ inline Simd* simd_arrive(Group* g, const void* v, size_t n, unsigned* parity, un
   if (n) __builtin_memcpy(s->slot[p][l], v, n);
   s->mask[p] |= 1u << l;
   g->stuck = 0;
-  if (++s->arrived == s->live) {
+  if (++s->arrived == s->live - s->at_barrier) {
     s->arrived = 0;
     s->gen = gen + 1;
     g->spins = 0;
@@ -601,6 +614,7 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
     const unsigned lanes = s + 1 < n_simd ? kSimdWidth : n_threads - s * kSimdWidth;
     sg.arrived = 0;
     sg.live = lanes;
+    sg.at_barrier = 0;
     sg.gen = 0;
     sg.mask[0] = sg.mask[1] = 0;
     sg.reduced[0] = sg.reduced[1] = 0;
@@ -620,11 +634,13 @@ inline void barrier() {
   detail::Fiber* f = g->running;
   g->stuck = 0;
   if (++g->arrived == g->live) {  // the last one releases the others and goes on
-    g->arrived = 0;
-    g->gen += 1;
+    detail::release_barrier(g);
     g->spins = 0;
     return;
   }
+  detail::Simd& s = g->simd[f->tid / kSimdWidth];
+  s.at_barrier += 1;
+  detail::simd_complete_if_ready(s);
   detail::block(g, f, &g->gen, g->gen);
 }
 

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define MPS_SHIM_MODULE_ABI 1
+#define MPS_SHIM_MODULE_ABI 2
 
 extern "C" {
 
@@ -14,7 +14,12 @@ struct mps_shim_launch {
   uint32_t grid[3];    // threads per grid (exact)
   uint32_t group[3];   // requested threads per threadgroup
   uint32_t groups[3];  // threadgroups per grid
+  int32_t* failure;    // set (atomically) to an MPS_SHIM_LAUNCH_* code when a threadgroup fails
 };
+
+#define MPS_SHIM_LAUNCH_OK 0
+#define MPS_SHIM_LAUNCH_DEADLOCK 1     // threads waited for each other forever
+#define MPS_SHIM_LAUNCH_NO_MEMORY 2    // no memory for the threadgroup's fiber stacks
 
 // Runs threadgroups [first_group, end_group), numbered x-fastest.
 typedef void (*mps_shim_entry_fn)(const struct mps_shim_launch* launch, uint64_t first_group, uint64_t end_group);

@@ -13,6 +13,7 @@
 
 #include "mps_host_launch.h"
 #include "mps_host_vmath.h"
+#include "mps_host_fibers.h"
 
 #define MPS_SHIM_INLINE inline __attribute__((always_inline))
 #define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
@@ -159,57 +160,16 @@ MPS_SHIM_INLINE constexpr To as_type(const From& v) {
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
-// Barriers and SIMD-group functions need threadgroup execution, which the
-// host engine does not run yet: a kernel that calls one fails to compile with
-// this message at its call (the dependent static_assert fires only if used).
-#define MPS_NEEDS_THREADGROUPS(name)                                                                       \
-  template <typename... A>                                                                                  \
-  void name(A&&...) {                                                                                       \
-    static_assert(sizeof...(A) < 0, #name " needs threadgroup execution, which the host engine does not support yet"); \
-  }
-MPS_NEEDS_THREADGROUPS(threadgroup_barrier)
-MPS_NEEDS_THREADGROUPS(simdgroup_barrier)
-MPS_NEEDS_THREADGROUPS(simd_sum)
-MPS_NEEDS_THREADGROUPS(simd_product)
-MPS_NEEDS_THREADGROUPS(simd_min)
-MPS_NEEDS_THREADGROUPS(simd_max)
-MPS_NEEDS_THREADGROUPS(simd_and)
-MPS_NEEDS_THREADGROUPS(simd_or)
-MPS_NEEDS_THREADGROUPS(simd_xor)
-MPS_NEEDS_THREADGROUPS(simd_prefix_inclusive_sum)
-MPS_NEEDS_THREADGROUPS(simd_prefix_exclusive_sum)
-MPS_NEEDS_THREADGROUPS(simd_prefix_inclusive_product)
-MPS_NEEDS_THREADGROUPS(simd_prefix_exclusive_product)
-MPS_NEEDS_THREADGROUPS(simd_shuffle)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_up)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_down)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_xor)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_and_fill_up)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_and_fill_down)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_rotate_up)
-MPS_NEEDS_THREADGROUPS(simd_shuffle_rotate_down)
-MPS_NEEDS_THREADGROUPS(simd_broadcast)
-MPS_NEEDS_THREADGROUPS(simd_broadcast_first)
-MPS_NEEDS_THREADGROUPS(simd_ballot)
-MPS_NEEDS_THREADGROUPS(simd_vote)
-MPS_NEEDS_THREADGROUPS(simd_all)
-MPS_NEEDS_THREADGROUPS(simd_any)
-MPS_NEEDS_THREADGROUPS(simd_is_first)
-MPS_NEEDS_THREADGROUPS(simd_active_threads_mask)
-MPS_NEEDS_THREADGROUPS(quad_sum)
-MPS_NEEDS_THREADGROUPS(quad_broadcast)
-MPS_NEEDS_THREADGROUPS(quad_shuffle)
-MPS_NEEDS_THREADGROUPS(quad_shuffle_down)
-MPS_NEEDS_THREADGROUPS(quad_shuffle_up)
-MPS_NEEDS_THREADGROUPS(quad_shuffle_xor)
-#undef MPS_NEEDS_THREADGROUPS
 
 }  // namespace metal
 
 // Metal's common, math, relational and geometric functions.
 #include "mps_metal_math.h"
+#include "mps_metal_simdgroup.h"
 
-// Metal's built-in type names work without `using namespace metal`.
+// Metal's built-in type names (and the as_type operator) work without
+// `using namespace metal`.
+using metal::as_type;
 using metal::bfloat;
 using metal::matrix;
 using metal::packed_vec;
@@ -264,7 +224,33 @@ struct ThreadIds {
   uint3 groups;             // threadgroups_per_grid
   uint3 dispatch_group;     // dispatch_threads_per_threadgroup (as requested)
   uint index_in_group;      // thread_index_in_threadgroup
+  uint simd_lane, simd_group, simd_groups, dispatch_simd_groups;  // 32-lane SIMD-groups
+  uint quad_lane, quad_group, quad_groups, dispatch_quad_groups;  // 4-lane quads
+  uint simd_width;          // threads_per_simdgroup, thread_execution_width
 };
+
+// Fills the ids of thread (x, y, z) of a threadgroup at `base` of actual size `size`.
+MPS_SHIM_INLINE void set_group_ids(ThreadIds& t, const uint3& gid, const uint3& base, const uint3& size,
+                                   const uint3& grid, const uint3& group, const uint3& groups, uint x, uint y, uint z) {
+  t.in_grid = uint3(base.x + x, base.y + y, base.z + z);
+  t.in_group = uint3(x, y, z);
+  t.group = gid;
+  t.grid_size = grid;
+  t.group_size = size;
+  t.groups = groups;
+  t.dispatch_group = group;
+  t.index_in_group = (z * size.y + y) * size.x + x;
+  const uint actual = size.x * size.y * size.z, requested = group.x * group.y * group.z;
+  t.simd_lane = t.index_in_group % 32;
+  t.simd_group = t.index_in_group / 32;
+  t.simd_groups = (actual + 31) / 32;
+  t.dispatch_simd_groups = (requested + 31) / 32;
+  t.quad_lane = t.index_in_group % 4;
+  t.quad_group = t.index_in_group / 4;
+  t.quad_groups = (actual + 3) / 4;
+  t.dispatch_quad_groups = (requested + 3) / 4;
+  t.simd_width = 32;
+}
 
 template <typename P>
 MPS_SHIM_INLINE P thread_value(const uint3& v) {
@@ -329,16 +315,49 @@ MPS_SHIM_INLINE void run_groups(const mps_shim_launch* L, uint64_t first, uint64
       for (uint y = 0; y < size.y; ++y)
         for (uint x = 0; x < size.x; ++x) {
           ThreadIds t;
-          t.in_grid = uint3(base.x + x, base.y + y, base.z + z);
-          t.in_group = uint3(x, y, z);
-          t.group = gid;
-          t.grid_size = grid;
-          t.group_size = size;
-          t.groups = groups;
-          t.dispatch_group = group;
-          t.index_in_group = (z * size.y + y) * size.x + x;
+          set_group_ids(t, gid, base, size, grid, group, groups, x, y, z);
           body(t);
         }
+  }
+}
+
+// Runs threadgroups [first, end) with each group's threads as fibers on this
+// OS thread, for kernels with barriers or SIMD-group functions. A group whose
+// threads wait for each other forever is abandoned and reported through
+// L->failure; the dispatch then fails with that error.
+template <typename Body>
+inline void run_groups_as_fibers(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
+  const uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
+  const uint3 group(L->group[0], L->group[1], L->group[2]);
+  const uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
+  struct Ctx {
+    Body* body;
+    uint3 gid, base, size, grid, group, groups;
+  };
+  const fibers::DeadlockHandler handler{nullptr, nullptr, 0};
+  for (uint64_t g = first; g < end; ++g) {
+    if (__atomic_load_n(L->failure, __ATOMIC_RELAXED) != MPS_SHIM_LAUNCH_OK) return;
+    Ctx ctx{&body, uint3(uint(g % groups.x), uint(g / groups.x % groups.y), uint(g / (uint64_t(groups.x) * groups.y))),
+            uint3(0u), uint3(0u), grid, group, groups};
+    ctx.base = uint3(ctx.gid.x * group.x, ctx.gid.y * group.y, ctx.gid.z * group.z);
+    ctx.size = uint3(metal::min(group.x, grid.x - ctx.base.x), metal::min(group.y, grid.y - ctx.base.y),
+                     metal::min(group.z, grid.z - ctx.base.z));
+    const unsigned n = ctx.size.x * ctx.size.y * ctx.size.z;
+    const int rc = fibers::run_group(
+        n,
+        [](void* c, unsigned tid) {
+          const Ctx& x = *static_cast<const Ctx*>(c);
+          ThreadIds t;
+          set_group_ids(t, x.gid, x.base, x.size, x.grid, x.group, x.groups, tid % x.size.x,
+                        tid / x.size.x % x.size.y, tid / (x.size.x * x.size.y));
+          (*x.body)(t);
+        },
+        &ctx, &handler);
+    if (rc != fibers::kOk) {
+      __atomic_store_n(L->failure, rc == fibers::kDeadlock ? MPS_SHIM_LAUNCH_DEADLOCK : MPS_SHIM_LAUNCH_NO_MEMORY,
+                       __ATOMIC_RELAXED);
+      return;
+    }
   }
 }
 

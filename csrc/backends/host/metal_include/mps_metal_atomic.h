@@ -56,8 +56,12 @@ template <typename T>
 MPS_SHIM_INLINE void atomic_store_explicit(volatile atomic<T>* obj, T desired, memory_order order) {
   __atomic_store(&obj->value_, &desired, order == memory_order_relaxed ? __ATOMIC_RELAXED : __ATOMIC_SEQ_CST);
 }
+// A thread that polls an atomic may be waiting for another thread of its
+// threadgroup: on the fiber path, let the others run (and let the progress
+// guard stop a wait that can never end). Kernels that poll run on that path.
 template <typename T>
 MPS_SHIM_INLINE T atomic_load_explicit(const volatile atomic<T>* obj, memory_order order) {
+  mps_host::fibers::yield_for_spin();
   T value;
   __atomic_load(&obj->value_, &value, order == memory_order_relaxed ? __ATOMIC_RELAXED : __ATOMIC_SEQ_CST);
   return value;
@@ -71,6 +75,7 @@ MPS_SHIM_INLINE T atomic_exchange_explicit(volatile atomic<T>* obj, T desired, m
 template <typename T>
 MPS_SHIM_INLINE bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* obj, T* expected, T desired,
                                                            memory_order success, memory_order failure) {
+  mps_host::fibers::yield_for_spin();
   return __atomic_compare_exchange(&obj->value_, expected, &desired, true, success, detail::failure_order(failure));
 }
 template <typename T>

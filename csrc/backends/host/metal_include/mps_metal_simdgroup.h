@@ -1,0 +1,229 @@
+// Barriers and SIMD-group / quad-group functions, on the fiber core
+// (mps_host_fibers.h): a kernel that reaches any of them runs each
+// threadgroup's threads as fibers (see run_groups_as_fibers), so a barrier
+// switches to the next thread and a SIMD-group function exchanges values with
+// the other active lanes of its 32-lane SIMD-group (or 4-lane quad).
+//
+// Apple's semantics: only active lanes take part (a partial SIMD-group, or
+// lanes whose threads returned), reductions combine the active lanes in lane
+// order, shuffles do not wrap (a lane whose source is outside the group or
+// inactive keeps its own value), and the *_and_fill_* shuffles take the fill
+// value where the source falls off the group (or is inactive).
+#ifndef MPS_METAL_SIMDGROUP_H
+#define MPS_METAL_SIMDGROUP_H
+
+#ifndef MPS_HOST_METAL_H
+#error "include mps_host_metal.h instead"
+#endif
+
+namespace mps_host {
+namespace simd {
+
+namespace fib = ::mps_host::fibers;
+
+// Values travel as bytes: vectors are not trivially copyable (swizzle members).
+template <typename T>
+struct Bytes {
+  static_assert(sizeof(T) <= fib::kSlotBytes, "SIMD-group functions carry values of at most 16 bytes");
+  unsigned char b[sizeof(T)];
+};
+template <typename T>
+MPS_SHIM_INLINE Bytes<T> pack(const T& v) {
+  Bytes<T> r;
+  __builtin_memcpy(r.b, &v, sizeof(T));
+  return r;
+}
+template <typename T>
+MPS_SHIM_INLINE T at(const fib::SimdView& view, unsigned lane) {
+  const Bytes<T> b = view.get<Bytes<T>>(lane);
+  T v;
+  __builtin_memcpy(&v, b.b, sizeof(T));
+  return v;
+}
+
+// The active lanes of the caller's W-lane group (W = 32: SIMD-group, 4: quad).
+template <unsigned W>
+MPS_SHIM_INLINE uint32_t group_mask(const fib::SimdView& v) {
+  if (W == 32) return v.mask;
+  const unsigned base = v.lane / W * W;
+  return v.mask & (((1u << W) - 1u) << base);
+}
+
+// Combines the active lanes of the caller's group in lane order; same result on every lane.
+template <unsigned W, typename T, typename Op>
+MPS_SHIM_INLINE T reduce(const T& x, Op op) {
+  const fib::SimdView v = fib::simd_exchange(pack(x));
+  uint32_t m = group_mask<W>(v);
+  T acc = at<T>(v, unsigned(__builtin_ctz(m)));
+  for (m &= m - 1; m; m &= m - 1) acc = op(acc, at<T>(v, unsigned(__builtin_ctz(m))));
+  return acc;
+}
+
+// Combines the active lanes of the group below the caller (inclusive: and the caller).
+template <unsigned W, bool kInclusive, typename T, typename Op>
+MPS_SHIM_INLINE T scan(const T& x, T identity, Op op) {
+  const fib::SimdView v = fib::simd_exchange(pack(x));
+  const uint32_t below = (kInclusive ? (2u << v.lane) : (1u << v.lane)) - 1u;
+  T acc = identity;
+  for (uint32_t m = group_mask<W>(v) & below; m; m &= m - 1) acc = op(acc, at<T>(v, unsigned(__builtin_ctz(m))));
+  return acc;
+}
+
+// The value of lane `src` (an index within the caller's group) or `fallback`.
+template <unsigned W, typename T>
+MPS_SHIM_INLINE T pick(const fib::SimdView& v, long src, const T& fallback) {
+  if (src < 0 || src >= long(W)) return fallback;
+  const unsigned lane = v.lane / W * W + unsigned(src);
+  return v.active(lane) ? at<T>(v, lane) : fallback;
+}
+
+template <unsigned W>
+MPS_SHIM_INLINE unsigned index_in_group(const fib::SimdView& v) { return v.lane % W; }
+
+}  // namespace simd
+}  // namespace mps_host
+
+namespace metal {
+
+// The ballot of a SIMD-group: bit l set when lane l is active and voted true.
+struct simd_vote {
+  using vote_t = ulong;
+  vote_t value;
+  MPS_SHIM_INLINE constexpr explicit simd_vote(vote_t v = 0) : value(v) {}
+  MPS_SHIM_INLINE constexpr explicit operator vote_t() const { return value; }
+  MPS_SHIM_INLINE constexpr bool any() const { return value != 0; }
+  MPS_SHIM_INLINE constexpr bool all() const { return value == active_; }
+  vote_t active_ = 0;
+};
+typedef simd_vote quad_vote;
+
+MPS_SHIM_INLINE void threadgroup_barrier(mem_flags = mem_flags::mem_none) {
+  __asm__ volatile("" ::: "memory");
+  mps_host::fibers::barrier();
+}
+MPS_SHIM_INLINE void simdgroup_barrier(mem_flags = mem_flags::mem_none) {
+  __asm__ volatile("" ::: "memory");
+  mps_host::fibers::simd_barrier();
+}
+
+// Every function exists for the SIMD-group (W = 32) and the quad (W = 4).
+#define MPS_GROUP_FUNCTIONS(P, W)                                                                            \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_sum(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a + b); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_product(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a * b); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_min(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(min(a, b)); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_max(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(max(a, b)); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_and(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a & b); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_or(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a | b); }); }  \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_xor(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a ^ b); }); } \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_prefix_inclusive_sum(T x) {                                                          \
+    return mps_host::simd::scan<W, true>(x, T(0), [](T a, T b) { return T(a + b); });                        \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_prefix_exclusive_sum(T x) {                                                          \
+    return mps_host::simd::scan<W, false>(x, T(0), [](T a, T b) { return T(a + b); });                       \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_prefix_inclusive_product(T x) {                                                      \
+    return mps_host::simd::scan<W, true>(x, T(1), [](T a, T b) { return T(a * b); });                        \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_prefix_exclusive_product(T x) {                                                      \
+    return mps_host::simd::scan<W, false>(x, T(1), [](T a, T b) { return T(a * b); });                       \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle(T x, ushort lane) {                                                          \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long(lane), x);                                                        \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_broadcast(T x, ushort lane) { return P##_shuffle(x, lane); }                         \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_up(T x, ushort delta) {                                                      \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long(mps_host::simd::index_in_group<W>(v)) - delta, x);                \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_down(T x, ushort delta) {                                                    \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long(mps_host::simd::index_in_group<W>(v)) + delta, x);                \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_xor(T x, ushort mask) {                                                      \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long(mps_host::simd::index_in_group<W>(v) ^ mask), x);                 \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_rotate_up(T x, ushort delta) {                                               \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long((mps_host::simd::index_in_group<W>(v) + W - delta % W) % W), x);  \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_rotate_down(T x, ushort delta) {                                             \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::pick<W>(v, long((mps_host::simd::index_in_group<W>(v) + delta) % W), x);         \
+  }                                                                                                          \
+  /* data from lane - delta; below the start of each `modulo`-lane segment, filling from the segment's end */ \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_and_fill_up(T data, T filling, ushort delta, ushort modulo = W) {            \
+    const auto dv = mps_host::fibers::simd_exchange(mps_host::simd::pack(data));                             \
+    const T d = [&] {                                                                                        \
+      const long idx = long(mps_host::simd::index_in_group<W>(dv)), seg = idx / modulo * modulo;             \
+      return idx - seg >= long(delta) ? mps_host::simd::pick<W>(dv, idx - delta, filling) : filling;         \
+    }();                                                                                                     \
+    const auto fv = mps_host::fibers::simd_exchange(mps_host::simd::pack(filling));                          \
+    const long idx = long(mps_host::simd::index_in_group<W>(fv)), seg = idx / modulo * modulo;               \
+    if (idx - seg >= long(delta)) return d;                                                                  \
+    return mps_host::simd::pick<W>(fv, seg + modulo - (long(delta) - (idx - seg)), filling);                 \
+  }                                                                                                          \
+  /* data from lane + delta; past the end of each `modulo`-lane segment, filling from its start */           \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_shuffle_and_fill_down(T data, T filling, ushort delta, ushort modulo = W) {          \
+    const auto dv = mps_host::fibers::simd_exchange(mps_host::simd::pack(data));                             \
+    const long idx = long(mps_host::simd::index_in_group<W>(dv)), seg = idx / modulo * modulo;               \
+    const bool inside = idx - seg + long(delta) < long(modulo);                                              \
+    const T d = inside ? mps_host::simd::pick<W>(dv, idx + delta, filling) : filling;                        \
+    const auto fv = mps_host::fibers::simd_exchange(mps_host::simd::pack(filling));                          \
+    if (inside) return d;                                                                                    \
+    return mps_host::simd::pick<W>(fv, idx + long(delta) - modulo, filling);                                 \
+  }                                                                                                          \
+  template <typename T>                                                                                      \
+  MPS_SHIM_INLINE T P##_broadcast_first(T x) {                                                               \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(x));                                 \
+    return mps_host::simd::at<T>(v, unsigned(__builtin_ctz(mps_host::simd::group_mask<W>(v))));             \
+  }                                                                                                          \
+  MPS_SHIM_INLINE simd_vote P##_ballot(bool vote) {                                                          \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(vote));                              \
+    const uint32_t group = mps_host::simd::group_mask<W>(v);                                                 \
+    const unsigned base = W == 32 ? 0u : v.lane / W * W;                                                     \
+    simd_vote r(0);                                                                                          \
+    for (uint32_t m = group; m; m &= m - 1) {                                                                \
+      const unsigned l = unsigned(__builtin_ctz(m));                                                         \
+      if (mps_host::simd::at<bool>(v, l)) r.value |= ulong(1) << (l - base);                                 \
+    }                                                                                                        \
+    r.active_ = ulong(group >> base);                                                                        \
+    return r;                                                                                                \
+  }                                                                                                          \
+  MPS_SHIM_INLINE bool P##_all(bool x) { return P##_and(int(x)) != 0; }                                      \
+  MPS_SHIM_INLINE bool P##_any(bool x) { return P##_or(int(x)) != 0; }                                       \
+  MPS_SHIM_INLINE bool P##_is_first() {                                                                      \
+    const auto v = mps_host::fibers::simd_exchange(mps_host::simd::pack(true));                              \
+    return unsigned(__builtin_ctz(mps_host::simd::group_mask<W>(v))) == v.lane;                              \
+  }                                                                                                          \
+  MPS_SHIM_INLINE simd_vote P##_active_threads_mask() { return P##_ballot(true); }
+MPS_GROUP_FUNCTIONS(simd, 32)
+MPS_GROUP_FUNCTIONS(quad, 4)
+#undef MPS_GROUP_FUNCTIONS
+
+MPS_SHIM_INLINE simd_vote simd_vote_all(bool x) { return simd_ballot(x); }
+
+}  // namespace metal
+
+#endif

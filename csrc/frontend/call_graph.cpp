@@ -1,0 +1,74 @@
+#include "frontend/call_graph.h"
+
+#include <map>
+#include <set>
+
+namespace mps_shim::frontend {
+
+namespace {
+
+bool is_qualifier(const Token& t) {
+  return t.is("const") || t.is("volatile") || is_address_space(t) || t.is("noexcept") || t.is("override");
+}
+
+// Barriers and SIMD-group functions; and polling an atomic, since a thread
+// may spin until another thread of its group stores (only fibers can let the
+// other one run, and bound a wait that never ends).
+bool is_threadgroup_function(std::string_view name) {
+  return name == "threadgroup_barrier" || name == "simdgroup_barrier" || name.rfind("simd_", 0) == 0 ||
+         name.rfind("quad_", 0) == 0 || name == "atomic_load_explicit" ||
+         name == "atomic_compare_exchange_weak_explicit";
+}
+
+}  // namespace
+
+std::vector<FunctionBody> function_bodies(const LexedSource& source) {
+  const std::vector<Token>& t = source.tokens;
+  std::vector<FunctionBody> out;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (!t[i].is("{")) continue;
+    size_t k = i;
+    while (k > 0 && is_qualifier(t[k - 1])) --k;
+    if (k == 0 || !t[k - 1].is(")")) continue;  // a namespace, class or initializer: look inside
+    int depth = 0;
+    size_t open = k - 1;
+    for (; open > 0; --open) {  // back to the matching `(`
+      if (t[open].is(")")) ++depth;
+      else if (t[open].is("(")) --depth;
+      if (depth == 0) break;
+    }
+    const size_t close = matching_bracket(t, i);
+    if (close >= t.size()) break;
+    if (open > 0 && t[open - 1].is_identifier()) out.push_back({std::string(t[open - 1].text), i, close});
+    i = close;  // nested braces belong to this body
+  }
+  return out;
+}
+
+bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                   size_t body_open) {
+  const std::vector<Token>& t = source.tokens;
+  std::multimap<std::string, const FunctionBody*> by_name;
+  const FunctionBody* start = nullptr;
+  for (const FunctionBody& b : bodies) {
+    by_name.emplace(b.name, &b);
+    if (b.open == body_open) start = &b;
+  }
+  if (!start) return false;
+  std::vector<const FunctionBody*> work{start};
+  std::set<const FunctionBody*> seen{start};
+  while (!work.empty()) {
+    const FunctionBody* b = work.back();
+    work.pop_back();
+    for (size_t i = b->open + 1; i < b->close; ++i) {
+      if (!t[i].is_identifier() || !(t[i + 1].is("(") || t[i + 1].is("<"))) continue;
+      if (is_threadgroup_function(t[i].text)) return true;
+      auto range = by_name.equal_range(std::string(t[i].text));
+      for (auto it = range.first; it != range.second; ++it)
+        if (seen.insert(it->second).second) work.push_back(it->second);
+    }
+  }
+  return false;
+}
+
+}  // namespace mps_shim::frontend

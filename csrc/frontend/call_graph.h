@@ -1,0 +1,28 @@
+// Which kernels may reach a barrier or a SIMD-group function. Name-based and
+// conservative: a call reaches every function of that name defined in the
+// library (overloads and templates alike), so a kernel is never put on the
+// sequential path when one of its threads might wait for another.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "frontend/lexer.h"
+
+namespace mps_shim::frontend {
+
+struct FunctionBody {
+  std::string name;
+  size_t open, close;  // the braces
+};
+
+// Bodies of functions defined at namespace or class scope.
+std::vector<FunctionBody> function_bodies(const LexedSource& source);
+
+// True when the body opening at `body_open` calls, directly or through the
+// library's functions, threadgroup_barrier, simdgroup_barrier, a simd_*/quad_* function, or polls
+// an atomic (atomic_load_explicit, atomic_compare_exchange_weak_explicit).
+bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                   size_t body_open);
+
+}  // namespace mps_shim::frontend
