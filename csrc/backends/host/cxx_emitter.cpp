@@ -108,10 +108,10 @@ std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibr
   for (size_t i = 0; i < library.kernels.size(); ++i) {
     const KernelDecl& k = library.kernels[i];
     out << "  {" << quoted(k.host_name) << ", mps_shim_entry_" << i << ", " << k.max_threads << ", "
-        << (k.uses_threadgroups ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i << ", " << k.line
+        << (k.uses_threadgroups ? 1 : 0) << ", " << (k.uses_fibers ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i << ", " << k.line
         << "},\n";
   }
-  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, nullptr, 0},\n";
+  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, 0, nullptr, 0},\n";
   out << "};\n";
   return code + out.str();
 }

@@ -45,7 +45,8 @@ class HostModule : public CompiledLibrary {
       mps_shim_entry_fn entry;
       const mps_shim_launch* launch;
     } ctx{table_[index].entry, &L};
-    const uint64_t grain = (kMinThreadsPerTask + group_threads - 1) / group_threads;
+    const uint64_t grain =
+        table_[index].uses_fibers ? 1 : (kMinThreadsPerTask + group_threads - 1) / group_threads;
     Executor::instance().parallel_for(
         total_groups, grain,
         [](void* c, uint64_t first, uint64_t end) {

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define MPS_SHIM_MODULE_ABI 2
+#define MPS_SHIM_MODULE_ABI 3
 
 extern "C" {
 
@@ -39,6 +39,7 @@ struct mps_shim_kernel_record {
   mps_shim_entry_fn entry;
   uint32_t max_threads;
   uint32_t uses_threadgroups;
+  uint32_t uses_fibers;  // threadgroups run as fibers (barriers, SIMD-group functions)
   uint32_t param_count;
   const struct mps_shim_param_record* params;
   int32_t line;
