@@ -49,14 +49,27 @@ MPS_SHIM_INLINE uint32_t group_mask(const fib::SimdView& v) {
   return v.mask & (((1u << W) - 1u) << base);
 }
 
-// Combines the active lanes of the caller's group in lane order; same result on every lane.
+// Combines the active lanes of the caller's group in lane order; same result on
+// every lane, computed once per SIMD-group for the SIMD-group (W = 32).
 template <unsigned W, typename T, typename Op>
-MPS_SHIM_INLINE T reduce(const T& x, Op op) {
-  const fib::SimdView v = fib::simd_exchange(pack(x));
+MPS_SHIM_INLINE T combine(const fib::SimdView& v, Op op) {
   uint32_t m = group_mask<W>(v);
   T acc = at<T>(v, unsigned(__builtin_ctz(m)));
   for (m &= m - 1; m; m &= m - 1) acc = op(acc, at<T>(v, unsigned(__builtin_ctz(m))));
   return acc;
+}
+template <unsigned W, typename T, typename Op>
+MPS_SHIM_INLINE T reduce(const T& x, Op op) {
+  if constexpr (W == 32) {
+    const Bytes<T> r = fib::simd_collective<Bytes<T>>(pack(x), [&](const fib::SimdView& v) {
+      return pack(combine<W, T>(v, op));
+    });
+    T out;
+    __builtin_memcpy(&out, r.b, sizeof(T));
+    return out;
+  } else {  // quads: one result per quad, so each lane combines its own
+    return combine<W, T>(fib::simd_exchange(pack(x)), op);
+  }
 }
 
 // Combines the active lanes of the group below the caller (inclusive: and the caller).
