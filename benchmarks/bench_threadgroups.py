@@ -39,6 +39,19 @@ kernel void barriers(device float* out, constant uint& rounds, uint t [[thread_i
     out[g * 256 + t] = v;
 }
 
+// The classic tree reduction: 1 + log2(256) = 9 barriers per group.
+kernel void tree_reduce(device float* out, constant float* x, uint t [[thread_index_in_threadgroup]],
+                        uint g [[threadgroup_position_in_grid]], uint i [[thread_position_in_grid]]) {
+    threadgroup float cell[256];
+    cell[t] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint s = 128; s > 0; s >>= 1) {
+        if (t < s) cell[t] += cell[t + s];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    if (t == 0) out[g] = cell[0];
+}
+
 // Shared by both reductions: simd_sum, then one partial per SIMD-group in threadgroup memory.
 template <typename F>
 inline float group_reduce(float v, uint t, uint n, threadgroup float* partial, float identity, F combine) {
@@ -95,7 +108,16 @@ def main():
         t = best_time(lambda: kernel(out, np.uint32(rounds), threads=groups * 256, group_size=256), 5)
         what = "barrier alone" if name == "bare_barriers" else "barrier + threadgroup-memory exchange"
         print(f"{what}: {t / (groups * 256 * rounds) * 1e9 * threads:.2f} ns per work-item per barrier "
-              f"(CPU time: wall time x {threads} worker threads)")
+              f"(CPU time: wall time x {threads} worker threads; "
+              "MPS_SHIM_NUM_THREADS=1 gives the single-core figure)")
+
+    groups = 4096
+    x = np.random.default_rng(1).standard_normal(groups * 256).astype(np.float32)
+    sums = np.zeros(groups, np.float32)
+    t = best_time(lambda: lib.tree_reduce(sums, x, threads=groups * 256, group_size=256), 7)
+    np.testing.assert_allclose(sums, x.reshape(groups, 256).sum(1), rtol=1e-4, atol=1e-4)
+    print(f"256-thread tree reduction: {t / (groups * 256 * 9) * 1e9 * threads:.2f} ns per work-item per barrier "
+          f"(all work included; CPU time)")
 
     rows, cols = 1024, 4096
     x = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)

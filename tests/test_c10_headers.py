@@ -250,6 +250,39 @@ kernel void row_reduce(device float* sums, device float* maxes, device long* arg
     }
 }
 
+[[max_total_threads_per_threadgroup(1024)]]
+kernel void row_stats(device float* prods, device float* mins, device long* argmins, device float3* welford,
+                      constant float* x, constant long& cols,
+                      uint2 pos [[thread_position_in_grid]], uint2 tid [[thread_position_in_threadgroup]],
+                      uint2 size [[threads_per_threadgroup]]) {
+    threadgroup float tmp_prod[32];
+    threadgroup float tmp_min[32];
+    threadgroup float tmp_arg[32];
+    threadgroup long tmp_idx[32];
+    threadgroup float3 tmp_welford[1024];
+    const long row = pos.x;
+    float prod = 1, low = INFINITY;
+    long low_idx = 0;
+    float3 w = float3(0);
+    for (long c = tid.y; c < cols; c += size.y) {
+        const float v = x[row * cols + c];
+        prod *= 1.0f + v * 0.001f;
+        if (v < low) { low = v; low_idx = c; }
+        w = c10::metal::welford_combine(w, float3(v, 0, 1));
+    }
+    tmp_welford[tid.y] = w;
+    const float p = c10::metal::threadgroup_prod(tmp_prod, prod, tid.y, size.y);
+    const float m = c10::metal::threadgroup_min(tmp_min, low, tid.y, size.y);
+    const long a = c10::metal::threadgroup_argmin(tmp_arg, tmp_idx, low, low_idx, tid.y, size.y);
+    const float3 total = c10::metal::threadgroup_welford_combine(tmp_welford, size.y);
+    if (tid.y == 0) {
+        prods[row] = p;
+        mins[row] = m;
+        argmins[row] = a;
+        welford[row] = total;
+    }
+}
+
 template <typename T>
 kernel void scatter_add(device c10::metal::AtomicType_t<T>* out, constant T* values, constant long* index,
                         uint i [[thread_position_in_grid]]) {
@@ -285,6 +318,24 @@ def test_reduction_utils_in_inductor_shape(reductions, cols):
     np.testing.assert_allclose(sums, x.astype(np.float64).sum(1), rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(maxes, x.max(1))
     np.testing.assert_array_equal(argmaxes, x.argmax(1))
+
+
+@pytest.mark.parametrize("cols", [1, 33, 1000, 1024, 4097, 100_000])
+def test_prod_min_argmin_and_welford_in_inductor_shape(reductions, cols):
+    rows = 3
+    rng = np.random.default_rng(cols + 7)
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    group = min(cols, 1024)
+    prods, mins = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
+    argmins = np.zeros(rows, np.int64)
+    welford = np.zeros((rows, 4), np.float32)  # float3 has float4's size
+    reductions.row_stats(prods, mins, argmins, welford, x, cols, threads=(rows, group), group_size=(1, group))
+    np.testing.assert_allclose(prods, np.prod(1 + x.astype(np.float64) * 0.001, axis=1), rtol=1e-4)
+    np.testing.assert_array_equal(mins, x.min(1))
+    np.testing.assert_array_equal(argmins, x.argmin(1))
+    np.testing.assert_allclose(welford[:, 0], x.mean(1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(welford[:, 1] / cols, x.var(1), rtol=1e-3, atol=1e-6)
+    np.testing.assert_array_equal(welford[:, 2], cols)
 
 
 @pytest.mark.parametrize("dtype", ["float", "half", "bfloat", "int", "long"])

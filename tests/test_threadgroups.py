@@ -62,6 +62,32 @@ kernel void simd_functions(device float* out, constant float* x, uint i [[thread
     o[23] = float(qlane);
 }
 
+#define MORE_COLUMNS 16
+kernel void more_simd_functions(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    const float v = x[i];
+    const uint u = uint(v);
+    device float* o = out + MORE_COLUMNS * i;
+    const float small = v > 2.5f ? 1.0f : v;
+    o[0] = simd_prefix_inclusive_product(small);
+    o[1] = simd_prefix_exclusive_product(small);
+    o[2] = simd_shuffle_rotate_up(v, 3);
+    o[3] = simd_shuffle_and_fill_up(v, -v, 2);
+    o[4] = float(static_cast<ulong>(simd_active_threads_mask()));
+    o[5] = quad_product(small);
+    o[6] = quad_min(v);
+    o[7] = quad_max(v);
+    o[8] = float(quad_and(u | 0x40u) + quad_or(u) * 1000 + quad_xor(u) * 1000000);
+    o[9] = quad_prefix_inclusive_sum(v);
+    o[10] = quad_prefix_exclusive_sum(v);
+    o[11] = quad_shuffle(v, 2) + 100.0f * quad_shuffle_xor(v, 3);
+    o[12] = quad_shuffle_up(v, 1) + 100.0f * quad_shuffle_down(v, 1);
+    o[13] = quad_broadcast_first(v) + 100.0f * float(quad_is_first());
+    o[14] = float(quad_all(v > 0.0f)) + 2.0f * float(quad_any(v > 30.0f));
+    const float4 w = float4(v, 2.0f * v, -v, 1.0f);
+    const float4 ws = simd_sum(w) + simd_shuffle_down(w, 1) * 0.0f;
+    o[15] = ws.x + ws.y * 1000.0f + simd_max(int2(int(v), -int(v))).y * 1000000.0f;
+}
+
 kernel void early_return(device float* out, constant float* x, uint i [[thread_position_in_grid]],
                          uint lane [[thread_index_in_simdgroup]]) {
     out[i] = -1.0f;
@@ -177,6 +203,54 @@ def test_simd_and_quad_functions(lib, n, group):
     out = np.zeros(n * COLUMNS, np.float32)
     lib.simd_functions(out, x, threads=n, group_size=group)
     np.testing.assert_allclose(out.reshape(n, COLUMNS), simd_reference(x, group), rtol=1e-6)
+
+
+def more_reference(x, group):
+    n = len(x)
+    out = np.zeros((n, 16))
+    for g0 in range(0, n, group):
+        gsize = min(group, n - g0)
+        for s0 in range(0, gsize, 32):
+            lanes = list(range(g0 + s0, g0 + min(s0 + 32, gsize)))
+            v = x[lanes].astype(np.float64)
+            small = np.where(v > 2.5, 1.0, v)
+            u = v.astype(np.uint32)
+            count = len(lanes)
+            for k, i in enumerate(lanes):
+                o = out[i]
+                o[0], o[1] = np.prod(small[:k + 1]), np.prod(small[:k])
+                src = (k - 3) % 32
+                o[2] = v[src] if src < count else v[k]
+                o[3] = v[k - 2] if k >= 2 else (-v[k - 2 + 32] if k - 2 + 32 < count else -v[k])
+                o[4] = (1 << count) - 1
+                q0 = k // 4 * 4
+                q = list(range(q0, min(q0 + 4, count)))
+                qi = k - q0
+
+                def qpick(j, own=v[k]):
+                    return v[q0 + j] if 0 <= j < 4 and q0 + j < count else own
+
+                o[5] = np.prod(small[q])
+                o[6], o[7] = v[q].min(), v[q].max()
+                o[8] = (np.bitwise_and.reduce(u[q] | 0x40) + np.bitwise_or.reduce(u[q]) * 1000
+                        + np.bitwise_xor.reduce(u[q]) * 1000000)
+                o[9], o[10] = v[q0:k + 1].sum(), v[q0:k].sum()
+                o[11] = qpick(2) + 100 * qpick(qi ^ 3)
+                o[12] = qpick(qi - 1) + 100 * qpick(qi + 1)
+                o[13] = v[q0] + 100 * float(qi == 0)
+                o[14] = float(np.all(v[q] > 0)) + 2 * float(np.any(v[q] > 30))
+                o[15] = v.sum() + 2 * v.sum() * 1000 + (-v.min()) * 1000000
+    return out
+
+
+@pytest.mark.parametrize("n, group", [(64, 32), (45, 45), (70, 64)],
+                         ids=["full", "partial-simdgroup", "partial-threadgroup"])
+def test_scans_rotations_fills_quads_and_vectors(lib, n, group):
+    rng = np.random.default_rng(n + 1)
+    x = rng.integers(0, 32, n).astype(np.float32)
+    out = np.zeros(n * 16, np.float32)
+    lib.more_simd_functions(out, x, threads=n, group_size=group)
+    np.testing.assert_allclose(out.reshape(n, 16), more_reference(x, group), rtol=1e-6)
 
 
 def test_returned_lanes_leave_the_simdgroup(lib):
