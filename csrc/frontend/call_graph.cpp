@@ -30,13 +30,7 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source) {
     size_t k = i;
     while (k > 0 && is_qualifier(t[k - 1])) --k;
     if (k == 0 || !t[k - 1].is(")")) continue;  // a namespace, class or initializer: look inside
-    int depth = 0;
-    size_t open = k - 1;
-    for (; open > 0; --open) {  // back to the matching `(`
-      if (t[open].is(")")) ++depth;
-      else if (t[open].is("(")) --depth;
-      if (depth == 0) break;
-    }
+    const size_t open = matching_open_paren(t, k - 1, 0);
     const size_t close = matching_bracket(t, i);
     if (close >= t.size()) break;
     if (open > 0 && t[open - 1].is_identifier()) out.push_back({std::string(t[open - 1].text), i, close});

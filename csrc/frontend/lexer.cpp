@@ -153,6 +153,15 @@ size_t matching_bracket(const std::vector<Token>& tokens, size_t open) {
   return tokens.size();
 }
 
+size_t matching_open_paren(const std::vector<Token>& tokens, size_t close, size_t floor) {
+  int depth = 0;
+  for (size_t i = close; i > floor; --i) {
+    if (tokens[i].is(")")) ++depth;
+    else if (tokens[i].is("(") && --depth == 0) return i;
+  }
+  return floor;
+}
+
 bool is_address_space(const Token& t) {
   return t.is("device") || t.is("constant") || t.is("threadgroup") || t.is("thread") || t.is("threadgroup_imageblock") ||
          t.is("ray_data") || t.is("object_data");

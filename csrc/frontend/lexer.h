@@ -34,6 +34,10 @@ LexedSource lex(std::string_view text, const std::string& main_file);
 // tokens.size() when it is unbalanced. `>>` closes two angle brackets.
 size_t matching_bracket(const std::vector<Token>& tokens, size_t open);
 
+// Index of the `(` matching the `)` at `close`, searching no further back than
+// `floor`; `floor` itself when there is none.
+size_t matching_open_paren(const std::vector<Token>& tokens, size_t close, size_t floor);
+
 // Metal's address-space qualifiers.
 bool is_address_space(const Token& token);
 

@@ -95,12 +95,7 @@ class OverloadFinder {
       --k;
     }
     if (k == first) return std::nullopt;
-    size_t open = k - 1;
-    for (int depth = 0;; --open) {  // back to the matching `(`
-      if (t_[open].is(")")) ++depth;
-      else if (t_[open].is("(")) --depth;
-      if (depth == 0 || open == first) break;
-    }
+    const size_t open = matching_open_paren(t_, k - 1, first);
     if (open == first || !t_[open - 1].is_identifier()) return std::nullopt;
     bool space = false;
     for (size_t j = first; j < brace; ++j) space |= is_address_space(t_[j]);

@@ -500,12 +500,6 @@ ThreadAttr thread_attr_from_name(const std::string& name) {
   return ThreadAttr::None;
 }
 
-const char* thread_attr_name(ThreadAttr attr) {
-  for (const AttrInfo& info : kThreadAttrs)
-    if (attr == info.attr) return info.name;
-  return "";
-}
-
 ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }
 
 }  // namespace mps_shim::frontend

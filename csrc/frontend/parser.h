@@ -14,6 +14,5 @@ ParsedLibrary parse_library(const LexedSource& source);
 
 // The attribute's enum value, or ThreadAttr::None for a name that is not one.
 ThreadAttr thread_attr_from_name(const std::string& name);
-const char* thread_attr_name(ThreadAttr attr);
 
 }  // namespace mps_shim::frontend

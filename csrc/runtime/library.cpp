@@ -5,6 +5,7 @@
 
 #include "runtime/command_queue.h"
 #include "util/error.h"
+#include "util/json.h"
 
 namespace mps_shim {
 
@@ -17,19 +18,6 @@ const char* kind_name(ParamKind k) {
     case ParamKind::ThreadAttribute: return "thread_position";
   }
   return "unknown";
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += concat("\\u00", "0123456789abcdef"[(c >> 4) & 0xf], "0123456789abcdef"[c & 0xf]);
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
 }
 
 std::string describe(const std::vector<KernelInfo>& kernels) {

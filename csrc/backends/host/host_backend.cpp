@@ -20,6 +20,7 @@
 #include "runtime/backend.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/process.h"
 
 namespace mps_shim::host {
@@ -31,16 +32,6 @@ struct ScopedDir {
   std::string path;
   ~ScopedDir() { remove_tree(path); }
 };
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
-    out += c;
-  }
-  return out;
-}
 
 class HostBackend : public Backend {
  public:
@@ -111,10 +102,9 @@ class HostBackend : public Backend {
     const Toolchain& tc = toolchain();
     std::string compiler;
     for (const std::string& w : tc.compiler) compiler += (compiler.empty() ? "" : " ") + w;
-    return concat("\"compiler\": \"", json_escape(compiler), "\", \"compiler_version\": \"",
-                  json_escape(tc.version()), "\", \"cache_dir\": \"", json_escape(cache.dir()),
-                  "\", \"cache_disabled_reason\": \"", json_escape(cache.disabled_reason()),
-                  "\", \"threads\": ", Executor::instance().threads());
+    return concat("\"compiler\": ", json_string(compiler), ", \"compiler_version\": ", json_string(tc.version()),
+                  ", \"cache_dir\": ", json_string(cache.dir()), ", \"cache_disabled_reason\": ",
+                  json_string(cache.disabled_reason()), ", \"threads\": ", Executor::instance().threads());
   }
 
  private:
