@@ -29,10 +29,11 @@ def embedded(headers):
     """The header text with include lines replaced by file contents, as torch/_inductor/codegen/mps.py does."""
     from pathlib import Path
 
+    include = _torch_include()  # skips without torch
     from torch.utils._cpp_embed_headers import _embed_headers
 
     lines = [f"#include <c10/metal/{h}.h>\n" for h in headers]
-    return _embed_headers(lines, [Path(_torch_include())], set())
+    return _embed_headers(lines, [Path(include)], set())
 
 
 KERNELS = r"""

@@ -65,4 +65,12 @@ bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<
   return false;
 }
 
+bool call_reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                        std::string_view name) {
+  if (is_threadgroup_function(name)) return true;
+  for (const FunctionBody& b : bodies)
+    if (b.name == name && reaches_threadgroup_functions(source, bodies, b.open)) return true;
+  return false;
+}
+
 }  // namespace mps_shim::frontend

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "frontend/lexer.h"
@@ -24,5 +25,10 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source);
 // an atomic (atomic_load_explicit, atomic_compare_exchange_weak_explicit).
 bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                                    size_t body_open);
+
+// True when a call to `name` may reach one of those: it is one, or a function
+// of that name in the library reaches one.
+bool call_reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                        std::string_view name);
 
 }  // namespace mps_shim::frontend

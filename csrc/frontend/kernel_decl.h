@@ -35,6 +35,9 @@ enum class ThreadAttr {
   DispatchQuadgroupsPerThreadgroup,
 };
 
+// The mps_host::ThreadIds member that holds an attribute's value in generated code.
+const char* thread_ids_member(ThreadAttr attr);
+
 enum class ParamRole { Buffer, Scalar, ThreadPosition };
 
 struct ParamDecl {
@@ -58,9 +61,15 @@ struct KernelDecl {
   // True when a parameter needs the threadgroup structure (group ids or sizes);
   // otherwise a backend may iterate the grid directly.
   bool uses_threadgroups = false;
-  // True when the kernel may reach a barrier or a SIMD-group function: its
-  // threads must then run as concurrent fibers, not one after another.
-  bool uses_fibers = false;
+  // How a threadgroup's threads run. Keep the values: modules record them.
+  enum class Execution : int {
+    Independent = 0,  // no thread waits for another: one after another (vectorisable)
+    Fibers = 1,       // threads may wait for each other anywhere: one fiber per thread
+    LaneLoops = 2,    // barriers in uniform control flow only: <function>__mps_lanes runs
+                      // one loop over the threads per stretch between barriers (fission.h)
+  };
+  Execution execution = Execution::Independent;
+  std::string execution_note;  // for Fibers: why the kernel could not run as lane loops
   size_t body_open = 0;  // token index of the definition's body, for analyses
 };
 

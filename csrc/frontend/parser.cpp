@@ -7,6 +7,7 @@
 
 #include "frontend/diagnostics.h"
 #include "frontend/call_graph.h"
+#include "frontend/fission.h"
 #include "frontend/overloads.h"
 
 namespace mps_shim::frontend {
@@ -109,9 +110,12 @@ class Parser {
     bodies_ = function_bodies(src_);
     ParsedLibrary out;
     out.kernels = build_kernels(decls);
-    for (KernelDecl& k : out.kernels) k.uses_fibers = reaches_threadgroup_functions(src_, bodies_, k.body_open);
+    for (KernelDecl& k : out.kernels)
+      if (reaches_threadgroup_functions(src_, bodies_, k.body_open)) k.execution = KernelDecl::Execution::Fibers;
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
+    for (const Decl& d : decls)
+      if (d.is_definition) add_lane_loop_function(d, out.kernels);
     for (size_t i = 0; i < t_.size(); ++i)
       if (repl_[i]) out.edits.push_back({t_[i].offset, t_[i].text.size(), *repl_[i]});
     return out;
@@ -435,6 +439,42 @@ class Parser {
     }
   }
 
+  // Kernels of definition `d` that need their threads to wait for each other
+  // run as lane loops when the splitter accepts the body: the group function
+  // `NAME__mps_lanes(params..., mps_host::GroupLanes&)` follows the definition.
+  void add_lane_loop_function(const Decl& d, std::vector<KernelDecl>& kernels) {
+    std::vector<KernelDecl*> mine;
+    uint32_t max_threads = 1;
+    for (KernelDecl& k : kernels)
+      if (k.body_open == d.body_open && k.execution == KernelDecl::Execution::Fibers) {
+        mine.push_back(&k);
+        max_threads = std::max(max_threads, k.max_threads);
+      }
+    if (mine.empty()) return;
+    FissionResult split;
+    if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
+      split.why_not = "an explicit specialisation";
+    } else {
+      const FissionRequest request{src_, repl_, d.body_open, d.last, d.params, max_threads,
+                                   [this](std::string_view name) {
+                                     return call_reaches_threadgroup_functions(src_, bodies_, name);
+                                   }};
+      split = split_at_barriers(request);
+    }
+    if (!split.body) {
+      for (KernelDecl* k : mine) k->execution_note = split.why_not;
+      return;
+    }
+    const size_t lparen = d.name_token + 1, rparen = match(lparen);
+    std::string fn = "}\n";
+    if (d.is_template) fn += rewritten_text(src_, repl_, d.first, match(d.first + 1)) + "\n";
+    fn += concat("MPS_SHIM_KERNEL void ", d.name, "__mps_lanes", rewritten_text(src_, repl_, lparen, rparen - 1),
+                 rparen > lparen + 1 ? ", " : "", "mps_host::GroupLanes& mps_g)");
+    fn += *split.body + line_directive(src_, d.last);
+    repl_[d.last] = fn;
+    for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
+  }
+
   // `threadgroup T x[N];` declares memory shared by one threadgroup's threads.
   // A threadgroup's threads all run on one OS thread and one threadgroup runs
   // on an OS thread at a time, so a function-local `static thread_local` object
@@ -498,6 +538,31 @@ ThreadAttr thread_attr_from_name(const std::string& name) {
   for (const AttrInfo& info : kThreadAttrs)
     if (name == info.name) return info.attr;
   return ThreadAttr::None;
+}
+
+const char* thread_ids_member(ThreadAttr attr) {
+  switch (attr) {
+    case ThreadAttr::ThreadPositionInGrid: return "in_grid";
+    case ThreadAttr::ThreadPositionInThreadgroup: return "in_group";
+    case ThreadAttr::ThreadgroupPositionInGrid: return "group";
+    case ThreadAttr::ThreadsPerGrid: return "grid_size";
+    case ThreadAttr::ThreadsPerThreadgroup: return "group_size";
+    case ThreadAttr::ThreadgroupsPerGrid: return "groups";
+    case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
+    case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
+    case ThreadAttr::ThreadIndexInSimdgroup: return "simd_lane";
+    case ThreadAttr::SimdgroupIndexInThreadgroup: return "simd_group";
+    case ThreadAttr::ThreadsPerSimdgroup: return "simd_width";
+    case ThreadAttr::ThreadExecutionWidth: return "simd_width";
+    case ThreadAttr::SimdgroupsPerThreadgroup: return "simd_groups";
+    case ThreadAttr::DispatchSimdgroupsPerThreadgroup: return "dispatch_simd_groups";
+    case ThreadAttr::ThreadIndexInQuadgroup: return "quad_lane";
+    case ThreadAttr::QuadgroupIndexInThreadgroup: return "quad_group";
+    case ThreadAttr::QuadgroupsPerThreadgroup: return "quad_groups";
+    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return "dispatch_quad_groups";
+    case ThreadAttr::None: break;
+  }
+  return "";
 }
 
 ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }

@@ -27,6 +27,12 @@ struct KernelInfo {
   uint32_t max_threads;  // [[max_total_threads_per_threadgroup]] or 1024
   std::vector<KernelParam> params;
   int line;
+  // How a threadgroup's threads run: "independent" (no thread waits for
+  // another), "lane_loops" (barriers split the kernel into loops over the
+  // threads) or "fibers" (one fiber per thread); with the reason a kernel
+  // could not use lane loops.
+  std::string execution;
+  std::string execution_note;
 };
 
 // One dispatch: the exact grid and the requested threadgroup size per dimension.

@@ -25,7 +25,8 @@ std::string describe(const std::vector<KernelInfo>& kernels) {
   for (size_t k = 0; k < kernels.size(); ++k) {
     const KernelInfo& info = kernels[k];
     out += concat(k ? ", " : "", "{\"name\": ", json_string(info.name), ", \"max_threads\": ", info.max_threads,
-                  ", \"line\": ", info.line, ", \"params\": [");
+                  ", \"line\": ", info.line, ", \"execution\": ", json_string(info.execution),
+                  ", \"execution_note\": ", json_string(info.execution_note), ", \"params\": [");
     for (size_t p = 0; p < info.params.size(); ++p) {
       const KernelParam& pr = info.params[p];
       out += concat(p ? ", " : "", "{\"name\": ", json_string(pr.name), ", \"type\": ", json_string(pr.type),

@@ -13,32 +13,6 @@ using frontend::ThreadAttr;
 
 namespace {
 
-// The mps_host::ThreadIds member that holds each thread-position attribute.
-const char* thread_member(ThreadAttr attr) {
-  switch (attr) {
-    case ThreadAttr::ThreadPositionInGrid: return "in_grid";
-    case ThreadAttr::ThreadPositionInThreadgroup: return "in_group";
-    case ThreadAttr::ThreadgroupPositionInGrid: return "group";
-    case ThreadAttr::ThreadsPerGrid: return "grid_size";
-    case ThreadAttr::ThreadsPerThreadgroup: return "group_size";
-    case ThreadAttr::ThreadgroupsPerGrid: return "groups";
-    case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
-    case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
-    case ThreadAttr::ThreadIndexInSimdgroup: return "simd_lane";
-    case ThreadAttr::SimdgroupIndexInThreadgroup: return "simd_group";
-    case ThreadAttr::ThreadsPerSimdgroup: return "simd_width";
-    case ThreadAttr::ThreadExecutionWidth: return "simd_width";
-    case ThreadAttr::SimdgroupsPerThreadgroup: return "simd_groups";
-    case ThreadAttr::DispatchSimdgroupsPerThreadgroup: return "dispatch_simd_groups";
-    case ThreadAttr::ThreadIndexInQuadgroup: return "quad_lane";
-    case ThreadAttr::QuadgroupIndexInThreadgroup: return "quad_group";
-    case ThreadAttr::QuadgroupsPerThreadgroup: return "quad_groups";
-    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return "dispatch_quad_groups";
-    case ThreadAttr::None: break;
-  }
-  return "";
-}
-
 std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -70,7 +44,12 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
     if (p.role == ParamRole::ThreadPosition) continue;
     out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(L->args[" << p.binding << "]);\n";
   }
-  if (k.uses_fibers)  // barriers or SIMD-group functions: each threadgroup's threads run as fibers
+  using Execution = KernelDecl::Execution;
+  if (k.execution == Execution::LaneLoops)  // the group function loops over the threads between barriers
+    out << "  mps_host::run_groups_as_lane_loops(L, first, end, [&](mps_host::GroupLanes& g) "
+           "__attribute__((always_inline)) {\n    "
+        << k.function << "__mps_lanes" << k.template_args << "(";
+  else if (k.execution == Execution::Fibers)  // threads wait for each other anywhere: one fiber each
     out << "  mps_host::run_groups_as_fibers(L, first, end, [&](const mps_host::ThreadIds& t) {\n    " << fn << "(";
   else
     out << "  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
@@ -78,11 +57,14 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   for (size_t i = 0; i < k.params.size(); ++i) {
     const ParamDecl& p = k.params[i];
     if (i) out << ", ";
-    if (p.role == ParamRole::ThreadPosition)
-      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << thread_member(p.thread_attr) << ")";
-    else
+    if (p.role != ParamRole::ThreadPosition)
       out << "a" << i;
+    else if (k.execution == Execution::LaneLoops)  // each loop declares its thread's own values
+      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(0u)";
+    else
+      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << frontend::thread_ids_member(p.thread_attr) << ")";
   }
+  if (k.execution == Execution::LaneLoops) out << (k.params.empty() ? "" : ", ") << "g";
   out << ");\n  });\n}\n";
 }
 
@@ -108,10 +90,10 @@ std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibr
   for (size_t i = 0; i < library.kernels.size(); ++i) {
     const KernelDecl& k = library.kernels[i];
     out << "  {" << quoted(k.host_name) << ", mps_shim_entry_" << i << ", " << k.max_threads << ", "
-        << (k.uses_threadgroups ? 1 : 0) << ", " << (k.uses_fibers ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i << ", " << k.line
-        << "},\n";
+        << (k.uses_threadgroups ? 1 : 0) << ", " << int(k.execution) << ", " << quoted(k.execution_note) << ", "
+        << k.params.size() << ", mps_shim_params_" << i << ", " << k.line << "},\n";
   }
-  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, 0, nullptr, 0},\n";
+  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, \"\", 0, nullptr, 0},\n";
   out << "};\n";
   return code + out.str();
 }

@@ -18,7 +18,9 @@ class HostModule : public CompiledLibrary {
   HostModule(void* handle, const mps_shim_kernel_record* table, uint32_t count) : handle_(handle), table_(table) {
     for (uint32_t i = 0; i < count; ++i) {
       const mps_shim_kernel_record& r = table[i];
-      KernelInfo info{r.name, r.max_threads, {}, r.line};
+      static const char* const kExecution[] = {"independent", "fibers", "lane_loops"};
+      KernelInfo info{r.name, r.max_threads, {}, r.line, r.execution < 3 ? kExecution[r.execution] : "unknown",
+                      r.execution_note};
       for (uint32_t p = 0; p < r.param_count; ++p) {
         const mps_shim_param_record& pr = r.params[p];
         info.params.push_back({pr.name, pr.type, ParamKind(pr.role), pr.binding, pr.attribute, pr.scalar_size, pr.line});
@@ -46,7 +48,7 @@ class HostModule : public CompiledLibrary {
       const mps_shim_launch* launch;
     } ctx{table_[index].entry, &L};
     const uint64_t grain =
-        table_[index].uses_fibers ? 1 : (kMinThreadsPerTask + group_threads - 1) / group_threads;
+        table_[index].execution == MPS_SHIM_EXECUTION_FIBERS ? 1 : (kMinThreadsPerTask + group_threads - 1) / group_threads;
     Executor::instance().parallel_for(
         total_groups, grain,
         [](void* c, uint64_t first, uint64_t end) {

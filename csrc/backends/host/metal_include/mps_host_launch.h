@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define MPS_SHIM_MODULE_ABI 3
+#define MPS_SHIM_MODULE_ABI 4
 
 extern "C" {
 
@@ -20,6 +20,10 @@ struct mps_shim_launch {
 #define MPS_SHIM_LAUNCH_OK 0
 #define MPS_SHIM_LAUNCH_DEADLOCK 1     // threads waited for each other forever
 #define MPS_SHIM_LAUNCH_NO_MEMORY 2    // no memory for the threadgroup's fiber stacks
+
+#define MPS_SHIM_EXECUTION_INDEPENDENT 0  // no thread waits for another
+#define MPS_SHIM_EXECUTION_FIBERS 1       // one fiber per thread
+#define MPS_SHIM_EXECUTION_LANE_LOOPS 2   // loops over the threads between barriers
 
 // Runs threadgroups [first_group, end_group), numbered x-fastest.
 typedef void (*mps_shim_entry_fn)(const struct mps_shim_launch* launch, uint64_t first_group, uint64_t end_group);
@@ -39,7 +43,9 @@ struct mps_shim_kernel_record {
   mps_shim_entry_fn entry;
   uint32_t max_threads;
   uint32_t uses_threadgroups;
-  uint32_t uses_fibers;  // threadgroups run as fibers (barriers, SIMD-group functions)
+  uint32_t execution;           // MPS_SHIM_EXECUTION_*: how a threadgroup's threads run
+  const char* execution_note;   // why a fibers kernel could not run as lane loops, or ""
+
   uint32_t param_count;
   const struct mps_shim_param_record* params;
   int32_t line;

@@ -321,6 +321,54 @@ MPS_SHIM_INLINE void run_groups(const mps_shim_launch* L, uint64_t first, uint64
   }
 }
 
+// One threadgroup run as lane loops (frontend/fission.h): its group function
+// calls for_each_lane once per stretch of code between barriers, so a barrier
+// is simply the end of one loop over the group's threads.
+struct GroupLanes {
+  uint3 gid, base, size, grid, group, groups;
+  ThreadIds uniform;  // the group-wide attributes (thread 0's ids)
+  bool any_returned;  // a thread returned: later loops skip it
+  unsigned char returned[1024];
+};
+
+// Calls f(lane, ids) for every thread of the group that has not returned, in
+// index order; f returns true when the thread returned.
+template <typename F>
+MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
+  const bool skip_returned = g.any_returned;
+  unsigned lane = 0;
+  for (uint z = 0; z < g.size.z; ++z)
+    for (uint y = 0; y < g.size.y; ++y)
+      for (uint x = 0; x < g.size.x; ++x, ++lane) {
+        if (skip_returned && g.returned[lane]) continue;
+        ThreadIds t;
+        set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
+        if (f(lane, t)) {
+          if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
+          g.any_returned = true;
+          g.returned[lane] = 1;
+        }
+      }
+}
+
+// Runs threadgroups [first, end), each through body(GroupLanes&).
+template <typename Body>
+MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
+  GroupLanes g;
+  g.grid = uint3(L->grid[0], L->grid[1], L->grid[2]);
+  g.group = uint3(L->group[0], L->group[1], L->group[2]);
+  g.groups = uint3(L->groups[0], L->groups[1], L->groups[2]);
+  for (uint64_t n = first; n < end; ++n) {
+    g.gid = uint3(uint(n % g.groups.x), uint(n / g.groups.x % g.groups.y), uint(n / (uint64_t(g.groups.x) * g.groups.y)));
+    g.base = uint3(g.gid.x * g.group.x, g.gid.y * g.group.y, g.gid.z * g.group.z);
+    g.size = uint3(metal::min(g.group.x, g.grid.x - g.base.x), metal::min(g.group.y, g.grid.y - g.base.y),
+                   metal::min(g.group.z, g.grid.z - g.base.z));
+    set_group_ids(g.uniform, g.gid, g.base, g.size, g.grid, g.group, g.groups, 0, 0, 0);
+    g.any_returned = false;
+    body(g);
+  }
+}
+
 // Runs threadgroups [first, end) with each group's threads as fibers on this
 // OS thread, for kernels with barriers or SIMD-group functions. A group whose
 // threads wait for each other forever is abandoned and reported through

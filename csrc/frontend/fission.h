@@ -1,0 +1,63 @@
+// Loop fission: a kernel whose barriers all sit in uniform control flow runs a
+// threadgroup as a sequence of loops over its threads ("lane loops"), one loop
+// per stretch of code between barriers, instead of one fiber per thread. A
+// barrier then costs nothing: every thread has finished the loop before it
+// when the next loop starts. Metal requires every thread of a group to reach
+// a barrier inside a conditional or loop if any does, so the conditions around
+// barriers are evaluated once per group.
+//
+// What the splitter accepts (anything else keeps the kernel on fibers):
+// - threadgroup_barrier / simdgroup_barrier as statements, directly in the
+//   kernel body, inside blocks, if/else, for, while and do-while whose heads
+//   use only group-wide names (buffer and scalar parameters, group-wide thread
+//   attributes such as threads_per_threadgroup, loop variables of such loops);
+// - no SIMD-group function, atomic polling or call to a function that reaches
+//   a barrier (those need threads that can wait for each other);
+// - a thread's variables that live across a barrier are declared with an
+//   explicit type (not auto, not a reference, not an array) and one declarator:
+//   they become one array element per thread;
+// - threadgroup arrays are declared at block level, not inside a conditional.
+// A `return;` between barriers ends that thread: later loops skip it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontend/kernel_decl.h"
+#include "frontend/lexer.h"
+
+namespace mps_shim::frontend {
+
+struct FissionRequest {
+  const LexedSource& source;
+  const std::vector<std::optional<std::string>>& replacements;  // the parser's token rewrites
+  size_t body_open, body_close;  // the kernel definition's braces
+  const std::vector<ParamDecl>& params;
+  uint32_t max_threads;  // the group's thread limit: size of the per-thread arrays
+  // True for a call that may make a thread wait for another (SIMD-group
+  // functions, atomic polling, library functions that reach a barrier).
+  std::function<bool(std::string_view name)> call_may_wait;
+};
+
+struct FissionResult {
+  std::optional<std::string> body;  // the group function's body, `{ ... }`
+  std::string why_not;              // when there is no body
+};
+
+FissionResult split_at_barriers(const FissionRequest& request);
+
+// The preprocessed source of tokens [first, last] with `replacements` applied,
+// its layout (so its line numbers) kept.
+// `overrides` (may be null) take precedence over `replacements`.
+std::string rewritten_text(const LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
+                           size_t first, size_t last, const std::map<size_t, std::string>* overrides = nullptr);
+
+// A `#line` directive (on a line of its own) naming the line of token `tok`.
+std::string line_directive(const LexedSource& source, size_t tok);
+
+}  // namespace mps_shim::frontend
