@@ -20,6 +20,36 @@ bool is_threadgroup_function(std::string_view name) {
          name == "atomic_compare_exchange_weak_explicit";
 }
 
+bool is_simd_function(std::string_view name) { return name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0; }
+
+bool is_waiting_function(std::string_view name) { return is_threadgroup_function(name) && !is_simd_function(name); }
+
+bool reaches(const LexedSource& source, const std::vector<FunctionBody>& bodies, size_t body_open,
+             bool (*is_target)(std::string_view)) {
+  const std::vector<Token>& t = source.tokens;
+  std::multimap<std::string, const FunctionBody*> by_name;
+  const FunctionBody* start = nullptr;
+  for (const FunctionBody& b : bodies) {
+    by_name.emplace(b.name, &b);
+    if (b.open == body_open) start = &b;
+  }
+  if (!start) return false;
+  std::vector<const FunctionBody*> work{start};
+  std::set<const FunctionBody*> seen{start};
+  while (!work.empty()) {
+    const FunctionBody* b = work.back();
+    work.pop_back();
+    for (size_t i = b->open + 1; i < b->close; ++i) {
+      if (!t[i].is_identifier() || !(t[i + 1].is("(") || t[i + 1].is("<"))) continue;
+      if (is_target(t[i].text)) return true;
+      auto range = by_name.equal_range(std::string(t[i].text));
+      for (auto it = range.first; it != range.second; ++it)
+        if (seen.insert(it->second).second) work.push_back(it->second);
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<FunctionBody> function_bodies(const LexedSource& source) {
@@ -41,36 +71,18 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source) {
 
 bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                                    size_t body_open) {
-  const std::vector<Token>& t = source.tokens;
-  std::multimap<std::string, const FunctionBody*> by_name;
-  const FunctionBody* start = nullptr;
-  for (const FunctionBody& b : bodies) {
-    by_name.emplace(b.name, &b);
-    if (b.open == body_open) start = &b;
-  }
-  if (!start) return false;
-  std::vector<const FunctionBody*> work{start};
-  std::set<const FunctionBody*> seen{start};
-  while (!work.empty()) {
-    const FunctionBody* b = work.back();
-    work.pop_back();
-    for (size_t i = b->open + 1; i < b->close; ++i) {
-      if (!t[i].is_identifier() || !(t[i + 1].is("(") || t[i + 1].is("<"))) continue;
-      if (is_threadgroup_function(t[i].text)) return true;
-      auto range = by_name.equal_range(std::string(t[i].text));
-      for (auto it = range.first; it != range.second; ++it)
-        if (seen.insert(it->second).second) work.push_back(it->second);
-    }
-  }
-  return false;
+  return reaches(source, bodies, body_open, is_threadgroup_function);
 }
 
-bool call_reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
-                                        std::string_view name) {
-  if (is_threadgroup_function(name)) return true;
-  for (const FunctionBody& b : bodies)
-    if (b.name == name && reaches_threadgroup_functions(source, bodies, b.open)) return true;
-  return false;
+CallKind call_kind(const LexedSource& source, const std::vector<FunctionBody>& bodies, std::string_view name) {
+  if (is_waiting_function(name)) return CallKind::Wait;
+  CallKind kind = is_simd_function(name) ? CallKind::Simd : CallKind::Plain;
+  for (const FunctionBody& b : bodies) {
+    if (b.name != name) continue;
+    if (reaches(source, bodies, b.open, is_waiting_function)) return CallKind::Wait;
+    if (reaches(source, bodies, b.open, is_threadgroup_function)) kind = CallKind::Simd;
+  }
+  return kind;
 }
 
 }  // namespace mps_shim::frontend

@@ -26,9 +26,13 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source);
 bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                                    size_t body_open);
 
-// True when a call to `name` may reach one of those: it is one, or a function
-// of that name in the library reaches one.
-bool call_reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
-                                        std::string_view name);
+// What a call to `name` may reach, directly or through the library's functions
+// of that name.
+enum class CallKind {
+  Plain,  // none of them
+  Simd,   // SIMD-group / quad-group functions only
+  Wait,   // a barrier, or atomic polling
+};
+CallKind call_kind(const LexedSource& source, const std::vector<FunctionBody>& bodies, std::string_view name);
 
 }  // namespace mps_shim::frontend

@@ -74,26 +74,36 @@ class Splitter {
   bool scan_tokens() {
     static const std::set<std::string_view> unmodelled = {"goto", "struct", "class", "union", "enum",
                                                           "typedef", "using", "asm", "__asm__"};
-    bool any_barrier = false;
     for (size_t i = r_.body_open + 1; i < r_.body_close; ++i) {
       const Token& tk = t_[i];
       if (!tk.is_identifier()) continue;
       if (unmodelled.count(tk.text)) return fail(std::string("the kernel uses '") + std::string(tk.text) + "'");
       if (!(at(i + 1, "(") || at(i + 1, "<"))) continue;
       if (is_barrier_name(tk.text)) {
-        any_barrier = true;
         barriers_.insert(i);
-      } else if (r_.call_may_wait(tk.text)) {
-        return fail(std::string("the kernel calls '") + std::string(tk.text) +
-                    "', which makes threads wait for each other inside a statement");
+        syncs_.insert(i);
+        continue;
+      }
+      switch (r_.call_kind(tk.text)) {
+        case CallKind::Plain: break;
+        case CallKind::Simd: syncs_.insert(i); break;
+        case CallKind::Wait:
+          return fail(std::string("the kernel calls '") + std::string(tk.text) +
+                      "', which reaches a barrier or polls an atomic inside a statement");
       }
     }
-    return any_barrier || fail("the kernel has no barrier");
+    return !syncs_.empty() || fail("the kernel has no barrier or SIMD-group function");
   }
 
-  bool has_barrier(const Stmt& s) const {
-    auto it = barriers_.lower_bound(s.first);
-    return it != barriers_.end() && *it <= s.last;
+  // Holds a barrier or a SIMD-group function: the threads must meet there.
+  bool has_sync(size_t first, size_t last) const {
+    auto it = syncs_.lower_bound(first);
+    return it != syncs_.end() && *it <= last;
+  }
+  bool has_sync(const Stmt& s) const { return has_sync(s.first, s.last); }
+  bool mentions_barrier(size_t first, size_t last) const {
+    auto it = barriers_.lower_bound(first);
+    return it != barriers_.end() && *it <= last;
   }
 
   // `[::][metal::]threadgroup_barrier(...);`
@@ -197,29 +207,54 @@ class Splitter {
   };
 
   // Statements of one block in which barriers sit.
+  enum class Role {
+    Lanes,      // runs in a loop over the threads with its neighbours
+    Shared,     // a threadgroup array or constexpr: declared once for the group
+    LaneValue,  // an auto variable used past the next meeting point: its own loop collects it
+    Sync,       // a barrier, a SIMD-group statement, or control flow holding one
+  };
+
+  bool is_auto(const Declaration& d) const { return has_token(d, "auto"); }
+
+  // Roles of a block's statements; an auto variable needs its own loop only
+  // when it is used past the end of the loop it would otherwise share.
+  std::vector<Role> roles(const std::vector<Stmt>& stmts) const {
+    std::vector<Role> r(stmts.size(), Role::Lanes);
+    size_t region_end = stmts.size();
+    for (size_t i = stmts.size(); i-- > 0;) {
+      const auto d = declaration(stmts[i]);
+      if (has_sync(stmts[i])) r[i] = Role::Sync;
+      else if (d && (is_threadgroup_declaration(*d) || has_token(*d, "constexpr"))) r[i] = Role::Shared;
+      else if (d && is_auto(*d) && used_after(t_[d->name].text, stmts, region_end)) r[i] = Role::LaneValue;
+      if (r[i] != Role::Lanes) region_end = i;
+    }
+    return r;
+  }
+
   bool block(const std::vector<Stmt>& stmts) {
     const size_t scope_mark = lane_vars_.size();
     const size_t arrays_at = out_.size();
     std::string arrays;  // the block's per-thread arrays, declared at its start
-    size_t i = 0;
-    while (i < stmts.size()) {
-      if (!has_barrier(stmts[i])) {
-        size_t j = i;
-        std::vector<const Stmt*> region;
-        while (j < stmts.size() && !has_barrier(stmts[j])) {
-          const auto d = declaration(stmts[j]);
-          if (d && (is_threadgroup_declaration(*d) || has_token(*d, "constexpr"))) break;
-          region.push_back(&stmts[j++]);
+    const std::vector<Role> role = roles(stmts);
+    for (size_t i = 0; i < stmts.size();) {
+      const Stmt& s = stmts[i];
+      switch (role[i]) {
+        case Role::Lanes: {
+          std::vector<const Stmt*> region;
+          size_t j = i;
+          while (j < stmts.size() && role[j] == Role::Lanes) region.push_back(&stmts[j++]);
+          if (!lane_loop(region, stmts, j, arrays)) return false;
+          i = j;
+          continue;
         }
-        if (!region.empty() && !lane_loop(region, stmts, j, arrays)) return false;
-        if (j < stmts.size() && !has_barrier(stmts[j])) {  // shared by the whole group
-          out_ += line_marker(stmts[j].first) + render(stmts[j].first, stmts[j].last) + "\n";
-          ++j;
-        }
-        i = j;
-        continue;
+        case Role::Shared: out_ += line_marker(s.first) + render(s.first, s.last) + "\n"; break;
+        case Role::LaneValue:
+          if (!lane_value(s, *declaration(s), false)) return false;
+          break;
+        case Role::Sync:
+          if (!group_statement(s)) return false;
+          break;
       }
-      if (!group_statement(stmts[i])) return false;
       ++i;
     }
     out_.insert(arrays_at, arrays);
@@ -227,18 +262,94 @@ class Splitter {
     return true;
   }
 
+  // No assignment, increment or atomic: safe to evaluate once per SIMD operation.
+  bool side_effect_free(size_t first, size_t last) const {
+    for (size_t k = first; k <= last; ++k) {
+      const Token& tk = t_[k];
+      if (is_assignment(tk.text) || tk.is("++") || tk.is("--") || tk.text.rfind("atomic_", 0) == 0) return false;
+    }
+    return true;
+  }
+
+  bool mentions(size_t first, size_t last, std::string_view name) const {
+    for (size_t k = first; k <= last; ++k)
+      if (t_[k].is(name)) return true;
+    return false;
+  }
+
+  // A statement with SIMD-group functions: `[type] x = expr;` or `lvalue = expr;`,
+  // replayed once per SIMD operation (see LaneExchange in mps_host_metal.h).
+  bool simd_statement(const Stmt& s) {
+    if (auto d = declaration(s)) {
+      const size_t init = d->name + 1;
+      if (!d->single || !t_[init].is("=") || !side_effect_free(init + 1, s.last - 1) ||
+          mentions(init + 1, s.last - 1, t_[d->name].text))
+        return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
+                    "free of side effects");
+      return lane_value(s, *d, true);
+    }
+    size_t eq = s.first;
+    for (; eq < s.last && !t_[eq].is("="); ++eq)
+      if (t_[eq].is("(") || t_[eq].is("[") || t_[eq].is("{")) eq = matching_bracket(t_, eq);
+    bool reads_target = false;
+    for (size_t k = s.first; k < eq; ++k)
+      if (t_[k].is_identifier() && mentions(eq + 1, s.last - 1, t_[k].text)) reads_target = true;
+    if (eq >= s.last || has_sync(s.first, eq) || !side_effect_free(s.first, eq - 1) ||
+        !side_effect_free(eq + 1, s.last - 1) || reads_target)
+      return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
+                  "free of side effects");
+    out_ += line_marker(s.first) + lane_lambda_open("mps_host::for_each_lane_replayed(mps_g, ", "bool") + "{\n" +
+            render(s.first, s.last) + "\n}\nreturn false;\n});\n";
+    return true;
+  }
+
+  // `[type|auto] x = expr;` as an array of per-thread values filled by its own loop.
+  bool lane_value(const Stmt& s, const Declaration& d, bool replay) {
+    const std::string name(t_[d.name].text);
+    std::string type;
+    if (is_auto(d)) type = "auto";
+    else if (!lane_var_type(d, type)) return false;
+    if (is_auto(d) && (!d.single || has_token(d, "&") || has_token(d, "&&") || !t_[d.name + 1].is("=")))
+      return fail("'" + name + "' is an auto reference or has no `=` initializer");
+    const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
+    const std::string init = t_[d.name + 1].is("=") ? render(d.name + 2, s.last - 1)
+                                                    : type + render(d.name + 1, s.last - 1);
+    out_ += line_marker(s.first) + "auto " + v.array + " = mps_host::collect_lanes<" +
+            std::to_string(r_.max_threads) + ", " + (replay ? "true" : "false") + ">(mps_g, " +
+            lane_lambda_open("", type) + "return " + init + ";\n});\n";
+    lane_vars_.push_back(v);
+    return true;
+  }
+
+  // `prefix[&](lane, ids) -> ret {` with the thread's own values and the
+  // per-thread variables in scope declared.
+  std::string lane_lambda_open(const std::string& prefix, const std::string& ret) const {
+    std::string s = prefix + "[&](unsigned mps_lane, const mps_host::ThreadIds& mps_ids) "
+                             "__attribute__((always_inline)) -> " + ret + " {\n(void)mps_lane; (void)mps_ids;\n";
+    for (const ParamDecl& p : r_.params)
+      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr) && !p.name.empty())
+        s += declare_thread_value(p, "mps_ids");
+    std::set<std::string> shadowed;
+    for (size_t k = lane_vars_.size(); k-- > 0;)  // the innermost of two with one name
+      if (shadowed.insert(lane_vars_[k].name).second)
+        s += "[[maybe_unused]] auto& " + lane_vars_[k].name + " = " + lane_vars_[k].array + "[mps_lane];\n";
+    return s;
+  }
+
   // A statement that holds a barrier: run once for the group.
   bool group_statement(const Stmt& s) {
     switch (s.kind) {
       case StmtKind::Simple:
-        if (!is_barrier_statement(s)) return fail("a barrier inside an expression");
-        return true;  // every thread finished the loop before it
+        if (is_barrier_statement(s)) return true;  // every thread finished the loop before it
+        if (mentions_barrier(s.first, s.last)) return fail("a barrier inside an expression");
+        return simd_statement(s);
       case StmtKind::Compound:
         out_ += "{\n";
         if (!block(s.children)) return false;
         out_ += "}\n";
         return true;
       case StmtKind::If: {
+        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a condition");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier under a condition that differs between threads");
         out_ += line_marker(s.first) + "if " + render(s.head_open, s.head_close) + " {\n";
         if (!block({s.children[0]})) return false;
@@ -251,6 +362,7 @@ class Splitter {
         return true;
       }
       case StmtKind::For: {
+        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         Stmt init;
         init.first = s.head_open + 1;
@@ -263,12 +375,14 @@ class Splitter {
         return true;
       }
       case StmtKind::While:
+        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         out_ += line_marker(s.first) + "while " + render(s.head_open, s.head_close) + " {\n";
         if (!block({s.children[0]})) return false;
         out_ += "}\n";
         return true;
       case StmtKind::Do:
+        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         out_ += line_marker(s.first) + "do {\n";
         if (!block({s.children[0]})) return false;
@@ -356,16 +470,7 @@ class Splitter {
       body += "\n";
       declared_here.push_back(v);
     }
-    out_ += line_marker(region.front()->first);
-    out_ += "mps_host::for_each_lane(mps_g, [&](unsigned mps_lane, const mps_host::ThreadIds& mps_ids) "
-            "__attribute__((always_inline)) -> bool {\n(void)mps_lane; (void)mps_ids;\n";
-    for (const ParamDecl& p : r_.params)
-      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr) && !p.name.empty())
-        out_ += declare_thread_value(p, "mps_ids");
-    std::set<std::string> shadowed;
-    for (size_t k = lane_vars_.size(); k-- > 0;)  // the innermost of two with one name
-      if (shadowed.insert(lane_vars_[k].name).second)
-        out_ += "[[maybe_unused]] auto& " + lane_vars_[k].name + " = " + lane_vars_[k].array + "[mps_lane];\n";
+    out_ += line_marker(region.front()->first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool");
     out_ += "{\n" + body + "}\nreturn false;\n});\n";
     lane_vars_.insert(lane_vars_.end(), declared_here.begin(), declared_here.end());
     return true;
@@ -397,6 +502,7 @@ class Splitter {
   const FissionRequest& r_;
   const std::vector<Token>& t_;
   std::set<size_t> barriers_;              // barrier call tokens
+  std::set<size_t> syncs_;                 // barrier and SIMD-group call tokens
   std::set<std::string> varying_;          // names whose value differs between threads
   std::set<std::string> body_types_;       // names the body declares (not usable as array types)
   std::vector<LaneVar> lane_vars_;         // per-thread arrays in scope, outermost first

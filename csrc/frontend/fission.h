@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "frontend/call_graph.h"
 #include "frontend/kernel_decl.h"
 #include "frontend/lexer.h"
 
@@ -39,9 +40,9 @@ struct FissionRequest {
   size_t body_open, body_close;  // the kernel definition's braces
   const std::vector<ParamDecl>& params;
   uint32_t max_threads;  // the group's thread limit: size of the per-thread arrays
-  // True for a call that may make a thread wait for another (SIMD-group
-  // functions, atomic polling, library functions that reach a barrier).
-  std::function<bool(std::string_view name)> call_may_wait;
+  // What a call may reach: SIMD-group functions (run as replayed statements),
+  // or a barrier / atomic polling inside a statement (needs fibers).
+  std::function<CallKind(std::string_view name)> call_kind;
 };
 
 struct FissionResult {

@@ -456,9 +456,7 @@ class Parser {
       split.why_not = "an explicit specialisation";
     } else {
       const FissionRequest request{src_, repl_, d.body_open, d.last, d.params, max_threads,
-                                   [this](std::string_view name) {
-                                     return call_reaches_threadgroup_functions(src_, bodies_, name);
-                                   }};
+                                   [this](std::string_view name) { return call_kind(src_, bodies_, name); }};
       split = split_at_barriers(request);
     }
     if (!split.body) {

@@ -60,6 +60,9 @@ class HostModule : public CompiledLibrary {
                    "': its threads waited for each other forever (every running thread of a threadgroup was "
                    "blocked at a barrier or SIMD-group function that could not complete, or spun without "
                    "progress); the dispatch was stopped");
+    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_LANE_EXCHANGE, "kernel '", kernels_[index].name,
+                   "': a SIMD-group function ran where the lane-loop translation did not expect one, or a "
+                   "statement used more than 8 SIMD-group operations (an engine limitation: please report it)");
     MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_NO_MEMORY, "kernel '", kernels_[index].name,
                    "': out of memory for the threadgroup's thread stacks");
   }

@@ -695,6 +695,46 @@ struct SimdView {
   }
 };
 
+// Lane loops (mps_host_metal.h) run a group's threads one after another, one
+// loop per stretch of code between barriers, instead of as fibers. A statement
+// with SIMD-group functions then runs as repeated passes over the group's
+// threads: in pass p every thread deposits the value of its p-th SIMD
+// operation, and operations before p see every deposit. When a pass deposits
+// nothing new, each thread has computed the statement with all of its
+// operations complete. The statement must be free of side effects (the
+// splitter checks) since it runs once per operation, plus once. While a group
+// runs as lane loops, exchanges go to lane_exchange().
+namespace detail {
+struct LaneExchange {
+  static constexpr unsigned kMaxOps = 8;  // SIMD operations per statement
+  bool replaying;  // inside for_each_lane_replayed; otherwise an exchange is an engine bug
+  bool failed;
+  bool deposited;  // a thread deposited for operation `resolved` in this pass
+  unsigned lane, op, resolved;
+  uint32_t mask[kMaxOps][kMaxSimdGroups];  // lanes that deposited, per operation and SIMD-group
+  alignas(16) unsigned char slots[kMaxOps][kMaxThreads][kSlotBytes];
+  alignas(16) unsigned char scratch[kSimdWidth][kSlotBytes];
+};
+
+inline thread_local LaneExchange* tls_lane_exchange = nullptr;
+
+inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n) {
+  const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
+  if (x->replaying && k < x->resolved) return SimdView{&x->slots[k][sg * kSimdWidth], x->mask[k][sg], l};
+  if (!x->replaying || k >= LaneExchange::kMaxOps) {
+    x->failed = true;
+    __builtin_memcpy(x->scratch[l], value, n);
+    return SimdView{x->scratch, 1u << l, l};
+  }
+  __builtin_memcpy(x->slots[k][lane], value, n);
+  if (k == x->resolved) {
+    x->mask[k][sg] |= 1u << l;
+    x->deposited = true;
+  }
+  return SimdView{&x->slots[k][sg * kSimdWidth], 1u << l, l};  // a placeholder until the operation completes
+}
+}  // namespace detail
+
 // Every active lane deposits `value`; returns once all have, with all deposits.
 template <class T>
 inline SimdView simd_exchange(const T& value) {
@@ -702,6 +742,7 @@ inline SimdView simd_exchange(const T& value) {
   static_assert(__is_trivially_copyable(T), "SIMD exchange copies bytes");
   detail::Group* g = detail::tls_group;
   if (!g) {
+    if (detail::LaneExchange* x = detail::tls_lane_exchange) return detail::lane_exchange(x, &value, sizeof(T));
     detail::Solo& solo = detail::tls_solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return SimdView{solo.slot, 1u, 0u};
@@ -720,6 +761,7 @@ inline R simd_collective(const T& value, Fin fin) {
   static_assert(__is_trivially_copyable(T) && __is_trivially_copyable(R), "SIMD exchange copies bytes");
   detail::Group* g = detail::tls_group;
   if (!g) {
+    if (detail::LaneExchange* x = detail::tls_lane_exchange) return fin(detail::lane_exchange(x, &value, sizeof(T)));
     detail::Solo& solo = detail::tls_solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return fin(SimdView{solo.slot, 1u, 0u});

@@ -351,9 +351,58 @@ MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
       }
 }
 
+MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
+  static thread_local fibers::detail::LaneExchange x;  // 128 KiB: dynamic TLS, allocated on first use
+  return x;
+}
+
+// for_each_lane for a statement with SIMD-group functions (see LaneExchange).
+template <typename F>
+MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
+  fibers::detail::LaneExchange& x = lane_exchange_state();
+  x.replaying = true;
+  x.resolved = 0;
+  for (;;) {
+    x.deposited = false;
+    if (x.resolved < x.kMaxOps) __builtin_memset(x.mask[x.resolved], 0, sizeof(x.mask[0]));
+    for_each_lane(g, [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
+      x.lane = lane;
+      x.op = 0;
+      return f(lane, t);
+    });
+    if (!x.deposited) break;
+    ++x.resolved;
+  }
+  x.replaying = false;
+}
+
+// One value per thread of a group, from a lane loop.
+template <typename T, unsigned N>
+struct LaneValues {
+  T v[N];
+  MPS_SHIM_INLINE T& operator[](unsigned lane) { return v[lane]; }
+};
+
+// The values f(lane, ids) of the group's threads (kReplay: f calls SIMD-group functions).
+template <unsigned N, bool kReplay, typename F>
+MPS_SHIM_INLINE auto collect_lanes(GroupLanes& g, F&& f) {
+  LaneValues<decltype(f(0u, g.uniform)), N> out;
+  auto store = [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
+    out.v[lane] = f(lane, t);
+    return false;
+  };
+  if constexpr (kReplay) for_each_lane_replayed(g, store);
+  else for_each_lane(g, store);
+  return out;
+}
+
 // Runs threadgroups [first, end), each through body(GroupLanes&).
 template <typename Body>
 MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
+  fibers::detail::LaneExchange& x = lane_exchange_state();
+  x.replaying = false;
+  x.failed = false;
+  fibers::detail::tls_lane_exchange = &x;
   GroupLanes g;
   g.grid = uint3(L->grid[0], L->grid[1], L->grid[2]);
   g.group = uint3(L->group[0], L->group[1], L->group[2]);
@@ -366,7 +415,10 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     set_group_ids(g.uniform, g.gid, g.base, g.size, g.grid, g.group, g.groups, 0, 0, 0);
     g.any_returned = false;
     body(g);
+    if (x.failed) break;
   }
+  fibers::detail::tls_lane_exchange = nullptr;
+  if (x.failed) __atomic_store_n(L->failure, MPS_SHIM_LAUNCH_LANE_EXCHANGE, __ATOMIC_RELAXED);
 }
 
 // Runs threadgroups [first, end) with each group's threads as fibers on this
