@@ -288,18 +288,19 @@ class Splitter {
                     "free of side effects");
       return lane_value(s, *d, true);
     }
+    // `lvalue op= expr;`: the values of expr first (replayed), then one plain store per thread.
     size_t eq = s.first;
-    for (; eq < s.last && !t_[eq].is("="); ++eq)
+    for (; eq < s.last && !is_assignment(t_[eq].text); ++eq)
       if (t_[eq].is("(") || t_[eq].is("[") || t_[eq].is("{")) eq = matching_bracket(t_, eq);
-    bool reads_target = false;
-    for (size_t k = s.first; k < eq; ++k)
-      if (t_[k].is_identifier() && mentions(eq + 1, s.last - 1, t_[k].text)) reads_target = true;
-    if (eq >= s.last || has_sync(s.first, eq) || !side_effect_free(s.first, eq - 1) ||
-        !side_effect_free(eq + 1, s.last - 1) || reads_target)
+    if (eq >= s.last || eq == s.first || has_sync(s.first, eq) || !side_effect_free(s.first, eq - 1) ||
+        !side_effect_free(eq + 1, s.last - 1))
       return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
                   "free of side effects");
-    out_ += line_marker(s.first) + lane_lambda_open("mps_host::for_each_lane_replayed(mps_g, ", "bool") + "{\n" +
-            render(s.first, s.last) + "\n}\nreturn false;\n});\n";
+    const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
+    out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) +
+            ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " + render(eq + 1, s.last - 1) + ";\n});\n";
+    out_ += line_marker(s.first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + render(s.first, eq) +
+            " " + values + "[mps_lane];\nreturn false;\n});\n";
     return true;
   }
 
@@ -350,7 +351,7 @@ class Splitter {
         return true;
       case StmtKind::If: {
         if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a condition");
-        if (uses_varying(s.head_open, s.head_close)) return fail("a barrier under a condition that differs between threads");
+        if (uses_varying(s.head_open, s.head_close)) return masked_if(s);
         out_ += line_marker(s.first) + "if " + render(s.head_open, s.head_close) + " {\n";
         if (!block({s.children[0]})) return false;
         out_ += "}\n";
@@ -391,6 +392,23 @@ class Splitter {
       case StmtKind::Opaque: break;
     }
     return fail("a barrier inside a switch, range-for or if constexpr");
+  }
+
+  // `if (cond)` where cond differs between threads: each branch runs with the
+  // threads whose condition does not select it held out (LaneMask).
+  bool masked_if(const Stmt& s) {
+    const std::string id = std::to_string(next_array_++);
+    out_ += line_marker(s.first) + "{\nauto mps_cond_" + id + " = mps_host::collect_lanes<" +
+            std::to_string(r_.max_threads) + ", false>(mps_g, " + lane_lambda_open("", "bool") + "return bool" +
+            render(s.head_open, s.head_close) + ";\n});\n";
+    for (size_t branch = 0; branch < s.children.size(); ++branch) {
+      out_ += "{\nmps_host::LaneMask mps_mask_" + id + "(mps_g, mps_cond_" + id + ", " +
+              (branch == 0 ? "true" : "false") + ");\n";
+      if (!block({s.children[branch]})) return false;
+      out_ += "}\n";
+    }
+    out_ += "}\n";
+    return true;
   }
 
   // True when a statement assigns `name` or takes its address.

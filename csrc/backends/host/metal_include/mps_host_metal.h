@@ -326,21 +326,24 @@ MPS_SHIM_INLINE void run_groups(const mps_shim_launch* L, uint64_t first, uint64
 // is simply the end of one loop over the group's threads.
 struct GroupLanes {
   uint3 gid, base, size, grid, group, groups;
+  unsigned n;         // threads in the group
   ThreadIds uniform;  // the group-wide attributes (thread 0's ids)
   bool any_returned;  // a thread returned: later loops skip it
+  bool any_off;       // a condition that differs between threads holds some of them out (LaneMask)
   unsigned char returned[1024];
+  unsigned char off[1024];
 };
 
-// Calls f(lane, ids) for every thread of the group that has not returned, in
-// index order; f returns true when the thread returned.
+// Calls f(lane, ids) for every thread of the group that has not returned and
+// is not held out, in index order; f returns true when the thread returned.
 template <typename F>
 MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
-  const bool skip_returned = g.any_returned;
+  const bool skip_returned = g.any_returned, skip_off = g.any_off;
   unsigned lane = 0;
   for (uint z = 0; z < g.size.z; ++z)
     for (uint y = 0; y < g.size.y; ++y)
       for (uint x = 0; x < g.size.x; ++x, ++lane) {
-        if (skip_returned && g.returned[lane]) continue;
+        if ((skip_returned && g.returned[lane]) || (skip_off && g.off[lane])) continue;
         ThreadIds t;
         set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
         if (f(lane, t)) {
@@ -396,6 +399,31 @@ MPS_SHIM_INLINE auto collect_lanes(GroupLanes& g, F&& f) {
   return out;
 }
 
+// `if (cond)` around code with barriers or SIMD-group functions, where cond
+// differs between threads: while the mask lives, threads whose condition is
+// not `want` sit out, as the GPU masks off the lanes of a divergent branch.
+class LaneMask {
+ public:
+  template <typename Cond>
+  MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), any_off_(g.any_off) {
+    if (any_off_) __builtin_memcpy(saved_, g.off, g.n);
+    else __builtin_memset(g.off, 0, g.n);
+    for (unsigned l = 0; l < g.n; ++l) g.off[l] |= bool(cond[l]) != want;
+    g.any_off = true;
+  }
+  MPS_SHIM_INLINE ~LaneMask() {
+    g_.any_off = any_off_;
+    if (any_off_) __builtin_memcpy(g_.off, saved_, g_.n);
+  }
+  LaneMask(const LaneMask&) = delete;
+  LaneMask& operator=(const LaneMask&) = delete;
+
+ private:
+  GroupLanes& g_;
+  bool any_off_;
+  unsigned char saved_[1024];
+};
+
 // Runs threadgroups [first, end), each through body(GroupLanes&).
 template <typename Body>
 MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
@@ -413,7 +441,9 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.size = uint3(metal::min(g.group.x, g.grid.x - g.base.x), metal::min(g.group.y, g.grid.y - g.base.y),
                    metal::min(g.group.z, g.grid.z - g.base.z));
     set_group_ids(g.uniform, g.gid, g.base, g.size, g.grid, g.group, g.groups, 0, 0, 0);
+    g.n = g.size.x * g.size.y * g.size.z;
     g.any_returned = false;
+    g.any_off = false;
     body(g);
     if (x.failed) break;
   }
