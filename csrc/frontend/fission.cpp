@@ -41,6 +41,17 @@ struct Declaration {
   bool single = true;            // one declarator
 };
 
+// The function whose statements are being split: the kernel, or a function it
+// calls that reaches a barrier, inlined at group level.
+struct Frame {
+  const std::vector<ParamDecl>* thread_params = nullptr;  // the kernel's; none in a callee
+  size_t lane_vars_begin = 0;    // per-thread arrays of enclosing frames are not visible
+  std::set<std::string> varying;     // names whose value differs between threads
+  std::set<std::string> body_types;  // names the body declares (not usable as array types)
+  bool callee = false;
+  std::string result;                // a callee's per-thread results (non-void callees)
+};
+
 class Splitter {
  public:
   explicit Splitter(const FissionRequest& r) : r_(r), t_(r.source.tokens) {}
@@ -49,32 +60,40 @@ class Splitter {
     std::vector<Stmt> body;
     if (!parse_statements(t_, r_.body_open, r_.body_close, body))
       return no("the kernel holds a statement the splitter does not model (a label or case)");
-    if (!scan_tokens()) return no(why_);
-    for (const Stmt& s : body) collect_declared(s);
-    for (const ParamDecl& p : r_.params)
-      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr)) varying_.insert(p.name);
+    if (!scan_tokens(r_.body_open, r_.body_close)) return no(why_);
+    if (syncs_.empty()) return no("the kernel has no barrier or SIMD-group function");
+    Frame kernel;
+    kernel.thread_params = &r_.params;
+    frame_ = &kernel;
+    for (const ParamDecl& p : r_.params) {
+      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr)) kernel.varying.insert(p.name);
+      for (const Stmt& s : body)  // one copy serves the whole group
+        if (!p.name.empty() && modified_in(p.name, s)) return no("the kernel changes its parameter '" + p.name + "'");
+    }
+    for (const Stmt& s : body) collect_declared(s);  // after the thread positions: they make values vary
+    points_into_locals_ = may_point_into_locals();
     out_ = "{\n{\n";
     for (const ParamDecl& p : r_.params)
       if (p.role == ParamRole::ThreadPosition && is_group_wide(p.thread_attr) && !p.name.empty())
         out_ += declare_thread_value(p, "mps_g.uniform");
     if (!block(body)) return no(why_);
     out_ += "}\n}\n";
-    return FissionResult{out_, ""};
+    return FissionResult{out_, "", insertions_};
   }
 
  private:
-  FissionResult no(const std::string& why) { return FissionResult{std::nullopt, why}; }
+  FissionResult no(const std::string& why) { return FissionResult{std::nullopt, why, {}}; }
   bool fail(const std::string& why) {
     if (why_.empty()) why_ = why;
     return false;
   }
   bool at(size_t i, std::string_view s) const { return i < t_.size() && t_[i].is(s); }
 
-  // Constructs the splitter cannot reason about, and calls that need fibers.
-  bool scan_tokens() {
+  // Constructs the splitter cannot reason about; where threads meet.
+  bool scan_tokens(size_t open, size_t close) {
     static const std::set<std::string_view> unmodelled = {"goto", "struct", "class", "union", "enum",
                                                           "typedef", "using", "asm", "__asm__"};
-    for (size_t i = r_.body_open + 1; i < r_.body_close; ++i) {
+    for (size_t i = open + 1; i < close; ++i) {
       const Token& tk = t_[i];
       if (!tk.is_identifier()) continue;
       if (unmodelled.count(tk.text)) return fail(std::string("the kernel uses '") + std::string(tk.text) + "'");
@@ -87,12 +106,13 @@ class Splitter {
       switch (r_.call_kind(tk.text)) {
         case CallKind::Plain: break;
         case CallKind::Simd: syncs_.insert(i); break;
-        case CallKind::Wait:
-          return fail(std::string("the kernel calls '") + std::string(tk.text) +
-                      "', which reaches a barrier or polls an atomic inside a statement");
+        case CallKind::Wait:  // inlined if it is a library function called as a statement
+          syncs_.insert(i);
+          waits_.insert(i);
+          break;
       }
     }
-    return !syncs_.empty() || fail("the kernel has no barrier or SIMD-group function");
+    return true;
   }
 
   // Holds a barrier or a SIMD-group function: the threads must meet there.
@@ -101,6 +121,12 @@ class Splitter {
     return it != syncs_.end() && *it <= last;
   }
   bool has_sync(const Stmt& s) const { return has_sync(s.first, s.last); }
+  // "'atomic_load_explicit' (which polls an atomic or reaches a barrier)" for the first meeting point of a head.
+  std::string first_sync(const Stmt& s) const {
+    const size_t k = *syncs_.lower_bound(s.head_open);
+    return "'" + std::string(t_[k].text) + "'" +
+           (waits_.count(k) ? " (which polls an atomic or reaches a barrier)" : " (a SIMD-group function)");
+  }
   bool mentions_barrier(size_t first, size_t last) const {
     auto it = barriers_.lower_bound(first);
     return it != barriers_.end() && *it <= last;
@@ -171,26 +197,75 @@ class Splitter {
   // values (threadgroup arrays and compile-time constants excepted).
   void collect_declared(const Stmt& s) {
     if (auto d = declaration(s)) {
-      if (!is_threadgroup_declaration(*d) && !has_token(*d, "constexpr")) varying_.insert(std::string(t_[d->name].text));
-      body_types_.insert(std::string(t_[d->name].text));
+      for (auto [a, b] : split_commas(d->name, s.last - 1, false)) {
+        if (!t_[a].is_identifier()) continue;
+        if (at(a + 1, "[") && !is_threadgroup_declaration(*d)) local_arrays_ = true;
+        const bool shared = is_threadgroup_declaration(*d) || has_token(*d, "constexpr") || group_constant(*d, s);
+        if (shared) shared_.insert(s.first);
+        else frame_->varying.insert(std::string(t_[a].text));
+        frame_->body_types.insert(std::string(t_[a].text));
+      }
     }
     for (const Stmt& c : s.children) collect_declared(c);
   }
 
+  // `const T n = expr;` whose value is the same for every thread (the group
+  // computes it once, so it can size a threadgroup array).
+  bool group_constant(const Declaration& d, const Stmt& s) const {
+    if (!d.single || !has_token(d, "const") || has_token(d, "*") || has_token(d, "&") || !at(d.name + 1, "="))
+      return false;
+    return !uses_varying(d.name + 2, s.last - 1) && side_effect_free(d.name + 2, s.last - 1) &&
+           !has_sync(d.name + 2, s.last - 1);
+  }
+
+  // Pointers into a thread's own locals (`&x`, a local array) would dangle in
+  // a per-thread array once the loop that owns the local ends.
+  bool may_point_into_locals() const {
+    if (local_arrays_) return true;
+    for (size_t k = r_.body_open + 1; k < r_.body_close; ++k)
+      if (t_[k].is("&") && t_[k + 1].is_identifier() && frame_->varying.count(std::string(t_[k + 1].text)) &&
+          !(t_[k - 1].is_identifier() || t_[k - 1].is(")") || t_[k - 1].is("]") || t_[k - 1].kind == TokenKind::Number))
+        return true;
+    return false;
+  }
+
+  // Every name a statement declares, at any depth (for-loop variables included).
+  void collect_names(const Stmt& s, std::set<std::string>& names) const {
+    if (auto d = declaration(s)) names.insert(std::string(t_[d->name].text));
+    if (s.kind == StmtKind::For) {
+      Stmt init;
+      init.first = s.head_open + 1;
+      init.last = s.semi1;
+      if (auto d = declaration(init)) names.insert(std::string(t_[d->name].text));
+    }
+    for (const Stmt& c : s.children) collect_names(c, names);
+  }
+
   bool uses_varying(size_t first, size_t last) const {
     for (size_t k = first; k <= last; ++k)
-      if (t_[k].is_identifier() && varying_.count(std::string(t_[k].text)) &&
+      if (t_[k].is_identifier() && frame_->varying.count(std::string(t_[k].text)) &&
           !(k > 0 && (t_[k - 1].is(".") || t_[k - 1].is("->"))))
         return true;
     return false;
   }
 
   // A threadgroup array is a plain local of the group function; `return;` ends a thread.
-  std::string render(size_t first, size_t last, const std::set<size_t>& returns = {}) const {
+  // In the kernel `return;` ends the thread (the lane lambda returns true); in
+  // an inlined function `return v;` stores v and holds the thread out until
+  // the function's end.
+  std::string render(size_t first, size_t last, const std::map<size_t, size_t>& returns = {}) const {
     std::map<size_t, std::string> own;
     for (size_t k = first; k <= last; ++k) {
-      if (returns.count(k)) own[k] = "return true";
-      else if (t_[k].is("threadgroup") && r_.replacements[k]) own[k] = std::string(t_[k].text.size(), ' ');
+      auto r = returns.find(k);
+      if (r != returns.end() && !frame_->callee) {
+        own[k] = "return true";
+      } else if (r != returns.end()) {
+        const bool value = r->second > k + 1;
+        own[k] = value ? "{ " + frame_->result + "[mps_lane] = (" : "{ ";
+        own[r->second] = std::string(value ? ")" : "") + "; mps_host::hold_out(mps_g, mps_lane); return false; }";
+      } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
+        own[k] = std::string(t_[k].text.size(), ' ');
+      }
     }
     return rewritten_text(r_.source, r_.replacements, first, last, &own);
   }
@@ -224,7 +299,7 @@ class Splitter {
     for (size_t i = stmts.size(); i-- > 0;) {
       const auto d = declaration(stmts[i]);
       if (has_sync(stmts[i])) r[i] = Role::Sync;
-      else if (d && (is_threadgroup_declaration(*d) || has_token(*d, "constexpr"))) r[i] = Role::Shared;
+      else if (shared_.count(stmts[i].first)) r[i] = Role::Shared;
       else if (d && is_auto(*d) && used_after(t_[d->name].text, stmts, region_end)) r[i] = Role::LaneValue;
       if (r[i] != Role::Lanes) region_end = i;
     }
@@ -280,6 +355,17 @@ class Splitter {
   // A statement with SIMD-group functions: `[type] x = expr;` or `lvalue = expr;`,
   // replayed once per SIMD operation (see LaneExchange in mps_host_metal.h).
   bool simd_statement(const Stmt& s) {
+    if (t_[s.first].is("return")) {  // the last statement of an inlined function
+      if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
+        return fail("a SIMD-group function in a return statement of a kernel or void function");
+      const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
+      out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" +
+              std::to_string(r_.max_threads) + ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " +
+              render(s.first + 1, s.last - 1) + ";\n});\n";
+      out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " + values +
+              "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\nreturn false;\n});\n";
+      return true;
+    }
     if (auto d = declaration(s)) {
       const size_t init = d->name + 1;
       if (!d->single || !t_[init].is("=") || !side_effect_free(init + 1, s.last - 1) ||
@@ -304,10 +390,293 @@ class Splitter {
     return true;
   }
 
+  // Splits [first, last] at commas outside brackets (angle brackets too when `angles`).
+  std::vector<std::pair<size_t, size_t>> split_commas(size_t first, size_t last, bool angles) const {
+    std::vector<std::pair<size_t, size_t>> parts;
+    if (first > last) return parts;
+    size_t start = first;
+    int depth = 0;
+    for (size_t k = first; k <= last; ++k) {
+      if (t_[k].is("(") || t_[k].is("[") || t_[k].is("{")) {
+        k = matching_bracket(t_, k);
+        continue;
+      }
+      if (angles && t_[k].is("<")) ++depth;
+      else if (angles && t_[k].is(">")) --depth;
+      else if (angles && t_[k].is(">>")) depth -= 2;
+      else if (depth == 0 && t_[k].is(",")) {
+        parts.push_back({start, k - 1});
+        start = k + 1;
+      }
+    }
+    parts.push_back({start, last});
+    return parts;
+  }
+
+  std::string tokens_text(const std::vector<size_t>& toks) const {
+    std::string s;
+    for (size_t k : toks) s += (t_[k].is("threadgroup") ? std::string() : render(k, k)) + " ";
+    return s;
+  }
+
+  // A library function that reaches a barrier, called as `[type] x = f(args);`
+  // or `f(args);`: its body is split in place with a frame of its own. An
+  // argument that is the same for every thread binds once for the group; the
+  // others bind per thread. Template parameters are deduced from parameters
+  // declared as exactly `T name`.
+  bool inline_call(const Stmt& s, size_t w) {
+    const std::string name(t_[w].text);
+    const std::string cannot = "cannot inline '" + name + "': ";
+    if (inline_depth_ >= 4) return fail(cannot + "calls that reach a barrier nest too deeply");
+    size_t k = w + 1;
+    std::vector<std::string> explicit_args;
+    if (at(k, "<")) {
+      const size_t close = matching_bracket(t_, k);
+      if (close >= s.last) return fail(cannot + "unbalanced template arguments");
+      for (auto [a, b] : split_commas(k + 1, close - 1, true)) explicit_args.push_back(render(a, b));
+      k = close + 1;
+    }
+    if (!at(k, "(") || matching_bracket(t_, k) + 1 != s.last)
+      return fail(cannot + "only `[type] x = f(args);` and `f(args);` calls are inlined");
+    const size_t lparen = k, rparen = matching_bracket(t_, k);
+    size_t q = w;
+    while (q >= s.first + 2 && t_[q - 1].is("::") && t_[q - 2].is_identifier()) q -= 2;
+    if (q > s.first && t_[q - 1].is("::")) --q;
+    std::optional<Declaration> caller_decl;
+    std::optional<size_t> assigned;  // `x = f(args);`
+    if (q == s.first + 2 && t_[s.first].is_identifier() && t_[s.first + 1].is("=")) {
+      assigned = s.first;
+    } else if (q != s.first) {
+      caller_decl = declaration(s);
+      if (!caller_decl || !caller_decl->single || caller_decl->name + 2 != q || !t_[caller_decl->name + 1].is("="))
+        return fail(cannot + "only `[type] x = f(args);`, `x = f(args);` and `f(args);` calls are inlined");
+    }
+    // The definition: [template <typename T, ...>] [specifiers] RET name(params) [qualifiers] { body }
+    const FunctionBody* def = nullptr;
+    for (const FunctionBody& b : r_.bodies)
+      if (b.name == name) {
+        if (def) return fail(cannot + "it has several definitions");
+        def = &b;
+      }
+    if (!def) return fail(cannot + "no definition in the library");
+    size_t rp = def->open - 1;
+    while (rp > 0 && !t_[rp].is(")")) --rp;
+    const size_t lp = matching_open_paren(t_, rp, 0);
+    if (lp == 0 || !t_[lp - 1].is(name) || (lp >= 2 && t_[lp - 2].is("::")))
+      return fail(cannot + "its definition is not understood");
+    size_t start = lp - 1;
+    while (start > 0 && !t_[start - 1].is(";") && !t_[start - 1].is("}") && !t_[start - 1].is("{")) --start;
+    std::vector<std::string> tparams;
+    if (t_[start].is("template") && at(start + 1, "<")) {
+      const size_t close = matching_bracket(t_, start + 1);
+      for (auto [a, b] : split_commas(start + 2, close - 1, true)) {
+        if (b != a + 1 || !(t_[a].is("typename") || t_[a].is("class")))
+          return fail(cannot + "only type template parameters without defaults are deduced");
+        tparams.push_back(std::string(t_[b].text));
+      }
+      start = close + 1;
+    }
+    std::vector<size_t> ret;
+    static const std::set<std::string_view> specifiers = {"inline", "static", "constexpr", "extern", "METAL_FUNC"};
+    for (size_t i = start; i + 1 < lp; ++i) {
+      if (t_[i].is("__attribute__") && at(i + 1, "(")) i = matching_bracket(t_, i + 1);
+      else if (t_[i].is("[") && at(i + 1, "[")) i = matching_bracket(t_, i);
+      else if (!specifiers.count(t_[i].text) && !is_address_space(t_[i])) ret.push_back(i);
+    }
+    const bool is_void = ret.size() == 1 && t_[ret[0]].is("void");
+    for (size_t i : ret)
+      if (t_[i].is("auto") || t_[i].is("decltype")) return fail(cannot + "its return type is deduced");
+    struct Param {
+      std::vector<size_t> type;
+      std::string name;
+    };
+    std::vector<Param> params;
+    for (auto [a, b] : split_commas(lp + 1, rp - 1, true)) {
+      Param p;
+      for (size_t i = a; i <= b; ++i) {
+        if (t_[i].is("[") && at(i + 1, "[")) i = matching_bracket(t_, i);
+        else p.type.push_back(i);
+      }
+      if (p.type.empty() || !t_[p.type.back()].is_identifier()) return fail(cannot + "a parameter without a name");
+      p.name = std::string(t_[p.type.back()].text);
+      p.type.pop_back();
+      bool is_const = false, is_ref = false;
+      for (size_t i : p.type) {
+        if (t_[i].is("=")) return fail(cannot + "a default argument");
+        if (t_[i].is("const")) is_const = true;
+        if (t_[i].is("&") || t_[i].is("&&")) is_ref = true;
+      }
+      if (is_ref && !is_const) return fail(cannot + "parameter '" + p.name + "' is a reference the function may write");
+      std::vector<size_t> kept;  // by value: `const T&` reads like `T`
+      for (size_t i : p.type)
+        if (!t_[i].is("&") && !t_[i].is("&&")) kept.push_back(i);
+      p.type = kept;
+      params.push_back(p);
+    }
+    const auto args = split_commas(lparen + 1, rparen - 1, false);
+    if ((rparen == lparen + 1 ? 0 : args.size()) != params.size()) return fail(cannot + "the argument count differs");
+    std::vector<Stmt> body;
+    if (!parse_statements(t_, def->open, def->close, body)) return fail(cannot + "a statement it holds is not modelled");
+    if (!scan_tokens(def->open, def->close)) return false;
+    const std::optional<std::string> ns = namespace_path(def->open);
+    if (!ns) return fail(cannot + "it is not defined at namespace scope");
+    for (const FunctionBody& b : r_.bodies)
+      if (b.open > def->close)
+        for (size_t i = def->open + 1; i < def->close; ++i)
+          if (waits_.count(i) && t_[i].is(b.name)) return fail(cannot + "it calls a function defined after it");
+
+    // The call, in the caller's frame: per-thread arguments are collected first.
+    const std::string id = std::to_string(r_.body_open) + "_" + std::to_string(next_array_++);
+    const std::string n = std::to_string(r_.max_threads);
+    const std::string fn = name + "__mps_lanes_" + id;
+    std::vector<bool> uniform(params.size());
+    std::vector<std::string> passed(params.size());
+    std::set<std::string> simd_params;  // bound to a lambda that calls SIMD-group functions
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto [a, b] = args[i];
+      const bool lambda = t_[a].is("[") && !uses_varying(a, b);
+      if (has_sync(a, b) && !lambda) return fail(cannot + "an argument calls a SIMD-group function");
+      if (has_sync(a, b)) simd_params.insert(params[i].name);
+      uniform[i] = lambda || (!uses_varying(a, b) && side_effect_free(a, b));
+      if (uniform[i]) {
+        passed[i] = render(a, b);
+        continue;
+      }
+      passed[i] = "mps_lane_" + std::to_string(next_array_++) + "_arg";
+      out_ += line_marker(a) + "auto " + passed[i] + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " +
+              lane_lambda_open("", "auto") + "return " + render(a, b) + ";\n});\n";
+    }
+    out_ += line_marker(s.first) + (is_void ? "" : "auto mps_call_" + id + " = ") + *ns + fn + "(mps_g";
+    for (const std::string& x : passed) out_ += ", " + x;
+    out_ += ");\n";
+    for (size_t i = def->open + 1; i < def->close; ++i)  // calls through those parameters meet like SIMD functions
+      if (simd_params.count(std::string(t_[i].text)) && at(i + 1, "(") && !(t_[i - 1].is(".") || t_[i - 1].is("->")))
+        syncs_.insert(i);
+
+    // The function, after the definition (so in its namespace): `template <class A0, ...> auto f__mps_lanes(g, a0, ...)`.
+    std::string caller_out;
+    std::swap(out_, caller_out);
+    if (!params.empty()) {
+      out_ += "template <";
+      for (size_t i = 0; i < params.size(); ++i) out_ += (i ? ", class A" : "class A") + std::to_string(i);
+      out_ += ">\n";
+    }
+    out_ += "MPS_SHIM_INLINE auto " + fn + "(mps_host::GroupLanes& mps_g";
+    for (size_t i = 0; i < params.size(); ++i) out_ += ", A" + std::to_string(i) + "&& mps_arg_" + std::to_string(i);
+    out_ += ") {\n";
+    for (size_t j = 0; j < tparams.size(); ++j) {
+      if (j < explicit_args.size()) {  // spelled in the caller's scope: only plain types are safe here
+        out_ += "using " + tparams[j] + " = " + explicit_args[j] + ";\n";
+        continue;
+      }
+      size_t from = params.size();
+      bool through_pointer = false;  // `T* p` rather than `T v`
+      for (size_t i = 0; i < params.size() && from == params.size(); ++i) {
+        std::vector<size_t> bare;
+        for (size_t x : params[i].type)
+          if (!t_[x].is("const") && !is_address_space(t_[x])) bare.push_back(x);
+        if (bare.empty() || !t_[bare[0]].is(tparams[j])) continue;
+        if (bare.size() == 1) from = i;
+        if (bare.size() == 2 && t_[bare[1]].is("*")) from = i, through_pointer = true;
+      }
+      if (from == params.size()) return fail(cannot + "template parameter '" + tparams[j] + "' is not deduced");
+      const std::string arg_type = "std::decay_t<decltype(mps_arg_" + std::to_string(from) + (uniform[from] ? "" : "[0]") + ")>";
+      out_ += "using " + tparams[j] + " = " +
+              (through_pointer ? "std::remove_cv_t<std::remove_pointer_t<" + arg_type + ">>" : arg_type) + ";\n";
+    }
+    Frame callee;
+    callee.callee = true;
+    callee.lane_vars_begin = lane_vars_.size();
+    if (!is_void) callee.result = "mps_result";
+    out_ += "mps_host::LaneMask mps_scope(mps_g);  // a return holds its thread out until here\n";
+    if (!is_void) out_ += "mps_host::LaneValues<" + tokens_text(ret) + ", " + n + "> mps_result;\n";
+    Frame* caller = frame_;
+    frame_ = &callee;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::string arg = "mps_arg_" + std::to_string(i);
+      if (uniform[i]) {
+        out_ += tokens_text(params[i].type) + params[i].name + " = " + arg + ";\n";
+        continue;
+      }
+      std::vector<size_t> value_type;  // top-level const dropped for per-thread arrays
+      bool pointer = false;
+      for (size_t x : params[i].type) pointer = pointer || t_[x].is("*");
+      for (size_t x : params[i].type)
+        if (!(t_[x].is("const") && (!pointer || x == params[i].type.back()))) value_type.push_back(x);
+      const std::string array = "mps_param_" + std::to_string(i);
+      out_ += "auto " + array + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " +
+              lane_lambda_open("", tokens_text(value_type)) + "return " + arg + "[mps_lane];\n});\n";
+      callee.varying.insert(params[i].name);
+      lane_vars_.push_back({params[i].name, array});
+    }
+    for (const Stmt& st : body) collect_declared(st);
+    ++inline_depth_;
+    const bool ok = block(body);
+    --inline_depth_;
+    frame_ = caller;
+    lane_vars_.resize(callee.lane_vars_begin);
+    if (!ok) return false;
+    if (!is_void) out_ += "return mps_result;\n";
+    out_ += "}\n";
+    insertions_.push_back({def->close, out_});
+    std::swap(out_, caller_out);
+
+    if (assigned) {
+      if (is_void) return fail(cannot + "it returns nothing");
+      out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + std::string(t_[*assigned].text) +
+              " = mps_call_" + id + "[mps_lane];\nreturn false;\n});\n";
+    }
+    if (caller_decl) {
+      const std::string var(t_[caller_decl->name].text);
+      if (is_void) return fail(cannot + "it returns nothing");
+      if (is_auto(*caller_decl)) {
+        lane_vars_.push_back({var, "mps_call_" + id});
+      } else {
+        std::string type;
+        if (!lane_var_type(*caller_decl, type)) return false;
+        const LaneVar v{var, "mps_lane_" + std::to_string(next_array_++) + "_" + var};
+        out_ += "auto " + v.array + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " + lane_lambda_open("", type) +
+                "return mps_call_" + id + "[mps_lane];\n});\n";
+        lane_vars_.push_back(v);
+      }
+    }
+    return true;
+  }
+
+  // `::a::b::` for a token inside namespaces only; nullopt inside a class,
+  // function or anonymous namespace.
+  std::optional<std::string> namespace_path(size_t tok) const {
+    std::vector<std::optional<std::string>> scopes;
+    for (size_t k = 0; k < tok; ++k) {
+      if (t_[k].is("{")) {
+        std::string name;
+        size_t j = k;
+        while (j >= 2 && t_[j - 1].is_identifier() && (t_[j - 2].is("::") || t_[j - 2].is("namespace"))) {
+          name = std::string(t_[j - 1].text) + (name.empty() ? "" : "::" + name);
+          if (t_[j - 2].is("namespace")) break;
+          j -= 2;
+        }
+        const bool is_ns = j >= 2 && t_[j - 2].is("namespace") && !name.empty();
+        scopes.push_back(is_ns ? std::optional<std::string>(name) : std::nullopt);
+      } else if (t_[k].is("}") && !scopes.empty()) {
+        scopes.pop_back();
+      }
+    }
+    std::string path = "::";
+    for (const auto& sc : scopes) {
+      if (!sc) return std::nullopt;
+      path += *sc + "::";
+    }
+    return path;
+  }
+
   // `[type|auto] x = expr;` as an array of per-thread values filled by its own loop.
   bool lane_value(const Stmt& s, const Declaration& d, bool replay) {
     const std::string name(t_[d.name].text);
     std::string type;
+    if (!d.single) return fail("'" + name + "' lives across a barrier and shares its declaration with others");
+    if (is_auto(d) && points_into_locals_)
+      return fail("the auto variable '" + name + "' lives across a barrier and may point into a thread's locals");
     if (is_auto(d)) type = "auto";
     else if (!lane_var_type(d, type)) return false;
     if (is_auto(d) && (!d.single || has_token(d, "&") || has_token(d, "&&") || !t_[d.name + 1].is("=")))
@@ -327,11 +696,12 @@ class Splitter {
   std::string lane_lambda_open(const std::string& prefix, const std::string& ret) const {
     std::string s = prefix + "[&](unsigned mps_lane, const mps_host::ThreadIds& mps_ids) "
                              "__attribute__((always_inline)) -> " + ret + " {\n(void)mps_lane; (void)mps_ids;\n";
-    for (const ParamDecl& p : r_.params)
-      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr) && !p.name.empty())
-        s += declare_thread_value(p, "mps_ids");
+    if (frame_->thread_params)
+      for (const ParamDecl& p : *frame_->thread_params)
+        if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr) && !p.name.empty())
+          s += declare_thread_value(p, "mps_ids");
     std::set<std::string> shadowed;
-    for (size_t k = lane_vars_.size(); k-- > 0;)  // the innermost of two with one name
+    for (size_t k = lane_vars_.size(); k-- > frame_->lane_vars_begin;)  // the innermost of two with one name
       if (shadowed.insert(lane_vars_[k].name).second)
         s += "[[maybe_unused]] auto& " + lane_vars_[k].name + " = " + lane_vars_[k].array + "[mps_lane];\n";
     return s;
@@ -343,6 +713,7 @@ class Splitter {
       case StmtKind::Simple:
         if (is_barrier_statement(s)) return true;  // every thread finished the loop before it
         if (mentions_barrier(s.first, s.last)) return fail("a barrier inside an expression");
+        if (auto w = waits_.lower_bound(s.first); w != waits_.end() && *w <= s.last) return inline_call(s, *w);
         return simd_statement(s);
       case StmtKind::Compound:
         out_ += "{\n";
@@ -350,7 +721,7 @@ class Splitter {
         out_ += "}\n";
         return true;
       case StmtKind::If: {
-        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a condition");
+        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a condition");
         if (uses_varying(s.head_open, s.head_close)) return masked_if(s);
         out_ += line_marker(s.first) + "if " + render(s.head_open, s.head_close) + " {\n";
         if (!block({s.children[0]})) return false;
@@ -363,7 +734,7 @@ class Splitter {
         return true;
       }
       case StmtKind::For: {
-        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
+        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         Stmt init;
         init.first = s.head_open + 1;
@@ -376,14 +747,14 @@ class Splitter {
         return true;
       }
       case StmtKind::While:
-        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
+        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         out_ += line_marker(s.first) + "while " + render(s.head_open, s.head_close) + " {\n";
         if (!block({s.children[0]})) return false;
         out_ += "}\n";
         return true;
       case StmtKind::Do:
-        if (has_sync(s.head_open, s.head_close)) return fail("a SIMD-group function in a loop head");
+        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
         if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
         out_ += line_marker(s.first) + "do {\n";
         if (!block({s.children[0]})) return false;
@@ -433,16 +804,24 @@ class Splitter {
     return false;
   }
 
+  bool add_return(size_t k, std::map<size_t, size_t>& returns) {
+    size_t end = k + 1;
+    while (end < t_.size() && !t_[end].is(";")) {
+      if (t_[end].is("(") || t_[end].is("[") || t_[end].is("{")) end = matching_bracket(t_, end);
+      ++end;
+    }
+    if (end > k + 1 && frame_->result.empty()) return fail("a return with a value from a kernel or void function");
+    returns[k] = end;
+    return true;
+  }
+
   // `break`/`continue` that would leave the thread's loop, `return;` that ends
   // the thread, threadgroup declarations hidden inside a conditional.
-  bool check_region_statement(const Stmt& s, bool in_loop, std::set<size_t>& returns) {
+  bool check_region_statement(const Stmt& s, bool in_loop, std::map<size_t, size_t>& returns) {
     if (s.kind == StmtKind::Simple) {
       if (!in_loop && (t_[s.first].is("break") || t_[s.first].is("continue")))
         return fail("a break or continue that crosses a barrier");
-      if (t_[s.first].is("return")) {
-        if (!at(s.first + 1, ";")) return fail("a return with a value");
-        returns.insert(s.first);
-      }
+      if (t_[s.first].is("return") && !add_return(s.first, returns)) return false;
       for (size_t k = s.first; k <= s.last; ++k)
         if (t_[k].is("threadgroup") && r_.replacements[k] && r_.replacements[k]->find("static") != std::string::npos)
           return fail("a threadgroup variable declared inside a conditional");
@@ -452,8 +831,7 @@ class Splitter {
                       s.kind == StmtKind::Opaque;
     if (s.kind == StmtKind::Opaque) {  // switch/range-for: break binds inside; return still ends the thread
       for (size_t k = s.first; k <= s.last; ++k)
-        if (t_[k].is("return") && at(k + 1, ";")) returns.insert(k);
-        else if (t_[k].is("return")) return fail("a return with a value");
+        if (t_[k].is("return") && !add_return(k, returns)) return false;
       return true;
     }
     for (const Stmt& c : s.children)
@@ -465,28 +843,39 @@ class Splitter {
   // after it become per-thread arrays.
   bool lane_loop(const std::vector<const Stmt*>& region, const std::vector<Stmt>& block, size_t after,
                  std::string& arrays) {
-    std::set<size_t> returns;
+    std::map<size_t, size_t> returns;
     for (const Stmt* s : region)
       if (!check_region_statement(*s, false, returns)) return false;
     std::string body;
     std::vector<LaneVar> declared_here;
     for (const Stmt* s : region) {
       const auto d = declaration(*s);
-      const std::string name = d ? std::string(t_[d->name].text) : "";
-      if (!d || !used_after(name, block, after)) {
+      bool kept = false;  // a declarator used after the loop
+      const auto declarators = d ? split_commas(d->name, s->last - 1, false) : decltype(split_commas(0, 0, false))();
+      for (auto [a, b] : declarators) kept = kept || used_after(t_[a].text, block, after);
+      if (!kept) {
         body += line_marker(s->first) + render(s->first, s->last, returns) + "\n";
         continue;
       }
       std::string type;
       if (!lane_var_type(*d, type)) return false;
-      const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
-      arrays += type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
-      body += line_marker(s->first) + "auto& " + name + " = " + v.array + "[mps_lane];";
-      const Token& next = t_[d->name + 1];
-      if (next.is("=")) body += " " + name + " = " + render(d->name + 2, s->last, returns);
-      else if (next.is("(") || next.is("{")) body += " " + name + " = " + type + render(d->name + 1, s->last, returns);
+      body += line_marker(s->first);
+      for (auto [a, b] : declarators) {  // `T a = 1, b;` as one statement per declarator
+        const std::string name(t_[a].text);
+        if (!t_[a].is_identifier() || at(a + 1, "["))
+          return fail("the declaration of '" + name + "' lives across a barrier and is not `T name [= init]`");
+        if (!used_after(name, block, after)) {
+          body += render(d->type_first, d->type_last) + " " + render(a, b, returns) + ";";
+          continue;
+        }
+        const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
+        arrays += type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
+        body += "auto& " + name + " = " + v.array + "[mps_lane];";
+        if (at(a + 1, "=")) body += " " + name + " = " + render(a + 2, b, returns) + ";";
+        else if (at(a + 1, "(") || at(a + 1, "{")) body += " " + name + " = " + type + render(a + 1, b, returns) + ";";
+        declared_here.push_back(v);
+      }
       body += "\n";
-      declared_here.push_back(v);
     }
     out_ += line_marker(region.front()->first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool");
     out_ += "{\n" + body + "}\nreturn false;\n});\n";
@@ -497,17 +886,18 @@ class Splitter {
   // The element type of a per-thread array: the declared type, top-level const dropped.
   bool lane_var_type(const Declaration& d, std::string& type) {
     const std::string name(t_[d.name].text);
-    if (!d.single) return fail("'" + name + "' lives across a barrier and shares its declaration with others");
     if (at(d.name + 1, "[")) return fail("the per-thread array '" + name + "' lives across a barrier");
     bool pointer = false;
     for (size_t k = d.type_first; k <= d.type_last; ++k) {
       const Token& tk = t_[k];
       if (tk.is("auto") || tk.is("decltype") || tk.is("&") || tk.is("&&") || tk.is("static") || tk.is("(") ||
-          (tk.is_identifier() && body_types_.count(std::string(tk.text))))
+          (tk.is_identifier() && frame_->body_types.count(std::string(tk.text))))
         return fail("'" + name + "' lives across a barrier and its type is not spelled out (auto, a reference, "
                     "or a type declared in the kernel)");
       if (tk.is("*")) pointer = true;
     }
+    if (pointer && points_into_locals_)
+      return fail("the pointer '" + name + "' lives across a barrier and may point into a thread's locals");
     for (size_t k = d.type_first; k <= d.type_last; ++k) {
       const bool top_const = t_[k].is("const") && (!pointer || k == d.type_last);
       if (top_const) continue;
@@ -521,8 +911,13 @@ class Splitter {
   const std::vector<Token>& t_;
   std::set<size_t> barriers_;              // barrier call tokens
   std::set<size_t> syncs_;                 // barrier and SIMD-group call tokens
-  std::set<std::string> varying_;          // names whose value differs between threads
-  std::set<std::string> body_types_;       // names the body declares (not usable as array types)
+  Frame* frame_ = nullptr;
+  std::set<size_t> waits_;                 // calls of library functions that reach a barrier
+  std::vector<std::pair<size_t, std::string>> insertions_;  // lane versions of inlined functions
+  std::set<size_t> shared_;                // declarations the group makes once (first token)
+  bool local_arrays_ = false;              // the kernel declares a per-thread array
+  bool points_into_locals_ = false;
+  int inline_depth_ = 0;
   std::vector<LaneVar> lane_vars_;         // per-thread arrays in scope, outermost first
   size_t next_array_ = 0;
   std::string out_;

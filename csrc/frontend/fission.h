@@ -43,11 +43,15 @@ struct FissionRequest {
   // What a call may reach: SIMD-group functions (run as replayed statements),
   // or a barrier / atomic polling inside a statement (needs fibers).
   std::function<CallKind(std::string_view name)> call_kind;
+  const std::vector<FunctionBody>& bodies;  // the library's functions, for inlining
 };
 
 struct FissionResult {
   std::optional<std::string> body;  // the group function's body, `{ ... }`
   std::string why_not;              // when there is no body
+  // Lane versions of the library functions the kernel calls that reach a
+  // barrier, each to be inserted after the token (its definition's `}`).
+  std::vector<std::pair<size_t, std::string>> insertions;
 };
 
 FissionResult split_at_barriers(const FissionRequest& request);

@@ -456,7 +456,8 @@ class Parser {
       split.why_not = "an explicit specialisation";
     } else {
       const FissionRequest request{src_, repl_, d.body_open, d.last, d.params, max_threads,
-                                   [this](std::string_view name) { return call_kind(src_, bodies_, name); }};
+                                   [this](std::string_view name) { return call_kind(src_, bodies_, name); },
+                                   bodies_};
       split = split_at_barriers(request);
     }
     if (!split.body) {
@@ -470,6 +471,8 @@ class Parser {
                  rparen > lparen + 1 ? ", " : "", "mps_host::GroupLanes& mps_g)");
     fn += *split.body + line_directive(src_, d.last);
     repl_[d.last] = fn;
+    for (const auto& [tok, text] : split.insertions)  // after the definitions of the functions it inlines
+      repl_[tok] = (repl_[tok] ? *repl_[tok] : std::string(t_[tok].text)) + "\n" + text + line_directive(src_, tok);
     for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
   }
 

@@ -404,6 +404,10 @@ MPS_SHIM_INLINE auto collect_lanes(GroupLanes& g, F&& f) {
 // not `want` sit out, as the GPU masks off the lanes of a divergent branch.
 class LaneMask {
  public:
+  // Keeps the current threads; threads held out later (hold_out) come back when it ends.
+  MPS_SHIM_INLINE explicit LaneMask(GroupLanes& g) : g_(g), any_off_(g.any_off) {
+    if (any_off_) __builtin_memcpy(saved_, g.off, g.n);
+  }
   template <typename Cond>
   MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), any_off_(g.any_off) {
     if (any_off_) __builtin_memcpy(saved_, g.off, g.n);
@@ -423,6 +427,13 @@ class LaneMask {
   bool any_off_;
   unsigned char saved_[1024];
 };
+
+// A thread that returned from an inlined function sits out until its end (a LaneMask).
+MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
+  if (!g.any_off) __builtin_memset(g.off, 0, g.n);
+  g.any_off = true;
+  g.off[lane] = 1;
+}
 
 // Runs threadgroups [first, end), each through body(GroupLanes&).
 template <typename Body>

@@ -1,0 +1,543 @@
+"""Lane loops (csrc/frontend/fission.cpp): a kernel whose barriers sit in uniform
+control flow runs each threadgroup as one loop over its threads per stretch of
+code between barriers; anything else falls back to fibers, with a note.
+
+Every test checks results against numpy or hand-worked values and the execution
+mode the library reports. Tests marked xfail(strict) pin down engine bugs; each
+reason says what is wrong.
+"""
+import re
+
+import numpy as np
+import pytest
+
+import mps_shim
+from mps_shim import CompileError
+
+HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+SOURCE = HEAD + r"""
+#define TG mem_flags::mem_threadgroup
+#define IN_GROUP uint t [[thread_position_in_threadgroup]], uint i [[thread_position_in_grid]]
+
+kernel void tree_sum(device float* out, constant float* x, constant uint& n, IN_GROUP,
+                     uint g [[threadgroup_position_in_grid]], uint size [[threads_per_threadgroup]]) {
+    threadgroup float tile[256];
+    tile[t] = i < n ? x[i] : 0.0f;
+    threadgroup_barrier(TG);
+    for (uint s = 128; s > 0; s >>= 1) {
+        if (t < s && t + s < size) tile[t] += tile[t + s];
+        threadgroup_barrier(TG);
+    }
+    if (t == 0) out[g] = tile[0];
+}
+
+float twice(float v) { return 2.0f * v; }
+
+kernel void carried(device float* out, constant float* x, IN_GROUP, uint size [[threads_per_threadgroup]]) {
+    threadgroup float tile[64];
+    float f = x[i];
+    float4 v = float4(f, twice(f), 3.0f * f, 4.0f * f);
+    uint u = i * 3u + 1u;
+    device float* p = out + 5 * i;
+    const float c = f + 0.5f;
+    tile[t] = f;
+    threadgroup_barrier(TG);
+    f = tile[size - 1 - t];
+    threadgroup_barrier(TG);
+    tile[t] = f * 10.0f;
+    metal::threadgroup_barrier(TG);
+    p[0] = f; p[1] = v.x + v.y + v.z + v.w; p[2] = float(u);
+    p[3] = c; p[4] = tile[(t + 1) % size];
+}
+
+kernel void group_scan(device uint* out, IN_GROUP, uint size [[threads_per_threadgroup]]) {
+    threadgroup uint tile[64];
+    uint mine = i;
+    for (uint r = 1; r < size; r *= 2) {
+        tile[t] = mine;
+        threadgroup_barrier(TG);
+        if (t >= r) mine += tile[t - r];
+        threadgroup_barrier(TG);
+    }
+    out[i] = mine;
+}
+
+kernel void while_loops(device uint* out, constant uint& n, IN_GROUP) {
+    threadgroup uint k, tile[64];
+    threadgroup int m;
+    uint w = 0;
+    if (t == 0) { k = 0; m = int(n); }
+    threadgroup_barrier(TG);
+    while (k < n) {
+        tile[t] = t + k;
+        threadgroup_barrier(TG);
+        w += tile[0];
+        threadgroup_barrier(TG);
+        if (t == 0) k += 1;
+        threadgroup_barrier(TG);
+    }
+    uint d = 0;
+    do {
+        threadgroup_barrier(TG);
+        d += 1;
+        if (t == 0) m -= 1;
+        threadgroup_barrier(TG);
+    } while (m > 0);
+    out[2 * i] = w; out[2 * i + 1] = d;
+}
+
+kernel void branches(device float* out, constant float* x, constant uint& mode, IN_GROUP,
+                     uint g [[threadgroup_position_in_grid]], uint size [[threads_per_threadgroup]]) {
+    threadgroup float tile[64];
+    tile[t] = x[i];
+    threadgroup_barrier(TG);
+    float r;
+    if (mode == 1 || (mode == 2 && g % 2 == 1)) {
+        float v = tile[size - 1 - t];
+        threadgroup_barrier(TG);
+        tile[t] = v;
+        threadgroup_barrier(TG);
+        r = tile[t] + 1000.0f;
+    } else {
+        r = tile[(t + 1) % size];
+        threadgroup_barrier(TG);
+        r *= 2.0f;
+    }
+    out[i] = r;
+}
+
+kernel void returns(device uint* out, constant uint& n, constant uint& rounds, IN_GROUP,
+                    uint size [[threads_per_threadgroup]]) {
+    threadgroup uint tile[64];
+    if (i >= n) return;
+    uint base = 1000 * i;
+    tile[t] = 1;
+    threadgroup_barrier(TG);
+    if (t % 3 == 0) { out[i] = 7; return; }
+    tile[t] = 2;
+    threadgroup_barrier(TG);
+    uint total = 0;
+    for (uint k = 0; k < min(size, n - (i - t)); ++k) total += tile[k];   // the threads that wrote
+    for (uint r = 0; r < rounds; ++r) {
+        if (t == 3 * r + 1) { out[i] = base + 100 + r; return; }
+        threadgroup_barrier(TG);
+    }
+    out[i] = base + total;
+}
+
+// Records Metal's ids after a barrier; V is uint2 or uint3, WIDE(v) its uint3.
+#define STORE3(o, k, v) o[k] = v.x; o[k + 1] = v.y; o[k + 2] = v.z;
+#define IDS(NAME, V, WIDE, WIDE_SIZE)                                                                               \
+kernel void NAME(device uint* out, V tpt [[thread_position_in_threadgroup]], V pos [[thread_position_in_grid]],     \
+                 V tg [[threadgroup_position_in_grid]], V tptg [[threads_per_threadgroup]],                         \
+                 V grid [[threads_per_grid]], uint idx [[thread_index_in_threadgroup]],                             \
+                 uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {             \
+    threadgroup uint tile[1024];                                                                                    \
+    tile[idx] = idx;                                                                                                \
+    threadgroup_barrier(TG);                                                                                        \
+    const uint3 p = WIDE(pos), n = WIDE_SIZE(grid);                                                                 \
+    device uint* o = out + 16 * ((p.z * n.y + p.y) * n.x + p.x);                                                    \
+    STORE3(o, 0, WIDE(tpt)) STORE3(o, 3, p) STORE3(o, 6, WIDE(tg)) STORE3(o, 9, WIDE_SIZE(tptg))                    \
+    o[12] = idx; o[13] = sg; o[14] = lane; o[15] = tile[idx];                                                       \
+}
+#define AS_IS(v) (v)
+#define WITH_0(v) uint3(v, 0)
+#define WITH_1(v) uint3(v, 1)
+IDS(ids2, uint2, WITH_0, WITH_1)
+IDS(ids3, uint3, AS_IS, AS_IS)
+
+template <typename T>
+kernel void reverse_add(device T* out, constant T* x, IN_GROUP, uint size [[threads_per_threadgroup]]) {
+    threadgroup T tile[64];
+    T v = x[i];
+    tile[t] = v;
+    threadgroup_barrier(TG);
+    out[i] = tile[size - 1 - t] + v;
+}
+template [[host_name("reverse_add_float")]] kernel void reverse_add<float>(device float*, constant float*, uint, uint,
+                                                                           uint);
+template [[host_name("reverse_add_int")]] kernel void reverse_add<int>(device int*, constant int*, uint, uint, uint);
+
+kernel void tiles(device float* out, constant float* x, constant uint& rounds, IN_GROUP) {
+    constexpr uint N = 32;
+    threadgroup float a[N];
+    threadgroup float b[N];
+    float acc = 0.0f;
+    for (uint r = 0; r < rounds; ++r) {
+        threadgroup float c[N];
+        float mine = x[i] + float(r);   // declared in the loop body, used after its barriers
+        a[t] = mine;
+        b[t] = float(t * r);
+        threadgroup_barrier(TG);
+        c[t] = a[N - 1 - t] + b[(t + 1) % N];
+        threadgroup_barrier(TG);
+        acc += c[(t + 2) % N] * mine;
+        threadgroup_barrier(TG);
+    }
+    out[i] = acc;
+}
+
+// Each computes out[i] = x[i] + x[mirror of i in its group of 32]. The first
+// four need what lane loops grew later (a condition that differs between
+// threads, SIMD-group functions, auto variables, a helper with a barrier);
+// the rest stay on fibers.
+kernel void varying_condition(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    if (t < 100000) { tile[t] = x[i]; threadgroup_barrier(TG); out[i] = x[i] + tile[31 - t]; }
+}
+kernel void calls_simd_sum(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    tile[t] = x[i]; threadgroup_barrier(TG);
+    out[i] = x[i] + tile[31 - t] + 0.0f * simd_sum(x[i]);
+}
+kernel void auto_across(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    auto mine = x[i]; tile[t] = mine; threadgroup_barrier(TG);
+    out[i] = mine + tile[31 - t];
+}
+void publish(threadgroup float* tile, uint t, float v) { tile[t] = v; threadgroup_barrier(TG); }
+kernel void helper_barrier(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    publish(tile, t, x[i]);
+    out[i] = x[i] + tile[31 - t];
+}
+kernel void varying_loop(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    for (uint k = t - t; k < 1; ++k) { tile[t] = x[i]; threadgroup_barrier(TG); out[i] = x[i] + tile[31 - t]; }
+}
+kernel void spin_wait(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    threadgroup atomic_uint ready;
+    if (t == 0) atomic_store_explicit(&ready, 0u, memory_order_relaxed);
+    threadgroup_barrier(TG);
+    tile[t] = x[i];
+    atomic_fetch_add_explicit(&ready, 1u, memory_order_relaxed);
+    while (atomic_load_explicit(&ready, memory_order_relaxed) < 32u) {}
+    out[i] = x[i] + tile[31 - t];
+}
+kernel void loop_variable_changed(device float* out, constant float* x, IN_GROUP) {
+    threadgroup float tile[32];
+    float acc = x[i];
+    for (uint s = 0; s < 4;) {   // two rounds per thread
+        tile[t] = x[i]; threadgroup_barrier(TG);
+        acc += 0.5f * tile[31 - t]; threadgroup_barrier(TG);
+        s += 2;
+    }
+    out[i] = acc;
+}
+
+kernel void no_barrier(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    out[i] = 2.0f * x[i] + 1.0f;
+}
+"""
+
+MIRRORS = ["varying_condition", "calls_simd_sum", "auto_across", "helper_barrier"]
+FALLBACKS = {  # kernel -> a word its execution note must mention
+    "varying_loop": "trip count", "spin_wait": "polls an atomic", "loop_variable_changed": "loop variable",
+}
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return mps_shim.compile_shader(SOURCE)
+
+
+def assert_execution(library, name, mode):
+    info = library.library.kernels[name]
+    assert info["execution"] == mode, info["execution_note"]
+    assert bool(info["execution_note"]) == (mode == "fibers"), info["execution_note"]
+
+
+def groups(n, group):
+    """(first, size) of each threadgroup of a 1-D grid of n threads."""
+    return [(g0, min(group, n - g0)) for g0 in range(0, n, group)]
+
+
+# ---- lane loops ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 33, 256, 1000, 1024])
+def test_tree_reduction_with_a_partial_last_group(lib, n):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    out = np.full(len(groups(n, 256)), np.nan, np.float32)
+    lib.tree_sum(out, x, np.uint32(n), threads=n, group_size=256)
+    expect = [x[g0:g0 + size].astype(np.float64).sum() for g0, size in groups(n, 256)]
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-4)
+    assert_execution(lib, "tree_sum", "lane_loops")
+
+
+@pytest.mark.parametrize("n, group", [(128, 64), (100, 64), (7, 7)])
+def test_per_thread_variables_of_several_types_live_across_barriers(lib, n, group):
+    x = np.arange(1, n + 1, dtype=np.float32)
+    out = np.zeros((n, 5), np.float32)
+    lib.carried(out, x, threads=n, group_size=group)
+    expect = np.zeros((n, 5))
+    for g0, size in groups(n, group):
+        for t in range(size):
+            i = g0 + t
+            expect[i] = [x[g0 + size - 1 - t], 10 * x[i], 3 * i + 1, x[i] + 0.5, 10 * x[g0 + size - 1 - (t + 1) % size]]
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, "carried", "lane_loops")
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 4])
+def test_loop_bound_by_a_scalar_with_threadgroup_arrays_in_its_body(lib, rounds):
+    x = np.arange(64, dtype=np.float32)
+    out = np.full(64, -1, np.float32)
+    lib.tiles(out, x, np.uint32(rounds), threads=64, group_size=32)
+    expect = np.zeros(64)
+    for i in range(64):
+        g0, u = i // 32 * 32, (i % 32 + 2) % 32
+        expect[i] = sum((x[g0 + 31 - u] + r + (u + 1) % 32 * r) * (x[i] + r) for r in range(rounds))
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, "tiles", "lane_loops")
+
+
+@pytest.mark.parametrize("n, group", [(64, 64), (150, 64), (5, 5)])
+def test_loop_bound_by_threads_per_threadgroup(lib, n, group):
+    out = np.zeros(n, np.uint32)
+    lib.group_scan(out, threads=n, group_size=group)
+    expect = np.concatenate([np.cumsum(np.arange(g0, g0 + size)) for g0, size in groups(n, group)])
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, "group_scan", "lane_loops")
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 6])
+def test_while_and_do_while_loops_with_barriers(lib, rounds):
+    out = np.zeros(80, np.uint32)
+    lib.while_loops(out, np.uint32(rounds), threads=40, group_size=16)
+    np.testing.assert_array_equal(out[0::2], rounds * (rounds - 1) // 2)   # w: sum of k over the while rounds
+    np.testing.assert_array_equal(out[1::2], max(rounds, 1))              # d: do-while runs at least once
+    assert_execution(lib, "while_loops", "lane_loops")
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_uniform_if_else_around_barriers(lib, mode):
+    n, group = 96, 32
+    x = np.arange(n, dtype=np.float32) * 3
+    out = np.zeros(n, np.float32)
+    lib.branches(out, x, np.uint32(mode), threads=n, group_size=group)
+    expect = np.zeros(n)
+    for g, (g0, size) in enumerate(groups(n, group)):
+        for t in range(size):
+            reverse = mode == 1 or (mode == 2 and g % 2 == 1)   # mode 2 takes both branches
+            expect[g0 + t] = x[g0 + size - 1 - t] + 1000 if reverse else 2 * x[g0 + (t + 1) % size]
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, "branches", "lane_loops")
+
+
+@pytest.mark.parametrize("rounds", [0, 2])
+def test_returned_threads_do_not_run_after_a_barrier(lib, rounds):
+    n, live, group = 64, 50, 24   # threads from `live` on return before the first barrier
+    out = np.full(n, 12345, np.uint32)
+    lib.returns(out, np.uint32(live), np.uint32(rounds), threads=n, group_size=group)
+    expect = np.full(n, 12345, np.int64)
+    for g0, size in groups(n, group):
+        total = sum(1 if t % 3 == 0 else 2 for t in range(min(size, live - g0)))
+        for i in range(g0, min(g0 + size, live)):
+            t = i - g0
+            if t % 3 == 0:
+                expect[i] = 7
+            elif t % 3 == 1 and t // 3 < rounds:
+                expect[i] = 1000 * i + 100 + t // 3
+            else:
+                expect[i] = 1000 * i + total
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, "returns", "lane_loops")
+
+
+def ids_reference(grid, group):
+    """The columns of ids2/ids3 for a dispatch of full groups: Metal's ids, x fastest."""
+    (gx, gy, gz), (w, h, d) = grid, group
+    out = np.zeros((gz, gy, gx, 16), np.int64)
+    for z in range(gz):
+        for y in range(gy):
+            for x in range(gx):
+                t = (x % w, y % h, z % d)
+                idx = t[0] + t[1] * w + t[2] * w * h
+                out[z, y, x] = [*t, x, y, z, x // w, y // h, z // d, w, h, d, idx, idx // 32, idx % 32, idx]
+    return out.reshape(-1, 16)
+
+
+@pytest.mark.parametrize("grid, group", [((16, 12, 1), (8, 6, 1)), ((32, 4, 1), (16, 4, 1)),
+                                         ((8, 8, 4), (4, 4, 4)), ((12, 6, 6), (6, 3, 2))])
+def test_thread_ids_after_a_barrier(lib, grid, group):
+    for kernel in (["ids2"] if grid[2] == 1 else []) + ["ids3"]:
+        dims = 2 if kernel == "ids2" else 3
+        out = np.zeros(int(np.prod(grid)) * 16, np.uint32)
+        getattr(lib, kernel)(out, threads=grid[:dims], group_size=group[:dims])
+        np.testing.assert_array_equal(out.reshape(-1, 16), ids_reference(grid, group), err_msg=kernel)
+        assert_execution(lib, kernel, "lane_loops")
+
+
+@pytest.mark.parametrize("name, dtype", [("reverse_add_float", np.float32), ("reverse_add_int", np.int32)])
+def test_template_instantiations(lib, name, dtype):
+    x = (np.arange(40) * 7 - 100).astype(dtype)
+    out = np.zeros(40, dtype)
+    getattr(lib, name)(out, x, threads=40, group_size=16)
+    expect = np.concatenate([x[g0:g0 + size][::-1] + x[g0:g0 + size] for g0, size in groups(40, 16)])
+    np.testing.assert_array_equal(out, expect)
+    assert_execution(lib, name, "lane_loops")
+
+
+# ---- fallbacks ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", MIRRORS)
+def test_divergence_simd_auto_and_helpers_run_as_lane_loops(lib, name):
+    x = np.arange(64, dtype=np.float32) ** 2
+    out = np.zeros(64, np.float32)
+    getattr(lib, name)(out, x, threads=64, group_size=32)
+    np.testing.assert_array_equal(out, x + x.reshape(2, 32)[:, ::-1].reshape(-1))
+    assert_execution(lib, name, "lane_loops")
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACKS))
+def test_fallbacks_stay_correct_on_fibers(lib, name):
+    x = np.arange(64, dtype=np.float32) ** 2
+    out = np.zeros(64, np.float32)
+    getattr(lib, name)(out, x, threads=64, group_size=32)
+    np.testing.assert_array_equal(out, x + x.reshape(2, 32)[:, ::-1].reshape(-1))
+    assert_execution(lib, name, "fibers")
+    assert FALLBACKS[name] in lib.library.kernels[name]["execution_note"]
+
+
+def test_a_kernel_without_barriers_stays_independent(lib):
+    x = np.arange(100, dtype=np.float32)
+    out = np.zeros(100, np.float32)
+    lib.no_barrier(out, x, threads=100, group_size=32)
+    np.testing.assert_array_equal(out, 2 * x + 1)
+    assert_execution(lib, "no_barrier", "independent")
+
+
+# ---- compile errors -----------------------------------------------------------------------------------------------
+
+LINE_ERROR = HEAD + r"""
+kernel void k(device float* out, uint t [[thread_position_in_threadgroup]]) {
+    threadgroup float tile[32];
+    float v = out[t];
+    tile[t] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    v += tile[31 - t];
+    out[t] = v + no_such_variable;
+}
+"""
+
+
+def test_a_compile_error_after_a_barrier_names_its_line():
+    with pytest.raises(CompileError) as info:
+        mps_shim.compile_shader(LINE_ERROR)
+    msg = str(info.value)
+    line = next(n for n, text in enumerate(LINE_ERROR.splitlines(), 1) if "no_such_variable" in text)
+    assert f"library.metal:{line}:" in msg, msg
+    assert "no_such_variable" in msg
+
+
+# ---- what lane loops cannot share: kernels that change their parameters, pointers into locals --------------------
+
+BUGS = HEAD + r"""
+#define TG mem_flags::mem_threadgroup
+kernel void advanced_pointer(device float* out, uint t [[thread_position_in_threadgroup]],
+                             uint g [[threadgroup_position_in_grid]]) {
+    out += g * 4;
+    threadgroup_barrier(TG);
+    out[t] = float(t + 1);
+}
+kernel void reassigned_position(device float* out, uint i [[thread_position_in_grid]]) {
+    i = 2 * i;
+    threadgroup_barrier(TG);
+    out[i] = float(i + 1);
+}
+kernel void changed_group_size(device float* out, uint i [[thread_position_in_grid]],
+                               uint size [[threads_per_threadgroup]]) {
+    size += 1;
+    threadgroup_barrier(TG);
+    out[i] = float(size);
+}
+kernel void pointer_to_local(device float* out, uint i [[thread_position_in_grid]]) {
+    float a = float(i + 1);
+    thread float* p = &a;
+    threadgroup_barrier(TG);
+    out[i] = *p;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def bugs():
+    return mps_shim.compile_shader(BUGS)
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("advanced_pointer", [1, 2, 3, 4, 1, 2, 3, 4]),   # the bug writes out[16:20] instead of out[4:8]
+    ("reassigned_position", [1, 0, 3, 0, 5, 0, 7, 0, 9, 0, 11, 0, 13, 0, 15, 0]),
+    ("changed_group_size", [5] * 8),
+])
+def test_kernel_parameters_are_each_threads_own_copy(bugs, name, expect):
+    out = np.zeros(32, np.float32)   # room for the wrong writes
+    getattr(bugs, name)(out, threads=8, group_size=4)
+    np.testing.assert_array_equal(out, expect + [0] * (32 - len(expect)))
+    assert_execution(bugs, name, "fibers")  # lane loops would share one copy between the group's threads
+    assert "parameter" in bugs.library.kernels[name]["execution_note"]
+
+
+def test_a_pointer_to_a_local_lives_across_a_barrier(bugs):
+    out = np.zeros(8, np.float32)
+    bugs.pointer_to_local(out, threads=8, group_size=8)
+    np.testing.assert_array_equal(out, np.arange(1, 9))
+    assert_execution(bugs, "pointer_to_local", "fibers")  # the local would end with its loop
+    assert "point into" in bugs.library.kernels["pointer_to_local"]["execution_note"]
+
+
+def test_a_const_local_sizes_a_threadgroup_array():
+    lib = mps_shim.compile_shader(HEAD + r"""
+kernel void k(device float* out, uint t [[thread_position_in_threadgroup]]) {
+    const uint N = 64;
+    threadgroup float tile[N];
+    tile[t] = float(t);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = tile[N - 1 - t];
+}
+""")
+    out = np.zeros(64, np.float32)
+    lib.k(out, threads=64, group_size=64)
+    np.testing.assert_array_equal(out, np.arange(64)[::-1])
+    assert lib.library.kernels["k"]["execution"] == "lane_loops"
+
+
+DIAGNOSTIC_CASES = {
+    "type of a lane variable": """
+kernel void k(device float* out, uint t [[thread_position_in_threadgroup]]) {
+    flaot v = out[t];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = v;
+}
+""",
+    "do-while condition": """
+kernel void k(device float* out, uint t [[thread_position_in_threadgroup]]) {
+    threadgroup uint m;
+    if (t == 0) m = 0;
+    do {
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        if (t == 0) m += 1;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    } while (m < no_such_bound);
+}
+""",
+    "statement after a barrier": LINE_ERROR[len(HEAD):],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="diagnostics from the lane-loop function point past the end of the file "
+                   "(per-thread array declarations and do-while conditions get no #line) or at the wrong column "
+                   "(lane-loop statements lose their indentation)")
+@pytest.mark.parametrize("case", sorted(DIAGNOSTIC_CASES))
+def test_every_diagnostic_points_at_the_name_it_reports(case):
+    src = HEAD + DIAGNOSTIC_CASES[case]
+    with pytest.raises(CompileError) as info:
+        mps_shim.compile_shader(src)
+    lines = src.splitlines()
+    found = re.findall(r"library\.metal:(\d+):(\d+): error: [‘'](\w+)[’']", str(info.value))
+    assert found, str(info.value)
+    for line, column, name in found:
+        text = lines[int(line) - 1] if int(line) <= len(lines) else ""
+        assert text[int(column) - 1:].startswith(name), (line, column, name, str(info.value))
