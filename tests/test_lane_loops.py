@@ -1,10 +1,11 @@
-"""Lane loops (csrc/frontend/fission.cpp): a kernel whose barriers sit in uniform
-control flow runs each threadgroup as one loop over its threads per stretch of
-code between barriers; anything else falls back to fibers, with a note.
+"""Lane loops (csrc/frontend/fission.cpp): a kernel whose barriers and SIMD-group
+functions sit where the splitter can see them runs each threadgroup as one loop
+over its threads per stretch of code between them; anything else falls back to
+fibers, with a note saying why.
 
 Every test checks results against numpy or hand-worked values and the execution
-mode the library reports. Tests marked xfail(strict) pin down engine bugs; each
-reason says what is wrong.
+mode the library reports. Compile errors must name the user's line and column
+once, not again for the lane-loop copy of the kernel.
 """
 import re
 
@@ -527,9 +528,6 @@ kernel void k(device float* out, uint t [[thread_position_in_threadgroup]]) {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="diagnostics from the lane-loop function point past the end of the file "
-                   "(per-thread array declarations and do-while conditions get no #line) or at the wrong column "
-                   "(lane-loop statements lose their indentation)")
 @pytest.mark.parametrize("case", sorted(DIAGNOSTIC_CASES))
 def test_every_diagnostic_points_at_the_name_it_reports(case):
     src = HEAD + DIAGNOSTIC_CASES[case]

@@ -270,7 +270,7 @@ class Splitter {
     return rewritten_text(r_.source, r_.replacements, first, last, &own);
   }
 
-  std::string line_marker(size_t tok) const { return line_directive(r_.source, tok); }
+  std::string line_marker(size_t tok) const { return line_directive(r_.source, tok, true); }
 
   static std::string declare_thread_value(const ParamDecl& p, const std::string& ids) {
     return "[[maybe_unused]] " + p.type + " " + p.name + " = mps_host::thread_value<" + p.type + ">(" + ids + "." +
@@ -869,7 +869,7 @@ class Splitter {
           continue;
         }
         const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
-        arrays += type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
+        arrays += line_marker(s->first) + type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
         body += "auto& " + name + " = " + v.array + "[mps_lane];";
         if (at(a + 1, "=")) body += " " + name + " = " + render(a + 2, b, returns) + ";";
         else if (at(a + 1, "(") || at(a + 1, "{")) body += " " + name + " = " + type + render(a + 1, b, returns) + ";";
@@ -946,13 +946,14 @@ std::string rewritten_text(const LexedSource& source, const std::vector<std::opt
   return s;
 }
 
-std::string line_directive(const LexedSource& source, size_t tok) {
+std::string line_directive(const LexedSource& source, size_t tok, bool copy) {
   const Token& tk = source.tokens[tok];
   std::string file;
   for (char c : source.files[size_t(tk.file)]) {
     if (c == '"' || c == '\\') file += '\\';
     file += c;
   }
+  if (copy) file += kCopySuffix;
   return "\n#line " + std::to_string(tk.line) + " \"" + file + "\"\n";
 }
 

@@ -62,7 +62,10 @@ FissionResult split_at_barriers(const FissionRequest& request);
 std::string rewritten_text(const LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
                            size_t first, size_t last, const std::map<size_t, std::string>* overrides = nullptr);
 
-// A `#line` directive (on a line of its own) naming the line of token `tok`.
-std::string line_directive(const LexedSource& source, size_t tok);
+// A `#line` directive (on a line of its own) naming the line of token `tok`;
+// `copy` names the file with kCopySuffix: the code is a lane-loop copy of the
+// user's, whose diagnostics repeat those of the original.
+std::string line_directive(const LexedSource& source, size_t tok, bool copy = false);
+inline constexpr const char* kCopySuffix = " (lane loops)";
 
 }  // namespace mps_shim::frontend

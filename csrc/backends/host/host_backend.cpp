@@ -14,6 +14,7 @@
 #include "backends/host/host_module.h"
 #include "backends/host/kernel_cache.h"
 #include "backends/host/toolchain.h"
+#include "frontend/fission.h"
 #include "frontend/lexer.h"
 #include "frontend/parser.h"
 #include "frontend/preprocess.h"
@@ -110,17 +111,42 @@ class HostBackend : public Backend {
  private:
   // Keeps the compiler's messages about the user's source and drops the
   // "In file included from" chatter; the first lines are the useful ones.
+  // Messages about the lane-loop copies of kernels (frontend/fission.h) repeat
+  // those about the original lines, so they go when the original has errors.
   static std::string tidy_diagnostics(const std::string& err) {
-    std::string out;
-    size_t lines = 0, pos = 0;
-    while (pos < err.size() && lines < 80) {
+    struct Line {
+      std::string text;
+      bool diagnostic, copy;  // starts a `file:line:col: kind:` message; in a lane-loop copy
+    };
+    std::vector<Line> lines;
+    bool original_errors = false;
+    for (size_t pos = 0; pos < err.size();) {
       size_t nl = err.find('\n', pos);
       if (nl == std::string::npos) nl = err.size();
-      const std::string line = err.substr(pos, nl - pos);
+      std::string text = err.substr(pos, nl - pos);
       pos = nl + 1;
-      if (line.rfind("In file included from", 0) == 0 || line.rfind("                 from", 0) == 0) continue;
-      out += line + "\n";
-      ++lines;
+      if (text.rfind("In file included from", 0) == 0 || text.rfind("                 from", 0) == 0) continue;
+      const size_t kind = text.find(": error: ") != std::string::npos ? text.find(": error: ") : text.find(": note: ");
+      const bool diagnostic = kind != std::string::npos && text[0] != ' ';
+      const bool copy = diagnostic && text.substr(0, kind).find(frontend::kCopySuffix) != std::string::npos;
+      if (diagnostic && !copy && text.find(": error: ") != std::string::npos) original_errors = true;
+      lines.push_back({std::move(text), diagnostic, copy});
+    }
+    std::string out;
+    size_t kept = 0;
+    bool dropping = false;
+    for (size_t i = 0; i < lines.size() && kept < 80; ++i) {
+      const Line& l = lines[i];
+      if (l.diagnostic) {
+        dropping = original_errors && l.copy;
+      } else if (!l.text.empty() && l.text[0] != ' ') {  // "file: In function ...": goes with the next message
+        size_t next = i + 1;
+        while (next < lines.size() && !lines[next].diagnostic) ++next;
+        dropping = original_errors && next < lines.size() && lines[next].copy;
+      }
+      if (dropping) continue;
+      out += l.text + "\n";
+      ++kept;
     }
     return out;
   }
