@@ -355,8 +355,15 @@ struct Solo {  // state of an n == 1 group, run without fibers
 };
 
 inline thread_local ThreadStateOwner tls_owner;  // non-trivial destructor: registered on first use
-inline thread_local Group* tls_group = nullptr;  // the group whose fibers run on this thread
-inline thread_local Solo tls_solo = {};
+struct LaneExchange;
+// One thread-local object, so that a SIMD-group function finds its state with
+// one TLS lookup (a call to __tls_get_addr in a dlopen'ed module).
+struct ThreadSlots {
+  Group* group;          // the group whose fibers run on this thread
+  LaneExchange* lanes;   // the lane-loop exchange while a group runs as lane loops
+  Solo solo;
+};
+inline thread_local ThreadSlots tls = {};
 inline const DeadlockHandler* default_handler = nullptr;
 
 inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -569,18 +576,18 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
   using namespace detail;
   if (n_threads == 0) return kOk;
   if (n_threads > kMaxThreads) return kTooManyThreads;
-  if (tls_group || tls_solo.active) return kNested;
+  if (tls.group || tls.solo.active) return kNested;
   const DeadlockHandler* h = resolve_handler(handler);
   if (n_threads == 1) {
-    Solo& solo = tls_solo;
+    Solo& solo = tls.solo;
     solo.spins = 0;
     solo.spin_limit = spin_limit_of(h);
     solo.handler = h;
     solo.status = kOk;
     solo.active = 1;
     body(ctx, 0);
-    tls_solo.active = 0;
-    return tls_solo.status;
+    tls.solo.active = 0;
+    return tls.solo.status;
   }
   ThreadState* ts = thread_state();
   if (!ts || !ensure_stacks(ts, n_threads)) return kOutOfMemory;
@@ -619,17 +626,17 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
     sg.mask[0] = sg.mask[1] = 0;
     sg.reduced[0] = sg.reduced[1] = 0;
   }
-  tls_group = g;
+  tls.group = g;
   g->running = &g->fibers[0];
   MPS_HOST_FIBER_SWITCH(&g->main_sp, g->fibers[0].sp);
-  tls_group = nullptr;
+  tls.group = nullptr;
   return g->status;
 }
 
 // threadgroup_barrier: waits until every live fiber of the group arrived.
 inline void barrier() {
   __asm__ volatile("" ::: "memory");
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   if (!g) return;
   detail::Fiber* f = g->running;
   g->stuck = 0;
@@ -648,9 +655,9 @@ inline void barrier() {
 // false only for an n == 1 group whose progress guard fired (break out then).
 // In a fibered group a deadlock never returns here (the group is abandoned).
 inline bool yield_for_spin() {
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   if (!g) {
-    detail::Solo& solo = detail::tls_solo;
+    detail::Solo& solo = detail::tls.solo;
     if (!solo.active) return true;
     if (solo.status != kOk) return false;
     if (++solo.spins <= solo.spin_limit) return true;
@@ -668,7 +675,7 @@ inline bool yield_for_spin() {
 
 // The running work-item's index in its group (0 outside a fibered group).
 inline unsigned current_thread_index() {
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   return g ? g->running->tid : 0u;
 }
 
@@ -712,11 +719,12 @@ struct LaneExchange {
   bool deposited;  // a thread deposited for operation `resolved` in this pass
   unsigned lane, op, resolved;
   uint32_t mask[kMaxOps][kMaxSimdGroups];  // lanes that deposited, per operation and SIMD-group
+  unsigned char combined[kMaxOps][kMaxSimdGroups];  // simd_collective: result holds the SIMD-group's value
+  alignas(16) unsigned char result[kMaxOps][kMaxSimdGroups][kSlotBytes];
   alignas(16) unsigned char slots[kMaxOps][kMaxThreads][kSlotBytes];
   alignas(16) unsigned char scratch[kSimdWidth][kSlotBytes];
 };
 
-inline thread_local LaneExchange* tls_lane_exchange = nullptr;
 
 inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n) {
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
@@ -740,10 +748,10 @@ template <class T>
 inline SimdView simd_exchange(const T& value) {
   static_assert(sizeof(T) <= kSlotBytes, "SIMD exchange carries at most 16 bytes");
   static_assert(__is_trivially_copyable(T), "SIMD exchange copies bytes");
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   if (!g) {
-    if (detail::LaneExchange* x = detail::tls_lane_exchange) return detail::lane_exchange(x, &value, sizeof(T));
-    detail::Solo& solo = detail::tls_solo;
+    if (detail::LaneExchange* x = detail::tls.lanes) return detail::lane_exchange(x, &value, sizeof(T));
+    detail::Solo& solo = detail::tls.solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return SimdView{solo.slot, 1u, 0u};
   }
@@ -759,10 +767,24 @@ template <class R, class T, class Fin>
 inline R simd_collective(const T& value, Fin fin) {
   static_assert(sizeof(T) <= kSlotBytes && sizeof(R) <= kSlotBytes, "at most 16 bytes");
   static_assert(__is_trivially_copyable(T) && __is_trivially_copyable(R), "SIMD exchange copies bytes");
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   if (!g) {
-    if (detail::LaneExchange* x = detail::tls_lane_exchange) return fin(detail::lane_exchange(x, &value, sizeof(T)));
-    detail::Solo& solo = detail::tls_solo;
+    if (detail::LaneExchange* x = detail::tls.lanes) {
+      const unsigned k = x->op;
+      const SimdView v = detail::lane_exchange(x, &value, sizeof(T));
+      if (!x->replaying || k >= x->resolved) return fin(v);  // a placeholder: the operation is not complete
+      const unsigned sg = x->lane / kSimdWidth;  // complete: one result per SIMD-group
+      R r;
+      if (x->combined[k][sg]) {
+        __builtin_memcpy(&r, x->result[k][sg], sizeof(R));
+      } else {
+        r = fin(v);
+        __builtin_memcpy(x->result[k][sg], &r, sizeof(R));
+        x->combined[k][sg] = 1;
+      }
+      return r;
+    }
+    detail::Solo& solo = detail::tls.solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return fin(SimdView{solo.slot, 1u, 0u});
   }
@@ -781,7 +803,7 @@ inline R simd_collective(const T& value, Fin fin) {
 
 // simdgroup_barrier: waits for the active lanes of the SIMD-group.
 inline void simd_barrier() {
-  detail::Group* g = detail::tls_group;
+  detail::Group* g = detail::tls.group;
   __asm__ volatile("" ::: "memory");
   if (!g) return;
   unsigned p, lane;

@@ -367,7 +367,10 @@ MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
   x.resolved = 0;
   for (;;) {
     x.deposited = false;
-    if (x.resolved < x.kMaxOps) __builtin_memset(x.mask[x.resolved], 0, sizeof(x.mask[0]));
+    if (x.resolved < x.kMaxOps) {
+      __builtin_memset(x.mask[x.resolved], 0, sizeof(x.mask[0]));
+      __builtin_memset(x.combined[x.resolved], 0, sizeof(x.combined[0]));
+    }
     for_each_lane(g, [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
       x.lane = lane;
       x.op = 0;
@@ -441,7 +444,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
   fibers::detail::LaneExchange& x = lane_exchange_state();
   x.replaying = false;
   x.failed = false;
-  fibers::detail::tls_lane_exchange = &x;
+  fibers::detail::tls.lanes = &x;
   GroupLanes g;
   g.grid = uint3(L->grid[0], L->grid[1], L->grid[2]);
   g.group = uint3(L->group[0], L->group[1], L->group[2]);
@@ -458,7 +461,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     body(g);
     if (x.failed) break;
   }
-  fibers::detail::tls_lane_exchange = nullptr;
+  fibers::detail::tls.lanes = nullptr;
   if (x.failed) __atomic_store_n(L->failure, MPS_SHIM_LAUNCH_LANE_EXCHANGE, __ATOMIC_RELAXED);
 }
 
