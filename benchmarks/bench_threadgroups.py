@@ -1,4 +1,5 @@
-"""Threadgroup execution: barrier cost, a row-sum reduction and a single-kernel softmax.
+"""Threadgroup execution: barrier cost, a row-sum reduction and a single-kernel softmax,
+each on lane loops (the default) and on fibers (MPS_SHIM_LANE_LOOPS=0).
 
 - barrier cost: a 256-thread group passing 200 barriers, in ns per work-item per barrier;
 - row sum of 1024 x 4096 float32 in Inductor's reduction shape (threadgroups of
@@ -98,35 +99,98 @@ kernel void softmax(device float* out, constant float* x, constant long& cols,
 """
 
 
+# Inductor's reduction kernel for x.sum(1) on a 1024 x 4096 float32 tensor, with
+# PyTorch's own c10/metal/reduction_utils.h (needs torch for the header).
+INDUCTOR_ROW_SUM = r"""
+[[max_total_threads_per_threadgroup(1024)]]
+kernel void inductor_row_sum(device float* out_ptr0, constant float* in_ptr0,
+                             uint2 thread_pos [[thread_position_in_grid]],
+                             uint2 group_pos [[thread_position_in_threadgroup]]) {
+    auto xindex = thread_pos.x;
+    auto r0_index = thread_pos.y;
+    int x0 = xindex;
+    threadgroup float tmp_acc_0[32];
+    float tmp_acc_1 = 0;
+    for (auto r0_0_cnt = 0; r0_0_cnt < 4; ++r0_0_cnt) {
+        int r0_0 = 4 * r0_index + r0_0_cnt;
+        if (r0_0 >= 4096) break;
+        auto tmp0 = in_ptr0[r0_0 + 4096 * x0];
+        tmp_acc_1 += tmp0;
+    }
+    auto tmp1 = c10::metal::threadgroup_sum(tmp_acc_0, tmp_acc_1, r0_index * 1, 1024);
+    if (r0_index == 0) out_ptr0[x0] = static_cast<float>(tmp1);
+}
+"""
+
+
+def compile_both(source):
+    """The library as lane loops (the default) and as fibers (MPS_SHIM_LANE_LOOPS=0)."""
+    lanes = mps_shim.compile_shader(source)
+    os.environ["MPS_SHIM_LANE_LOOPS"] = "0"
+    try:
+        fibers = mps_shim.compile_shader(source)
+    finally:
+        del os.environ["MPS_SHIM_LANE_LOOPS"]
+    return {"lane loops": lanes, "fibers": fibers}
+
+
+def c10_header_source():
+    try:
+        from pathlib import Path
+
+        import torch
+        from torch.utils._cpp_embed_headers import _embed_headers
+    except ImportError:
+        return None
+    include = Path(torch.__file__).parent / "include"
+    if not (include / "c10" / "metal" / "reduction_utils.h").exists():
+        return None
+    return _embed_headers(["#include <c10/metal/reduction_utils.h>\n"], [include], set())
+
+
 def main():
-    lib = mps_shim.compile_shader(SOURCE)
+    libs = compile_both(SOURCE)
+    threads = mps_shim.runtime_info()["threads"]
+    print(f"CPU time = wall time x {threads} worker threads (MPS_SHIM_NUM_THREADS=1 gives the single-core figure)")
     groups, rounds = 64, 200
     out = np.zeros(groups * 256, np.float32)
-    threads = mps_shim.runtime_info()["threads"]
-    for name in ("bare_barriers", "barriers"):
-        kernel = getattr(lib, name)
-        t = best_time(lambda: kernel(out, np.uint32(rounds), threads=groups * 256, group_size=256), 5)
-        what = "barrier alone" if name == "bare_barriers" else "barrier + threadgroup-memory exchange"
-        print(f"{what}: {t / (groups * 256 * rounds) * 1e9 * threads:.2f} ns per work-item per barrier "
-              f"(CPU time: wall time x {threads} worker threads; "
-              "MPS_SHIM_NUM_THREADS=1 gives the single-core figure)")
+    for engine, lib in libs.items():
+        for name in ("bare_barriers", "barriers"):
+            kernel = getattr(lib, name)
+            t = best_time(lambda: kernel(out, np.uint32(rounds), threads=groups * 256, group_size=256), 5)
+            what = "barrier alone" if name == "bare_barriers" else "barrier + threadgroup-memory exchange"
+            print(f"[{engine}] {what}: {t / (groups * 256 * rounds) * 1e9 * threads:.2f} ns CPU time "
+                  "per work-item per barrier")
 
     groups = 4096
     x = np.random.default_rng(1).standard_normal(groups * 256).astype(np.float32)
     sums = np.zeros(groups, np.float32)
-    t = best_time(lambda: lib.tree_reduce(sums, x, threads=groups * 256, group_size=256), 7)
-    np.testing.assert_allclose(sums, x.reshape(groups, 256).sum(1), rtol=1e-4, atol=1e-4)
-    print(f"256-thread tree reduction: {t / (groups * 256 * 9) * 1e9 * threads:.2f} ns per work-item per barrier "
-          f"(all work included; CPU time)")
+    for engine, lib in libs.items():
+        t = best_time(lambda: lib.tree_reduce(sums, x, threads=groups * 256, group_size=256), 7)
+        np.testing.assert_allclose(sums, x.reshape(groups, 256).sum(1), rtol=1e-4, atol=1e-4)
+        print(f"[{engine}] 256-thread tree reduction: {t / (groups * 256 * 9) * 1e9 * threads:.2f} ns CPU time "
+              "per work-item per barrier (all work included)")
 
     rows, cols = 1024, 4096
     x = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
     sums = np.zeros(rows, np.float32)
     group = 256
     t_np = best_time(lambda: x.sum(axis=1), 7)
-    t_en = best_time(lambda: lib.row_sum(sums, x, cols, threads=(rows, group), group_size=(1, group)), 7)
-    np.testing.assert_allclose(sums, x.sum(axis=1), rtol=1e-4, atol=1e-3)
-    print(f"row sum {rows}x{cols}: numpy {t_np * 1e3:.2f} ms, engine {t_en * 1e3:.2f} ms, ratio {t_np / t_en:.2f}x")
+    for engine, lib in libs.items():
+        t_en = best_time(lambda: lib.row_sum(sums, x, cols, threads=(rows, group), group_size=(1, group)), 7)
+        np.testing.assert_allclose(sums, x.sum(axis=1), rtol=1e-4, atol=1e-3)
+        print(f"[{engine}] row sum {rows}x{cols}: numpy {t_np * 1e3:.2f} ms, engine {t_en * 1e3:.2f} ms, "
+              f"ratio {t_np / t_en:.2f}x")
+
+    header = c10_header_source()
+    if header is None:
+        print("Inductor row sum: skipped (needs torch 2.13's c10/metal headers: pip install torch==2.13.0)")
+    else:
+        for engine, lib in compile_both(header + INDUCTOR_ROW_SUM).items():
+            t_en = best_time(lambda: lib.inductor_row_sum(sums, x, threads=(rows, 1024), group_size=(1, 1024)), 7)
+            np.testing.assert_allclose(sums, x.sum(axis=1), rtol=1e-4, atol=1e-3)
+            print(f"[{engine}] Inductor row sum (c10 threadgroup_sum, groups of 1024) {rows}x{cols}: "
+                  f"numpy {t_np * 1e3:.2f} ms, engine {t_en * 1e3:.2f} ms, ratio {t_np / t_en:.2f}x")
 
     def numpy_softmax():
         e = np.exp(x - x.max(axis=1, keepdims=True))
@@ -134,9 +198,11 @@ def main():
 
     y = np.zeros_like(x)
     t_np = best_time(numpy_softmax, 5)
-    t_en = best_time(lambda: lib.softmax(y, x, cols, threads=(rows, group), group_size=(1, group)), 5)
-    np.testing.assert_allclose(y, numpy_softmax(), rtol=1e-5, atol=1e-8)
-    print(f"softmax {rows}x{cols}: numpy {t_np * 1e3:.2f} ms, engine {t_en * 1e3:.2f} ms, ratio {t_np / t_en:.2f}x")
+    for engine, lib in libs.items():
+        t_en = best_time(lambda: lib.softmax(y, x, cols, threads=(rows, group), group_size=(1, group)), 5)
+        np.testing.assert_allclose(y, numpy_softmax(), rtol=1e-5, atol=1e-8)
+        print(f"[{engine}] softmax {rows}x{cols}: numpy {t_np * 1e3:.2f} ms, engine {t_en * 1e3:.2f} ms, "
+              f"ratio {t_np / t_en:.2f}x")
 
 
 if __name__ == "__main__":

@@ -539,3 +539,40 @@ def test_every_diagnostic_points_at_the_name_it_reports(case):
     for line, column, name in found:
         text = lines[int(line) - 1] if int(line) <= len(lines) else ""
         assert text[int(column) - 1:].startswith(name), (line, column, name, str(info.value))
+
+
+# ---- the same kernels on fibers (MPS_SHIM_LANE_LOOPS=0) give the same bits -----------------------------------------
+
+def _both_ways(monkeypatch, source):
+    lanes = mps_shim.compile_shader(source)
+    monkeypatch.setenv("MPS_SHIM_LANE_LOOPS", "0")
+    fibers = mps_shim.compile_shader(source)
+    monkeypatch.delenv("MPS_SHIM_LANE_LOOPS")
+    return lanes, fibers
+
+
+@pytest.mark.parametrize("n, group", [(64, 32), (45, 45), (70, 64), (130, 128), (1, 1)])
+def test_simd_functions_match_the_fiber_engine_bit_for_bit(monkeypatch, n, group):
+    import importlib.util
+    import pathlib
+    spec = importlib.util.spec_from_file_location("tg", pathlib.Path(__file__).with_name("test_threadgroups.py"))
+    tg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tg)
+    lanes, fibers = _both_ways(monkeypatch, tg.SOURCE)
+    for name, columns in [("simd_functions", 24), ("more_simd_functions", 16)]:  # COLUMNS, MORE_COLUMNS there
+        assert lanes.library.kernels[name]["execution"] == "lane_loops"
+        assert fibers.library.kernels[name]["execution"] == "fibers"
+        assert "MPS_SHIM_LANE_LOOPS" in fibers.library.kernels[name]["execution_note"]
+        x = np.random.default_rng(n).integers(0, 32, n).astype(np.float32)
+        a, b = np.zeros(n * columns, np.float32), np.zeros(n * columns, np.float32)
+        getattr(lanes, name)(a, x, threads=n, group_size=group)
+        getattr(fibers, name)(b, x, threads=n, group_size=group)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lane_loop_and_fiber_modules_are_cached_apart(monkeypatch):
+    lanes, fibers = _both_ways(monkeypatch, SOURCE)
+    again = mps_shim.compile_shader(SOURCE)
+    assert lanes.library.kernels["tree_sum"]["execution"] == "lane_loops"
+    assert fibers.library.kernels["tree_sum"]["execution"] == "fibers"
+    assert again.library.kernels["tree_sum"]["execution"] == "lane_loops"

@@ -604,8 +604,7 @@ class Splitter {
       for (size_t x : params[i].type)
         if (!(t_[x].is("const") && (!pointer || x == params[i].type.back()))) value_type.push_back(x);
       const std::string array = "mps_param_" + std::to_string(i);
-      out_ += "auto " + array + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " +
-              lane_lambda_open("", tokens_text(value_type)) + "return " + arg + "[mps_lane];\n});\n";
+      out_ += "auto&& " + array + " = mps_host::lane_cast<" + tokens_text(value_type) + ">(mps_g, " + arg + ");\n";
       callee.varying.insert(params[i].name);
       lane_vars_.push_back({params[i].name, array});
     }
@@ -635,8 +634,7 @@ class Splitter {
         std::string type;
         if (!lane_var_type(*caller_decl, type)) return false;
         const LaneVar v{var, "mps_lane_" + std::to_string(next_array_++) + "_" + var};
-        out_ += "auto " + v.array + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " + lane_lambda_open("", type) +
-                "return mps_call_" + id + "[mps_lane];\n});\n";
+        out_ += "auto&& " + v.array + " = mps_host::lane_cast<" + type + ">(mps_g, mps_call_" + id + ");\n";
         lane_vars_.push_back(v);
       }
     }

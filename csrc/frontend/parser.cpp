@@ -83,7 +83,8 @@ struct Decl {
 
 class Parser {
  public:
-  explicit Parser(const LexedSource& src) : src_(src), t_(src.tokens), repl_(src.tokens.size()) {}
+  Parser(const LexedSource& src, const ParseOptions& options)
+      : src_(src), t_(src.tokens), options_(options), repl_(src.tokens.size()) {}
 
   ParsedLibrary run() {
     std::vector<Decl> decls;
@@ -452,7 +453,9 @@ class Parser {
       }
     if (mine.empty()) return;
     FissionResult split;
-    if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
+    if (!options_.lane_loops) {
+      split.why_not = "lane loops are turned off (MPS_SHIM_LANE_LOOPS=0)";
+    } else if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
       split.why_not = "an explicit specialisation";
     } else {
       const FissionRequest request{src_, repl_, d.body_open, d.last, d.params, max_threads,
@@ -528,6 +531,7 @@ class Parser {
 
   const LexedSource& src_;
   const std::vector<Token>& t_;
+  const ParseOptions options_;
   std::vector<std::optional<std::string>> repl_;
   std::vector<FunctionBody> bodies_;
   std::map<size_t, std::vector<std::string>> threadgroup_objects_;  // by function body
@@ -566,6 +570,8 @@ const char* thread_ids_member(ThreadAttr attr) {
   return "";
 }
 
-ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }
+ParsedLibrary parse_library(const LexedSource& source, const ParseOptions& options) {
+  return Parser(source, options).run();
+}
 
 }  // namespace mps_shim::frontend

@@ -10,7 +10,13 @@
 
 namespace mps_shim::frontend {
 
-ParsedLibrary parse_library(const LexedSource& source);
+struct ParseOptions {
+  // Split kernels at their barriers into loops over a group's threads where
+  // possible (fission.h); otherwise every kernel that waits runs on fibers.
+  bool lane_loops = true;
+};
+
+ParsedLibrary parse_library(const LexedSource& source, const ParseOptions& options = {});
 
 // The attribute's enum value, or ThreadAttr::None for a name that is not one.
 ThreadAttr thread_attr_from_name(const std::string& name);

@@ -40,7 +40,9 @@ class HostBackend : public Backend {
 
   std::unique_ptr<CompiledLibrary> compile(const std::string& source) override {
     KernelCache& cache = KernelCache::instance();
-    const std::string key = cache.key(source);
+    frontend::ParseOptions options;
+    if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") options.lane_loops = false;
+    const std::string key = cache.key(source, options.lane_loops ? "" : "lane_loops=0");
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
 
     const Toolchain& tc = toolchain();
@@ -50,7 +52,7 @@ class HostBackend : public Backend {
     start_precompiled_header(include_dir);
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
-    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
+    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed, options);
     write_file_atomic(join_path(work.path, "library.cpp"), emit_cxx(pre, parsed));
 
     std::vector<std::string> argv = tc.compiler;

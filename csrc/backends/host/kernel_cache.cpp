@@ -107,14 +107,14 @@ const std::string& KernelCache::include_dir() {
   return include_dir_;
 }
 
-std::string KernelCache::key(const std::string& source) {
+std::string KernelCache::key(const std::string& source, const std::string& options) {
   const Toolchain& tc = toolchain();
   Sha256 h;
   h.update(std::string(MPS_SHIM_VERSION)).update("\0", 1).update(std::string(MPS_SHIM_BUILD_ID));
   h.update("\0", 1).update(source).update("\0", 1).update(tc.identity).update("\0", 1);
   for (const std::string& f : tc.compiler) h.update(f).update(" ", 1);
   for (const std::string& f : tc.flags) h.update(f).update(" ", 1);
-  h.update("\0", 1).update(headers_hash_);
+  h.update("\0", 1).update(headers_hash_).update("\0", 1).update(options);
   return h.hex_digest();
 }
 

@@ -19,7 +19,8 @@ class KernelCache {
   // Where compiled headers live for the compiler's -I.
   const std::string& include_dir();
 
-  std::string key(const std::string& source);
+  // `options`: anything else that changes the compiled module.
+  std::string key(const std::string& source, const std::string& options = "");
   // The path of a verified module for `key`, or "" when there is none.
   std::string lookup(const std::string& key);
   // Stores `module` (a shared object) and returns the path to load.

@@ -402,6 +402,18 @@ MPS_SHIM_INLINE auto collect_lanes(GroupLanes& g, F&& f) {
   return out;
 }
 
+// The values as T: the same array when they are T already, else a converted copy.
+template <typename T, typename U, unsigned N>
+MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, LaneValues<U, N>& values) {
+  if constexpr (std::is_same_v<T, U>) {
+    return (values);
+  } else {
+    return collect_lanes<N, false>(g, [&](unsigned lane, const ThreadIds&) __attribute__((always_inline)) -> T {
+      return values.v[lane];
+    });
+  }
+}
+
 // `if (cond)` around code with barriers or SIMD-group functions, where cond
 // differs between threads: while the mask lives, threads whose condition is
 // not `want` sit out, as the GPU masks off the lanes of a divergent branch.
