@@ -291,8 +291,10 @@ def test_a_thread_may_wait_for_another_of_its_group(lib):
     assert out[0] == 7
 
 
-def test_a_wait_that_never_ends_is_an_error_not_a_hang(lib):
+@pytest.mark.parametrize("group", [4, 1], ids=["four-threads", "one-thread"])
+def test_a_wait_that_never_ends_is_an_error_not_a_hang(lib, group):
     flag = np.zeros(1, np.int32)
     with pytest.raises(mps_shim.MpsShimError) as info:
-        lib.wait_forever(flag, threads=4, group_size=4)
+        lib.wait_forever(flag, threads=group, group_size=group)
     assert "wait_forever" in str(info.value) and "waited for each other forever" in str(info.value)
+    lib.wait_forever(np.ones(1, np.int32), threads=group, group_size=group)  # the engine still works

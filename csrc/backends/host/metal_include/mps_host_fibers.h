@@ -38,9 +38,9 @@
 // engine records "kernel X: threadgroup deadlock" as the dispatch's error),
 // the group is abandoned (its fibers are never resumed; their stacks are
 // reused by the next group, no destructors run on them) and run_group returns
-// kDeadlock. With n == 1 there is no fiber to abandon: the handler is called,
-// yield_for_spin() returns false from then on (the spin loop lowering breaks
-// out: `if (!yield_for_spin()) break;`) and run_group returns kDeadlock.
+// kDeadlock. With n == 1 the body runs on the caller's stack: the handler is
+// called and the body is abandoned the same way (__builtin_longjmp back to
+// run_group, no destructors run); run_group returns kDeadlock.
 //
 // Linkage: the header is force-included into every kernel module; everything
 // it defines has hidden visibility (inline functions and variables included),
@@ -351,6 +351,7 @@ struct Solo {  // state of an n == 1 group, run without fibers
   const DeadlockHandler* handler;
   int status;
   int active;
+  void* escape[5];  // __builtin_setjmp buffer: a spin that never ends jumps back to run_group
   alignas(16) unsigned char slot[1][kSlotBytes];
 };
 
@@ -585,7 +586,7 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
     solo.handler = h;
     solo.status = kOk;
     solo.active = 1;
-    body(ctx, 0);
+    if (__builtin_setjmp(solo.escape) == 0) body(ctx, 0);
     tls.solo.active = 0;
     return tls.solo.status;
   }
@@ -651,9 +652,9 @@ inline void barrier() {
   detail::block(g, f, &g->gen, g->gen);
 }
 
-// For spin-wait loops on atomics: lets the other fibers run. Returns true;
-// false only for an n == 1 group whose progress guard fired (break out then).
-// In a fibered group a deadlock never returns here (the group is abandoned).
+// For spin-wait loops on atomics: lets the other fibers run. Returns true
+// (false only outside run_group's reach: never in practice). When the progress
+// guard fires it does not return: the group is abandoned.
 inline bool yield_for_spin() {
   detail::Group* g = detail::tls.group;
   if (!g) {
@@ -664,7 +665,7 @@ inline bool yield_for_spin() {
     DeadlockInfo info = {kSpinLimit, 1, 1, 0, 0, solo.spins};
     solo.status = kDeadlock;
     if (solo.handler && solo.handler->fn) solo.handler->fn(solo.handler->user, &info);
-    return false;
+    __builtin_longjmp(solo.escape, 1);  // abandon the group, as a fibered one is
   }
   detail::Fiber* f = g->running;
   if (++g->spins > g->spin_limit) detail::deadlock(g, f, kSpinLimit);
