@@ -17,7 +17,10 @@ def cmd_kernels(args):
     lib = ShaderLibrary(_read(args.file))
     for name in lib.kernel_names:
         info = lib.kernels[name]
-        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup)")
+        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup, "
+              f"runs as {info['execution'].replace('_', ' ')})")
+        if info["execution_note"]:
+            print(f"    on fibers because: {info['execution_note']}")
         for p in info["params"]:
             where = f"buffer({p['binding']})" if p["kind"] != "thread_position" else f"[[{p['attribute']}]]"
             print(f"    {where:<34} {p['kind']:<15} {p['type']} {p['name']}")

@@ -49,9 +49,9 @@ def test_kernels_lists_names_lines_and_bindings(run_cli, workdir):
     lines = r.stdout.splitlines()
     heads = [ln for ln in lines if not ln.startswith(" ")]
     assert heads == [
-        "add_last  (line 4, max 1024 threads per threadgroup)",
-        "affine  (line 10, max 128 threads per threadgroup)",
-        "where  (line 17, max 1024 threads per threadgroup)",
+        "add_last  (line 4, max 1024 threads per threadgroup, runs as independent)",
+        "affine  (line 10, max 128 threads per threadgroup, runs as independent)",
+        "where  (line 17, max 1024 threads per threadgroup, runs as independent)",
     ]
     body = r.stdout
     assert "buffer(2)" in body and "device float* out" in body
@@ -184,3 +184,26 @@ def test_usage_errors(run_cli):
     assert r.returncode == 2 and "usage" in r.stderr
     r = run_cli("run", "x.metal")  # --kernel is required
     assert r.returncode == 2 and "--kernel" in r.stderr
+
+
+def test_kernels_says_how_each_kernel_runs_and_why_not_lane_loops(run_cli, tmp_path):
+    src = tmp_path / "meet.metal"
+    src.write_text("""#include <metal_stdlib>
+using namespace metal;
+kernel void split(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float cell[64];
+    cell[t] = float(t);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = cell[63 - t];
+}
+kernel void spin(device atomic_int* flag, uint t [[thread_index_in_threadgroup]]) {
+    while (atomic_load_explicit(flag, memory_order_relaxed) == 0) {}
+}
+""")
+    r = run_cli("kernels", src)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert next(ln for ln in lines if ln.startswith("split ")).endswith("runs as lane loops)")
+    spin = next(i for i, ln in enumerate(lines) if ln.startswith("spin "))
+    assert lines[spin].endswith("runs as fibers)")
+    assert lines[spin + 1].strip().startswith("on fibers because:") and "atomic_load_explicit" in lines[spin + 1]
