@@ -362,7 +362,9 @@ MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
 // for_each_lane for a statement with SIMD-group functions (see LaneExchange).
 template <typename F>
 MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
-  fibers::detail::LaneExchange& x = lane_exchange_state();
+  fibers::detail::LaneExchange* xp = &lane_exchange_state();
+  __asm__("" : "+r"(xp));  // keep the address: recomputing it is a __tls_get_addr call per thread
+  fibers::detail::LaneExchange& x = *xp;
   x.replaying = true;
   x.resolved = 0;
   for (;;) {
