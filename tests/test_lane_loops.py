@@ -383,23 +383,15 @@ def test_template_instantiations(lib, name, dtype):
 
 # ---- fallbacks ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", MIRRORS)
-def test_divergence_simd_auto_and_helpers_run_as_lane_loops(lib, name):
+@pytest.mark.parametrize("name", MIRRORS + sorted(FALLBACKS))
+def test_divergence_simd_auto_and_helpers_on_lane_loops_the_rest_on_fibers(lib, name):
     x = np.arange(64, dtype=np.float32) ** 2
     out = np.zeros(64, np.float32)
     getattr(lib, name)(out, x, threads=64, group_size=32)
     np.testing.assert_array_equal(out, x + x.reshape(2, 32)[:, ::-1].reshape(-1))
-    assert_execution(lib, name, "lane_loops")
-
-
-@pytest.mark.parametrize("name", sorted(FALLBACKS))
-def test_fallbacks_stay_correct_on_fibers(lib, name):
-    x = np.arange(64, dtype=np.float32) ** 2
-    out = np.zeros(64, np.float32)
-    getattr(lib, name)(out, x, threads=64, group_size=32)
-    np.testing.assert_array_equal(out, x + x.reshape(2, 32)[:, ::-1].reshape(-1))
-    assert_execution(lib, name, "fibers")
-    assert FALLBACKS[name] in lib.library.kernels[name]["execution_note"]
+    assert_execution(lib, name, "fibers" if name in FALLBACKS else "lane_loops")
+    if name in FALLBACKS:
+        assert FALLBACKS[name] in lib.library.kernels[name]["execution_note"]
 
 
 def test_a_kernel_without_barriers_stays_independent(lib):

@@ -732,35 +732,36 @@ class Splitter {
         return true;
       }
       case StmtKind::For: {
-        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
-        if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
+        if (!group_wide_loop_head(s)) return false;
         Stmt init;
         init.first = s.head_open + 1;
         init.last = s.semi1;
         if (auto d = declaration(init))
           if (modified_in(t_[d->name].text, s.children[0])) return fail("a loop variable that threads change");
-        out_ += line_marker(s.first) + "for " + render(s.head_open, s.head_close) + " {\n";
-        if (!block({s.children[0]})) return false;
-        out_ += "}\n";
-        return true;
+        return loop_body(s, "for " + render(s.head_open, s.head_close) + " {\n", "}\n");
       }
       case StmtKind::While:
-        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
-        if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
-        out_ += line_marker(s.first) + "while " + render(s.head_open, s.head_close) + " {\n";
-        if (!block({s.children[0]})) return false;
-        out_ += "}\n";
-        return true;
+        return group_wide_loop_head(s) && loop_body(s, "while " + render(s.head_open, s.head_close) + " {\n", "}\n");
       case StmtKind::Do:
-        if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
-        if (uses_varying(s.head_open, s.head_close)) return fail("a barrier in a loop whose trip count differs between threads");
-        out_ += line_marker(s.first) + "do {\n";
-        if (!block({s.children[0]})) return false;
-        out_ += "} while " + render(s.head_open, s.head_close) + ";\n";
-        return true;
+        return group_wide_loop_head(s) && loop_body(s, "do {\n", "} while " + render(s.head_open, s.head_close) + ";\n");
       case StmtKind::Opaque: break;
     }
     return fail("a barrier inside a switch, range-for or if constexpr");
+  }
+
+  // A loop around barriers runs once for the group: the same trip count for every thread.
+  bool group_wide_loop_head(const Stmt& s) {
+    if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
+    if (uses_varying(s.head_open, s.head_close))
+      return fail("a barrier in a loop whose trip count differs between threads");
+    return true;
+  }
+
+  bool loop_body(const Stmt& s, const std::string& open, const std::string& close) {
+    out_ += line_marker(s.first) + open;
+    if (!block({s.children[0]})) return false;
+    out_ += close;
+    return true;
   }
 
   // `if (cond)` where cond differs between threads: each branch runs with the
