@@ -71,6 +71,9 @@ class Splitter {
         if (!p.name.empty() && modified_in(p.name, s)) return no("the kernel changes its parameter '" + p.name + "'");
     }
     for (const Stmt& s : body) collect_declared(s);  // after the thread positions: they make values vary
+    for (size_t k = r_.body_open + 1; k < r_.body_close; ++k)  // calls of a lambda that calls SIMD functions
+      if (waiting_lambdas_.count(std::string(t_[k].text)) && at(k + 1, "(") && !(t_[k - 1].is(".") || t_[k - 1].is("->")))
+        syncs_.insert(k);
     points_into_locals_ = may_point_into_locals();
     out_ = "{\n{\n";
     for (const ParamDecl& p : r_.params)
@@ -200,7 +203,10 @@ class Splitter {
       for (auto [a, b] : split_commas(d->name, s.last - 1, false)) {
         if (!t_[a].is_identifier()) continue;
         if (at(a + 1, "[") && !is_threadgroup_declaration(*d)) local_arrays_ = true;
-        const bool shared = is_threadgroup_declaration(*d) || has_token(*d, "constexpr") || group_constant(*d, s);
+        const bool lambda = d->single && at(a + 1, "=") && at(a + 2, "[") && !uses_varying(a + 2, s.last - 1);
+        const bool shared =
+            is_threadgroup_declaration(*d) || has_token(*d, "constexpr") || group_constant(*d, s) || lambda;
+        if (lambda && has_sync(a + 2, s.last - 1)) waiting_lambdas_.insert(std::string(t_[a].text));
         if (shared) shared_.insert(s.first);
         else frame_->varying.insert(std::string(t_[a].text));
         frame_->body_types.insert(std::string(t_[a].text));
@@ -298,8 +304,8 @@ class Splitter {
     size_t region_end = stmts.size();
     for (size_t i = stmts.size(); i-- > 0;) {
       const auto d = declaration(stmts[i]);
-      if (has_sync(stmts[i])) r[i] = Role::Sync;
-      else if (shared_.count(stmts[i].first)) r[i] = Role::Shared;
+      if (shared_.count(stmts[i].first)) r[i] = Role::Shared;  // a lambda may hold SIMD calls: shared first
+      else if (has_sync(stmts[i])) r[i] = Role::Sync;
       else if (d && is_auto(*d) && used_after(t_[d->name].text, stmts, region_end)) r[i] = Role::LaneValue;
       if (r[i] != Role::Lanes) region_end = i;
     }
@@ -338,12 +344,52 @@ class Splitter {
   }
 
   // No assignment, increment or atomic: safe to evaluate once per SIMD operation.
+  // Nor a call to a library function that writes memory or touches an atomic.
   bool side_effect_free(size_t first, size_t last) const {
     for (size_t k = first; k <= last; ++k) {
       const Token& tk = t_[k];
       if (is_assignment(tk.text) || tk.is("++") || tk.is("--") || tk.text.rfind("atomic_", 0) == 0) return false;
+      if (tk.is_identifier() && at(k + 1, "(") && !pure_function(tk.text)) return false;
     }
     return true;
+  }
+
+  // A library function of this name (every overload) writes no memory beyond
+  // its own locals: no atomics, no store through `[`, `*` or `->`, no
+  // non-const reference parameter, and calls only such functions.
+  bool pure_function(std::string_view name) const {
+    const std::string key(name);
+    if (auto it = purity_.find(key); it != purity_.end()) return it->second;
+    purity_[key] = true;  // recursion: assume pure while looking
+    bool pure = true;
+    for (const FunctionBody& b : r_.bodies) {
+      if (b.name != name || !pure) continue;
+      size_t rp = b.open - 1;
+      while (rp > 0 && !t_[rp].is(")")) --rp;
+      const size_t lp = matching_open_paren(t_, rp, 0);
+      for (auto [a, e] : split_commas(lp + 1, rp - 1, true)) {
+        bool is_const = false, is_ref = false;
+        for (size_t k = a; k <= e; ++k) {
+          is_const = is_const || t_[k].is("const");
+          is_ref = is_ref || t_[k].is("&") || t_[k].is("&&");
+        }
+        if (is_ref && !is_const) pure = false;
+      }
+      for (size_t k = b.open + 1; k < b.close && pure; ++k) {
+        const Token& tk = t_[k];
+        if (tk.text.rfind("atomic_", 0) == 0) pure = false;
+        else if (tk.is_identifier() && at(k + 1, "(") && tk.text != name && !pure_function(tk.text)) pure = false;
+        else if (tk.is("++") || tk.is("--")) pure = !(t_[k - 1].is("]") || at(k + 1, "*") || at(k + 1, "("));
+        else if (is_assignment(tk.text)) {
+          for (size_t j = k; j-- > b.open;) {  // the target, back to the statement's start
+            if (t_[j].is(";") || t_[j].is("{") || t_[j].is("}") || t_[j].is(",") || t_[j].is("(")) break;
+            if (t_[j].is("]") || t_[j].is("*") || t_[j].is("->")) pure = false;
+          }
+        }
+      }
+    }
+    purity_[key] = pure;
+    return pure;
   }
 
   bool mentions(size_t first, size_t last, std::string_view name) const {
@@ -537,7 +583,9 @@ class Splitter {
       const bool lambda = t_[a].is("[") && !uses_varying(a, b);
       if (has_sync(a, b) && !lambda) return fail(cannot + "an argument calls a SIMD-group function");
       if (has_sync(a, b)) simd_params.insert(params[i].name);
-      uniform[i] = lambda || (!uses_varying(a, b) && side_effect_free(a, b));
+      bool changed = false;  // one copy cannot serve threads that change it
+      for (const Stmt& st : body) changed = changed || modified_in(params[i].name, st);
+      uniform[i] = lambda || (!uses_varying(a, b) && side_effect_free(a, b) && !changed);
       if (uniform[i]) {
         passed[i] = render(a, b);
         continue;
@@ -673,6 +721,8 @@ class Splitter {
     const std::string name(t_[d.name].text);
     std::string type;
     if (!d.single) return fail("'" + name + "' lives across a barrier and shares its declaration with others");
+    if (at(d.name + 1, "=") && at(d.name + 2, "["))
+      return fail("the lambda '" + name + "' lives across a barrier and uses per-thread values");
     if (is_auto(d) && points_into_locals_)
       return fail("the auto variable '" + name + "' lives across a barrier and may point into a thread's locals");
     if (is_auto(d)) type = "auto";
@@ -914,6 +964,8 @@ class Splitter {
   std::set<size_t> waits_;                 // calls of library functions that reach a barrier
   std::vector<std::pair<size_t, std::string>> insertions_;  // lane versions of inlined functions
   std::set<size_t> shared_;                // declarations the group makes once (first token)
+  mutable std::map<std::string, bool> purity_;  // pure_function, by name
+  std::set<std::string> waiting_lambdas_;  // group-level lambdas that call SIMD functions
   bool local_arrays_ = false;              // the kernel declares a per-thread array
   bool points_into_locals_ = false;
   int inline_depth_ = 0;

@@ -720,6 +720,11 @@ struct LaneExchange {
   bool deposited;  // a thread deposited for operation `resolved` in this pass
   unsigned lane, op, resolved;
   uint32_t mask[kMaxOps][kMaxSimdGroups];  // lanes that deposited, per operation and SIMD-group
+  // Which function deposited: lanes of one SIMD-group on different functions
+  // at one step (`c ? simd_max(v) : simd_min(v)`) form separate operations.
+  const void* kind[kMaxOps][kMaxSimdGroups];
+  unsigned char mixed[kMaxOps][kMaxSimdGroups];
+  const void* lane_kind[kMaxOps][kMaxThreads];
   unsigned char combined[kMaxOps][kMaxSimdGroups];  // simd_collective: result holds the SIMD-group's value
   alignas(16) unsigned char result[kMaxOps][kMaxSimdGroups][kSlotBytes];
   alignas(16) unsigned char slots[kMaxOps][kMaxThreads][kSlotBytes];
@@ -727,9 +732,16 @@ struct LaneExchange {
 };
 
 
-inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n) {
+// `kind` tells apart the functions of a SIMD-group that meet at one step.
+inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n, const void* kind = nullptr) {
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
-  if (x->replaying && k < x->resolved) return SimdView{&x->slots[k][sg * kSimdWidth], x->mask[k][sg], l};
+  if (x->replaying && k < x->resolved) {
+    uint32_t mask = x->mask[k][sg];
+    if (x->mixed[k][sg])  // only the lanes on the same function
+      for (uint32_t m = mask; m; m &= m - 1)
+        if (x->lane_kind[k][sg * kSimdWidth + unsigned(__builtin_ctz(m))] != kind) mask &= ~(1u << __builtin_ctz(m));
+    return SimdView{&x->slots[k][sg * kSimdWidth], mask, l};
+  }
   if (!x->replaying || k >= LaneExchange::kMaxOps) {
     x->failed = true;
     __builtin_memcpy(x->scratch[l], value, n);
@@ -737,6 +749,9 @@ inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n) {
   }
   __builtin_memcpy(x->slots[k][lane], value, n);
   if (k == x->resolved) {
+    if (x->mask[k][sg] == 0) x->kind[k][sg] = kind;
+    else if (x->kind[k][sg] != kind) x->mixed[k][sg] = 1;
+    x->lane_kind[k][lane] = kind;
     x->mask[k][sg] |= 1u << l;
     x->deposited = true;
   }
@@ -771,9 +786,10 @@ inline R simd_collective(const T& value, Fin fin) {
   detail::Group* g = detail::tls.group;
   if (!g) {
     if (detail::LaneExchange* x = detail::tls.lanes) {
+      static const char kind = 0;  // one per instantiation: per SIMD-group function
       const unsigned k = x->op;
-      const SimdView v = detail::lane_exchange(x, &value, sizeof(T));
-      if (!x->replaying || k >= x->resolved) return fin(v);  // a placeholder: the operation is not complete
+      const SimdView v = detail::lane_exchange(x, &value, sizeof(T), &kind);
+      if (!x->replaying || k >= x->resolved || x->mixed[k][x->lane / kSimdWidth]) return fin(v);
       const unsigned sg = x->lane / kSimdWidth;  // complete: one result per SIMD-group
       R r;
       if (x->combined[k][sg]) {

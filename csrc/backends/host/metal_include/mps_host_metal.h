@@ -330,8 +330,10 @@ struct GroupLanes {
   ThreadIds uniform;  // the group-wide attributes (thread 0's ids)
   bool any_returned;  // a thread returned: later loops skip it
   bool any_off;       // a condition that differs between threads holds some of them out (LaneMask)
+  bool any_held;      // threads returned from the inlined function running now (hold_out)
   unsigned char returned[1024];
   unsigned char off[1024];
+  unsigned char held[1024];
 };
 
 // Calls f(lane, ids) for every thread of the group that has not returned and
@@ -371,6 +373,7 @@ MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
     x.deposited = false;
     if (x.resolved < x.kMaxOps) {
       __builtin_memset(x.mask[x.resolved], 0, sizeof(x.mask[0]));
+      __builtin_memset(x.mixed[x.resolved], 0, sizeof(x.mixed[0]));
       __builtin_memset(x.combined[x.resolved], 0, sizeof(x.combined[0]));
     }
     for_each_lane(g, [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
@@ -421,35 +424,49 @@ MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, LaneValues<U, N>& values
 // not `want` sit out, as the GPU masks off the lanes of a divergent branch.
 class LaneMask {
  public:
-  // Keeps the current threads; threads held out later (hold_out) come back when it ends.
-  MPS_SHIM_INLINE explicit LaneMask(GroupLanes& g) : g_(g), any_off_(g.any_off) {
-    if (any_off_) __builtin_memcpy(saved_, g.off, g.n);
+  // An inlined function's scope: threads that return from it (hold_out) sit
+  // out until it ends, however many branch masks end before that.
+  MPS_SHIM_INLINE explicit LaneMask(GroupLanes& g) : g_(g), function_(true), any_off_(g.any_off), any_held_(g.any_held) {
+    if (any_off_) __builtin_memcpy(saved_off_, g.off, g.n);
+    if (any_held_) __builtin_memcpy(saved_held_, g.held, g.n);
+    g.any_held = false;
   }
   template <typename Cond>
-  MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), any_off_(g.any_off) {
-    if (any_off_) __builtin_memcpy(saved_, g.off, g.n);
+  MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), function_(false), any_off_(g.any_off) {
+    if (any_off_) __builtin_memcpy(saved_off_, g.off, g.n);
     else __builtin_memset(g.off, 0, g.n);
     for (unsigned l = 0; l < g.n; ++l) g.off[l] |= bool(cond[l]) != want;
     g.any_off = true;
   }
   MPS_SHIM_INLINE ~LaneMask() {
     g_.any_off = any_off_;
-    if (any_off_) __builtin_memcpy(g_.off, saved_, g_.n);
+    if (any_off_) __builtin_memcpy(g_.off, saved_off_, g_.n);
+    if (function_) {
+      g_.any_held = any_held_;
+      if (any_held_) __builtin_memcpy(g_.held, saved_held_, g_.n);
+    } else if (g_.any_held) {  // a branch ended: who returned inside it stays out
+      if (!g_.any_off) __builtin_memset(g_.off, 0, g_.n);
+      for (unsigned l = 0; l < g_.n; ++l) g_.off[l] |= g_.held[l];
+      g_.any_off = true;
+    }
   }
   LaneMask(const LaneMask&) = delete;
   LaneMask& operator=(const LaneMask&) = delete;
 
  private:
   GroupLanes& g_;
-  bool any_off_;
-  unsigned char saved_[1024];
+  const bool function_;
+  bool any_off_, any_held_ = false;
+  unsigned char saved_off_[1024];
+  unsigned char saved_held_[1024];
 };
 
-// A thread that returned from an inlined function sits out until its end (a LaneMask).
+// A thread that returned from an inlined function sits out until its end.
 MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
   if (!g.any_off) __builtin_memset(g.off, 0, g.n);
-  g.any_off = true;
-  g.off[lane] = 1;
+  if (!g.any_held) __builtin_memset(g.held, 0, g.n);
+  g.any_off = g.any_held = true;
+  g.off[lane] = g.held[lane] = 1;
 }
 
 // Runs threadgroups [first, end), each through body(GroupLanes&).
@@ -472,6 +489,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.n = g.size.x * g.size.y * g.size.z;
     g.any_returned = false;
     g.any_off = false;
+    g.any_held = false;
     body(g);
     if (x.failed) break;
   }
