@@ -1,0 +1,376 @@
+// Writing the group function: loops over a group's threads between meeting
+// points, per-thread arrays, replayed SIMD statements, masked branches.
+#include "frontend/fission/splitter.h"
+
+namespace mps_shim::frontend::fission {
+
+FissionResult Splitter::run() {
+  std::vector<Stmt> body;
+  if (!parse_statements(t_, r_.body_open, r_.body_close, body))
+    return no("the kernel holds a statement the splitter does not model (a label or case)");
+  if (!scan_tokens(r_.body_open, r_.body_close)) return no(why_);
+  if (syncs_.empty()) return no("the kernel has no barrier or SIMD-group function");
+  Frame kernel;
+  kernel.thread_params = &r_.params;
+  frame_ = &kernel;
+  for (const ParamDecl& p : r_.params) {
+    if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr)) kernel.varying.insert(p.name);
+    for (const Stmt& s : body)  // one copy serves the whole group
+      if (!p.name.empty() && modified_in(p.name, s)) return no("the kernel changes its parameter '" + p.name + "'");
+  }
+  for (const Stmt& s : body) collect_declared(s);  // after the thread positions: they make values vary
+  for (size_t k = r_.body_open + 1; k < r_.body_close; ++k)  // calls of a lambda that calls SIMD functions
+    if (waiting_lambdas_.count(std::string(t_[k].text)) && at(k + 1, "(") && !(t_[k - 1].is(".") || t_[k - 1].is("->")))
+      syncs_.insert(k);
+  points_into_locals_ = may_point_into_locals();
+  out_ = "{\n{\n";
+  for (const ParamDecl& p : r_.params)
+    if (p.role == ParamRole::ThreadPosition && is_group_wide(p.thread_attr) && !p.name.empty())
+      out_ += declare_thread_value(p, "mps_g.uniform");
+  if (!block(body)) return no(why_);
+  out_ += "}\n}\n";
+  return FissionResult{out_, "", insertions_};
+}
+
+bool Splitter::fail(const std::string& why) {
+  if (why_.empty()) why_ = why;
+  return false;
+}
+
+std::string Splitter::render(size_t first, size_t last, const std::map<size_t, size_t>& returns) const {
+  std::map<size_t, std::string> own;
+  for (size_t k = first; k <= last; ++k) {
+    auto r = returns.find(k);
+    if (r != returns.end() && !frame_->callee) {
+      own[k] = "return true";
+    } else if (r != returns.end()) {
+      const bool value = r->second > k + 1;
+      own[k] = value ? "{ " + frame_->result + "[mps_lane] = (" : "{ ";
+      own[r->second] = std::string(value ? ")" : "") + "; mps_host::hold_out(mps_g, mps_lane); return false; }";
+    } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
+      own[k] = std::string(t_[k].text.size(), ' ');
+    }
+  }
+  return rewritten_text(r_.source, r_.replacements, first, last, &own);
+}
+
+std::string Splitter::declare_thread_value(const ParamDecl& p, const std::string& ids) {
+  return "[[maybe_unused]] " + p.type + " " + p.name + " = mps_host::thread_value<" + p.type + ">(" + ids + "." +
+         thread_ids_member(p.thread_attr) + ");\n";
+}
+
+bool Splitter::block(const std::vector<Stmt>& stmts) {
+  const size_t scope_mark = lane_vars_.size();
+  const size_t arrays_at = out_.size();
+  std::string arrays;  // the block's per-thread arrays, declared at its start
+  const std::vector<Role> role = roles(stmts);
+  for (size_t i = 0; i < stmts.size();) {
+    const Stmt& s = stmts[i];
+    switch (role[i]) {
+      case Role::Lanes: {
+        std::vector<const Stmt*> region;
+        size_t j = i;
+        while (j < stmts.size() && role[j] == Role::Lanes) region.push_back(&stmts[j++]);
+        if (!lane_loop(region, stmts, j, arrays)) return false;
+        i = j;
+        continue;
+      }
+      case Role::Shared: out_ += line_marker(s.first) + render(s.first, s.last) + "\n"; break;
+      case Role::LaneValue:
+        if (!lane_value(s, *declaration(s), false)) return false;
+        break;
+      case Role::Sync:
+        if (!group_statement(s)) return false;
+        break;
+    }
+    ++i;
+  }
+  out_.insert(arrays_at, arrays);
+  lane_vars_.resize(scope_mark);
+  return true;
+}
+
+bool Splitter::simd_statement(const Stmt& s) {
+  if (t_[s.first].is("return")) {  // the last statement of an inlined function
+    if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
+      return fail("a SIMD-group function in a return statement of a kernel or void function");
+    const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
+    out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" +
+            std::to_string(r_.max_threads) + ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " +
+            render(s.first + 1, s.last - 1) + ";\n});\n";
+    out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " + values +
+            "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\nreturn false;\n});\n";
+    return true;
+  }
+  if (auto d = declaration(s)) {
+    const size_t init = d->name + 1;
+    if (!d->single || !t_[init].is("=") || !side_effect_free(init + 1, s.last - 1) ||
+        mentions(init + 1, s.last - 1, t_[d->name].text))
+      return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
+                  "free of side effects");
+    return lane_value(s, *d, true);
+  }
+  // `lvalue op= expr;`: the values of expr first (replayed), then one plain store per thread.
+  size_t eq = s.first;
+  for (; eq < s.last && !is_assignment(t_[eq].text); ++eq)
+    if (t_[eq].is("(") || t_[eq].is("[") || t_[eq].is("{")) eq = matching_bracket(t_, eq);
+  if (eq >= s.last || eq == s.first || has_sync(s.first, eq) || !side_effect_free(s.first, eq - 1) ||
+      !side_effect_free(eq + 1, s.last - 1))
+    return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
+                "free of side effects");
+  const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
+  out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) +
+          ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " + render(eq + 1, s.last - 1) + ";\n});\n";
+  out_ += line_marker(s.first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + render(s.first, eq) +
+          " " + values + "[mps_lane];\nreturn false;\n});\n";
+  return true;
+}
+
+std::string Splitter::tokens_text(const std::vector<size_t>& toks) const {
+  std::string s;
+  for (size_t k : toks) s += (t_[k].is("threadgroup") ? std::string() : render(k, k)) + " ";
+  return s;
+}
+
+bool Splitter::lane_value(const Stmt& s, const Declaration& d, bool replay) {
+  const std::string name(t_[d.name].text);
+  std::string type;
+  if (!d.single) return fail("'" + name + "' lives across a barrier and shares its declaration with others");
+  if (at(d.name + 1, "=") && at(d.name + 2, "["))
+    return fail("the lambda '" + name + "' lives across a barrier and uses per-thread values");
+  if (is_auto(d) && points_into_locals_)
+    return fail("the auto variable '" + name + "' lives across a barrier and may point into a thread's locals");
+  if (is_auto(d)) type = "auto";
+  else if (!lane_var_type(d, type)) return false;
+  if (is_auto(d) && (!d.single || has_token(d, "&") || has_token(d, "&&") || !t_[d.name + 1].is("=")))
+    return fail("'" + name + "' is an auto reference or has no `=` initializer");
+  const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
+  const std::string init = t_[d.name + 1].is("=") ? render(d.name + 2, s.last - 1)
+                                                  : type + render(d.name + 1, s.last - 1);
+  out_ += line_marker(s.first) + "auto " + v.array + " = mps_host::collect_lanes<" +
+          std::to_string(r_.max_threads) + ", " + (replay ? "true" : "false") + ">(mps_g, " +
+          lane_lambda_open("", type) + "return " + init + ";\n});\n";
+  lane_vars_.push_back(v);
+  return true;
+}
+
+std::string Splitter::lane_lambda_open(const std::string& prefix, const std::string& ret) const {
+  std::string s = prefix + "[&](unsigned mps_lane, const mps_host::ThreadIds& mps_ids) "
+                           "__attribute__((always_inline)) -> " + ret + " {\n(void)mps_lane; (void)mps_ids;\n";
+  if (frame_->thread_params)
+    for (const ParamDecl& p : *frame_->thread_params)
+      if (p.role == ParamRole::ThreadPosition && !is_group_wide(p.thread_attr) && !p.name.empty())
+        s += declare_thread_value(p, "mps_ids");
+  std::set<std::string> shadowed;
+  for (size_t k = lane_vars_.size(); k-- > frame_->lane_vars_begin;)  // the innermost of two with one name
+    if (shadowed.insert(lane_vars_[k].name).second)
+      s += "[[maybe_unused]] auto& " + lane_vars_[k].name + " = " + lane_vars_[k].array + "[mps_lane];\n";
+  return s;
+}
+
+bool Splitter::group_statement(const Stmt& s) {
+  switch (s.kind) {
+    case StmtKind::Simple:
+      if (is_barrier_statement(s)) return true;  // every thread finished the loop before it
+      if (mentions_barrier(s.first, s.last)) return fail("a barrier inside an expression");
+      if (auto w = waits_.lower_bound(s.first); w != waits_.end() && *w <= s.last) return inline_call(s, *w);
+      return simd_statement(s);
+    case StmtKind::Compound:
+      out_ += "{\n";
+      if (!block(s.children)) return false;
+      out_ += "}\n";
+      return true;
+    case StmtKind::If: {
+      if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a condition");
+      if (uses_varying(s.head_open, s.head_close)) return masked_if(s);
+      out_ += line_marker(s.first) + "if " + render(s.head_open, s.head_close) + " {\n";
+      if (!block({s.children[0]})) return false;
+      out_ += "}\n";
+      if (s.children.size() > 1) {
+        out_ += "else {\n";
+        if (!block({s.children[1]})) return false;
+        out_ += "}\n";
+      }
+      return true;
+    }
+    case StmtKind::For: {
+      if (!group_wide_loop_head(s)) return false;
+      Stmt init;
+      init.first = s.head_open + 1;
+      init.last = s.semi1;
+      if (auto d = declaration(init))
+        if (modified_in(t_[d->name].text, s.children[0])) return fail("a loop variable that threads change");
+      return loop_body(s, "for " + render(s.head_open, s.head_close) + " {\n", "}\n");
+    }
+    case StmtKind::While:
+      return group_wide_loop_head(s) && loop_body(s, "while " + render(s.head_open, s.head_close) + " {\n", "}\n");
+    case StmtKind::Do:
+      return group_wide_loop_head(s) && loop_body(s, "do {\n", "} while " + render(s.head_open, s.head_close) + ";\n");
+    case StmtKind::Opaque: break;
+  }
+  return fail("a barrier inside a switch, range-for or if constexpr");
+}
+
+bool Splitter::group_wide_loop_head(const Stmt& s) {
+  if (has_sync(s.head_open, s.head_close)) return fail(first_sync(s) + " in a loop head");
+  if (uses_varying(s.head_open, s.head_close))
+    return fail("a barrier in a loop whose trip count differs between threads");
+  return true;
+}
+
+bool Splitter::loop_body(const Stmt& s, const std::string& open, const std::string& close) {
+  out_ += line_marker(s.first) + open;
+  if (!block({s.children[0]})) return false;
+  out_ += close;
+  return true;
+}
+
+bool Splitter::masked_if(const Stmt& s) {
+  const std::string id = std::to_string(next_array_++);
+  out_ += line_marker(s.first) + "{\nauto mps_cond_" + id + " = mps_host::collect_lanes<" +
+          std::to_string(r_.max_threads) + ", false>(mps_g, " + lane_lambda_open("", "bool") + "return bool" +
+          render(s.head_open, s.head_close) + ";\n});\n";
+  for (size_t branch = 0; branch < s.children.size(); ++branch) {
+    out_ += "{\nmps_host::LaneMask mps_mask_" + id + "(mps_g, mps_cond_" + id + ", " +
+            (branch == 0 ? "true" : "false") + ");\n";
+    if (!block({s.children[branch]})) return false;
+    out_ += "}\n";
+  }
+  out_ += "}\n";
+  return true;
+}
+
+bool Splitter::add_return(size_t k, std::map<size_t, size_t>& returns) {
+  size_t end = k + 1;
+  while (end < t_.size() && !t_[end].is(";")) {
+    if (t_[end].is("(") || t_[end].is("[") || t_[end].is("{")) end = matching_bracket(t_, end);
+    ++end;
+  }
+  if (end > k + 1 && frame_->result.empty()) return fail("a return with a value from a kernel or void function");
+  returns[k] = end;
+  return true;
+}
+
+bool Splitter::check_region_statement(const Stmt& s, bool in_loop, std::map<size_t, size_t>& returns) {
+  if (s.kind == StmtKind::Simple) {
+    if (!in_loop && (t_[s.first].is("break") || t_[s.first].is("continue")))
+      return fail("a break or continue that crosses a barrier");
+    if (t_[s.first].is("return") && !add_return(s.first, returns)) return false;
+    for (size_t k = s.first; k <= s.last; ++k)
+      if (t_[k].is("threadgroup") && r_.replacements[k] && r_.replacements[k]->find("static") != std::string::npos)
+        return fail("a threadgroup variable declared inside a conditional");
+    return true;
+  }
+  const bool loop = s.kind == StmtKind::For || s.kind == StmtKind::While || s.kind == StmtKind::Do ||
+                    s.kind == StmtKind::Opaque;
+  if (s.kind == StmtKind::Opaque) {  // switch/range-for: break binds inside; return still ends the thread
+    for (size_t k = s.first; k <= s.last; ++k)
+      if (t_[k].is("return") && !add_return(k, returns)) return false;
+    return true;
+  }
+  for (const Stmt& c : s.children)
+    if (!check_region_statement(c, in_loop || loop, returns)) return false;
+  return true;
+}
+
+bool Splitter::lane_loop(const std::vector<const Stmt*>& region, const std::vector<Stmt>& block, size_t after,
+               std::string& arrays) {
+  std::map<size_t, size_t> returns;
+  for (const Stmt* s : region)
+    if (!check_region_statement(*s, false, returns)) return false;
+  std::string body;
+  std::vector<LaneVar> declared_here;
+  for (const Stmt* s : region) {
+    const auto d = declaration(*s);
+    bool kept = false;  // a declarator used after the loop
+    const auto declarators = d ? split_commas(d->name, s->last - 1, false) : decltype(split_commas(0, 0, false))();
+    for (auto [a, b] : declarators) kept = kept || used_after(t_[a].text, block, after);
+    if (!kept) {
+      body += line_marker(s->first) + render(s->first, s->last, returns) + "\n";
+      continue;
+    }
+    std::string type;
+    if (!lane_var_type(*d, type)) return false;
+    body += line_marker(s->first);
+    for (auto [a, b] : declarators) {  // `T a = 1, b;` as one statement per declarator
+      const std::string name(t_[a].text);
+      if (!t_[a].is_identifier() || at(a + 1, "["))
+        return fail("the declaration of '" + name + "' lives across a barrier and is not `T name [= init]`");
+      if (!used_after(name, block, after)) {
+        body += render(d->type_first, d->type_last) + " " + render(a, b, returns) + ";";
+        continue;
+      }
+      const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
+      arrays += line_marker(s->first) + type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
+      body += "auto& " + name + " = " + v.array + "[mps_lane];";
+      if (at(a + 1, "=")) body += " " + name + " = " + render(a + 2, b, returns) + ";";
+      else if (at(a + 1, "(") || at(a + 1, "{")) body += " " + name + " = " + type + render(a + 1, b, returns) + ";";
+      declared_here.push_back(v);
+    }
+    body += "\n";
+  }
+  out_ += line_marker(region.front()->first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool");
+  out_ += "{\n" + body + "}\nreturn false;\n});\n";
+  lane_vars_.insert(lane_vars_.end(), declared_here.begin(), declared_here.end());
+  return true;
+}
+
+bool Splitter::lane_var_type(const Declaration& d, std::string& type) {
+  const std::string name(t_[d.name].text);
+  if (at(d.name + 1, "[")) return fail("the per-thread array '" + name + "' lives across a barrier");
+  bool pointer = false;
+  for (size_t k = d.type_first; k <= d.type_last; ++k) {
+    const Token& tk = t_[k];
+    if (tk.is("auto") || tk.is("decltype") || tk.is("&") || tk.is("&&") || tk.is("static") || tk.is("(") ||
+        (tk.is_identifier() && frame_->body_types.count(std::string(tk.text))))
+      return fail("'" + name + "' lives across a barrier and its type is not spelled out (auto, a reference, "
+                  "or a type declared in the kernel)");
+    if (tk.is("*")) pointer = true;
+  }
+  if (pointer && points_into_locals_)
+    return fail("the pointer '" + name + "' lives across a barrier and may point into a thread's locals");
+  for (size_t k = d.type_first; k <= d.type_last; ++k) {
+    const bool top_const = t_[k].is("const") && (!pointer || k == d.type_last);
+    if (top_const) continue;
+    type += render(k, k);
+    type += ' ';
+  }
+  return true;
+}
+
+}  // namespace mps_shim::frontend::fission
+
+namespace mps_shim::frontend {
+
+FissionResult split_at_barriers(const FissionRequest& request) { return fission::Splitter(request).run(); }
+
+std::string rewritten_text(const LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
+                           size_t first, size_t last, const std::map<size_t, std::string>* overrides) {
+  const std::vector<Token>& t = source.tokens;
+  std::string s;
+  const char* base = t[first].text.data();
+  size_t pos = 0;
+  for (size_t k = first; k <= last; ++k) {
+    const size_t off = size_t(t[k].text.data() - base);
+    s.append(base + pos, off - pos);
+    auto it = overrides ? overrides->find(k) : decltype(overrides->end())();
+    if (overrides && it != overrides->end()) s += it->second;
+    else if (replacements[k]) s += *replacements[k];
+    else s += t[k].text;
+    pos = off + t[k].text.size();
+  }
+  return s;
+}
+
+std::string line_directive(const LexedSource& source, size_t tok, bool copy) {
+  const Token& tk = source.tokens[tok];
+  std::string file;
+  for (char c : source.files[size_t(tk.file)]) {
+    if (c == '"' || c == '\\') file += '\\';
+    file += c;
+  }
+  if (copy) file += kCopySuffix;
+  return "\n#line " + std::to_string(tk.line) + " \"" + file + "\"\n";
+}
+
+}  // namespace mps_shim::frontend

@@ -1,0 +1,234 @@
+// The lane-loop splitter behind frontend/fission.h, in three parts:
+// analysis.cpp reads a kernel (statements, declarations, where threads meet,
+// which names differ between threads, what has side effects), lowering.cpp
+// writes the group function (loops over a group's threads, per-thread arrays,
+// replayed SIMD statements, masked branches), inline_calls.cpp writes lane
+// versions of the library functions the kernel calls that reach a barrier.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontend/fission.h"
+#include "frontend/statements.h"
+
+namespace mps_shim::frontend::fission {
+
+
+inline bool is_barrier_name(std::string_view s) { return s == "threadgroup_barrier" || s == "simdgroup_barrier"; }
+
+// Thread attributes with one value for the whole threadgroup.
+inline bool is_group_wide(ThreadAttr a) {
+  switch (a) {
+    case ThreadAttr::ThreadgroupPositionInGrid:
+    case ThreadAttr::ThreadsPerGrid:
+    case ThreadAttr::ThreadsPerThreadgroup:
+    case ThreadAttr::ThreadgroupsPerGrid:
+    case ThreadAttr::DispatchThreadsPerThreadgroup:
+    case ThreadAttr::ThreadsPerSimdgroup:
+    case ThreadAttr::ThreadExecutionWidth:
+    case ThreadAttr::SimdgroupsPerThreadgroup:
+    case ThreadAttr::DispatchSimdgroupsPerThreadgroup:
+    case ThreadAttr::QuadgroupsPerThreadgroup:
+    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return true;
+    default: return false;
+  }
+}
+
+inline bool is_assignment(std::string_view s) {
+  return s == "=" || s == "+=" || s == "-=" || s == "*=" || s == "/=" || s == "%=" || s == "&=" || s == "|=" ||
+         s == "^=" || s == "<<=" || s == ">>=";
+}
+
+// A declaration statement `TYPE name [= init | (args) | {args}];`, found by shape.
+struct Declaration {
+  size_t type_first, type_last;  // inclusive
+  size_t name;                   // token index
+  bool single = true;            // one declarator
+};
+
+// The function whose statements are being split: the kernel, or a function it
+// calls that reaches a barrier, inlined at group level.
+struct Frame {
+  const std::vector<ParamDecl>* thread_params = nullptr;  // the kernel's; none in a callee
+  size_t lane_vars_begin = 0;    // per-thread arrays of enclosing frames are not visible
+  std::set<std::string> varying;     // names whose value differs between threads
+  std::set<std::string> body_types;  // names the body declares (not usable as array types)
+  bool callee = false;
+  std::string result;                // a callee's per-thread results (non-void callees)
+};
+
+class Splitter {
+ public:
+  explicit Splitter(const FissionRequest& r) : r_(r), t_(r.source.tokens) {}
+
+  FissionResult run();
+
+ private:
+  FissionResult no(const std::string& why) { return FissionResult{std::nullopt, why, {}}; }
+  bool fail(const std::string& why);
+  bool at(size_t i, std::string_view s) const { return i < t_.size() && t_[i].is(s); }
+
+  // Constructs the splitter cannot reason about; where threads meet.
+  bool scan_tokens(size_t open, size_t close);
+
+  // Holds a barrier or a SIMD-group function: the threads must meet there.
+  bool has_sync(size_t first, size_t last) const;
+  bool has_sync(const Stmt& s) const { return has_sync(s.first, s.last); }
+  // "'atomic_load_explicit' (which polls an atomic or reaches a barrier)" for the first meeting point of a head.
+  std::string first_sync(const Stmt& s) const;
+  bool mentions_barrier(size_t first, size_t last) const;
+
+  // `[::][metal::]threadgroup_barrier(...);`
+  bool is_barrier_statement(const Stmt& s) const;
+
+  std::optional<Declaration> declaration(const Stmt& s) const;
+
+  // Names, `::`, template brackets and arguments, `*` and `&`: `x += y * z` is no declaration.
+  bool type_shaped(size_t first, size_t last) const;
+
+  bool is_threadgroup_declaration(const Declaration& d) const;
+
+  bool has_token(const Declaration& d, std::string_view s) const;
+
+  // Every name a statement of the body declares, at any depth: a thread's own
+  // values (threadgroup arrays and compile-time constants excepted).
+  void collect_declared(const Stmt& s);
+
+  // `const T n = expr;` whose value is the same for every thread (the group
+  // computes it once, so it can size a threadgroup array).
+  bool group_constant(const Declaration& d, const Stmt& s) const;
+
+  // Pointers into a thread's own locals (`&x`, a local array) would dangle in
+  // a per-thread array once the loop that owns the local ends.
+  bool may_point_into_locals() const;
+
+  // Every name a statement declares, at any depth (for-loop variables included).
+  void collect_names(const Stmt& s, std::set<std::string>& names) const;
+
+  bool uses_varying(size_t first, size_t last) const;
+
+  // A threadgroup array is a plain local of the group function; `return;` ends a thread.
+  // In the kernel `return;` ends the thread (the lane lambda returns true); in
+  // an inlined function `return v;` stores v and holds the thread out until
+  // the function's end.
+  std::string render(size_t first, size_t last, const std::map<size_t, size_t>& returns = {}) const;
+
+  std::string line_marker(size_t tok) const { return line_directive(r_.source, tok, true); }
+
+  static std::string declare_thread_value(const ParamDecl& p, const std::string& ids);
+
+  struct LaneVar {
+    std::string name, array;
+  };
+
+  // Statements of one block in which barriers sit.
+  enum class Role {
+    Lanes,      // runs in a loop over the threads with its neighbours
+    Shared,     // a threadgroup array or constexpr: declared once for the group
+    LaneValue,  // an auto variable used past the next meeting point: its own loop collects it
+    Sync,       // a barrier, a SIMD-group statement, or control flow holding one
+  };
+
+  bool is_auto(const Declaration& d) const { return has_token(d, "auto"); }
+
+  // Roles of a block's statements; an auto variable needs its own loop only
+  // when it is used past the end of the loop it would otherwise share.
+  std::vector<Role> roles(const std::vector<Stmt>& stmts) const;
+
+  bool block(const std::vector<Stmt>& stmts);
+
+  // No assignment, increment or atomic: safe to evaluate once per SIMD operation.
+  // Nor a call to a library function that writes memory or touches an atomic.
+  bool side_effect_free(size_t first, size_t last) const;
+
+  // A library function of this name (every overload) writes no memory beyond
+  // its own locals: no atomics, no store through `[`, `*` or `->`, no
+  // non-const reference parameter, and calls only such functions.
+  bool pure_function(std::string_view name) const;
+
+  bool mentions(size_t first, size_t last, std::string_view name) const;
+
+  // A statement with SIMD-group functions: `[type] x = expr;` or `lvalue = expr;`,
+  // replayed once per SIMD operation (see LaneExchange in mps_host_metal.h).
+  bool simd_statement(const Stmt& s);
+
+  // Splits [first, last] at commas outside brackets (angle brackets too when `angles`).
+  std::vector<std::pair<size_t, size_t>> split_commas(size_t first, size_t last, bool angles) const;
+
+  std::string tokens_text(const std::vector<size_t>& toks) const;
+
+  // A library function that reaches a barrier, called as `[type] x = f(args);`
+  // or `f(args);`: its body is split in place with a frame of its own. An
+  // argument that is the same for every thread binds once for the group; the
+  // others bind per thread. Template parameters are deduced from parameters
+  // declared as exactly `T name`.
+  bool inline_call(const Stmt& s, size_t w);
+
+  // `::a::b::` for a token inside namespaces only; nullopt inside a class,
+  // function or anonymous namespace.
+  std::optional<std::string> namespace_path(size_t tok) const;
+
+  // `[type|auto] x = expr;` as an array of per-thread values filled by its own loop.
+  bool lane_value(const Stmt& s, const Declaration& d, bool replay);
+
+  // `prefix[&](lane, ids) -> ret {` with the thread's own values and the
+  // per-thread variables in scope declared.
+  std::string lane_lambda_open(const std::string& prefix, const std::string& ret) const;
+
+  // A statement that holds a barrier: run once for the group.
+  bool group_statement(const Stmt& s);
+
+  // A loop around barriers runs once for the group: the same trip count for every thread.
+  bool group_wide_loop_head(const Stmt& s);
+
+  bool loop_body(const Stmt& s, const std::string& open, const std::string& close);
+
+  // `if (cond)` where cond differs between threads: each branch runs with the
+  // threads whose condition does not select it held out (LaneMask).
+  bool masked_if(const Stmt& s);
+
+  // True when a statement assigns `name` or takes its address.
+  bool modified_in(std::string_view name, const Stmt& s) const;
+
+  // Referenced by a statement of the block after `from`?
+  bool used_after(std::string_view name, const std::vector<Stmt>& stmts, size_t from) const;
+
+  bool add_return(size_t k, std::map<size_t, size_t>& returns);
+
+  // `break`/`continue` that would leave the thread's loop, `return;` that ends
+  // the thread, threadgroup declarations hidden inside a conditional.
+  bool check_region_statement(const Stmt& s, bool in_loop, std::map<size_t, size_t>& returns);
+
+  // One loop over the group's threads running `region`; its declarations used
+  // after it become per-thread arrays.
+  bool lane_loop(const std::vector<const Stmt*>& region, const std::vector<Stmt>& block, size_t after,
+                 std::string& arrays);
+
+  // The element type of a per-thread array: the declared type, top-level const dropped.
+  bool lane_var_type(const Declaration& d, std::string& type);
+
+  const FissionRequest& r_;
+  const std::vector<Token>& t_;
+  std::set<size_t> barriers_;              // barrier call tokens
+  std::set<size_t> syncs_;                 // barrier and SIMD-group call tokens
+  Frame* frame_ = nullptr;
+  std::set<size_t> waits_;                 // calls of library functions that reach a barrier
+  std::vector<std::pair<size_t, std::string>> insertions_;  // lane versions of inlined functions
+  std::set<size_t> shared_;                // declarations the group makes once (first token)
+  mutable std::map<std::string, bool> purity_;  // pure_function, by name
+  std::set<std::string> waiting_lambdas_;  // group-level lambdas that call SIMD functions
+  bool local_arrays_ = false;              // the kernel declares a per-thread array
+  bool points_into_locals_ = false;
+  int inline_depth_ = 0;
+  std::vector<LaneVar> lane_vars_;         // per-thread arrays in scope, outermost first
+  size_t next_array_ = 0;
+  std::string out_;
+  std::string why_;
+};
+
+}  // namespace mps_shim::frontend::fission
