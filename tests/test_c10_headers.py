@@ -365,3 +365,54 @@ def test_atomic_add_from_atomic_h(reductions, dtype):
     getattr(reductions, f"scatter_add_{dtype}")(out, src, index, threads=n)
     got = (out.astype(np.uint32) << 16).view(np.float32) if dtype == "bfloat" else out.astype(np.float64)
     np.testing.assert_array_equal(got, np.bincount(index, weights=values, minlength=bins))
+
+
+# Two more shapes Inductor emits (torch/_inductor/codegen/mps.py): a one-stage
+# welford_reduce over a threadgroup array, and "any" through a threadgroup bool.
+SINGLE_STAGE = r"""
+[[max_total_threads_per_threadgroup(256)]]
+kernel void var_mean(device float* out_mean, device float* out_m2, constant float* in_ptr0,
+                     uint2 thread_pos [[thread_position_in_grid]], uint2 group_pos [[thread_position_in_threadgroup]]) {
+    auto xindex = thread_pos.x;
+    auto r0_index = thread_pos.y;
+    int x0 = xindex;
+    threadgroup float tmp_acc_0[256];
+    auto tmp0 = in_ptr0[r0_index + 256 * x0];
+    tmp_acc_0[r0_index] = tmp0;
+    auto tmp1 = c10::metal::threadgroup_welford_reduce(tmp_acc_0, 256);
+    auto tmp2 = tmp1.x;
+    auto tmp3 = tmp1.y;
+    if (r0_index == 0) { out_mean[x0] = tmp2; out_m2[x0] = tmp3; }
+}
+
+[[max_total_threads_per_threadgroup(256)]]
+kernel void any_above(device bool* out, constant float* in_ptr0,
+                      uint2 thread_pos [[thread_position_in_grid]], uint2 group_pos [[thread_position_in_threadgroup]]) {
+    auto xindex = thread_pos.x;
+    auto r0_index = thread_pos.y;
+    int x0 = xindex;
+    threadgroup bool tmp_acc_0;
+    tmp_acc_0 = false;
+    threadgroup_barrier(metal::mem_flags::mem_threadgroup);
+    auto tmp0 = in_ptr0[r0_index + 256 * x0];
+    auto tmp1 = tmp0 > 2.5f;
+    if (tmp1) { tmp_acc_0 = true; }
+    threadgroup_barrier(metal::mem_flags::mem_threadgroup);
+    if (r0_index == 0) out[x0] = tmp_acc_0;
+}
+"""
+
+
+def test_single_stage_welford_and_any_in_inductor_shape():
+    lib = mps_shim.compile_shader(embedded(["utils", "reduction_utils"]) + SINGLE_STAGE)
+    x = np.random.default_rng(5).standard_normal((16, 256)).astype(np.float32)
+    mean, m2 = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    lib.var_mean(mean, m2, x, threads=(16, 256), group_size=(1, 256))
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m2, x.astype(np.float64).var(1) * 256, rtol=1e-4)
+    out = np.zeros(16, np.bool_)
+    lib.any_above(out, x, threads=(16, 256), group_size=(1, 256))
+    np.testing.assert_array_equal(out, (x > 2.5).any(1))
+    assert (x > 2.5).any(1).any() and not (x > 2.5).any(1).all()   # both outcomes occur
+    for name in ("var_mean", "any_above"):
+        assert lib.library.kernels[name]["execution"] == "lane_loops", lib.library.kernels[name]["execution_note"]
