@@ -338,22 +338,28 @@ struct GroupLanes {
 
 // Calls f(lane, ids) for every thread of the group that has not returned and
 // is not held out, in index order; f returns true when the thread returned.
+// One flat loop whose (x, y, z) counters die when f ignores the ids, so a
+// stretch like `acc[lane] = 0` or `v[lane] = in[pos.y]` is a plain array loop
+// the compiler can vectorise, whatever the group's shape.
 template <typename F>
 MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
   const bool skip_returned = g.any_returned, skip_off = g.any_off;
-  unsigned lane = 0;
-  for (uint z = 0; z < g.size.z; ++z)
-    for (uint y = 0; y < g.size.y; ++y)
-      for (uint x = 0; x < g.size.x; ++x, ++lane) {
-        if ((skip_returned && g.returned[lane]) || (skip_off && g.off[lane])) continue;
-        ThreadIds t;
-        set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
-        if (f(lane, t)) {
-          if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
-          g.any_returned = true;
-          g.returned[lane] = 1;
-        }
+  uint x = 0, y = 0, z = 0;
+  for (unsigned lane = 0; lane < g.n; ++lane) {
+    if (!(skip_returned && g.returned[lane]) && !(skip_off && g.off[lane])) {
+      ThreadIds t;
+      set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
+      if (f(lane, t)) {
+        if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
+        g.any_returned = true;
+        g.returned[lane] = 1;
       }
+    }
+    if (++x == g.size.x) {
+      x = 0;
+      if (++y == g.size.y) y = 0, ++z;
+    }
+  }
 }
 
 MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
