@@ -348,20 +348,26 @@ def test_returned_threads_do_not_run_after_a_barrier(lib, rounds):
 
 
 def ids_reference(grid, group):
-    """The columns of ids2/ids3 for a dispatch of full groups: Metal's ids, x fastest."""
-    (gx, gy, gz), (w, h, d) = grid, group
-    out = np.zeros((gz, gy, gx, 16), np.int64)
-    for z in range(gz):
-        for y in range(gy):
-            for x in range(gx):
-                t = (x % w, y % h, z % d)
+    """The columns of ids2/ids3: Metal's ids, x fastest. An edge group's threads_per_threadgroup
+    is its actual size (DESIGN.md), and its thread indices count within that size."""
+    out = np.zeros((grid[2], grid[1], grid[0], 16), np.int64)
+    for z in range(grid[2]):
+        for y in range(grid[1]):
+            for x in range(grid[0]):
+                p = (x, y, z)
+                t = tuple(p[a] % group[a] for a in range(3))
+                g = tuple(p[a] // group[a] for a in range(3))
+                w, h, d = (min(group[a], grid[a] - g[a] * group[a]) for a in range(3))
                 idx = t[0] + t[1] * w + t[2] * w * h
-                out[z, y, x] = [*t, x, y, z, x // w, y // h, z // d, w, h, d, idx, idx // 32, idx % 32, idx]
+                out[z, y, x] = [*t, *p, *g, w, h, d, idx, idx // 32, idx % 32, idx]
     return out.reshape(-1, 16)
 
 
 @pytest.mark.parametrize("grid, group", [((16, 12, 1), (8, 6, 1)), ((32, 4, 1), (16, 4, 1)),
-                                         ((8, 8, 4), (4, 4, 4)), ((12, 6, 6), (6, 3, 2))])
+                                         ((8, 8, 4), (4, 4, 4)), ((12, 6, 6), (6, 3, 2)),
+                                         # groups along y or z only, and edge groups that shrink to one axis
+                                         ((4, 32, 1), (1, 16, 1)), ((2, 2, 24), (1, 1, 8)), ((9, 8, 1), (8, 4, 1)),
+                                         ((3, 5, 7), (2, 4, 4))])
 def test_thread_ids_after_a_barrier(lib, grid, group):
     for kernel in (["ids2"] if grid[2] == 1 else []) + ["ids3"]:
         dims = 2 if kernel == "ids2" else 3

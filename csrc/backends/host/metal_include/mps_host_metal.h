@@ -338,23 +338,38 @@ struct GroupLanes {
 
 // Calls f(lane, ids) for every thread of the group that has not returned and
 // is not held out, in index order; f returns true when the thread returned.
-// One flat loop whose (x, y, z) counters die when f ignores the ids, so a
-// stretch like `acc[lane] = 0` or `v[lane] = in[pos.y]` is a plain array loop
-// the compiler can vectorise, whatever the group's shape.
+// Visits one thread of the group: its ids, f, and the record of its return.
+template <typename F>
+MPS_SHIM_INLINE void visit_lane(GroupLanes& g, F& f, unsigned lane, uint x, uint y, uint z) {
+  ThreadIds t;
+  set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
+  t.index_in_group = lane;  // the same value, in a form the vectoriser sees
+  if (f(lane, t)) {
+    if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
+    g.any_returned = true;
+    g.returned[lane] = 1;
+  }
+}
+
+// One flat loop over the threads. In a group that extends along one axis (the
+// usual 1-D group, and Inductor's {1, R}) the position is linear in the lane,
+// so a stretch like `acc[lane] = 0` or `v[lane] = in[pos.y]` is a plain array
+// loop the compiler can vectorise.
 template <typename F>
 MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
   const bool skip_returned = g.any_returned, skip_off = g.any_off;
+  auto skipped = [&](unsigned lane) __attribute__((always_inline)) {
+    return (skip_returned && g.returned[lane]) || (skip_off && g.off[lane]);
+  };
+  if (g.size.x == g.n || g.size.y == g.n || g.size.z == g.n) {
+    const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = !mx && !my;
+    for (unsigned lane = 0; lane < g.n; ++lane)
+      if (!skipped(lane)) visit_lane(g, f, lane, lane * mx, lane * my, lane * mz);
+    return;
+  }
   uint x = 0, y = 0, z = 0;
   for (unsigned lane = 0; lane < g.n; ++lane) {
-    if (!(skip_returned && g.returned[lane]) && !(skip_off && g.off[lane])) {
-      ThreadIds t;
-      set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
-      if (f(lane, t)) {
-        if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
-        g.any_returned = true;
-        g.returned[lane] = 1;
-      }
-    }
+    if (!skipped(lane)) visit_lane(g, f, lane, x, y, z);
     if (++x == g.size.x) {
       x = 0;
       if (++y == g.size.y) y = 0, ++z;
