@@ -733,7 +733,8 @@ struct LaneExchange {
 
 
 // `kind` tells apart the functions of a SIMD-group that meet at one step.
-inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n, const void* kind = nullptr) {
+inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, const void* value, size_t n,
+                                                           const void* kind = nullptr) {
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
   if (x->replaying && k < x->resolved) {
     uint32_t mask = x->mask[k][sg];
@@ -759,54 +760,33 @@ inline SimdView lane_exchange(LaneExchange* x, const void* value, size_t n, cons
 }
 }  // namespace detail
 
-// Every active lane deposits `value`; returns once all have, with all deposits.
+namespace detail {
+// The fiber and single-thread paths of simd_exchange / simd_collective stay
+// out of line, so that the lane-loop path inlines into the pass over the
+// group's threads (a call per thread per pass cost more than the exchange).
 template <class T>
-inline SimdView simd_exchange(const T& value) {
-  static_assert(sizeof(T) <= kSlotBytes, "SIMD exchange carries at most 16 bytes");
-  static_assert(__is_trivially_copyable(T), "SIMD exchange copies bytes");
-  detail::Group* g = detail::tls.group;
+__attribute__((noinline)) SimdView fiber_exchange(const T& value) {
+  Group* g = tls.group;
   if (!g) {
-    if (detail::LaneExchange* x = detail::tls.lanes) return detail::lane_exchange(x, &value, sizeof(T));
-    detail::Solo& solo = detail::tls.solo;
+    Solo& solo = tls.solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return SimdView{solo.slot, 1u, 0u};
   }
   unsigned p, lane;
-  detail::Simd* s = detail::simd_arrive(g, &value, sizeof(T), &p, &lane);
+  Simd* s = simd_arrive(g, &value, sizeof(T), &p, &lane);
   return SimdView{s->slot[p], s->mask[p], lane};
 }
 
-// Like simd_exchange, for a result that is the same on every lane: fin(view)
-// runs once per operation (by the first lane to resume) and the others copy
-// its result. R: at most 16 bytes, trivially copyable.
 template <class R, class T, class Fin>
-inline R simd_collective(const T& value, Fin fin) {
-  static_assert(sizeof(T) <= kSlotBytes && sizeof(R) <= kSlotBytes, "at most 16 bytes");
-  static_assert(__is_trivially_copyable(T) && __is_trivially_copyable(R), "SIMD exchange copies bytes");
-  detail::Group* g = detail::tls.group;
+__attribute__((noinline)) R fiber_collective(const T& value, Fin& fin) {
+  Group* g = tls.group;
   if (!g) {
-    if (detail::LaneExchange* x = detail::tls.lanes) {
-      static const char kind = 0;  // one per instantiation: per SIMD-group function
-      const unsigned k = x->op;
-      const SimdView v = detail::lane_exchange(x, &value, sizeof(T), &kind);
-      if (!x->replaying || k >= x->resolved || x->mixed[k][x->lane / kSimdWidth]) return fin(v);
-      const unsigned sg = x->lane / kSimdWidth;  // complete: one result per SIMD-group
-      R r;
-      if (x->combined[k][sg]) {
-        __builtin_memcpy(&r, x->result[k][sg], sizeof(R));
-      } else {
-        r = fin(v);
-        __builtin_memcpy(x->result[k][sg], &r, sizeof(R));
-        x->combined[k][sg] = 1;
-      }
-      return r;
-    }
-    detail::Solo& solo = detail::tls.solo;
+    Solo& solo = tls.solo;
     __builtin_memcpy(solo.slot[0], &value, sizeof(T));
     return fin(SimdView{solo.slot, 1u, 0u});
   }
   unsigned p, lane;
-  detail::Simd* s = detail::simd_arrive(g, &value, sizeof(T), &p, &lane);
+  Simd* s = simd_arrive(g, &value, sizeof(T), &p, &lane);
   R r;
   if (s->reduced[p]) {
     __builtin_memcpy(&r, s->result[p], sizeof(R));
@@ -816,6 +796,47 @@ inline R simd_collective(const T& value, Fin fin) {
     s->reduced[p] = 1;
   }
   return r;
+}
+
+template <class R, class T, class Fin>
+inline __attribute__((always_inline)) R lane_collective(LaneExchange* x, const T& value, Fin& fin) {
+  static const char kind = 0;  // one per instantiation: per SIMD-group function
+  const unsigned k = x->op;
+  const SimdView v = lane_exchange(x, &value, sizeof(T), &kind);
+  if (!x->replaying || k >= x->resolved || x->mixed[k][x->lane / kSimdWidth]) return fin(v);
+  const unsigned sg = x->lane / kSimdWidth;  // complete: one result per SIMD-group
+  R r;
+  if (x->combined[k][sg]) {
+    __builtin_memcpy(&r, x->result[k][sg], sizeof(R));
+  } else {
+    r = fin(v);
+    __builtin_memcpy(x->result[k][sg], &r, sizeof(R));
+    x->combined[k][sg] = 1;
+  }
+  return r;
+}
+}  // namespace detail
+
+// Every active lane deposits `value`; returns once all have, with all deposits.
+template <class T>
+inline __attribute__((always_inline)) SimdView simd_exchange(const T& value) {
+  static_assert(sizeof(T) <= kSlotBytes, "SIMD exchange carries at most 16 bytes");
+  static_assert(__is_trivially_copyable(T), "SIMD exchange copies bytes");
+  detail::ThreadSlots& slots = detail::tls;
+  if (!slots.group && slots.lanes) return detail::lane_exchange(slots.lanes, &value, sizeof(T));
+  return detail::fiber_exchange(value);
+}
+
+// Like simd_exchange, for a result that is the same on every lane: fin(view)
+// runs once per operation (by the first lane to resume) and the others copy
+// its result. R: at most 16 bytes, trivially copyable.
+template <class R, class T, class Fin>
+inline __attribute__((always_inline)) R simd_collective(const T& value, Fin fin) {
+  static_assert(sizeof(T) <= kSlotBytes && sizeof(R) <= kSlotBytes, "at most 16 bytes");
+  static_assert(__is_trivially_copyable(T) && __is_trivially_copyable(R), "SIMD exchange copies bytes");
+  detail::ThreadSlots& slots = detail::tls;
+  if (!slots.group && slots.lanes) return detail::lane_collective<R>(slots.lanes, value, fin);
+  return detail::fiber_collective<R>(value, fin);
 }
 
 // simdgroup_barrier: waits for the active lanes of the SIMD-group.
