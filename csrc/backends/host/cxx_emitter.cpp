@@ -38,7 +38,8 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   if (k.params.empty()) out << "  {\"\", \"\", 0, -1, \"\", 0, 0},\n";
   out << "};\n";
   out << "extern \"C\" void mps_shim_entry_" << index
-      << "(const mps_shim_launch* L, uint64_t first, uint64_t end) {\n";
+      << "(const mps_shim_launch* L, uint64_t first, uint64_t end) {\n"
+      << "  mps_host::claim_thread_locals();\n";
   for (size_t i = 0; i < k.params.size(); ++i) {
     const ParamDecl& p = k.params[i];
     if (p.role == ParamRole::ThreadPosition) continue;

@@ -58,6 +58,14 @@ Toolchain make_toolchain() {
   // no other fast-math; errno and FP traps do not exist on the GPU.
   tc.flags = {"-std=gnu++17", "-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno",
               "-fno-trapping-math", "-fsigned-char", "-fvisibility=hidden", "-w"};
+#if defined(__x86_64__)
+  // Kernels are dlopen'ed, so their thread_locals (the lane-loop SIMD
+  // exchange, the fiber scheduler, threadgroup memory) are dynamic TLS. With
+  // TLS descriptors a lookup is a register-preserving call whose result the
+  // compiler hoists out of loops; __tls_get_addr is a call per access.
+  // AArch64 uses descriptors already; clang before 19 lacks the option.
+  if (real.find("clang") == std::string::npos) tc.flags.push_back("-mtls-dialect=gnu2");
+#endif
   return tc;
 }
 

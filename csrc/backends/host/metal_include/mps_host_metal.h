@@ -377,6 +377,15 @@ MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
   }
 }
 
+// Kernels are built with TLS descriptors on x86-64 (toolchain.cpp): code
+// that reads a thread_local assumes the lookup preserves every register, but
+// before glibc 2.39 the lookup that first allocates a thread's copy of a
+// dlopen'ed module's thread_locals clobbers vector registers. Each entry point
+// calls this first, so that allocation happens here, with nothing live.
+__attribute__((noinline)) inline void claim_thread_locals() {
+  __asm__ volatile("" : : "r"(&fibers::detail::tls) : "memory");
+}
+
 MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
   static thread_local fibers::detail::LaneExchange x;  // 128 KiB: dynamic TLS, allocated on first use
   return x;
