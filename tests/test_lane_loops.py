@@ -574,3 +574,91 @@ def test_lane_loop_and_fiber_modules_are_cached_apart(monkeypatch):
     assert lanes.library.kernels["tree_sum"]["execution"] == "lane_loops"
     assert fibers.library.kernels["tree_sum"]["execution"] == "fibers"
     assert again.library.kernels["tree_sum"]["execution"] == "lane_loops"
+
+
+# Sum, max and argmax of each row through helpers with barriers, in Inductor's
+# {1, R} shape. Kept in this shape because it caught a glibc bug (before 2.39):
+# the lookup that first allocates a thread's copy of a dlopen'ed module's
+# thread_locals clobbered vector registers, so with TLS descriptors and
+# without claim_thread_locals() the first groups of each worker came out wrong.
+ROW_REDUCE = HEAD + r"""
+template <typename T>
+T group_sum(threadgroup T* data, T val, uint idx, uint size) {
+  T rc = simd_sum(val);
+  if (idx % 32 == 0) data[idx / 32] = rc;
+  if (size > 32) {
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (idx < (size + 31) / 32) {
+      T rc1 = simd_sum(data[idx]);
+      if (idx == 0) data[0] = rc1;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return data[0];
+}
+template <typename T>
+T group_max(threadgroup T* data, T val, uint idx, uint size) {
+  T rc = simd_max(val);
+  if (idx % 32 == 0) data[idx / 32] = rc;
+  if (size > 32) {
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (idx < (size + 31) / 32) {
+      T rc1 = simd_max(data[idx]);
+      if (idx == 0) data[0] = rc1;
+    }
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return data[0];
+}
+template <typename T>
+long group_argmax(threadgroup T* vals, threadgroup long* idxs, T val, long idx_val, uint idx, uint size) {
+  T m = simd_max(val);
+  ulong vote = ulong(simd_ballot(val == m));
+  long best = simd_broadcast(idx_val, ushort(ctz(vote)));
+  if (idx % 32 == 0) { vals[idx / 32] = m; idxs[idx / 32] = best; }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (idx == 0) {
+    T bv = vals[0]; long bi = idxs[0];
+    for (uint s = 1; s < (size + 31) / 32; ++s) if (vals[s] > bv) { bv = vals[s]; bi = idxs[s]; }
+    idxs[0] = bi;
+  }
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return idxs[0];
+}
+[[max_total_threads_per_threadgroup(1024)]]
+kernel void row_reduce(device float* sums, device float* maxes, device long* argmaxes, constant float* x,
+                       constant long& cols, uint2 pos [[thread_position_in_grid]],
+                       uint2 tid [[thread_position_in_threadgroup]], uint2 size [[threads_per_threadgroup]]) {
+    threadgroup float tmp_sum[32];
+    threadgroup float tmp_max[32];
+    threadgroup float tmp_arg[32];
+    threadgroup long tmp_idx[32];
+    const long row = pos.x;
+    float acc = 0, best = -INFINITY;
+    long best_idx = 0;
+    for (long c = tid.y; c < cols; c += size.y) {
+        const float v = x[row * cols + c];
+        acc += v;
+        if (v > best) { best = v; best_idx = c; }
+    }
+    const float s = group_sum(tmp_sum, acc, tid.y, size.y);
+    const float m = group_max(tmp_max, best, tid.y, size.y);
+    const long a = group_argmax(tmp_arg, tmp_idx, best, best_idx, tid.y, size.y);
+    if (tid.y == 0) { sums[row] = s; maxes[row] = m; argmaxes[row] = a; }
+}
+"""
+
+
+@pytest.mark.parametrize("cols", [1, 2, 33, 1000])
+def test_first_dispatch_of_a_fresh_module_on_every_worker(cols):
+    # A source no other test loads, so every worker meets this module's thread_locals first here.
+    lib = mps_shim.compile_shader(ROW_REDUCE + f"// cols {cols}\n")
+    assert_execution(lib, "row_reduce", "lane_loops")
+    rows = 6
+    x = np.random.default_rng(cols).permutation(rows * cols).astype(np.float32).reshape(rows, cols) + 1
+    sums, maxes, argmaxes = np.zeros(rows, np.float32), np.zeros(rows, np.float32), np.zeros(rows, np.int64)
+    group = min(cols, 1024)
+    lib.row_reduce(sums, maxes, argmaxes, x, cols, threads=(rows, group), group_size=(1, group))
+    np.testing.assert_allclose(sums, x.astype(np.float64).sum(1), rtol=1e-5)
+    np.testing.assert_array_equal(maxes, x.max(1))
+    np.testing.assert_array_equal(argmaxes, x.argmax(1))
