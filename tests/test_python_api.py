@@ -169,6 +169,12 @@ KERNEL_HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
     ("kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
      "    threadgroup float tile[8193];\n    out[i] = tile[0];\n}\n",
      "threadgroup float tile", ["32 KiB"]),
+    # Metal counts a kernel's threadgroup memory together with that of the functions it calls.
+    ("float helper(uint t) {\n    threadgroup float4 big[1300];\n    big[t % 1300] = float4(t);\n"
+     "    threadgroup_barrier(mem_flags::mem_threadgroup);\n    return big[0].x;\n}\n"
+     "kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
+     "    threadgroup float tile[5000];\n    tile[i % 5000] = 1.0f;\n    out[i] = helper(i) + tile[0];\n}\n",
+     "kernel void k", ["'k' needs 40800 bytes", "20000 in 'k'", "20800 in 'helper'", "32768"]),
     ("kernel void k(device float* out,\n              float v,\n              uint i [[thread_position_in_grid]]) {\n"
      "    out[i] = v;\n}\n",
      "float v,", ["'v'", "device or constant pointer or reference"]),
@@ -188,6 +194,26 @@ def test_unsupported_constructs_fail_at_compile_time_with_the_line(body, marker,
     assert f"library.metal:{line_of(src, marker)}:" in msg, msg
     for w in words:
         assert w in msg, msg
+
+
+def test_a_kernel_and_its_helpers_may_share_out_32_kib_of_threadgroup_memory():
+    src = KERNEL_HEAD + """
+float helper(uint t) {
+    threadgroup half2 half_of_it[4096];
+    half_of_it[t] = half2(half(t), 1.0h);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return float(half_of_it[(t + 1) % 64].x);
+}
+kernel void k(device float* out, uint t [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]]) {
+    threadgroup float other_half[4096];
+    other_half[t] = 2.0f;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = helper(t) + other_half[t];
+}
+"""
+    out = np.zeros(128, np.float32)
+    mps_shim.compile_shader(src).k(out, threads=128, group_size=64)
+    np.testing.assert_array_equal(out, (np.arange(128) + 1) % 64 + 2.0)
 
 
 def test_kernel_not_found_lists_the_kernels(lib):

@@ -24,8 +24,12 @@ bool is_simd_function(std::string_view name) { return name.rfind("simd_", 0) == 
 
 bool is_waiting_function(std::string_view name) { return is_threadgroup_function(name) && !is_simd_function(name); }
 
-bool reaches(const LexedSource& source, const std::vector<FunctionBody>& bodies, size_t body_open,
-             bool (*is_target)(std::string_view)) {
+// Walks the calls of the body at body_open and of every library function they
+// may reach (each body once, the start first, into *reached when given) until
+// stop(name) is true for a called name; returns whether it was.
+template <typename Stop>
+bool walk_calls(const LexedSource& source, const std::vector<FunctionBody>& bodies, size_t body_open, Stop stop,
+                std::vector<const FunctionBody*>* reached = nullptr) {
   const std::vector<Token>& t = source.tokens;
   std::multimap<std::string, const FunctionBody*> by_name;
   const FunctionBody* start = nullptr;
@@ -39,15 +43,21 @@ bool reaches(const LexedSource& source, const std::vector<FunctionBody>& bodies,
   while (!work.empty()) {
     const FunctionBody* b = work.back();
     work.pop_back();
+    if (reached) reached->push_back(b);
     for (size_t i = b->open + 1; i < b->close; ++i) {
       if (!t[i].is_identifier() || !(t[i + 1].is("(") || t[i + 1].is("<"))) continue;
-      if (is_target(t[i].text)) return true;
+      if (stop(t[i].text)) return true;
       auto range = by_name.equal_range(std::string(t[i].text));
       for (auto it = range.first; it != range.second; ++it)
         if (seen.insert(it->second).second) work.push_back(it->second);
     }
   }
   return false;
+}
+
+bool reaches(const LexedSource& source, const std::vector<FunctionBody>& bodies, size_t body_open,
+             bool (*is_target)(std::string_view)) {
+  return walk_calls(source, bodies, body_open, is_target);
 }
 
 }  // namespace
@@ -83,6 +93,13 @@ CallKind call_kind(const LexedSource& source, const std::vector<FunctionBody>& b
     if (reaches(source, bodies, b.open, is_threadgroup_function)) kind = CallKind::Simd;
   }
   return kind;
+}
+
+std::vector<const FunctionBody*> reachable_bodies(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                                  size_t body_open) {
+  std::vector<const FunctionBody*> reached;
+  walk_calls(source, bodies, body_open, [](std::string_view) { return false; }, &reached);
+  return reached;
 }
 
 }  // namespace mps_shim::frontend

@@ -26,6 +26,11 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source);
 bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                                    size_t body_open);
 
+// The body at `body_open` and the bodies of every library function it may
+// call, directly or through others (name-based, as above), each once.
+std::vector<const FunctionBody*> reachable_bodies(const LexedSource& source, const std::vector<FunctionBody>& bodies,
+                                                  size_t body_open);
+
 // What a call to `name` may reach, directly or through the library's functions
 // of that name.
 enum class CallKind {

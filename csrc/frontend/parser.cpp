@@ -115,6 +115,7 @@ class Parser {
       if (reaches_threadgroup_functions(src_, bodies_, k.body_open)) k.execution = KernelDecl::Execution::Fibers;
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
+    check_threadgroup_totals(decls);
     for (const Decl& d : decls)
       if (d.is_definition) add_lane_loop_function(d, out.kernels);
     for (size_t i = 0; i < t_.size(); ++i)
@@ -503,12 +504,75 @@ class Parser {
     size_t end = k;
     while (end < t_.size() && !t_[end].is(";")) ++end;
     if (end >= t_.size()) error(i, "unterminated threadgroup declaration");
-    // Metal's limit: 32 KiB of threadgroup memory, checked per function.
-    std::vector<std::string>& names = threadgroup_objects_[enclosing_body(i)];
-    names.push_back(std::string(t_[k - 1].text));
+    // Metal's limit: 32 KiB of threadgroup memory, checked per function here
+    // and across the functions a kernel calls in check_threadgroup_totals.
+    std::vector<ThreadgroupObject>& objects = threadgroup_objects_[enclosing_body(i)];
+    objects.push_back({std::string(t_[k - 1].text), threadgroup_bytes(i + 1, k - 1, end)});
     std::string sum;
-    for (const std::string& n : names) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + n + ")";
+    for (const ThreadgroupObject& o : objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
     repl_[end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
+  }
+
+  // Bytes of `TYPE NAME[N]...;` (tokens type_first..name, `;` at end) when the
+  // type is a Metal scalar or vector and the extents are literals; else none.
+  std::optional<uint64_t> threadgroup_bytes(size_t type_first, size_t name, size_t end) const {
+    static const std::map<std::string, uint64_t, std::less<>> kScalar = {
+        {"bool", 1}, {"char", 1}, {"uchar", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"bfloat", 2},
+        {"int", 4}, {"uint", 4}, {"float", 4}, {"long", 8}, {"ulong", 8}, {"atomic_int", 4}, {"atomic_uint", 4},
+        {"atomic_float", 4}};
+    size_t k = type_first;
+    while (k < name && (t_[k].is("const") || t_[k].is("volatile"))) ++k;
+    if (at(k, "metal") && at(k + 1, "::")) k += 2;
+    if (k + 1 != name || !t_[k].is_identifier()) return std::nullopt;
+    std::string type(t_[k].text);
+    uint64_t lanes = 1;
+    if (const char last = type.back(); last >= '2' && last <= '4' && !kScalar.count(type)) {
+      lanes = last == '3' ? 4 : uint64_t(last - '0');  // a 3-vector is as large as a 4-vector
+      type.pop_back();
+    }
+    auto scalar = kScalar.find(type);
+    if (scalar == kScalar.end() || (lanes > 1 && type.rfind("atomic_", 0) == 0)) return std::nullopt;
+    uint64_t bytes = scalar->second * lanes;
+    for (k = name + 1; k < end; k += 3) {
+      if (!t_[k].is("[") || k + 2 >= end || t_[k + 1].kind != TokenKind::Number || !t_[k + 2].is("]"))
+        return std::nullopt;
+      const std::string digits(t_[k + 1].text);
+      if (digits.empty() || digits.find_first_not_of("0123456789uU") != std::string::npos || digits[0] == '0' ||
+          digits.size() > 9)
+        return std::nullopt;
+      bytes = std::min<uint64_t>(bytes * std::stoull(digits), uint64_t(1) << 40);  // past the limit either way
+    }
+    return bytes;
+  }
+
+  // Metal counts the threadgroup memory of a kernel and every function it
+  // calls together. Counted where the frontend knows the sizes and which
+  // function a call reaches (one definition of that name), so the check never
+  // rejects a kernel that fits.
+  void check_threadgroup_totals(const std::vector<Decl>& decls) const {
+    std::map<std::string, int> definitions;
+    for (const FunctionBody& b : bodies_) ++definitions[b.name];
+    for (const Decl& d : decls) {
+      if (!d.is_definition || d.is_instantiation) continue;
+      uint64_t total = 0;
+      std::string parts;
+      int functions = 0;
+      for (const FunctionBody* b : reachable_bodies(src_, bodies_, d.body_open)) {
+        auto objects = threadgroup_objects_.find(b->open);
+        if (objects == threadgroup_objects_.end()) continue;
+        if (b->open != d.body_open && definitions[b->name] != 1) continue;
+        uint64_t bytes = 0;
+        for (const ThreadgroupObject& o : objects->second) bytes += o.bytes.value_or(0);
+        if (!bytes) continue;
+        total += bytes;
+        ++functions;
+        parts += concat(parts.empty() ? "" : ", ", bytes, " in '", b->name, "'");
+      }
+      if (total > 32768 && functions > 1)
+        error(d.name_token, concat("kernel '", t_[d.name_token].text, "' needs ", total,
+                                   " bytes of threadgroup memory with the functions it calls (", parts,
+                                   "); Metal allows 32768"));
+    }
   }
 
   // The function body (its opening brace) that contains token i, or 0.
@@ -534,7 +598,11 @@ class Parser {
   const ParseOptions options_;
   std::vector<std::optional<std::string>> repl_;
   std::vector<FunctionBody> bodies_;
-  std::map<size_t, std::vector<std::string>> threadgroup_objects_;  // by function body
+  struct ThreadgroupObject {
+    std::string name;
+    std::optional<uint64_t> bytes;  // when the frontend can tell
+  };
+  std::map<size_t, std::vector<ThreadgroupObject>> threadgroup_objects_;  // by function body
 };
 
 }  // namespace
