@@ -722,15 +722,40 @@ struct LaneExchange {
   uint32_t mask[kMaxOps][kMaxSimdGroups];  // lanes that deposited, per operation and SIMD-group
   // Which function deposited: lanes of one SIMD-group on different functions
   // at one step (`c ? simd_max(v) : simd_min(v)`) form separate operations.
-  const void* kind[kMaxOps][kMaxSimdGroups];
   unsigned char mixed[kMaxOps][kMaxSimdGroups];
   const void* lane_kind[kMaxOps][kMaxThreads];
+  // Lanes that deposited for operation `resolved` in this pass. A lane only
+  // marks itself; masks are built once the pass is over (close_deposits), so
+  // consecutive lanes do not wait on each other's read-modify-write of a mask.
+  unsigned char arrived[kMaxThreads];
   unsigned char combined[kMaxOps][kMaxSimdGroups];  // simd_collective: result holds the SIMD-group's value
   alignas(16) unsigned char result[kMaxOps][kMaxSimdGroups][kSlotBytes];
   alignas(16) unsigned char slots[kMaxOps][kMaxThreads][kSlotBytes];
   alignas(16) unsigned char scratch[kSimdWidth][kSlotBytes];
 };
 
+
+// After a pass over n lanes that deposited for operation `resolved`: each
+// SIMD-group's mask of deposited lanes, and whether they were on different functions.
+inline void close_deposits(LaneExchange* x, unsigned n) {
+  const unsigned k = x->resolved;
+  for (unsigned sg = 0; sg * kSimdWidth < n; ++sg) {
+    const unsigned char* arrived = &x->arrived[sg * kSimdWidth];
+    const unsigned lanes = n - sg * kSimdWidth < kSimdWidth ? n - sg * kSimdWidth : kSimdWidth;
+    uint32_t mask = 0;
+    for (unsigned l = 0; l < lanes; ++l) mask |= uint32_t(arrived[l]) << l;
+    x->mask[k][sg] = mask;
+    x->mixed[k][sg] = 0;
+    if (!mask) continue;
+    const void* const* kinds = &x->lane_kind[k][sg * kSimdWidth];
+    const void* first = kinds[__builtin_ctz(mask)];
+    for (uint32_t m = mask; m; m &= m - 1)
+      if (kinds[__builtin_ctz(m)] != first) {
+        x->mixed[k][sg] = 1;
+        break;
+      }
+  }
+}
 
 // `kind` tells apart the functions of a SIMD-group that meet at one step.
 inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, const void* value, size_t n,
@@ -750,10 +775,8 @@ inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, co
   }
   __builtin_memcpy(x->slots[k][lane], value, n);
   if (k == x->resolved) {
-    if (x->mask[k][sg] == 0) x->kind[k][sg] = kind;
-    else if (x->kind[k][sg] != kind) x->mixed[k][sg] = 1;
     x->lane_kind[k][lane] = kind;
-    x->mask[k][sg] |= 1u << l;
+    x->arrived[lane] = 1;
     x->deposited = true;
   }
   return SimdView{&x->slots[k][sg * kSimdWidth], 1u << l, l};  // a placeholder until the operation completes

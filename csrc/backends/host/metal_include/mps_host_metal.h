@@ -402,8 +402,7 @@ MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
   for (;;) {
     x.deposited = false;
     if (x.resolved < x.kMaxOps) {
-      __builtin_memset(x.mask[x.resolved], 0, sizeof(x.mask[0]));
-      __builtin_memset(x.mixed[x.resolved], 0, sizeof(x.mixed[0]));
+      __builtin_memset(x.arrived, 0, g.n);
       __builtin_memset(x.combined[x.resolved], 0, sizeof(x.combined[0]));
     }
     for_each_lane(g, [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
@@ -412,6 +411,7 @@ MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
       return f(lane, t);
     });
     if (!x.deposited) break;
+    fibers::detail::close_deposits(&x, g.n);
     ++x.resolved;
   }
   x.replaying = false;
