@@ -824,15 +824,14 @@ __attribute__((noinline)) R fiber_collective(const T& value, Fin& fin) {
 template <class R, class T, class Fin>
 inline __attribute__((always_inline)) R lane_collective(LaneExchange* x, const T& value, Fin& fin) {
   static const char kind = 0;  // one per instantiation: per SIMD-group function
-  const unsigned k = x->op;
-  const SimdView v = lane_exchange(x, &value, sizeof(T), &kind);
-  if (!x->replaying || k >= x->resolved || x->mixed[k][x->lane / kSimdWidth]) return fin(v);
-  const unsigned sg = x->lane / kSimdWidth;  // complete: one result per SIMD-group
+  const unsigned k = x->op, lane = x->lane, sg = lane / kSimdWidth;
+  if (!x->replaying || k >= x->resolved || x->mixed[k][sg]) return fin(lane_exchange(x, &value, sizeof(T), &kind));
+  ++x->op;  // complete: one result per SIMD-group
   R r;
   if (x->combined[k][sg]) {
     __builtin_memcpy(&r, x->result[k][sg], sizeof(R));
   } else {
-    r = fin(v);
+    r = fin(SimdView{&x->slots[k][sg * kSimdWidth], x->mask[k][sg], lane % kSimdWidth});
     __builtin_memcpy(x->result[k][sg], &r, sizeof(R));
     x->combined[k][sg] = 1;
   }
