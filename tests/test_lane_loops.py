@@ -662,3 +662,60 @@ def test_first_dispatch_of_a_fresh_module_on_every_worker(cols):
     np.testing.assert_allclose(sums, x.astype(np.float64).sum(1), rtol=1e-5)
     np.testing.assert_array_equal(maxes, x.max(1))
     np.testing.assert_array_equal(argmaxes, x.argmax(1))
+
+
+# ---- stretches where few threads run visit only those ---------------------------------------------------------------
+
+FEW_RUN = HEAD + """
+kernel void few_run(device float* out, constant float* x,
+                    uint3 pos [[thread_position_in_grid]], uint3 grid [[threads_per_grid]],
+                    uint t [[thread_index_in_threadgroup]], uint3 lid [[thread_position_in_threadgroup]]) {
+    const uint i = (pos.z * grid.y + pos.y) * grid.x + pos.x;
+    const float v = x[i];
+    float a = -1.0f, b = -1.0f;
+    if (t % 5 == 0) {  // a fifth of the group: the SIMD statement visits just those threads
+        a = simd_sum(v) + float(lid.x + lid.y * 8 + lid.z * 512) * 2048.0f;  // exact in float
+    }
+    if (t % 3 == 1) { out[i] = a; return; }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (t % 7 == 0) {  // of the two thirds still running, a seventh
+        b = simd_max(v + float(lid.y));
+    }
+    out[i] = a - b;
+}
+"""
+
+
+def few_run_reference(x, grid, group):
+    ids = ids_reference(grid, group)  # columns 0-2: thread position in the group, 12: index in the group
+    lid, t = ids[:, 0:3], ids[:, 12]
+    g = ids[:, 6:9]
+    key = [tuple(g[i]) + (t[i] // 32,) for i in range(len(t))]  # one SIMD-group
+    expect = np.empty(len(t), np.float64)
+    for i in range(len(t)):
+        mates = [j for j in range(len(t)) if key[j] == key[i]]
+        a = b = -1.0
+        if t[i] % 5 == 0:
+            a = sum(float(x[j]) for j in mates if t[j] % 5 == 0) + (lid[i, 0] + lid[i, 1] * 8 + lid[i, 2] * 512) * 2048.0
+        if t[i] % 3 == 1:
+            expect[i] = a
+            continue
+        if t[i] % 7 == 0:
+            b = max(float(x[j]) + lid[j, 1] for j in mates if t[j] % 7 == 0 and t[j] % 3 != 1)
+        expect[i] = a - b
+    return expect
+
+
+@pytest.mark.parametrize("grid, group", [((200, 1, 1), (64, 1, 1)), ((1, 100, 1), (1, 96, 1)),
+                                         ((24, 10, 1), (8, 8, 1)), ((6, 10, 8), (4, 4, 6))])
+def test_stretches_where_few_threads_run(monkeypatch, grid, group):
+    lanes, fibers = _both_ways(monkeypatch, FEW_RUN)
+    assert lanes.library.kernels["few_run"]["execution"] == "lane_loops"
+    n = int(np.prod(grid))
+    x = np.random.default_rng(n).integers(0, 64, n).astype(np.float32)
+    dims = 1 if grid[1:] == (1, 1) else (2 if grid[2] == 1 else 3)
+    a, b = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    lanes.few_run(a, x, threads=grid[:dims], group_size=group[:dims])
+    fibers.few_run(b, x, threads=grid[:dims], group_size=group[:dims])
+    np.testing.assert_array_equal(a, few_run_reference(x, grid, group))
+    np.testing.assert_array_equal(a, b)

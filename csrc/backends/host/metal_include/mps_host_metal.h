@@ -334,6 +334,12 @@ struct GroupLanes {
   unsigned char returned[1024];
   unsigned char off[1024];
   unsigned char held[1024];
+  // The threads still running, in index order, while some are out; rebuilt
+  // after any change to returned/off, so that a stretch where few threads
+  // run (c10's second-level reduction: 32 of 1024) visits only those.
+  bool running_valid;
+  unsigned running_n;
+  unsigned short running[1024];
 };
 
 // Calls f(lane, ids) for every thread of the group that has not returned and
@@ -348,6 +354,7 @@ MPS_SHIM_INLINE void visit_lane(GroupLanes& g, F& f, unsigned lane, uint x, uint
     if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
     g.any_returned = true;
     g.returned[lane] = 1;
+    g.running_valid = false;
   }
 }
 
@@ -361,6 +368,30 @@ MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
   auto skipped = [&](unsigned lane) __attribute__((always_inline)) {
     return (skip_returned && g.returned[lane]) || (skip_off && g.off[lane]);
   };
+  if (skip_returned || skip_off) {
+    if (!g.running_valid) {
+      unsigned n = 0;
+      for (unsigned lane = 0; lane < g.n; ++lane) {
+        g.running[n] = (unsigned short)lane;
+        n += !skipped(lane);
+      }
+      g.running_n = n;
+      g.running_valid = true;
+    }
+    if (g.running_n * 2 <= g.n) {  // few run: visit just those
+      const unsigned n = g.running_n;
+      for (unsigned i = 0; i < n; ++i) {
+        const unsigned lane = g.running[i];
+        if (g.size.x == g.n || g.size.y == g.n || g.size.z == g.n) {
+          const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = !mx && !my;
+          visit_lane(g, f, lane, lane * mx, lane * my, lane * mz);
+        } else {
+          visit_lane(g, f, lane, lane % g.size.x, lane / g.size.x % g.size.y, lane / (g.size.x * g.size.y));
+        }
+      }
+      return;
+    }
+  }
   if (g.size.x == g.n || g.size.y == g.n || g.size.z == g.n) {
     const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = !mx && !my;
     for (unsigned lane = 0; lane < g.n; ++lane)
@@ -460,6 +491,7 @@ class LaneMask {
     if (any_off_) __builtin_memcpy(saved_off_, g.off, g.n);
     if (any_held_) __builtin_memcpy(saved_held_, g.held, g.n);
     g.any_held = false;
+    g.running_valid = false;
   }
   template <typename Cond>
   MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), function_(false), any_off_(g.any_off) {
@@ -467,8 +499,10 @@ class LaneMask {
     else __builtin_memset(g.off, 0, g.n);
     for (unsigned l = 0; l < g.n; ++l) g.off[l] |= bool(cond[l]) != want;
     g.any_off = true;
+    g.running_valid = false;
   }
   MPS_SHIM_INLINE ~LaneMask() {
+    g_.running_valid = false;
     g_.any_off = any_off_;
     if (any_off_) __builtin_memcpy(g_.off, saved_off_, g_.n);
     if (function_) {
@@ -497,6 +531,7 @@ MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
   if (!g.any_held) __builtin_memset(g.held, 0, g.n);
   g.any_off = g.any_held = true;
   g.off[lane] = g.held[lane] = 1;
+  g.running_valid = false;
 }
 
 // Runs threadgroups [first, end), each through body(GroupLanes&).
@@ -520,6 +555,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.any_returned = false;
     g.any_off = false;
     g.any_held = false;
+    g.running_valid = false;
     body(g);
     if (x.failed) break;
   }
