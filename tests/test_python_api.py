@@ -169,6 +169,10 @@ KERNEL_HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
     ("kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
      "    threadgroup float tile[8193];\n    out[i] = tile[0];\n}\n",
      "threadgroup float tile", ["32 KiB"]),
+    # Every declarator of one declaration counts.
+    ("kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
+     "    threadgroup float a[4096], *p, b[4097];\n    p = a;\n    out[i] = p[0] + b[0];\n}\n",
+     "threadgroup float a", ["32 KiB"]),
     # Metal counts a kernel's threadgroup memory together with that of the functions it calls.
     ("float helper(uint t) {\n    threadgroup float4 big[1300];\n    big[t % 1300] = float4(t);\n"
      "    threadgroup_barrier(mem_flags::mem_threadgroup);\n    return big[0].x;\n}\n"
@@ -214,6 +218,30 @@ kernel void k(device float* out, uint t [[thread_index_in_threadgroup]], uint i 
     out = np.zeros(128, np.float32)
     mps_shim.compile_shader(src).k(out, threads=128, group_size=64)
     np.testing.assert_array_equal(out, (np.arange(128) + 1) % 64 + 2.0)
+
+
+def test_a_helper_named_only_in_decltype_or_sizeof_adds_no_threadgroup_memory():
+    src = KERNEL_HEAD + """
+float helper(float v, uint t) {
+    threadgroup float b[4096];
+    b[t] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return b[0];
+}
+kernel void k(device float* out, constant float* x, uint i [[thread_position_in_grid]],
+              uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float a[4097];
+    a[t] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    decltype(helper(0.0f, 0u)) r = a[(t + 1) % 64] + float(sizeof(helper(0.0f, 0u)));
+    out[i] = r;
+}
+"""
+    x = np.arange(128, dtype=np.float32)
+    out = np.zeros(128, np.float32)
+    mps_shim.compile_shader(src).k(out, x, threads=128, group_size=64)
+    t = np.arange(128) % 64
+    np.testing.assert_array_equal(out, x[np.arange(128) - t + (t + 1) % 64] + 4)
 
 
 def test_kernel_not_found_lists_the_kernels(lib):

@@ -20,6 +20,11 @@ bool is_threadgroup_function(std::string_view name) {
          name == "atomic_compare_exchange_weak_explicit";
 }
 
+bool is_unevaluated(const Token& t) {
+  return t.is("decltype") || t.is("sizeof") || t.is("alignof") || t.is("noexcept") || t.is("typeid") ||
+         t.is("__typeof__");
+}
+
 bool is_simd_function(std::string_view name) { return name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0; }
 
 bool is_waiting_function(std::string_view name) { return is_threadgroup_function(name) && !is_simd_function(name); }
@@ -46,6 +51,10 @@ bool walk_calls(const LexedSource& source, const std::vector<FunctionBody>& bodi
     if (reached) reached->push_back(b);
     for (size_t i = b->open + 1; i < b->close; ++i) {
       if (!t[i].is_identifier() || !(t[i + 1].is("(") || t[i + 1].is("<"))) continue;
+      if (is_unevaluated(t[i]) && t[i + 1].is("(")) {  // names a call it never makes
+        i = matching_bracket(t, i + 1);
+        continue;
+      }
       if (stop(t[i].text)) return true;
       auto range = by_name.equal_range(std::string(t[i].text));
       for (auto it = range.first; it != range.second; ++it)

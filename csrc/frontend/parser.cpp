@@ -507,23 +507,33 @@ class Parser {
     // Metal's limit: 32 KiB of threadgroup memory, checked per function here
     // and across the functions a kernel calls in check_threadgroup_totals.
     std::vector<ThreadgroupObject>& objects = threadgroup_objects_[enclosing_body(i)];
-    objects.push_back({std::string(t_[k - 1].text), threadgroup_bytes(i + 1, k - 1, end)});
+    for (size_t first = k - 1; first < end;) {  // each declarator of `T a[N], b, *p;`
+      size_t last = first;
+      bool storage = t_[first].is_identifier();
+      for (; last < end && !t_[last].is(","); ++last) {
+        if (t_[last].is("[") || t_[last].is("(")) last = match(last);
+        if (t_[last].is("*") || t_[last].is("&") || t_[last].is("&&")) storage = false;
+      }
+      if (storage) objects.push_back({std::string(t_[first].text), threadgroup_bytes(i + 1, k - 1, first, last)});
+      first = last + 1;
+    }
     std::string sum;
     for (const ThreadgroupObject& o : objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
     repl_[end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
   }
 
-  // Bytes of `TYPE NAME[N]...;` (tokens type_first..name, `;` at end) when the
-  // type is a Metal scalar or vector and the extents are literals; else none.
-  std::optional<uint64_t> threadgroup_bytes(size_t type_first, size_t name, size_t end) const {
+  // Bytes of the declarator `NAME[N]...` (tokens name..end-1) of type
+  // type_first..type_end-1, when the type is a Metal scalar or vector and the
+  // extents are literals; else none.
+  std::optional<uint64_t> threadgroup_bytes(size_t type_first, size_t type_end, size_t name, size_t end) const {
     static const std::map<std::string, uint64_t, std::less<>> kScalar = {
         {"bool", 1}, {"char", 1}, {"uchar", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"bfloat", 2},
         {"int", 4}, {"uint", 4}, {"float", 4}, {"long", 8}, {"ulong", 8}, {"atomic_int", 4}, {"atomic_uint", 4},
         {"atomic_float", 4}};
     size_t k = type_first;
-    while (k < name && (t_[k].is("const") || t_[k].is("volatile"))) ++k;
+    while (k < type_end && (t_[k].is("const") || t_[k].is("volatile"))) ++k;
     if (at(k, "metal") && at(k + 1, "::")) k += 2;
-    if (k + 1 != name || !t_[k].is_identifier()) return std::nullopt;
+    if (k + 1 != type_end || !t_[k].is_identifier()) return std::nullopt;
     std::string type(t_[k].text);
     uint64_t lanes = 1;
     if (const char last = type.back(); last >= '2' && last <= '4' && !kScalar.count(type)) {
