@@ -358,6 +358,18 @@ MPS_SHIM_INLINE void visit_lane(GroupLanes& g, F& f, unsigned lane, uint x, uint
   }
 }
 
+// Lists the threads that have not returned and are not held out (out of
+// line: it runs once per change of returned/off, not once per pass).
+__attribute__((noinline)) inline void list_running(GroupLanes& g) {
+  unsigned n = 0;
+  for (unsigned lane = 0; lane < g.n; ++lane) {
+    g.running[n] = (unsigned short)lane;
+    n += !((g.any_returned && g.returned[lane]) || (g.any_off && g.off[lane]));
+  }
+  g.running_n = n;
+  g.running_valid = true;
+}
+
 // One flat loop over the threads. In a group that extends along one axis (the
 // usual 1-D group, and Inductor's {1, R}) the position is linear in the lane,
 // so a stretch like `acc[lane] = 0` or `v[lane] = in[pos.y]` is a plain array
@@ -368,32 +380,20 @@ MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
   auto skipped = [&](unsigned lane) __attribute__((always_inline)) {
     return (skip_returned && g.returned[lane]) || (skip_off && g.off[lane]);
   };
+  const bool linear = g.size.x == g.n || g.size.y == g.n || g.size.z == g.n;
+  const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = linear && !mx && !my;
   if (skip_returned || skip_off) {
-    if (!g.running_valid) {
-      unsigned n = 0;
-      for (unsigned lane = 0; lane < g.n; ++lane) {
-        g.running[n] = (unsigned short)lane;
-        n += !skipped(lane);
-      }
-      g.running_n = n;
-      g.running_valid = true;
-    }
+    if (!g.running_valid) list_running(g);
     if (g.running_n * 2 <= g.n) {  // few run: visit just those
-      const unsigned n = g.running_n;
-      for (unsigned i = 0; i < n; ++i) {
+      for (unsigned i = 0, n = g.running_n; i < n; ++i) {
         const unsigned lane = g.running[i];
-        if (g.size.x == g.n || g.size.y == g.n || g.size.z == g.n) {
-          const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = !mx && !my;
-          visit_lane(g, f, lane, lane * mx, lane * my, lane * mz);
-        } else {
-          visit_lane(g, f, lane, lane % g.size.x, lane / g.size.x % g.size.y, lane / (g.size.x * g.size.y));
-        }
+        if (linear) visit_lane(g, f, lane, lane * mx, lane * my, lane * mz);
+        else visit_lane(g, f, lane, lane % g.size.x, lane / g.size.x % g.size.y, lane / (g.size.x * g.size.y));
       }
       return;
     }
   }
-  if (g.size.x == g.n || g.size.y == g.n || g.size.z == g.n) {
-    const uint mx = g.size.x == g.n, my = !mx && g.size.y == g.n, mz = !mx && !my;
+  if (linear) {
     for (unsigned lane = 0; lane < g.n; ++lane)
       if (!skipped(lane)) visit_lane(g, f, lane, lane * mx, lane * my, lane * mz);
     return;
