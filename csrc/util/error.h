@@ -20,6 +20,12 @@ class CompileError : public Error {
   using Error::Error;
 };
 
+// An ATen fallback op (csrc/ops/) rejected its arguments: shapes, dtypes, options.
+class OpError : public Error {
+ public:
+  using Error::Error;
+};
+
 template <typename... Parts>
 std::string concat(const Parts&... parts) {
   std::ostringstream out;
