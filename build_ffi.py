@@ -17,11 +17,13 @@ from build_native import NATIVE_OUT  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(ROOT, "csrc", "include", "mps_shim.h")
+# Declarations cffi sees, in order: the shim and its extensions, then the ATen fallback ops.
+HEADERS = [HEADER, os.path.join(ROOT, "csrc", "include", "mps_shim_aten.h")]
 CALLBACK_DECL = os.path.join(ROOT, "mps_shim", "_decl", "callbacks.h")
 
 
-def cdef_text():
-    with open(HEADER, encoding="utf-8") as f:
+def cdef_text(header=HEADER):
+    with open(header, encoding="utf-8") as f:
         text = f.read()
     body = text.split("/* CDEF-BEGIN */", 1)[1].split("/* CDEF-END */", 1)[0]
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
@@ -29,12 +31,13 @@ def cdef_text():
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(cdef_text())
+for header in HEADERS:
+    ffibuilder.cdef(cdef_text(header))
 with open(CALLBACK_DECL, encoding="utf-8") as f:
     ffibuilder.cdef(f.read())
 ffibuilder.set_source(
     "mps_shim._ffi",
-    '#include "mps_shim.h"\n',
+    '#include "mps_shim.h"\n#include "mps_shim_aten.h"\n',
     include_dirs=[os.path.dirname(HEADER)],
     library_dirs=[NATIVE_OUT],
     libraries=["mps_shim"],

@@ -21,7 +21,8 @@ class BuildWithNativeLibrary(build_ext):
     def _install_native(self, package_dir):
         os.makedirs(os.path.join(package_dir, "include"), exist_ok=True)
         shutil.copy2(os.path.join(build_native.NATIVE_OUT, build_native.LIBRARY_NAME), package_dir)
-        shutil.copy2(os.path.join(build_native.INCLUDE_DIR, "mps_shim.h"), os.path.join(package_dir, "include"))
+        for header in ("mps_shim.h", "mps_shim_aten.h"):
+            shutil.copy2(os.path.join(build_native.INCLUDE_DIR, header), os.path.join(package_dir, "include"))
 
 
 setup(cffi_modules=["build_ffi.py:ffibuilder"], cmdclass={"build_ext": BuildWithNativeLibrary})

@@ -4,21 +4,16 @@
 #include <stdexcept>
 
 #include "abi/guard.h"
+#include "abi/tensor_handles.h"
 #include "runtime/dtype.h"
 #include "util/error.h"
 
 using namespace mps_shim;
 using mps_shim::abi::guard;
+using mps_shim::abi::publish;
+using mps_shim::abi::tensor;
 
 namespace {
-
-Tensor& tensor(AtenTensorHandle h) { return *abi::tensors().get(h); }
-
-AtenTensorHandle publish(Tensor t) {
-  auto* p = new Tensor(std::move(t));
-  abi::tensors().add(p);
-  return reinterpret_cast<AtenTensorHandle>(p);
-}
 
 std::vector<int64_t> dims(int64_t ndim, const int64_t* values, const char* what) {
   MPS_SHIM_CHECK(ndim >= 0 && ndim <= 64, "ndim must be from 0 to 64, got ", ndim);

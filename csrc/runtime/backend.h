@@ -10,6 +10,10 @@
 
 namespace mps_shim {
 
+namespace ops {
+class OpBackend;
+}
+
 enum class ParamKind : int { Buffer = 0, Scalar = 1, ThreadAttribute = 2 };
 
 struct KernelParam {
@@ -59,6 +63,8 @@ class Backend {
   // Device memory a host pointer can read (true on the host backend).
   virtual bool host_addressable() const = 0;
   virtual void synchronize() = 0;
+  // The ATen fallback ops' compute on this backend (csrc/ops/op_backend.h).
+  virtual ops::OpBackend& ops() = 0;
   // Extra fields for mps_shim_runtime_info, as `"key": value` JSON members.
   virtual std::string info_json() const = 0;
 };

@@ -41,6 +41,12 @@ std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& sizes) {
   return strides;
 }
 
+Tensor empty_tensor(const std::vector<int64_t>& sizes, DType dtype, DeviceType device) {
+  std::vector<int64_t> strides = contiguous_strides(sizes);
+  auto storage = allocate_storage(span_bytes(sizes, strides, element_size(int32_t(dtype))), device);
+  return Tensor(storage, sizes, std::move(strides), 0, dtype, 0);
+}
+
 size_t span_bytes(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides, size_t elsize) {
   MPS_SHIM_CHECK(sizes.size() == strides.size(), "sizes and strides differ in length");
   int64_t last = 0;
@@ -92,6 +98,22 @@ char* Tensor::data() const {
 
 Tensor Tensor::view(std::vector<int64_t> sizes, std::vector<int64_t> strides, int64_t storage_offset) const {
   return Tensor(storage_, std::move(sizes), std::move(strides), storage_offset, dtype_, device_index_);
+}
+
+void Tensor::resize_(const std::vector<int64_t>& sizes) {
+  std::vector<int64_t> strides = contiguous_strides(sizes);
+  const size_t needed = size_t(storage_offset_) * element_size() + span_bytes(sizes, strides, element_size());
+  if (needed > storage_->nbytes) {
+    MPS_SHIM_CHECK(storage_->owned, "cannot resize a tensor over memory it does not own (needs ", needed,
+                   " bytes, has ", storage_->nbytes, ")");
+    auto grown = allocate_storage(needed, storage_->device);
+    if (storage_->nbytes) std::memcpy(grown->data, storage_->data, storage_->nbytes);
+    std::swap(storage_->data, grown->data);  // `grown` now frees the old memory
+    std::swap(storage_->nbytes, grown->nbytes);
+  }
+  // Assign in place: get_sizes/get_strides pointers stay valid while the rank is unchanged.
+  sizes_.assign(sizes.begin(), sizes.end());
+  strides_.assign(strides.begin(), strides.end());
 }
 
 namespace {
@@ -223,7 +245,9 @@ void for_each_element(const Tensor& dst, const std::vector<int64_t>& src_strides
   }
 }
 
-bool overlaps(const Tensor& a, const Tensor& b) {
+}  // namespace
+
+bool tensors_overlap(const Tensor& a, const Tensor& b) {
   if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
   const char* a0 = a.data();
   const char* b0 = b.data();
@@ -231,8 +255,6 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   const char* b1 = b0 + span_bytes(b.sizes(), b.strides(), b.element_size());
   return a0 < b1 && b0 < a1;
 }
-
-}  // namespace
 
 void copy_into(const Tensor& dst, const Tensor& src) {
   MPS_SHIM_CHECK(src.dim() <= dst.dim(), "copy_: source has ", src.dim(), " dimensions, destination ", dst.dim());
@@ -244,7 +266,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
                    dst.sizes()[d], " in dimension ", d);
     src_strides[d] = s == 1 ? 0 : src.strides()[i];
   }
-  if (overlaps(dst, src)) {  // read everything before writing anything
+  if (tensors_overlap(dst, src)) {  // read everything before writing anything
     auto tmp_storage = allocate_storage(span_bytes(src.sizes(), contiguous_strides(src.sizes()), src.element_size()),
                                         DeviceType::CPU);
     Tensor tmp(tmp_storage, src.sizes(), contiguous_strides(src.sizes()), 0, src.dtype(), 0);

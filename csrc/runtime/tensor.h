@@ -46,6 +46,10 @@ class Tensor {
   // Address of element 0: storage base + storage_offset * element size.
   char* data() const;
 
+  // torch's resize_: new sizes with contiguous strides. Storage too small for
+  // them grows in place (views of it see the new memory); borrowed memory cannot grow.
+  void resize_(const std::vector<int64_t>& sizes);
+
   // A view over the same storage; checks that it stays inside the storage.
   Tensor view(std::vector<int64_t> sizes, std::vector<int64_t> strides, int64_t storage_offset) const;
 
@@ -58,8 +62,12 @@ class Tensor {
 };
 
 std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& sizes);
+// A new contiguous tensor with uninitialised memory.
+Tensor empty_tensor(const std::vector<int64_t>& sizes, DType dtype, DeviceType device = DeviceType::MPS);
 // Bytes a layout spans from element 0, or 0 when it holds no element.
 size_t span_bytes(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides, size_t elsize);
+// True when a and b share storage and their byte ranges intersect.
+bool tensors_overlap(const Tensor& a, const Tensor& b);
 // Element-wise copy with broadcasting of src over dst's shape and dtype conversion.
 void copy_into(const Tensor& dst, const Tensor& src);
 

@@ -13,6 +13,7 @@
 #include "backends/host/executor.h"
 #include "backends/host/host_module.h"
 #include "backends/host/kernel_cache.h"
+#include "backends/host/ops/host_ops.h"
 #include "backends/host/toolchain.h"
 #include "frontend/fission.h"
 #include "frontend/lexer.h"
@@ -99,6 +100,7 @@ class HostBackend : public Backend {
   void deallocate(void* ptr) override { std::free(ptr); }
   bool host_addressable() const override { return true; }
   void synchronize() override {}  // dispatches complete before they return
+  ops::OpBackend& ops() override { return host_ops(); }
 
   std::string info_json() const override {
     const KernelCache& cache = KernelCache::instance();
@@ -107,7 +109,8 @@ class HostBackend : public Backend {
     for (const std::string& w : tc.compiler) compiler += (compiler.empty() ? "" : " ") + w;
     return concat("\"compiler\": ", json_string(compiler), ", \"compiler_version\": ", json_string(tc.version()),
                   ", \"cache_dir\": ", json_string(cache.dir()), ", \"cache_disabled_reason\": ",
-                  json_string(cache.disabled_reason()), ", \"threads\": ", Executor::instance().threads());
+                  json_string(cache.disabled_reason()), ", \"threads\": ", Executor::instance().threads(),
+                  ", \"gemm\": ", json_string(host_ops().gemm_provider()));
   }
 
  private:
