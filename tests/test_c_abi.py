@@ -88,9 +88,10 @@ def test_abi_from_c(abi_test, run_env, section):
     assert f"section {section} passed" in proc.stdout
 
 
-def test_header_is_self_contained_c99(cc, native, tmp_path):
+@pytest.mark.parametrize("header", ["mps_shim.h", "mps_shim_aten.h"])
+def test_header_is_self_contained_c99(cc, native, tmp_path, header):
     src = tmp_path / "only_header.c"
-    src.write_text('#include "mps_shim.h"\n')
+    src.write_text(f'#include "{header}"\n')
     _build([cc, "-std=c99", "-Wall", "-Werror", "-fsyntax-only", *native["include"], str(src)])
     _build([cc, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only", *native["include"], str(src)])
 

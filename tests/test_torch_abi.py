@@ -32,7 +32,9 @@ def compile_together(tmp_path, header_dir, torch_include):
     src = tmp_path / "both.cpp"
     src.write_text(
         "#include <torch/csrc/inductor/aoti_torch/c/shim_mps.h>\n"
+        "#include <torch/csrc/inductor/aoti_torch/generated/c_shim_mps.h>\n"
         '#include "mps_shim.h"\n'
+        '#include "mps_shim_aten.h"\n'
         "static_assert(AOTI_TORCH_SUCCESS == 0 && AOTI_TORCH_FAILURE == 1, \"codes\");\n"
         "int main() {\n"
         "  aoti_torch_mps_command_block_callback_t cb = aoti_torch_mps_shared_callback;\n"
@@ -47,14 +49,36 @@ def test_header_matches_upstream_signatures(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_changed_signature_is_caught(tmp_path):
+def test_every_declared_aten_op_is_upstreams_and_exported():
+    """Each op in mps_shim_aten.h is one of torch's c_shim_mps.h functions and libmps_shim exports it."""
+    import ctypes
+    import re
+
+    with open(os.path.join(torch_include_dir(), "torch/csrc/inductor/aoti_torch/generated/c_shim_mps.h")) as f:
+        upstream = set(re.findall(r"AOTITorchError (aoti_torch_mps_\w+)\(", f.read()))
+    with open(os.path.join(mps_shim.include_dir(), "mps_shim_aten.h")) as f:
+        ours = set(re.findall(r"AOTITorchError (aoti_torch_mps_\w+)\(", f.read()))
+    assert {"aoti_torch_mps_mm_out", "aoti_torch_mps_addmm_out", "aoti_torch_mps_bmm_out"} <= ours
+    assert ours <= upstream, sorted(ours - upstream)
+    lib = ctypes.CDLL(mps_shim.library_path())
+    missing = [name for name in ours if not hasattr(lib, name)]
+    assert not missing
+
+
+@pytest.mark.parametrize("changed, original, replacement", [
+    ("mps_shim.h", "uint64_t length, uint64_t group_size);", "uint64_t length, uint32_t group_size);"),
+    ("mps_shim_aten.h", "AtenTensorHandle batch2, double beta,", "AtenTensorHandle batch2, float beta,"),
+])
+def test_a_changed_signature_is_caught(tmp_path, changed, original, replacement):
     """The check above can fail: one parameter type changed makes it a compile error."""
     torch_include = torch_include_dir()
-    with open(os.path.join(mps_shim.include_dir(), "mps_shim.h")) as f:
-        header = f.read()
-    original = "uint64_t length, uint64_t group_size);"
-    assert original in header
-    (tmp_path / "mps_shim.h").write_text(header.replace(original, "uint64_t length, uint32_t group_size);"))
+    for name in ("mps_shim.h", "mps_shim_aten.h"):
+        with open(os.path.join(mps_shim.include_dir(), name)) as f:
+            header = f.read()
+        if name == changed:
+            assert original in header
+            header = header.replace(original, replacement)
+        (tmp_path / name).write_text(header)
     result = compile_together(tmp_path, tmp_path, torch_include)
     assert result.returncode != 0
     assert "conflicting declaration" in result.stderr

@@ -1,7 +1,8 @@
 // header_cxx_test.cpp - mps_shim.h must compile on its own as C++17, and declare
 // upstream's exact types and signatures (torch/csrc/inductor/aoti_torch/c/shim_mps.h
 // and shim.h). Compile only: c++ -std=c++17 -Wall -Wextra -Werror -c header_cxx_test.cpp
-#include "mps_shim.h"  // first: the header must not lean on anything included before it
+#include "mps_shim.h"
+#include "mps_shim_aten.h"  // first: the header must not lean on anything included before it
 
 #include <cstddef>
 #include <cstdint>
