@@ -39,6 +39,20 @@ void product_into(Tensor& out, Tensor (*as3)(const Tensor&), const Tensor& a, co
   if (alias) copy_into(out, target);
 }
 
+// Checks `self` against the product's shape, fits `out` to it and computes out = beta*self + alpha*(f1 @ f2).
+void finish_product(const char* op, Tensor& out, const Tensor* self, const Tensor& f1, const char* f1_name,
+                    const Tensor& f2, const std::vector<int64_t>& shape, Tensor (*as3)(const Tensor&), double beta,
+                    double alpha) {
+  if (self) {
+    check_device(op, *self, "self");
+    check_same_dtype(op, *self, "self", f1, f1_name);
+    check_broadcastable(op, *self, "self", shape);
+  }
+  resize_out(op, out, "out", shape, f1.dtype());
+  if (out.numel() == 0) return;
+  product_into(out, as3, as3(f1), as3(f2), self, beta, alpha);
+}
+
 void matrix_product(const char* op, Tensor& out, const Tensor* self, const Tensor& m1, const Tensor& m2, double beta,
                     double alpha) {
   check_operand(op, m1, "mat1", 2);
@@ -46,15 +60,7 @@ void matrix_product(const char* op, Tensor& out, const Tensor* self, const Tenso
   check_same_dtype(op, m1, "mat1", m2, "mat2");
   MPS_SHIM_OP_CHECK(m1.sizes()[1] == m2.sizes()[0], op, "mat1 and mat2 shapes cannot be multiplied (",
                     m1.sizes()[0], "x", m1.sizes()[1], " and ", m2.sizes()[0], "x", m2.sizes()[1], ")");
-  const std::vector<int64_t> shape{m1.sizes()[0], m2.sizes()[1]};
-  if (self) {
-    check_device(op, *self, "self");
-    check_same_dtype(op, *self, "self", m1, "mat1");
-    check_broadcastable(op, *self, "self", shape);
-  }
-  resize_out(op, out, "out", shape, m1.dtype());
-  if (out.numel() == 0) return;
-  product_into(out, as_batch, as_batch(m1), as_batch(m2), self, beta, alpha);
+  finish_product(op, out, self, m1, "mat1", m2, {m1.sizes()[0], m2.sizes()[1]}, as_batch, beta, alpha);
 }
 
 void batched_product(const char* op, Tensor& out, const Tensor* self, const Tensor& b1, const Tensor& b2, double beta,
@@ -66,15 +72,8 @@ void batched_product(const char* op, Tensor& out, const Tensor* self, const Tens
                     b1.sizes()[0], " and ", b2.sizes()[0]);
   MPS_SHIM_OP_CHECK(b1.sizes()[2] == b2.sizes()[1], op, "batch1 and batch2 shapes cannot be multiplied (",
                     shape_str(b1.sizes()), " and ", shape_str(b2.sizes()), ")");
-  const std::vector<int64_t> shape{b1.sizes()[0], b1.sizes()[1], b2.sizes()[2]};
-  if (self) {
-    check_device(op, *self, "self");
-    check_same_dtype(op, *self, "self", b1, "batch1");
-    check_broadcastable(op, *self, "self", shape);
-  }
-  resize_out(op, out, "out", shape, b1.dtype());
-  if (out.numel() == 0) return;
-  product_into(out, as_itself, b1, b2, self, beta, alpha);
+  finish_product(op, out, self, b1, "batch1", b2, {b1.sizes()[0], b1.sizes()[1], b2.sizes()[2]}, as_itself, beta,
+                 alpha);
 }
 
 }  // namespace
