@@ -20,6 +20,8 @@ normally or not: exporting leaves torch's global state as it found it.
 - `MetalKernel.headers` is a class-level set that every kernel adds to, so
   headers leak from kernel to kernel and from compile to compile: each kernel
   gets its own set.
+- AOTInductor clones buffers to keep their initial values: clones of fakes
+  get clones of the real data.
 - The C++ wrapper's GPU is "mps", as on a Mac (`get_gpu_type()` answers
   "cuda" when no GPU exists).
 - `scaled_dot_product_attention` on "mps" becomes
@@ -87,7 +89,7 @@ def make_fake_mode():
             # Example inputs arrive here through export's fakify (with their symbolic dims); the
             # fake keeps those dims and moves to "mps".
             fake = super().from_tensor(tensor, *args, **kwargs)
-            if isinstance(tensor, FakeTensor) or fake.device == MPS or tensor.device != CPU:
+            if isinstance(tensor, FakeTensor) or fake.device.type != "cpu" or tensor.device.type != "cpu":
                 return fake
             key = id(tensor)
             if key not in self._moved:
@@ -133,20 +135,16 @@ class _Patcher:
                 delattr(obj, name)
 
 
-def _sdpa_mode():
-    from torch.overrides import TorchFunctionMode
-
-    sdpa = torch.nn.functional.scaled_dot_product_attention
+def _sdpa_as_on_mac(original):
+    """scaled_dot_product_attention that, on "mps", calls the op a Mac's torch calls (dropout 0, no grad)."""
     math_for_mps = torch.ops.aten._scaled_dot_product_attention_math_for_mps.default
 
-    class SdpaAsOnMac(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func is sdpa and args and args[0].device == MPS:
-                return _sdpa_math_for_mps(math_for_mps, *args, **kwargs)
-            return func(*args, **kwargs)
+    def scaled_dot_product_attention(query, *args, **kwargs):
+        if isinstance(query, torch.Tensor) and query.device.type == "mps":
+            return _sdpa_math_for_mps(math_for_mps, query, *args, **kwargs)
+        return original(query, *args, **kwargs)
 
-    return SdpaAsOnMac()
+    return scaled_dot_product_attention
 
 
 def _sdpa_math_for_mps(op, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -164,12 +162,14 @@ def mps_export_environment(fake_mode):
     import torch._inductor.codegen.cpp_wrapper_gpu as cpp_wrapper_gpu
     import torch._inductor.codegen.mps as mps_codegen
     import torch._inductor.codegen.mps_device_op_overrides  # noqa: F401  registers "mps" device op overrides
+    import torch._inductor.compile_fx as compile_fx
     import torch._inductor.constant_folding as constant_folding
     import torch._inductor.fx_passes.joint_graph as joint_graph
     import torch._inductor.graph as graph
     import torch._inductor.runtime.runtime_utils as runtime_utils
     from torch._subclasses.fake_tensor import FakeTensor
     from torch.utils._ordered_set import OrderedSet
+    from torch.utils._python_dispatch import _disable_current_modes
 
     real_data = fake_mode.real_data
     patch = _Patcher()
@@ -220,6 +220,18 @@ def mps_export_environment(fake_mode):
                 and data.device == value.device and data.storage_offset() == value.storage_offset()
                 and data.untyped_storage()._cdata == value.untyped_storage()._cdata)
 
+    clone_preserve_strides = compile_fx.clone_preserve_strides
+
+    def clone_with_data(t):
+        # AOTInductor keeps a clone of each buffer as its initial value: the clone's data is a clone
+        # of the real buffer.
+        clone = clone_preserve_strides(t)
+        real = real_data.real_of(t)
+        if real is not None and real is not t:
+            with _disable_current_modes():
+                real_data.add(clone, clone_preserve_strides(real))
+        return clone
+
     tolist = torch.Tensor.tolist
     item = torch.Tensor.item
 
@@ -237,7 +249,7 @@ def mps_export_environment(fake_mode):
         self.headers = OrderedSet(["utils"])
         kernel_init(self, *args, **kwargs)
 
-    sdpa_mode = _sdpa_mode()
+    sdpa = _sdpa_as_on_mac(torch.nn.functional.scaled_dot_product_attention)
     try:
         with mps_device_guard():
             patch.set(torch.backends.mps, "get_core_count", core_count)
@@ -248,11 +260,14 @@ def mps_export_environment(fake_mode):
             patch.set(graph.GraphLowering, "get_original_value_of_constant", original_value_with_data)
             patch.set(codecache.AotCodeCompiler, "compile", classmethod(aot_compile_with_data))
             patch.set(graph, "is_same_tensor", same_tensor)
+            patch.set(compile_fx, "clone_preserve_strides", clone_with_data)
             patch.set(FakeTensor, "tolist", fake_tolist)
             patch.set(FakeTensor, "item", fake_item)
             patch.set(mps_codegen.MetalKernel, "__init__", kernel_init_own_headers)
-            with sdpa_mode:
-                yield
+            # Python callers (nn.MultiheadAttention included) look the function up in these modules.
+            patch.set(torch.nn.functional, "scaled_dot_product_attention", sdpa)
+            patch.set(torch._C._nn, "scaled_dot_product_attention", sdpa)
+            yield
     finally:
         patch.undo()
 
