@@ -192,7 +192,7 @@ def main(argv=None):
 
     try:
         return args.fn(args)
-    except (MpsShimError, OSError, TypeError, ValueError, AttributeError) as exc:
+    except (MpsShimError, OSError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         print(f"mps-shim {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -3,6 +3,8 @@
 Ownership across one call of a Model:
 - each input gets a fresh AtenTensorHandle that borrows the caller's memory
   (numpy arrays) or aliases the caller's mps_shim.Tensor (new_tensor_handle);
+  the generated code indexes inputs with the (contiguous) strides it was
+  exported with, so a strided input is first copied to that layout;
   the container steals these handles, so Python never deletes them. The
   arrays they borrow are held until the run returns.
 - the container hands back new output handles, which we own: each output is
@@ -142,23 +144,31 @@ def _input_handle(value, index):
 
     out = _ffi.new("AtenTensorHandle*")
     if isinstance(value, Tensor):
+        if value.strides != _contiguous_strides(value.shape):
+            value = value.clone()
         _check(_lib.aoti_torch_new_tensor_handle(value._handle, out))
         return int(_ffi.cast("uintptr_t", out[0])), value
-    array = value
+    array = np.ascontiguousarray(value)
     name = _metadata.numpy_dtype_name(array.dtype)
     if name not in _NAME_CODES:
         raise TypeError(f"input {index}: dtype {array.dtype} has no mps_shim equivalent")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     itemsize = array.dtype.itemsize
-    if any(s < 0 or s % itemsize for s in array.strides):
-        array = np.ascontiguousarray(array)
     data = array.__array_interface__["data"][0] if array.size else 0
     sizes = _ffi.new("int64_t[]", list(array.shape) or [0])
     strides = _ffi.new("int64_t[]", [s // itemsize for s in array.strides] or [0])
     _check(_lib.aoti_torch_create_tensor_from_blob(_ffi.cast("void*", data), array.ndim, sizes, strides, 0,
                                                    _NAME_CODES[name], _MPS, 0, out))
     return int(_ffi.cast("uintptr_t", out[0])), array
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
 
 
 def _take_output(raw):
