@@ -117,15 +117,15 @@ class Model:
             raise
         outputs = self._container.run(handles)  # steals `handles`
         try:
+            from .. import synchronize
+
+            synchronize()  # the outputs are complete after this
+            _raise_pending()
             results = [_take_output(h) for h in outputs]
         finally:
             for h in outputs:
                 if h:
                     _lib.aoti_torch_delete_tensor_object(_ffi.cast("AtenTensorHandle", h))
-        from .. import synchronize
-
-        synchronize()
-        _raise_pending()
         del keep
         return results[0] if len(results) == 1 else tuple(results)
 
