@@ -1,4 +1,4 @@
-"""The mps-shim command: list kernels, run one on .npy files, show the runtime, run the demo."""
+"""The mps-shim command: list kernels, run one on .npy files, run AOTInductor models, show the runtime, run the demo."""
 import argparse
 import json
 import sys
@@ -92,6 +92,54 @@ def cmd_info(args):
     return 0
 
 
+def _tensor_text(t):
+    if t.get("dtype") is None:
+        return f"{t['name']}"
+    shape = ", ".join(str(d) for d in t["shape"])
+    return f"{t['name']:<24} {t['dtype']:<9} ({shape})"
+
+
+def cmd_aoti_info(args):
+    from . import aoti
+
+    model = aoti.load(args.path)
+    meta = model.metadata
+    constants = model.constants()
+    print(f"model: {args.path}" + (f" (built: {model.path})" if model.path != args.path else ""))
+    print(f"built: {meta['built']}, torch {meta['torch']}" if meta else
+          "built: unknown (a bare model.so: no metadata beside it, only input and output counts are checked)")
+    print(f"inputs ({model.num_inputs}):")
+    for t in model.inputs:
+        print(f"    {_tensor_text(t)}")
+    print(f"outputs ({model.num_outputs}):")
+    for t in model.outputs:
+        print(f"    {_tensor_text(t)}")
+    if meta and meta.get("dims"):
+        ranges = ", ".join(f"{k} in [{lo}, {'inf' if hi is None else hi}]" for k, (lo, hi) in meta["dims"].items())
+        print(f"dynamic dimensions: {ranges}")
+    total = sum(size for *_, size in constants)
+    print(f"constants: {len(constants)} ({total} bytes)")
+    return 0
+
+
+def cmd_aoti_run(args):
+    from . import aoti
+
+    model = aoti.load(args.path)
+    inputs = [np.load(p) for p in args.inputs]
+    outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    if len(args.output) > len(outputs):
+        raise ValueError(f"{len(args.output)} -o paths given, but the model has {len(outputs)} output(s)")
+    for i, value in enumerate(outputs):
+        if i < len(args.output):
+            np.save(args.output[i], value)
+            print(f"wrote output {i} {value.shape} {value.dtype} to {args.output[i]}")
+        else:
+            print(f"output {i}: {value.shape} {value.dtype} (not saved: give -o FILE.npy)")
+    return 0
+
+
 def cmd_demo(args):
     from .demo import run_demo
 
@@ -119,18 +167,32 @@ def main(argv=None):
     p = sub.add_parser("info", help="show the backend, compiler and kernel cache")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_info)
+    p = sub.add_parser("aoti", help="AOTInductor models: show a model.so or .pt2 package, run it on .npy files")
+    aoti_sub = p.add_subparsers(dest="aoti_command", required=True)
+    q = aoti_sub.add_parser("info", help="inputs and outputs (dtypes, shapes), constants, how it was built")
+    q.add_argument("path", help="model.so or a package_cpp_only .pt2")
+    q.set_defaults(fn=cmd_aoti_info)
+    q = aoti_sub.add_parser("run", help="run the model on .npy inputs and save its outputs")
+    q.add_argument("path", help="model.so or a package_cpp_only .pt2")
+    q.add_argument("inputs", nargs="*", metavar="INPUT.npy", help="inputs in order")
+    q.add_argument("--output", "-o", action="append", default=[], metavar="FILE.npy",
+                   help="save output i to the i-th FILE.npy (repeatable)")
+    q.set_defaults(fn=cmd_aoti_run)
     p = sub.add_parser("demo", help="run bundled example kernels and check them against numpy")
     p.set_defaults(fn=cmd_demo)
     args, extra = parser.parse_known_args(argv)
     if extra:  # `run`'s kernel arguments may come after its options
-        if args.command != "run" or any(e.startswith("-") and not _is_number(e) for e in extra):
+        if args.command not in ("run", "aoti") or any(e.startswith("-") and not _is_number(e) for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.args += extra
+        if args.command == "aoti":
+            args.inputs += extra
+        else:
+            args.args += extra
     from .errors import MpsShimError
 
     try:
         return args.fn(args)
-    except (MpsShimError, OSError, TypeError, ValueError, AttributeError) as exc:
+    except (MpsShimError, OSError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         print(f"mps-shim {args.command}: {exc}", file=sys.stderr)
         return 1
 

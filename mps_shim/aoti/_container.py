@@ -1,0 +1,149 @@
+"""A model.so's AOTInductor container C API, through cffi in ABI mode (declared in _decl/aoti_container.h).
+
+Loading order matters: the model.so leaves every `aoti_torch_*` symbol
+undefined, so libmps_shim.so must be in the global symbol namespace before the
+model is dlopen'ed. The cffi extension loaded it privately (RTLD_LOCAL);
+opening the same file again with RTLD_GLOBAL promotes that one copy, so the
+model and Python share one runtime, one handle registry.
+"""
+import ctypes
+import os
+import re
+
+from cffi import FFI
+
+from .. import _paths
+
+_DECL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_decl", "aoti_container.h")
+
+ffi = FFI()
+with open(_DECL, encoding="utf-8") as _f:
+    ffi.cdef(re.sub(r"/\*.*?\*/", "", _f.read(), flags=re.S))
+
+_global_runtime = None
+
+
+class ModelLoadError(OSError):
+    """A model.so could not be opened or its container could not be created."""
+
+
+def ensure_runtime_global():
+    """Makes libmps_shim.so's symbols global (once per process)."""
+    global _global_runtime
+    if _global_runtime is None:
+        from .. import _native  # noqa: F401  the cffi extension has loaded the library: promote that copy
+
+        _global_runtime = ctypes.CDLL(_paths.library_path(), mode=os.RTLD_GLOBAL | os.RTLD_NOW)
+    return _global_runtime
+
+
+def _missing_symbols(message):
+    return re.findall(r"undefined symbol: (\w+)", message)
+
+
+def open_model(path):
+    """dlopen's a model.so (after the runtime); a clear error for symbols libmps_shim does not provide."""
+    ensure_runtime_global()
+    try:
+        return ffi.dlopen(os.path.abspath(path), ffi.RTLD_NOW | ffi.RTLD_LOCAL)
+    except OSError as exc:
+        missing = _missing_symbols(str(exc))
+        if missing:
+            raise ModelLoadError(
+                f"[mps_shim.aoti] {path} needs {', '.join(missing)}, which this libmps_shim does not provide "
+                "(an ATen fallback op not implemented yet?); `nm -D --undefined-only` lists all it needs") from None
+        raise ModelLoadError(f"[mps_shim.aoti] cannot open {path}: {exc}") from None
+
+
+def last_error(lib):
+    """The model's own last error message (AOTInductorGetLastError), or ""."""
+    try:
+        get = lib.AOTInductorGetLastError
+    except AttributeError:  # models from before the function existed
+        return ""
+    msg = ffi.new("const char**")
+    if get(msg) != 0 or msg[0] == ffi.NULL:
+        return ""
+    return ffi.string(msg[0]).decode("utf-8", "replace")
+
+
+def check(lib, code, what):
+    if code != 0:
+        detail = last_error(lib)
+        raise RuntimeError(f"[mps_shim.aoti] {what} failed" + (f": {detail}" if detail else ""))
+
+
+class Container:
+    """One AOTInductorModelContainer on "mps"; deleted with close() or when garbage collected."""
+
+    def __init__(self, lib, path):
+        self.lib = lib
+        handle = ffi.new("AOTInductorModelContainerHandle*")
+        code = lib.AOTInductorModelContainerCreateWithDevice(handle, 1, b"mps", ffi.NULL)
+        if code != 0:
+            raise ModelLoadError(f"[mps_shim.aoti] {path}: creating the model container failed"
+                                 + (f": {last_error(lib)}" if last_error(lib) else ""))
+        self.handle = handle[0]
+        self.num_inputs = self._count(lib.AOTInductorModelContainerGetNumInputs, "GetNumInputs")
+        self.num_outputs = self._count(lib.AOTInductorModelContainerGetNumOutputs, "GetNumOutputs")
+
+    def _count(self, fn, what):
+        out = ffi.new("size_t*")
+        check(self.lib, fn(self.handle, out), what)
+        return int(out[0])
+
+    def _string(self, fn, idx, what):
+        out = ffi.new("const char**")
+        check(self.lib, fn(self.handle, idx, out), what)
+        return ffi.string(out[0]).decode() if out[0] != ffi.NULL else ""
+
+    def input_names(self):
+        return [self._string(self.lib.AOTInductorModelContainerGetInputName, i, "GetInputName")
+                for i in range(self.num_inputs)]
+
+    def output_names(self):
+        return [self._string(self.lib.AOTInductorModelContainerGetOutputName, i, "GetOutputName")
+                for i in range(self.num_outputs)]
+
+    def call_spec(self):
+        ins, outs = ffi.new("const char**"), ffi.new("const char**")
+        check(self.lib, self.lib.AOTInductorModelContainerGetCallSpec(self.handle, ins, outs), "GetCallSpec")
+        return ffi.string(ins[0]).decode(), ffi.string(outs[0]).decode()
+
+    def constants(self):
+        """[(name, original fully qualified name, dtype code, data size in bytes)] of the model's constants."""
+        n = self._count(self.lib.AOTInductorModelContainerGetNumConstants, "GetNumConstants")
+        out = []
+        for i in range(n):
+            name = self._string(self.lib.AOTInductorModelContainerGetConstantName, i, "GetConstantName")
+            fqn = self._string(self.lib.AOTInductorModelContainerGetConstantOriginalFQN, i, "GetConstantOriginalFQN")
+            dtype, size = ffi.new("int32_t*"), ffi.new("size_t*")
+            check(self.lib, self.lib.AOTInductorModelContainerGetConstantDtype(self.handle, i, dtype), "GetConstantDtype")
+            check(self.lib, self.lib.AOTInductorModelContainerGetConstantDataSize(self.handle, i, size),
+                  "GetConstantDataSize")
+            out.append((name, fqn, int(dtype[0]), int(size[0])))
+        return out
+
+    def run(self, input_handles):
+        """Runs once. `input_handles` (raw AtenTensorHandles, as ints) are stolen, success or not; returns
+        the raw output handles, which the caller owns and must delete."""
+        assert len(input_handles) == self.num_inputs  # a size mismatch would return before stealing them
+        ins = ffi.new("AtenTensorHandleRaw[]", [ffi.cast("void*", h) for h in input_handles] or [ffi.NULL])
+        outs = ffi.new("AtenTensorHandleRaw[]", max(self.num_outputs, 1))
+        code = self.lib.AOTInductorModelContainerRun(self.handle, ins, self.num_inputs, outs, self.num_outputs,
+                                                     ffi.NULL, ffi.NULL)
+        # On failure the outputs were never handed over (they are released only at the end of a
+        # successful run), so there is nothing of ours to delete.
+        check(self.lib, code, "running the model")
+        return [int(ffi.cast("uintptr_t", outs[i])) for i in range(self.num_outputs)]
+
+    def close(self):
+        if self.handle is not None:
+            self.lib.AOTInductorModelContainerDelete(self.handle)
+            self.handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass

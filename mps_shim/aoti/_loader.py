@@ -1,0 +1,213 @@
+"""mps_shim.aoti.load: run an AOTInductor model (a model.so, or a cpp-only .pt2 package) on mps_shim.
+
+Ownership across one call of a Model:
+- each input gets a fresh AtenTensorHandle that borrows the caller's memory
+  (numpy arrays) or aliases the caller's mps_shim.Tensor (new_tensor_handle);
+  the generated code indexes inputs with the (contiguous) strides it was
+  exported with, so a strided input is first copied to that layout;
+  the container steals these handles, so Python never deletes them. The
+  arrays they borrow are held until the run returns.
+- the container hands back new output handles, which we own: each output is
+  copied into a fresh numpy array and its handle deleted at once, so a result
+  never aliases memory the model reuses (or an input, or a constant).
+"""
+import os
+
+import numpy as np
+
+from .. import _native, errors
+from . import _container, _metadata, _package
+
+_ffi, _lib = _native.ffi, _native.lib
+
+# c10 dtype codes <-> numpy dtype names (bfloat16 through ml_dtypes, when installed).
+_CODE_NAMES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
+               7: "float64", 11: "bool", 15: "bfloat16", 27: "uint16", 28: "uint32", 29: "uint64"}
+_NAME_CODES = {v: k for k, v in _CODE_NAMES.items()}
+_MPS = 13
+
+
+def _numpy_dtype(name):
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError("[mps_shim.aoti] the model returns bfloat16: pip install ml_dtypes to receive it as "
+                            "ml_dtypes.bfloat16 arrays") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _check(code):
+    errors.check(code)
+
+
+def _raise_pending():
+    # Failures inside a model run (a kernel that did not compile, a dispatch error) are recorded
+    # by the runtime, since generated code ignores return codes; raise the first one.
+    raise_pending = getattr(errors, "raise_pending", None)
+    if raise_pending is not None:
+        raise_pending()
+
+
+class Model:
+    """A loaded AOTInductor model. Call it with numpy arrays (or mps_shim.Tensors); get numpy arrays back."""
+
+    def __init__(self, so_path, metadata=None, source=None):
+        self.path = so_path
+        self.source = source or so_path
+        self.metadata = metadata
+        self._lib = _container.open_model(so_path)
+        self._container = _container.Container(self._lib, so_path)
+        if metadata is not None and len(metadata.get("inputs", [])) != self._container.num_inputs:
+            raise _container.ModelLoadError(
+                f"[mps_shim.aoti] {self.source}: the metadata lists {len(metadata['inputs'])} input(s) but the "
+                f"model takes {self._container.num_inputs}; the metadata belongs to another model")
+
+    @property
+    def num_inputs(self):
+        return self._container.num_inputs
+
+    @property
+    def num_outputs(self):
+        return self._container.num_outputs
+
+    @property
+    def inputs(self):
+        """[{name, dtype, shape}] from the metadata, or names only for a bare model.so."""
+        if self.metadata is not None:
+            return self.metadata["inputs"]
+        return [{"name": n, "dtype": None, "shape": None} for n in self._container.input_names()]
+
+    @property
+    def outputs(self):
+        if self.metadata is not None:
+            return self.metadata["outputs"]
+        return [{"name": n, "dtype": None, "shape": None} for n in self._container.output_names()]
+
+    def constants(self):
+        """[(name, original name, dtype, bytes)] of the weights the model holds."""
+        return [(n, fqn, _CODE_NAMES.get(code, str(code)), size) for n, fqn, code, size in self._container.constants()]
+
+    def __call__(self, *inputs):
+        from ..tensor import Tensor
+
+        if len(inputs) != self.num_inputs:
+            names = ", ".join(_metadata.describe(t) if t["dtype"] else t["name"] for t in self.inputs)
+            raise _metadata.InputError(f"the model takes {self.num_inputs} input(s) ({names}), got {len(inputs)}")
+        described = []
+        for i, value in enumerate(inputs):
+            if isinstance(value, Tensor):
+                described.append((_CODE_NAMES.get(value.dtype_code, str(value.dtype_code)), value.shape))
+            elif isinstance(value, np.ndarray):
+                described.append((_metadata.numpy_dtype_name(value.dtype), value.shape))
+            else:
+                raise TypeError(f"input {i}: expected a numpy array or mps_shim.Tensor, got {type(value).__name__}")
+        if self.metadata is not None:
+            _metadata.check_inputs(self.metadata, described)
+        handles, keep = [], []
+        try:
+            for i, value in enumerate(inputs):
+                handle, held = _input_handle(value, i)
+                handles.append(handle)
+                keep.append(held)
+        except BaseException:
+            for h in handles:  # not handed over yet: still ours
+                _lib.aoti_torch_delete_tensor_object(_ffi.cast("AtenTensorHandle", h))
+            raise
+        outputs = self._container.run(handles)  # steals `handles`
+        try:
+            from .. import synchronize
+
+            synchronize()  # the outputs are complete after this
+            _raise_pending()
+            results = [_take_output(h) for h in outputs]
+        finally:
+            for h in outputs:
+                if h:
+                    _lib.aoti_torch_delete_tensor_object(_ffi.cast("AtenTensorHandle", h))
+        del keep
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def close(self):
+        """Deletes the model's container (its weights and buffers). The model.so stays mapped."""
+        self._container.close()
+
+    def __repr__(self):
+        ins = ", ".join(_metadata.describe(t) if t["dtype"] else t["name"] for t in self.inputs)
+        return f"<mps_shim.aoti.Model {self.source} ({ins})>"
+
+
+def _input_handle(value, index):
+    """(raw handle the model may steal, object to keep alive until the run ends)."""
+    from ..tensor import Tensor
+
+    out = _ffi.new("AtenTensorHandle*")
+    if isinstance(value, Tensor):
+        if value.strides != _contiguous_strides(value.shape):
+            value = value.clone()
+        _check(_lib.aoti_torch_new_tensor_handle(value._handle, out))
+        return int(_ffi.cast("uintptr_t", out[0])), value
+    array = np.ascontiguousarray(value)
+    name = _metadata.numpy_dtype_name(array.dtype)
+    if name not in _NAME_CODES:
+        raise TypeError(f"input {index}: dtype {array.dtype} has no mps_shim equivalent")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    itemsize = array.dtype.itemsize
+    data = array.__array_interface__["data"][0] if array.size else 0
+    sizes = _ffi.new("int64_t[]", list(array.shape) or [0])
+    strides = _ffi.new("int64_t[]", [s // itemsize for s in array.strides] or [0])
+    _check(_lib.aoti_torch_create_tensor_from_blob(_ffi.cast("void*", data), array.ndim, sizes, strides, 0,
+                                                   _NAME_CODES[name], _MPS, 0, out))
+    return int(_ffi.cast("uintptr_t", out[0])), array
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _take_output(raw):
+    """A numpy copy of an output tensor (the handle stays ours to delete)."""
+    handle = _ffi.cast("AtenTensorHandle", raw)
+
+    def get(fn, ctype):
+        out = _ffi.new(ctype + "*")
+        _check(fn(handle, out))
+        return out[0]
+
+    ndim = get(_lib.aoti_torch_get_dim, "int64_t")
+    sizes_p = get(_lib.aoti_torch_get_sizes, "int64_t*")
+    strides_p = get(_lib.aoti_torch_get_strides, "int64_t*")
+    shape = tuple(sizes_p[i] for i in range(ndim))
+    strides = tuple(strides_p[i] for i in range(ndim))
+    dtype = _numpy_dtype(_CODE_NAMES[get(_lib.aoti_torch_get_dtype, "int32_t")])
+    result = np.empty(shape, dtype)
+    if result.size == 0:
+        return result
+    data = int(_ffi.cast("uintptr_t", get(_lib.aoti_torch_get_data_ptr, "void*")))
+    span = 1 + sum((n - 1) * s for n, s in zip(shape, strides))  # elements from the first to the last
+    src_bytes = _ffi.buffer(_ffi.cast("char*", data), span * dtype.itemsize)
+    src = np.frombuffer(src_bytes, dtype=dtype)
+    view = np.lib.stride_tricks.as_strided(src, shape, tuple(s * dtype.itemsize for s in strides))
+    np.copyto(result, view)
+    return result
+
+
+def load(path):
+    """Loads a model.so (with its model.so.json if present) or a cpp-only .pt2 package (built and cached)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"[mps_shim.aoti] no such model: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"\x7fELF":
+        return Model(path, _metadata.read_sidecar(path))
+    if magic[:2] == b"PK":
+        sources, meta = _package.read(path)
+        return Model(_package.build_model_so(sources), meta, source=path)
+    raise ValueError(f"[mps_shim.aoti] {path}: neither a model.so (ELF) nor a .pt2 package (zip)")
