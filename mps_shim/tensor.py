@@ -19,17 +19,28 @@ bfloat16 is ml_dtypes.bfloat16 in numpy (the convention of JAX and others)
 when ml_dtypes is installed; .numpy(bits=True) gives the raw uint16 bits.
 """
 import ctypes
+import sys
 
 import numpy as np
 
 from ._native import ffi, lib
 from .errors import check
 
-try:
-    import ml_dtypes
-    _BFLOAT16_DTYPE = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes is optional
-    _BFLOAT16_DTYPE = None
+
+def _bfloat16_dtype(load=False):
+    """ml_dtypes.bfloat16 as a numpy dtype, or None.
+
+    ml_dtypes is optional and takes about a second to import, so it is imported
+    only to return bfloat16 (load=True); to recognise a bfloat16 input it need
+    not be: such an input exists only once ml_dtypes is imported.
+    """
+    module = sys.modules.get("ml_dtypes")
+    if module is None and load:
+        try:
+            import ml_dtypes as module
+        except ImportError:
+            return None
+    return np.dtype(module.bfloat16) if module is not None else None
 
 DEVICES = {"cpu": 0, "mps": 13}
 _DEVICE_NAMES = {v: k for k, v in DEVICES.items()}
@@ -46,12 +57,17 @@ _NAMES = {code: dt.name for code, dt in _DTYPES.items()}
 _NAMES[BFLOAT16] = "bfloat16"
 
 
+def _is_bfloat16(dt):
+    bfloat16 = _bfloat16_dtype()
+    return bfloat16 is not None and dt == bfloat16
+
+
 def dtype_code(dtype):
     """The c10 code for a numpy dtype (ml_dtypes.bfloat16 included), or for the name 'bfloat16'."""
     if isinstance(dtype, str) and dtype == "bfloat16":
         return BFLOAT16
     dt = np.dtype(dtype)
-    if _BFLOAT16_DTYPE is not None and dt == _BFLOAT16_DTYPE:
+    if _is_bfloat16(dt):
         return BFLOAT16
     dt = dt.newbyteorder("=")
     if dt not in _CODES:
@@ -171,8 +187,9 @@ class Tensor:
     def dtype(self):
         """The numpy dtype: ml_dtypes.bfloat16 for bfloat16, or the string 'bfloat16' without ml_dtypes."""
         code = self.dtype_code
-        if code == BFLOAT16 and _BFLOAT16_DTYPE is not None:
-            return _BFLOAT16_DTYPE
+        if code == BFLOAT16:
+            bfloat16 = _bfloat16_dtype(load=True)
+            return "bfloat16" if bfloat16 is None else bfloat16
         return _DTYPES.get(code, _NAMES.get(code))
 
     @property
@@ -191,10 +208,11 @@ class Tensor:
         """
         if self.dtype_code != BFLOAT16 or bits:
             return self._host_array()
-        if _BFLOAT16_DTYPE is None:
+        bfloat16 = _bfloat16_dtype(load=True)
+        if bfloat16 is None:
             raise TypeError("bfloat16 tensors need ml_dtypes for .numpy() (pip install ml_dtypes); "
                             "or use .numpy(bits=True) for the raw uint16 bits")
-        return self._host_array().view(_BFLOAT16_DTYPE)
+        return self._host_array().view(bfloat16)
 
     def _host_array(self):
         """A numpy view of the memory with a standard dtype (bfloat16 as uint16)."""
@@ -321,7 +339,7 @@ def _run_deleter(managed):
 
 
 def _from_dlpack(cls, obj, device):
-    if isinstance(obj, np.ndarray) and _BFLOAT16_DTYPE is not None and obj.dtype == _BFLOAT16_DTYPE:
+    if isinstance(obj, np.ndarray) and _is_bfloat16(obj.dtype):
         return cls.from_numpy(obj, device)  # numpy's DLPack export refuses ml_dtypes' bfloat16
     if hasattr(obj, "__dlpack__"):
         if hasattr(obj, "__dlpack_device__"):
