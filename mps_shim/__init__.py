@@ -6,13 +6,16 @@ become tensors without a copy, and Python callables run as command blocks.
 """
 import json
 
+from . import errors
+
 from ._native import ffi, lib
 from ._paths import include_dir, library_path
-from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, InvalidHandleError,
-                     KernelNotFoundError, MpsShimError, check)
+from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, EngineError, InternalError,
+                     InvalidHandleError, KernelNotFoundError, MpsShimError, OpError, OutOfMemoryError, check,
+                     raise_pending)
 from .library import KernelFunction, ShaderLibrary
 from .shader import CompiledShader, compile_shader
-from .tensor import Tensor
+from .tensor import Tensor, from_dlpack
 
 __version__ = "0.1.0"
 
@@ -28,12 +31,19 @@ def runtime_info():
 
 
 def synchronize():
-    """Waits until all dispatched work has completed."""
-    check(lib.mps_shim_synchronize())
+    """Waits until all dispatched work has completed, then raises the pending failure, if any.
+
+    The pending failure is the first one since the last report that no caller
+    has seen (generated model code ignores return codes); see errors.raise_pending.
+    """
+    code = lib.mps_shim_synchronize()
+    if code != 0:
+        raise errors._last_exception()
 
 
 __all__ = [
-    "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "InvalidHandleError",
-    "KernelFunction", "KernelNotFoundError", "MpsShimError", "ShaderLibrary", "Tensor", "backend_name",
-    "compile_shader", "include_dir", "library_path", "runtime_info", "synchronize",
+    "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "EngineError",
+    "InternalError", "InvalidHandleError", "KernelFunction", "KernelNotFoundError", "MpsShimError", "OpError",
+    "OutOfMemoryError", "ShaderLibrary", "Tensor", "backend_name", "compile_shader", "from_dlpack", "include_dir",
+    "library_path", "raise_pending", "runtime_info", "synchronize",
 ]

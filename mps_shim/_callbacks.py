@@ -6,12 +6,13 @@ library calls _mps_shim_command_block_trampoline(func, user_data) on this
 thread; the trampoline calls the callable with the KernelFunction. It must not
 let an exception unwind into C, so it catches BaseException, stores it on the
 payload and returns. After the C call returns, the caller re-raises the stored
-exception, which takes precedence over the library's error code. The handle
+exception, which takes precedence over the library's error code (the library's
+failure then counts as read, so it is not reported again as pending). The handle
 is kept alive by the caller's frame for the duration of the C call; C never
 keeps user_data after run_command_block returns.
 """
 from ._native import ffi, lib
-from .errors import check
+from .errors import check, mark_read
 
 
 class _Payload:
@@ -40,5 +41,7 @@ def run_command_block(function, callback):
         function._handle, lib._mps_shim_command_block_trampoline, handle
     )
     if payload.error is not None:
+        if code != 0:
+            mark_read()  # the block's own failure is reported as the callback's exception
         raise payload.error
     check(code)

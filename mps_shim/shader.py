@@ -5,13 +5,14 @@
     lib.scale(out, x, 2.5, threads=n, group_size=64)
 
 Arguments bind to the kernel's buffer indices in increasing order: numpy arrays
-and Tensors as buffers (arrays without a copy, so outputs land in them),
+and Tensors as buffers (arrays without a copy, so outputs land in them; torch CPU
+tensors and other DLPack producers too),
 Python ints as int64, Python floats as float32, numpy scalars as their own type.
 """
 import numpy as np
 
 from .library import ShaderLibrary
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 
 class CompiledShader:
@@ -40,6 +41,9 @@ class BoundKernel:
             wanted = ", ".join(f"{p['name'] or '?'} ({p['type']})" for p in self.bindings)
             raise TypeError(f"kernel {self.function.name!r} takes {len(self.bindings)} arguments "
                             f"({wanted}), got {len(args)}")
+        # torch tensors and other DLPack producers are wrapped once, without a copy
+        args = [as_tensor(a) if not isinstance(a, (np.ndarray, Tensor)) and hasattr(a, "__dlpack__") else a
+                for a in args]
         if threads is None:
             threads = next((a.size if isinstance(a, np.ndarray) else a.numel
                             for a in args if isinstance(a, (np.ndarray, Tensor))), None)

@@ -1,14 +1,46 @@
-"""Tensors: AtenTensorHandles wrapped for Python, built from numpy without copying.
+"""Tensors: AtenTensorHandles wrapped for Python, built from numpy or DLPack without copying.
 
 On the host backend device memory is host memory, so Tensor.from_numpy() hands
 the array's own memory to kernels (writes land in the array) and .numpy()
 returns a view of the tensor's memory. The Tensor keeps the array alive, and
 the array returned by .numpy() keeps the Tensor alive.
+
+DLPack, both ways and zero-copy:
+- Tensor.__dlpack__ / __dlpack_device__ export the tensor as a CPU DLPack
+  tensor (numpy's exporter over a view of the tensor's memory: legacy or
+  versioned capsules as the consumer asks; bfloat16 is retagged as kDLBfloat).
+  The capsule's owner keeps the Tensor alive until the consumer's deleter runs.
+- Tensor.from_dlpack(obj) consumes obj.__dlpack__(): the capsule is renamed
+  "used_dltensor[_versioned]" and its DLManagedTensor is held by the new
+  Tensor; its deleter runs exactly once, when the last Tensor or view of it is
+  gone. The producer object itself may go away at once.
+
+bfloat16 is ml_dtypes.bfloat16 in numpy (the convention of JAX and others)
+when ml_dtypes is installed; .numpy(bits=True) gives the raw uint16 bits.
 """
+import ctypes
+import sys
+
 import numpy as np
 
 from ._native import ffi, lib
 from .errors import check
+
+
+def _bfloat16_dtype(load=False):
+    """ml_dtypes.bfloat16 as a numpy dtype, or None.
+
+    ml_dtypes is optional and takes about a second to import, so it is imported
+    only to return bfloat16 (load=True); to recognise a bfloat16 input it need
+    not be: such an input exists only once ml_dtypes is imported.
+    """
+    module = sys.modules.get("ml_dtypes")
+    if module is None and load:
+        try:
+            import ml_dtypes as module
+        except ImportError:
+            return None
+    return np.dtype(module.bfloat16) if module is not None else None
 
 DEVICES = {"cpu": 0, "mps": 13}
 _DEVICE_NAMES = {v: k for k, v in DEVICES.items()}
@@ -25,11 +57,19 @@ _NAMES = {code: dt.name for code, dt in _DTYPES.items()}
 _NAMES[BFLOAT16] = "bfloat16"
 
 
+def _is_bfloat16(dt):
+    bfloat16 = _bfloat16_dtype()
+    return bfloat16 is not None and dt == bfloat16
+
+
 def dtype_code(dtype):
-    """The c10 code for a numpy dtype, or for the name 'bfloat16'."""
+    """The c10 code for a numpy dtype (ml_dtypes.bfloat16 included), or for the name 'bfloat16'."""
     if isinstance(dtype, str) and dtype == "bfloat16":
         return BFLOAT16
-    dt = np.dtype(dtype).newbyteorder("=")
+    dt = np.dtype(dtype)
+    if _is_bfloat16(dt):
+        return BFLOAT16
+    dt = dt.newbyteorder("=")
     if dt not in _CODES:
         raise TypeError(f"dtype {dt} has no mps_shim equivalent (supported: {', '.join(sorted(_NAMES.values()))})")
     return _CODES[dt]
@@ -145,8 +185,11 @@ class Tensor:
 
     @property
     def dtype(self):
-        """The numpy dtype, or the string 'bfloat16'."""
+        """The numpy dtype: ml_dtypes.bfloat16 for bfloat16, or the string 'bfloat16' without ml_dtypes."""
         code = self.dtype_code
+        if code == BFLOAT16:
+            bfloat16 = _bfloat16_dtype(load=True)
+            return "bfloat16" if bfloat16 is None else bfloat16
         return _DTYPES.get(code, _NAMES.get(code))
 
     @property
@@ -159,17 +202,51 @@ class Tensor:
         return int(ffi.cast("uintptr_t", self._get(lib.aoti_torch_get_data_ptr, "void*")))
 
     def numpy(self, bits=False):
-        """A numpy view of this tensor's memory (no copy). bfloat16 needs bits=True: raw uint16 bits."""
+        """A numpy view of this tensor's memory (no copy).
+
+        bfloat16 comes as ml_dtypes.bfloat16 (needs ml_dtypes), or with bits=True as its raw uint16 bits.
+        """
+        if self.dtype_code != BFLOAT16 or bits:
+            return self._host_array()
+        bfloat16 = _bfloat16_dtype(load=True)
+        if bfloat16 is None:
+            raise TypeError("bfloat16 tensors need ml_dtypes for .numpy() (pip install ml_dtypes); "
+                            "or use .numpy(bits=True) for the raw uint16 bits")
+        return self._host_array().view(bfloat16)
+
+    def _host_array(self):
+        """A numpy view of the memory with a standard dtype (bfloat16 as uint16)."""
         code = self.dtype_code
-        if code == BFLOAT16:
-            if not bits:
-                raise TypeError("bfloat16 has no numpy dtype; use .numpy(bits=True) for the raw uint16 bits")
-            dtype = np.dtype(np.uint16)
-        else:
-            dtype = _DTYPES[code]
+        dtype = np.dtype(np.uint16) if code == BFLOAT16 else _DTYPES[code]
         if self.numel == 0:
             return np.empty(self.shape, dtype)
         return np.asarray(_ArrayView(self, dtype))
+
+    # ---- DLPack ----
+
+    def __dlpack_device__(self):
+        """(kDLCPU, 0): on the host backend the tensor's memory is host memory."""
+        if ffi.string(lib.mps_shim_backend_name()) != b"host":
+            raise BufferError("DLPack export needs host memory (the host backend)")
+        return (_KDLCPU, 0)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule viewing this tensor's memory (no copy unless copy=True)."""
+        self.__dlpack_device__()
+        kwargs = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
+                  if v is not None}
+        capsule = self._host_array().__dlpack__(stream=stream, **kwargs)
+        if self.dtype_code == BFLOAT16:
+            _dltensor(capsule)[0].dtype.code = _KDLBFLOAT  # exported as uint16 bits
+        return capsule
+
+    @classmethod
+    def from_dlpack(cls, obj, device="mps"):
+        """Wraps the memory of anything with __dlpack__ (torch CPU tensors, numpy arrays...) without copying.
+
+        A DLPack capsule is accepted too. Writes through the Tensor are visible to the producer.
+        """
+        return _from_dlpack(cls, obj, device)
 
     def view(self, shape, strides=None, storage_offset=0):
         """A view over the same storage (aoti_torch__reinterpret_tensor)."""
@@ -197,7 +274,126 @@ class Tensor:
 
 
 def as_tensor(value, device="mps"):
-    """A Tensor as is, or a numpy array wrapped without a copy."""
+    """A Tensor as is; a numpy array, or anything with __dlpack__, wrapped without a copy."""
     if isinstance(value, Tensor):
         return value
+    if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
+        return Tensor.from_dlpack(value, device)
     return Tensor.from_numpy(value, device)
+
+
+def from_dlpack(obj, device="mps"):
+    """Tensor.from_dlpack(obj): a Tensor over the memory of anything with __dlpack__, without copying."""
+    return Tensor.from_dlpack(obj, device)
+
+
+# ---- DLPack import ---------------------------------------------------------------------------------------------
+
+_KDLCPU = 1
+_KDLBFLOAT = 4
+_DLPACK_MAJOR = 1
+_READ_ONLY_FLAG = 1
+# (DLDataTypeCode, bits) -> c10 code
+_FROM_DL_DTYPE = {
+    (0, 8): 1, (0, 16): 2, (0, 32): 3, (0, 64): 4,
+    (1, 8): 0, (1, 16): 27, (1, 32): 28, (1, 64): 29,
+    (2, 16): 5, (2, 32): 6, (2, 64): 7,
+    (_KDLBFLOAT, 16): BFLOAT16, (6, 8): 11,
+}
+# Capsule names of the DLPack protocol, and what a consumer renames them to. Module
+# constants: a renamed capsule keeps a pointer to its name until it is destroyed.
+_LEGACY, _VERSIONED = b"dltensor", b"dltensor_versioned"
+_USED = {_LEGACY: b"used_dltensor", _VERSIONED: b"used_dltensor_versioned"}
+
+_capi = ctypes.pythonapi
+_capi.PyCapsule_IsValid.restype = ctypes.c_int
+_capi.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+_capi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capi.PyCapsule_SetName.restype = ctypes.c_int
+_capi.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _capsule_kind(capsule):
+    for name in (_VERSIONED, _LEGACY):
+        if _capi.PyCapsule_IsValid(capsule, name):
+            return name
+    raise BufferError("not an unconsumed DLPack capsule (expected one named 'dltensor' or 'dltensor_versioned'; "
+                      "a capsule can be consumed once)")
+
+
+def _managed(capsule, kind):
+    ctype = "DLManagedTensorVersioned*" if kind == _VERSIONED else "DLManagedTensor*"
+    return ffi.cast(ctype, _capi.PyCapsule_GetPointer(capsule, kind))
+
+
+def _dltensor(capsule):
+    """The DLTensor inside an unconsumed capsule (a cdata pointer); the capsule still owns it."""
+    managed = _managed(capsule, _capsule_kind(capsule))
+    return ffi.addressof(managed.dl_tensor)
+
+
+def _run_deleter(managed):
+    if managed.deleter != ffi.NULL:
+        managed.deleter(managed)
+
+
+def _from_dlpack(cls, obj, device):
+    if isinstance(obj, np.ndarray) and _is_bfloat16(obj.dtype):
+        return cls.from_numpy(obj, device)  # numpy's DLPack export refuses ml_dtypes' bfloat16
+    if hasattr(obj, "__dlpack__"):
+        if hasattr(obj, "__dlpack_device__"):
+            dev_type, dev_id = obj.__dlpack_device__()
+            if int(dev_type) != _KDLCPU:
+                raise BufferError(f"from_dlpack needs a CPU tensor (DLPack device {_KDLCPU}), got device type "
+                                  f"{int(dev_type)}; move it to the CPU first")
+        try:
+            capsule = obj.__dlpack__(max_version=(_DLPACK_MAJOR, 0))
+        except TypeError:  # a producer older than DLPack 1.0 takes no max_version
+            capsule = obj.__dlpack__()
+    elif type(obj).__name__ == "PyCapsule":
+        capsule = obj
+    else:
+        raise TypeError(f"from_dlpack needs an object with __dlpack__ (or a DLPack capsule), "
+                        f"got {type(obj).__name__}")
+    kind = _capsule_kind(capsule)
+    managed = _managed(capsule, kind)
+    if kind == _VERSIONED and managed.version.major != _DLPACK_MAJOR:
+        raise BufferError(f"DLPack version {managed.version.major}.{managed.version.minor} is not supported "
+                          f"(this consumer reads {_DLPACK_MAJOR}.x)")
+    # Everything is checked before the capsule is consumed: on error its own destructor frees it.
+    t = managed.dl_tensor
+    if t.device.device_type != _KDLCPU:
+        raise BufferError(f"from_dlpack needs CPU memory, got DLPack device type {t.device.device_type}")
+    key = (t.dtype.code, t.dtype.bits)
+    if t.dtype.lanes != 1 or key not in _FROM_DL_DTYPE:
+        raise TypeError(f"DLPack dtype (code {t.dtype.code}, {t.dtype.bits} bits, {t.dtype.lanes} lanes) has no "
+                        f"mps_shim equivalent")
+    code = _FROM_DL_DTYPE[key]
+    ndim = t.ndim
+    if ndim < 0 or ndim > 64 or (ndim and t.shape == ffi.NULL):
+        raise BufferError(f"malformed DLPack tensor: ndim {ndim}")
+    shape = [t.shape[i] for i in range(ndim)]
+    if t.strides == ffi.NULL:
+        strides, step = [0] * ndim, 1
+        for i in reversed(range(ndim)):
+            strides[i], step = step, step * shape[i]
+    else:
+        strides = [t.strides[i] for i in range(ndim)]
+    if any(s < 0 for s in strides):
+        raise ValueError("tensors with negative strides cannot be wrapped without a copy")
+    numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if numel and t.data == ffi.NULL:
+        raise BufferError("malformed DLPack tensor: null data")
+    data = ffi.cast("char*", t.data) + t.byte_offset if numel else ffi.NULL
+
+    # Consume: from here on the DLManagedTensor is ours, and its deleter must run exactly once.
+    if _capi.PyCapsule_SetName(capsule, _USED[kind]) != 0:
+        raise BufferError("could not mark the DLPack capsule consumed")
+    owner = ffi.gc(managed, _run_deleter)
+    del capsule
+    out = ffi.new("AtenTensorHandle*")
+    check(lib.aoti_torch_create_tensor_from_blob(
+        ffi.cast("void*", data), ndim, _int64_array(shape), _int64_array(strides), 0, code,
+        _device_code(device), 0, out))
+    return cls(out[0], keep_alive=owner)

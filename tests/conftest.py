@@ -103,3 +103,18 @@ def examples_dir():
     import mps_shim
 
     return os.path.join(os.path.dirname(os.path.abspath(mps_shim.__file__)), "examples")
+
+
+@pytest.fixture(autouse=True)
+def no_failure_left_pending():
+    """Every failure the Python layer raises counts as read: none may be left pending after a test.
+
+    Tests that make failing C calls without check() take the pending failure themselves.
+    """
+    import mps_shim
+    from mps_shim._native import lib
+
+    lib.mps_shim_take_pending_error()
+    yield
+    if lib.mps_shim_take_pending_error():
+        pytest.fail(f"a failure was left pending (not raised by check()): {mps_shim.errors.last_error()}")

@@ -124,3 +124,12 @@ def test_generated_model(cc, cxx, native, run_env, tmp_path):
             "-o", driver, *native["link"], "-ldl"])
     proc = _run([driver, model], run_env)
     assert "all checks passed" in proc.stdout
+
+
+def test_error_kinds_and_pending_failures_from_cxx(cxx, native, run_env, tmp_path):
+    """error_kinds_test.cpp: a host that ignores return codes sees each failure's kind at synchronize."""
+    exe = str(tmp_path / "error_kinds_test")
+    _build([cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pthread", *native["include"],
+            os.path.join(C_DIR, "error_kinds_test.cpp"), "-o", exe, *native["link"]])
+    proc = _run([exe], run_env)
+    assert "all checks passed" in proc.stdout

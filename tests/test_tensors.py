@@ -456,10 +456,21 @@ def test_bfloat16_widens_exactly():
     assert np.all(np.isnan(got[nan]))
 
 
-def test_bfloat16_has_no_numpy_dtype():
+def test_bfloat16_without_ml_dtypes_needs_bits(monkeypatch):
+    import mps_shim.tensor
+    monkeypatch.setattr(mps_shim.tensor, "_bfloat16_dtype", lambda load=False: None)
     t = Tensor.empty(3, dtype="bfloat16")
+    assert t.dtype == "bfloat16" and isinstance(t.dtype, str)
     with pytest.raises(TypeError, match="bits=True"):
         t.numpy()
+    assert t.numpy(bits=True).dtype == np.uint16
+
+
+def test_bfloat16_is_ml_dtypes_bfloat16():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    t = Tensor.empty(3, dtype="bfloat16")
+    assert t.dtype == np.dtype(ml_dtypes.bfloat16)
+    assert t.numpy().dtype == np.dtype(ml_dtypes.bfloat16)
 
 
 # ---- which numpy arrays can be wrapped --------------------------------------------------------------------------

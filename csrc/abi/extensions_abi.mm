@@ -11,10 +11,19 @@ using mps_shim::abi::guard;
 extern "C" {
 
 const char* mps_shim_last_error(void) { return abi::last_error_message(); }
+int32_t mps_shim_last_error_kind(void) { return abi::last_error_kind(); }
 
-AOTITorchError mps_shim_synchronize(void) {
-  return guard(__func__, [] { backend().synchronize(); });
+AOTITorchError mps_shim_take_pending_error(void) {
+  return abi::take_pending_error() ? AOTI_TORCH_FAILURE : AOTI_TORCH_SUCCESS;
 }
+
+// A failure while waiting becomes the pending one unless an earlier one is pending.
+AOTITorchError mps_shim_synchronize(void) {
+  guard(__func__, [] { backend().synchronize(); });
+  return mps_shim_take_pending_error();
+}
+
+void mps_shim_mark_last_error_read(void) { abi::mark_last_error_read(); }
 
 const char* mps_shim_backend_name(void) { return backend().name(); }
 

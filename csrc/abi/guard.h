@@ -1,8 +1,12 @@
 // The ABI boundary: every extern "C" body runs inside guard(), which turns any
-// exception into AOTI_TORCH_FAILURE plus this thread's last-error message, and
-// marks the enclosing command block failed. Nothing throws across the ABI.
+// exception into AOTI_TORCH_FAILURE plus this thread's last error (message and
+// kind), marks the enclosing command block failed, and records the failure as
+// the process's pending failure unless one is already pending (generated code
+// ignores return codes; mps_shim_synchronize reports it). Nothing throws across
+// the ABI.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -13,18 +17,26 @@
 
 namespace mps_shim::abi {
 
-void set_last_error(const char* api, const char* message);
-const char* last_error_message();
+// Records the exception being handled; call it only inside a catch block. With
+// MPS_SHIM_ABORT_ON_ERROR set, prints the message and aborts instead of returning.
+void record_exception(const char* api) noexcept;
+
+const char* last_error_message() noexcept;
+int32_t last_error_kind() noexcept;
+// Moves the pending failure into this thread's last error and clears the slot;
+// false when none is pending.
+bool take_pending_error() noexcept;
+// This thread's last error has been read (reported to the caller): if it is the
+// pending failure, the slot is cleared.
+void mark_last_error_read() noexcept;
 
 template <typename F>
 AOTITorchError guard(const char* api, F&& body) noexcept {
   try {
     body();
     return AOTI_TORCH_SUCCESS;
-  } catch (const std::exception& e) {
-    set_last_error(api, e.what());
   } catch (...) {
-    set_last_error(api, "unknown C++ exception");
+    record_exception(api);
   }
   return AOTI_TORCH_FAILURE;
 }

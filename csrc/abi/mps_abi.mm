@@ -91,7 +91,7 @@ AOTITorchError aoti_torch_mps_dispatch_array_with_group_size(AOTIMetalKernelFunc
                                                              size_t length_size, const uint64_t* group_size,
                                                              size_t group_size_size) {
   return encode(__func__, func, [&](KernelFunction& k) {
-    MPS_SHIM_CHECK(group_size != nullptr, "null group_size array");
+    MPS_SHIM_CHECK_AS(DispatchError, group_size != nullptr, "null group_size array");
     k.dispatch(length, length_size, group_size, group_size_size);
   });
 }
@@ -147,14 +147,12 @@ AOTITorchError aoti_torch_mps_run_command_block(AOTIMetalKernelFunctionHandle fu
                                                 aoti_torch_mps_command_block_callback_t callback, void* user_data) {
   return guard(__func__, [&] {
     kernel(func);  // validates the handle before anything runs
-    MPS_SHIM_CHECK(callback != nullptr, "null callback");
+    MPS_SHIM_CHECK_AS(CommandBlockError, callback != nullptr, "null callback");
     CommandQueue::Block block;
     try {
       callback(func, user_data);
-    } catch (const std::exception& e) {
-      abi::set_last_error("command block callback", e.what());
     } catch (...) {
-      abi::set_last_error("command block callback", "threw a non-standard exception");
+      abi::record_exception("command block callback");
     }
     block.finish();
   });

@@ -236,8 +236,9 @@ void aoti_torch_warn(const char* func, const char* file, uint32_t line, const ch
 void aoti_torch_check(bool cond, const char* func, const char* file, uint32_t line, const char* msg) {
   if (cond) return;
   // Upstream throws c10::Error, which AOTInductor's generated wrappers catch as
-  // std::exception and turn into an error code; throw the same way.
-  throw std::runtime_error(concat(msg ? msg : "check failed", " (", func ? func : "?", " at ", file ? file : "?", ":",
+  // std::exception and turn into an error code; throw the same way (Error is a
+  // std::runtime_error; inside a command block it fails the block as a runtime error).
+  throw Error(concat(msg ? msg : "check failed", " (", func ? func : "?", " at ", file ? file : "?", ":",
                                   line, ")"));
 }
 

@@ -7,7 +7,21 @@
  *
  * The header compiles as C99 and as C++17. Every AOTITorchError function
  * returns AOTI_TORCH_SUCCESS (0) or AOTI_TORCH_FAILURE (1); after a failure,
- * mps_shim_last_error() returns this thread's message.
+ * mps_shim_last_error() returns this thread's message, "[function] what went
+ * wrong", and mps_shim_last_error_kind() its kind, one of MPS_SHIM_ERROR_*.
+ *
+ * Failures stick. AOTInductor-generated code ignores every return code, so each
+ * failure is also recorded as the process's pending failure, unless one is
+ * already pending: the first one since the slot was last cleared is kept.
+ * mps_shim_synchronize() and mps_shim_take_pending_error() report it (return 1,
+ * with its message and kind as this thread's last error) and clear it. A caller
+ * that checks a return code itself still finds that failure pending at the next
+ * synchronize, unless it calls mps_shim_mark_last_error_read() (Python's
+ * bindings do, for every failure they raise).
+ *
+ * With the environment variable MPS_SHIM_ABORT_ON_ERROR set to a value other
+ * than "" or "0", a failing call prints its message to stderr and aborts the
+ * process instead of returning, for hosts that never check.
  *
  * Build-time note: build_ffi.py feeds the part between the two CDEF markers to
  * cffi, so that part holds plain declarations only (no macros, no #if).
@@ -37,6 +51,23 @@ extern "C" {
 
 /* CDEF-BEGIN */
 typedef int32_t AOTITorchError;
+
+/* Error kinds, returned by mps_shim_last_error_kind(). The values are stable. */
+enum mps_shim_error_kind {
+  MPS_SHIM_ERROR_NONE = 0,             /* no failure recorded on this thread */
+  MPS_SHIM_ERROR_RUNTIME = 1,          /* a failure with no finer kind: tensor arguments, I/O... */
+  MPS_SHIM_ERROR_INVALID_HANDLE = 2,   /* null, deleted or foreign handle or device buffer */
+  MPS_SHIM_ERROR_ARGUMENT = 3,         /* a kernel argument bound badly: index, tensor vs value, size */
+  MPS_SHIM_ERROR_COMPILE = 4,          /* Metal source did not compile; the message has the diagnostics */
+  MPS_SHIM_ERROR_KERNEL_NOT_FOUND = 5, /* no kernel of that name in the library */
+  MPS_SHIM_ERROR_DISPATCH = 6,         /* a dispatch rejected or stopped: grid, threadgroup size,
+                                          unbound argument, earlier failure in the block, deadlock */
+  MPS_SHIM_ERROR_COMMAND_BLOCK = 7,    /* run_command_block failed because a call inside it failed */
+  MPS_SHIM_ERROR_OUT_OF_MEMORY = 8,    /* an allocation failed or exceeds the device's memory */
+  MPS_SHIM_ERROR_OP = 9,               /* an ATen fallback op rejected its arguments */
+  MPS_SHIM_ERROR_ENGINE = 10,          /* the engine could not run a kernel: an engine limit, a bad module */
+  MPS_SHIM_ERROR_INTERNAL = 11         /* an exception that is not mps_shim's own (a C++ callback's) */
+};
 
 typedef struct AtenTensorOpaque AtenTensorOpaque;
 typedef AtenTensorOpaque* AtenTensorHandle;
@@ -163,8 +194,17 @@ MPS_SHIM_EXPORT void aoti_torch_check(
 /* ---- mps_shim extensions ---- */
 /* This thread's last error message; "" if none. Valid until this thread's next call. */
 MPS_SHIM_EXPORT const char* mps_shim_last_error(void);
-/* Waits until all dispatched work has completed. */
+/* The kind of this thread's last error: an MPS_SHIM_ERROR_* code (MPS_SHIM_ERROR_NONE if none). */
+MPS_SHIM_EXPORT int32_t mps_shim_last_error_kind(void);
+/* Waits until all dispatched work has completed, then reports the pending failure: returns 1 if
+ * one is pending, moving its message and kind into this thread's last error and clearing it;
+ * returns 0 if none is. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_synchronize(void);
+/* As mps_shim_synchronize, without waiting. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_take_pending_error(void);
+/* Marks this thread's last error as read: if it is the pending failure, the slot is cleared, so a
+ * failure the caller has already handled is not reported again by mps_shim_synchronize. */
+MPS_SHIM_EXPORT void mps_shim_mark_last_error_read(void);
 /* "host", later "cuda" or "metal". */
 MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
 /* Binds nbytes (1..64) copied from data to a scalar (constant T&) parameter. */

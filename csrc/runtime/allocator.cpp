@@ -25,10 +25,10 @@ size_t max_allocation_size() {
 
 void* device_malloc(size_t nbytes) {
   if (nbytes == 0) return nullptr;
-  MPS_SHIM_CHECK(nbytes <= max_allocation_size(), "cannot allocate ", nbytes,
+  MPS_SHIM_CHECK_AS(OutOfMemoryError, nbytes <= max_allocation_size(), "cannot allocate ", nbytes,
                  " bytes: more than the device's memory (", max_allocation_size(), " bytes)");
   void* ptr = backend().allocate(nbytes);
-  MPS_SHIM_CHECK(ptr != nullptr, "out of device memory allocating ", nbytes, " bytes");
+  MPS_SHIM_CHECK_AS(OutOfMemoryError, ptr != nullptr, "out of device memory allocating ", nbytes, " bytes");
   std::lock_guard<std::mutex> lock(registry_mutex);
   registry()[ptr] = nbytes;
   return ptr;
@@ -39,7 +39,7 @@ void device_free(void* ptr) {
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
     auto it = registry().find(ptr);
-    MPS_SHIM_CHECK(it != registry().end(), "pointer ", ptr,
+    MPS_SHIM_CHECK_AS(InvalidHandleError, it != registry().end(), "pointer ", ptr,
                    " was not allocated by aoti_torch_mps_malloc, or was already freed");
     registry().erase(it);
   }
@@ -49,7 +49,7 @@ void device_free(void* ptr) {
 Allocation find_allocation(const void* base, const char* what) {
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto it = registry().find(base);
-  MPS_SHIM_CHECK(it != registry().end(), what, " ", base,
+  MPS_SHIM_CHECK_AS(InvalidHandleError, it != registry().end(), what, " ", base,
                  " is not a live buffer from aoti_torch_mps_malloc");
   return {static_cast<char*>(const_cast<void*>(base)), it->second};
 }

@@ -44,7 +44,7 @@ CommandQueue::Block::~Block() {
 
 // A nested block's failure stays recorded, so the enclosing block fails too.
 void CommandQueue::Block::finish() {
-  MPS_SHIM_CHECK(!state.failed, "the command block failed: ", state.error);
+  MPS_SHIM_CHECK_AS(CommandBlockError, !state.failed, "the command block failed: ", state.error);
 }
 
 }  // namespace mps_shim

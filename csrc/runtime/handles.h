@@ -23,10 +23,10 @@ class HandleRegistry {
   }
   // The object behind `handle`; throws when it is null, unknown or deleted.
   T* get(const void* handle) {
-    MPS_SHIM_CHECK(handle != nullptr, "null ", kind_, " handle");
+    MPS_SHIM_CHECK_AS(InvalidHandleError, handle != nullptr, "null ", kind_, " handle");
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = live_.find(static_cast<T*>(const_cast<void*>(handle)));
-    MPS_SHIM_CHECK(it != live_.end(), "invalid ", kind_, " handle ", handle, " (deleted, or never created)");
+    MPS_SHIM_CHECK_AS(InvalidHandleError, it != live_.end(), "invalid ", kind_, " handle ", handle, " (deleted, or never created)");
     return *it;
   }
 

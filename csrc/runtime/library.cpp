@@ -64,14 +64,16 @@ std::string KernelFunction::describe_bindings() const {
   return s.empty() ? "none" : s;
 }
 
-void KernelFunction::check_encoding(const char* what) const {
-  MPS_SHIM_CHECK(encoding_epoch_ == CommandQueue::epoch(), "kernel '", info().name, "': ", what,
-                 " before aoti_torch_mps_start_encoding on this kernel function");
+// Binding before start_encoding is an argument error, dispatching before it a dispatch error.
+void KernelFunction::check_encoding(const char* what, ErrorKind kind) const {
+  if (encoding_epoch_ != CommandQueue::epoch())
+    throw Error(concat("kernel '", info().name, "': ", what,
+                       " before aoti_torch_mps_start_encoding on this kernel function"), kind);
 }
 
 const KernelParam& KernelFunction::param_at(unsigned index, const char* what) const {
-  check_encoding(what);
-  MPS_SHIM_CHECK(index < by_binding_.size() && by_binding_[index], "kernel '", info().name,
+  check_encoding(what, ErrorKind::Argument);
+  MPS_SHIM_CHECK_AS(ArgumentError, index < by_binding_.size() && by_binding_[index], "kernel '", info().name,
                  "' has no binding index ", index, " (its bindings: ", describe_bindings(), ")");
   return *by_binding_[index];
 }
@@ -86,9 +88,9 @@ void KernelFunction::start_encoding() {
 
 void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
   const KernelParam& p = param_at(index, "set_arg_tensor");
-  MPS_SHIM_CHECK(p.kind == ParamKind::Buffer, "kernel '", info().name, "': binding ", index, " is the ",
+  MPS_SHIM_CHECK_AS(ArgumentError, p.kind == ParamKind::Buffer, "kernel '", info().name, "': binding ", index, " is the ",
                  param_label(p), "; bind a value with set_arg_int, not a tensor");
-  MPS_SHIM_CHECK(tensor.device() == DeviceType::MPS || backend().host_addressable(), "kernel '", info().name,
+  MPS_SHIM_CHECK_AS(ArgumentError, tensor.device() == DeviceType::MPS || backend().host_addressable(), "kernel '", info().name,
                  "': binding ", index, " needs an mps tensor, got a cpu tensor");
   Binding& b = bindings_[index];
   b.kind = Binding::Buffer;
@@ -98,11 +100,11 @@ void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
 
 void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) {
   const KernelParam& p = param_at(index, "set_arg");
-  MPS_SHIM_CHECK(p.kind == ParamKind::Scalar, "kernel '", info().name, "': binding ", index, " is the ",
+  MPS_SHIM_CHECK_AS(ArgumentError, p.kind == ParamKind::Scalar, "kernel '", info().name, "': binding ", index, " is the ",
                  param_label(p), "; bind a tensor with set_arg_tensor, not a value");
-  MPS_SHIM_CHECK(data != nullptr && nbytes >= 1 && nbytes <= kMaxScalarBytes, "kernel '", info().name, "': binding ",
+  MPS_SHIM_CHECK_AS(ArgumentError, data != nullptr && nbytes >= 1 && nbytes <= kMaxScalarBytes, "kernel '", info().name, "': binding ",
                  index, " takes 1 to ", kMaxScalarBytes, " bytes from a non-null pointer, got ", nbytes);
-  MPS_SHIM_CHECK(nbytes >= p.scalar_size, "kernel '", info().name, "': binding ", index, " (", param_label(p),
+  MPS_SHIM_CHECK_AS(ArgumentError, nbytes >= p.scalar_size, "kernel '", info().name, "': binding ", index, " (", param_label(p),
                  ") needs ", p.scalar_size, " bytes but ", nbytes, " were bound");
   Binding& b = bindings_[index];
   b.kind = Binding::Bytes;
@@ -116,18 +118,18 @@ void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) 
 void KernelFunction::dispatch_single(uint64_t length, std::optional<uint64_t> group_size) {
   const uint64_t group = group_size ? *group_size : std::min<uint64_t>(length, info().max_threads);
   if (!group_size && length == 0) {  // nothing to run; the default group would be 0
-    check_encoding("dispatch");
+    check_encoding("dispatch", ErrorKind::Dispatch);
     return;
   }
   dispatch(&length, 1, &group, 1);
 }
 
 void KernelFunction::dispatch(const uint64_t* length, size_t dims, const uint64_t* group_size, size_t group_dims) {
-  check_encoding("dispatch");
+  check_encoding("dispatch", ErrorKind::Dispatch);
   const std::string& name = info().name;
-  MPS_SHIM_CHECK(length != nullptr && dims >= 1 && dims <= 3, "kernel '", name,
+  MPS_SHIM_CHECK_AS(DispatchError, length != nullptr && dims >= 1 && dims <= 3, "kernel '", name,
                  "': a dispatch has 1 to 3 dimensions, got ", dims);
-  MPS_SHIM_CHECK(!group_size || group_dims == dims, "kernel '", name, "': the grid has ", dims,
+  MPS_SHIM_CHECK_AS(DispatchError, !group_size || group_dims == dims, "kernel '", name, "': the grid has ", dims,
                  " dimensions but the threadgroup size has ", group_dims);
   const uint32_t max_threads = info().max_threads;
   uint32_t grid[3] = {1, 1, 1}, group[3] = {max_threads, 1, 1};
@@ -135,23 +137,23 @@ void KernelFunction::dispatch(const uint64_t* length, size_t dims, const uint64_
   bool empty = false;
   for (size_t d = 0; d < 3; ++d) {
     if (d < dims) {
-      MPS_SHIM_CHECK(length[d] <= std::numeric_limits<uint32_t>::max(), "kernel '", name, "': grid size ", length[d],
+      MPS_SHIM_CHECK_AS(DispatchError, length[d] <= std::numeric_limits<uint32_t>::max(), "kernel '", name, "': grid size ", length[d],
                      " in dimension ", d, " exceeds 2^32-1");
       grid[d] = uint32_t(length[d]);
       empty |= length[d] == 0;
     }
     if (group_size && d < dims) {
-      MPS_SHIM_CHECK(group_size[d] >= 1, "kernel '", name, "': threadgroup size 0 in dimension ", d);
-      MPS_SHIM_CHECK(group_size[d] <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+      MPS_SHIM_CHECK_AS(DispatchError, group_size[d] >= 1, "kernel '", name, "': threadgroup size 0 in dimension ", d);
+      MPS_SHIM_CHECK_AS(DispatchError, group_size[d] <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
                      " limit (asked for ", group_size[d], " threads in dimension ", d, ")");
       group[d] = uint32_t(group_size[d]);
     }
     group_total *= group[d];
   }
-  MPS_SHIM_CHECK(group_total <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+  MPS_SHIM_CHECK_AS(DispatchError, group_total <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
                  " limit (asked for ", group_total, " threads)");
   if (empty) return;
-  MPS_SHIM_CHECK(!CommandQueue::block_failed(), "kernel '", name,
+  MPS_SHIM_CHECK_AS(DispatchError, !CommandQueue::block_failed(), "kernel '", name,
                  "': dispatch skipped because an earlier call in this command block failed: ",
                  CommandQueue::block_error());
   launch(grid, group);
@@ -162,7 +164,7 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     const KernelParam* p = by_binding_[i];
     if (!p) continue;
     const Binding& b = bindings_[i];
-    MPS_SHIM_CHECK(b.kind != Binding::Unbound, "kernel '", info().name, "': binding ", i, " (", param_label(*p),
+    MPS_SHIM_CHECK_AS(DispatchError, b.kind != Binding::Unbound, "kernel '", info().name, "': binding ", i, " (", param_label(*p),
                    ") was never set before dispatch");
     args_[i] = b.address;
   }
@@ -182,7 +184,7 @@ KernelFunction& ShaderLibrary::function(const std::string& name) {
   if (it != functions_.end()) return *it->second;
   std::string names;
   for (const auto& [n, f] : functions_) names += concat(names.empty() ? "" : ", ", "'", n, "'");
-  fail("no kernel named '", name, "' in this library; it has ", names.empty() ? "no kernels" : names);
+  fail<KernelNotFoundError>("no kernel named '", name, "' in this library; it has ", names.empty() ? "no kernels" : names);
 }
 
 std::vector<KernelFunction*> ShaderLibrary::functions() {

@@ -10,6 +10,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/tensor.h"
+#include "util/error.h"
 
 namespace mps_shim {
 
@@ -37,7 +38,7 @@ class KernelFunction {
     alignas(16) unsigned char bytes[kMaxScalarBytes];
   };
   const KernelParam& param_at(unsigned index, const char* what) const;
-  void check_encoding(const char* what) const;
+  void check_encoding(const char* what, ErrorKind kind) const;
   std::string describe_bindings() const;
   void launch(const uint32_t grid[3], const uint32_t group[3]);
 

@@ -25,9 +25,9 @@ Storage::~Storage() {
 
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, DeviceType device) {
   if (device == DeviceType::MPS) return std::make_shared<Storage>(device_malloc(nbytes), nbytes, device, true);
-  MPS_SHIM_CHECK(nbytes <= max_allocation_size(), "cannot allocate ", nbytes, " bytes of host memory");
+  MPS_SHIM_CHECK_AS(OutOfMemoryError, nbytes <= max_allocation_size(), "cannot allocate ", nbytes, " bytes of host memory");
   void* data = nbytes ? std::aligned_alloc(64, (nbytes + 63) / 64 * 64) : nullptr;
-  MPS_SHIM_CHECK(nbytes == 0 || data != nullptr, "out of host memory allocating ", nbytes, " bytes");
+  MPS_SHIM_CHECK_AS(OutOfMemoryError, nbytes == 0 || data != nullptr, "out of host memory allocating ", nbytes, " bytes");
   return std::make_shared<Storage>(data, nbytes, device, true);
 }
 

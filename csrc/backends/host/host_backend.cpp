@@ -62,7 +62,7 @@ class HostBackend : public Backend {
     const ProcessResult r = run_process(argv, work.path);
     if (r.exit_code != 0) throw CompileError(concat("Metal compilation failed:\n", tidy_diagnostics(r.err)));
     std::string module;
-    MPS_SHIM_CHECK(read_file(join_path(work.path, "library.so"), module), "the compiler wrote no module");
+    MPS_SHIM_CHECK_AS(EngineError, read_file(join_path(work.path, "library.so"), module), "the compiler wrote no module");
     const std::string path = cache.store(key, module);
     auto lib = load_module(path);
     if (cache.dir().empty() || path.rfind(cache.dir(), 0) != 0) remove_tree(path.substr(0, path.rfind('/')));

@@ -56,14 +56,14 @@ class HostModule : public CompiledLibrary {
           x->entry(x->launch, first, end);
         },
         &ctx);
-    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_DEADLOCK, "kernel '", kernels_[index].name,
+    MPS_SHIM_CHECK_AS(DispatchError, failure != MPS_SHIM_LAUNCH_DEADLOCK, "kernel '", kernels_[index].name,
                    "': its threads waited for each other forever (every running thread of a threadgroup was "
                    "blocked at a barrier or SIMD-group function that could not complete, or spun without "
                    "progress); the dispatch was stopped");
-    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_LANE_EXCHANGE, "kernel '", kernels_[index].name,
+    MPS_SHIM_CHECK_AS(DispatchError, failure != MPS_SHIM_LAUNCH_LANE_EXCHANGE, "kernel '", kernels_[index].name,
                    "': a SIMD-group function ran where the lane-loop translation did not expect one, or a "
                    "statement used more than 8 SIMD-group operations (an engine limitation: please report it)");
-    MPS_SHIM_CHECK(failure != MPS_SHIM_LAUNCH_NO_MEMORY, "kernel '", kernels_[index].name,
+    MPS_SHIM_CHECK_AS(OutOfMemoryError, failure != MPS_SHIM_LAUNCH_NO_MEMORY, "kernel '", kernels_[index].name,
                    "': out of memory for the threadgroup's thread stacks");
   }
 
@@ -77,13 +77,13 @@ class HostModule : public CompiledLibrary {
 
 std::unique_ptr<CompiledLibrary> load_module(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  MPS_SHIM_CHECK(handle != nullptr, "cannot load compiled kernels from ", path, ": ", dlerror());
+  MPS_SHIM_CHECK_AS(EngineError, handle != nullptr, "cannot load compiled kernels from ", path, ": ", dlerror());
   const auto* abi = static_cast<const uint32_t*>(dlsym(handle, "mps_shim_module_abi"));
   const auto* count = static_cast<const uint32_t*>(dlsym(handle, "mps_shim_kernel_count"));
   const auto* table = static_cast<const mps_shim_kernel_record*>(dlsym(handle, "mps_shim_kernel_table"));
   if (!abi || !count || !table || *abi != MPS_SHIM_MODULE_ABI) {
     dlclose(handle);
-    fail("compiled kernel module ", path, " has no kernel table of ABI version ", MPS_SHIM_MODULE_ABI);
+    fail<EngineError>("compiled kernel module ", path, " has no kernel table of ABI version ", MPS_SHIM_MODULE_ABI);
   }
   return std::make_unique<HostModule>(handle, table, *count);
 }
