@@ -249,12 +249,15 @@ class Tensor:
         return _from_dlpack(cls, obj, device)
 
     def view(self, shape, strides=None, storage_offset=0):
-        """A view over the same storage (aoti_torch__reinterpret_tensor)."""
+        """A view over the same storage, at element `storage_offset` of the storage (as torch's as_strided).
+
+        Built with aoti_torch__reinterpret_tensor, whose offset is an increment on this tensor's own.
+        """
         shape = tuple(shape)
         out = ffi.new("AtenTensorHandle*")
         check(lib.aoti_torch__reinterpret_tensor(
             self._handle, len(shape), _int64_array(shape),
-            _int64_array(strides) if strides is not None else ffi.NULL, storage_offset, out))
+            _int64_array(strides) if strides is not None else ffi.NULL, storage_offset - self.storage_offset, out))
         return Tensor(out[0], keep_alive=self._keep_alive)
 
     def clone(self, preserve_strides=False):

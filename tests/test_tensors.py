@@ -196,7 +196,7 @@ def test_view_outside_the_storage_is_rejected():
         t.view((5,))
     with pytest.raises(mps_shim.MpsShimError):
         t.view((2,), (1,), 3)
-    with pytest.raises(mps_shim.MpsShimError, match="negative"):
+    with pytest.raises(mps_shim.MpsShimError, match="before its storage"):
         t.view((2,), (1,), -1)
 
 
@@ -528,3 +528,21 @@ def test_other_bad_inputs():
         Tensor.from_numpy(np.zeros(3, ">f4"))
     with pytest.raises(TypeError, match="numpy array"):
         Tensor.from_numpy([1.0, 2.0])
+
+
+def test_reinterpret_tensor_adds_its_offset_to_selfs():
+    """torch::inductor::_reinterpret_tensor: AOTI views constants (which sit at an offset in one blob) with
+    offset 0 and means "where the constant starts", not "the blob's start"."""
+    from mps_shim._native import ffi, lib
+
+    base = np.arange(20, dtype=np.float32)
+    t = mps_shim.Tensor.from_numpy(base).view((10,), (1,), 3)
+    out = ffi.new("AtenTensorHandle*")
+    mps_shim.check(lib.aoti_torch__reinterpret_tensor(t._handle, 1, ffi.new("int64_t[]", [4]),
+                                                     ffi.new("int64_t[]", [2]), 2, out))
+    v = mps_shim.Tensor(out[0])
+    assert v.storage_offset == 5
+    np.testing.assert_array_equal(v.numpy(), [5, 7, 9, 11])
+    with pytest.raises(mps_shim.ArgumentError, match="before its storage"):
+        mps_shim.check(lib.aoti_torch__reinterpret_tensor(t._handle, 1, ffi.new("int64_t[]", [1]), ffi.NULL, -4,
+                                                         out))

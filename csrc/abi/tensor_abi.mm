@@ -139,7 +139,11 @@ AOTITorchError aoti_torch__reinterpret_tensor(AtenTensorHandle self, int64_t ndi
     const Tensor& t = tensor(self);
     auto sizes = dims(ndim, sizes_ptr, "sizes");
     auto strides = strides_or_contiguous(ndim, strides_ptr, sizes);
-    *ret_new_tensor = publish(t.view(std::move(sizes), std::move(strides), storage_offset));
+    // As torch::inductor::_reinterpret_tensor: the offset is added to self's, not a replacement.
+    const int64_t offset = t.storage_offset() + storage_offset;
+    MPS_SHIM_CHECK_AS(ArgumentError, offset >= 0, "storage offset increment ", storage_offset,
+                      " takes the view before its storage (self's offset is ", t.storage_offset(), ")");
+    *ret_new_tensor = publish(t.view(std::move(sizes), std::move(strides), offset));
   });
 }
 
