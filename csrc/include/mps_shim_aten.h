@@ -40,6 +40,35 @@ MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_baddbmm_out(
 MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_addmv(
     AtenTensorHandle self, AtenTensorHandle mat, AtenTensorHandle vec, double beta, double alpha,
     AtenTensorHandle* ret0);
+
+/* ---- convolution ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_convolution(
+    AtenTensorHandle input, AtenTensorHandle weight, AtenTensorHandle* bias, const int64_t* stride,
+    int64_t stride_len_, const int64_t* padding, int64_t padding_len_, const int64_t* dilation,
+    int64_t dilation_len_, int32_t transposed, const int64_t* output_padding, int64_t output_padding_len_,
+    int64_t groups, AtenTensorHandle* ret0);
+
+/* ---- attention ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps__scaled_dot_product_attention_math_for_mps(
+    AtenTensorHandle query, AtenTensorHandle key, AtenTensorHandle value, AtenTensorHandle* attn_mask,
+    double dropout_p, int32_t is_causal, AtenTensorHandle* dropout_mask, double* scale, AtenTensorHandle* ret0,
+    AtenTensorHandle* ret1);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps__scaled_dot_product_attention_math_for_mps_v2(
+    AtenTensorHandle query, AtenTensorHandle key, AtenTensorHandle value, AtenTensorHandle* attn_mask,
+    double dropout_p, int32_t is_causal, AtenTensorHandle* dropout_mask, double* scale, int32_t enable_gqa,
+    AtenTensorHandle* ret0, AtenTensorHandle* ret1);
+
+/* ---- normalization ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps__fused_rms_norm(
+    AtenTensorHandle input, const int64_t* normalized_shape, int64_t normalized_shape_len_, AtenTensorHandle* weight,
+    double* eps, AtenTensorHandle* ret0, AtenTensorHandle* ret1);
+
+/* ---- quantized products ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps__weight_int4pack_mm(
+    AtenTensorHandle self, AtenTensorHandle mat2, int64_t qGroupSize, AtenTensorHandle qScaleAndZeros,
+    AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps__weight_int8pack_mm(
+    AtenTensorHandle self, AtenTensorHandle mat2, AtenTensorHandle scales, AtenTensorHandle* ret0);
 /* CDEF-END */
 
 #ifdef __cplusplus

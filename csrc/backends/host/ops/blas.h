@@ -23,4 +23,7 @@ struct Blas {
 // this package; the system's OpenBLAS, then any libcblas/libblas.
 const Blas& blas();
 
+// blas().sgemm, or a plain-loop GEMM with its signature when no BLAS was found.
+Blas::sgemm_t sgemm_fn();
+
 }  // namespace mps_shim::host

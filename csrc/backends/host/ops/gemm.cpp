@@ -125,6 +125,8 @@ void HostOps::gemm(const Tensor& a, const Tensor& b, const Tensor& c, double alp
   gemm_as<double>(a, b, c, alpha, beta, DType::Float64);
 }
 
+Blas::sgemm_t sgemm_fn() { return gemm_fn<float>(); }
+
 std::string HostOps::gemm_provider() {
   return blas().sgemm ? concat("cblas: ", blas().description)
                       : concat("builtin loops (no BLAS: ", blas().description, ")");
