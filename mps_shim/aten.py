@@ -123,3 +123,9 @@ def available():
     if _SIGNATURES is None:
         _SIGNATURES = _signatures()
     return sorted(_SIGNATURES)
+
+
+def manual_seed(seed):
+    """Seeds the stream randint_low_out draws from (mps_shim_manual_seed); every process starts from
+    the fixed seed 67280421310721. The numbers are deterministic per seed but are not torch's own."""
+    check(lib.mps_shim_manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF))

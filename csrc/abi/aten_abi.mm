@@ -9,6 +9,11 @@ using namespace mps_shim;
 using mps_shim::abi::guard;
 using mps_shim::abi::publish;
 using mps_shim::abi::tensor;
+using mps_shim::abi::publish_to;
+using mps_shim::abi::publish_pair;
+using mps_shim::abi::int_list;
+using mps_shim::abi::optional_tensors;
+using mps_shim::abi::tensor_list;
 
 extern "C" {
 
@@ -37,6 +42,66 @@ AOTITorchError aoti_torch_mps_addmv(AtenTensorHandle self, AtenTensorHandle mat,
     abi::check_out(ret0, "ret0");
     *ret0 = publish(ops::addmv(tensor(self), tensor(mat), tensor(vec), beta, alpha));
   });
+}
+
+AOTITorchError aoti_torch_mps_cumsum(AtenTensorHandle self, int64_t dim, int32_t* dtype, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::cumsum(tensor(self), dim, dtype)); });
+}
+
+AOTITorchError aoti_torch_mps_cumprod(AtenTensorHandle self, int64_t dim, int32_t* dtype, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::cumprod(tensor(self), dim, dtype)); });
+}
+
+AOTITorchError aoti_torch_mps_randint_low_out(AtenTensorHandle out, int64_t low, int64_t high, const int64_t* size,
+                                              int64_t size_len_) {
+  return guard(__func__, [&] { ops::randint_low_out(tensor(out), low, high, int_list(size, size_len_, "size")); });
+}
+
+AOTITorchError mps_shim_manual_seed(uint64_t seed) {
+  return guard(__func__, [&] { ops::manual_seed(seed); });
+}
+
+AOTITorchError aoti_torch_mps_sort(AtenTensorHandle self, int64_t dim, int32_t descending, AtenTensorHandle* ret0,
+                                   AtenTensorHandle* ret1) {
+  return guard(__func__, [&] { publish_pair(ret0, ret1, ops::sort(tensor(self), nullptr, dim, descending != 0)); });
+}
+
+AOTITorchError aoti_torch_mps_sort_stable(AtenTensorHandle self, int32_t* stable, int64_t dim, int32_t descending,
+                                          AtenTensorHandle* ret0, AtenTensorHandle* ret1) {
+  return guard(__func__, [&] { publish_pair(ret0, ret1, ops::sort(tensor(self), stable, dim, descending != 0)); });
+}
+
+AOTITorchError aoti_torch_mps_topk(AtenTensorHandle self, int64_t k, int64_t dim, int32_t largest, int32_t sorted,
+                                   AtenTensorHandle* ret0, AtenTensorHandle* ret1) {
+  return guard(__func__,
+               [&] { publish_pair(ret0, ret1, ops::topk(tensor(self), k, dim, largest != 0, sorted != 0)); });
+}
+
+AOTITorchError aoti_torch_mps_index_Tensor(AtenTensorHandle self, const AtenTensorHandle** indices,
+                                           int64_t indices_len_, AtenTensorHandle* ret0) {
+  return guard(__func__,
+               [&] { publish_to(ret0, "ret0", ops::index(tensor(self), optional_tensors(indices, indices_len_))); });
+}
+
+AOTITorchError aoti_torch_mps_index_put(AtenTensorHandle self, const AtenTensorHandle** indices, int64_t indices_len_,
+                                        AtenTensorHandle values, int32_t accumulate, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] {
+    publish_to(ret0, "ret0",
+               ops::index_put(tensor(self), optional_tensors(indices, indices_len_), tensor(values), accumulate != 0));
+  });
+}
+
+AOTITorchError aoti_torch_mps_nonzero(AtenTensorHandle self, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::nonzero(tensor(self))); });
+}
+
+AOTITorchError aoti_torch_mps_nonzero_static(AtenTensorHandle self, int64_t size, int64_t fill_value,
+                                             AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::nonzero_static(tensor(self), size, fill_value)); });
+}
+
+AOTITorchError aoti_torch_mps_masked_select(AtenTensorHandle self, AtenTensorHandle mask, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::masked_select(tensor(self), tensor(mask))); });
 }
 
 }  // extern "C"

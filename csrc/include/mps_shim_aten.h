@@ -40,6 +40,30 @@ MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_baddbmm_out(
 MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_addmv(
     AtenTensorHandle self, AtenTensorHandle mat, AtenTensorHandle vec, double beta, double alpha,
     AtenTensorHandle* ret0);
+
+/* ---- scans ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_cumsum(AtenTensorHandle self, int64_t dim, int32_t* dtype, AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_cumprod(AtenTensorHandle self, int64_t dim, int32_t* dtype, AtenTensorHandle* ret0);
+
+/* ---- random numbers ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_randint_low_out(AtenTensorHandle out, int64_t low, int64_t high, const int64_t* size, int64_t size_len_);
+/* Extension: seeds the process stream that randint_low_out draws from and restarts it. Every process
+ * starts from the fixed seed 67280421310721 (torch's default seed value), so runs repeat unless seeded
+ * differently. Counter-based: numbers depend only on the seed and on how many were drawn since; they
+ * are not torch's own stream. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_manual_seed(uint64_t seed);
+
+/* ---- sorting ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_sort(AtenTensorHandle self, int64_t dim, int32_t descending, AtenTensorHandle* ret0, AtenTensorHandle* ret1);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_sort_stable(AtenTensorHandle self, int32_t* stable, int64_t dim, int32_t descending, AtenTensorHandle* ret0, AtenTensorHandle* ret1);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_topk(AtenTensorHandle self, int64_t k, int64_t dim, int32_t largest, int32_t sorted, AtenTensorHandle* ret0, AtenTensorHandle* ret1);
+
+/* ---- indexing ---- */
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_index_Tensor(AtenTensorHandle self, const AtenTensorHandle** indices, int64_t indices_len_, AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_index_put(AtenTensorHandle self, const AtenTensorHandle** indices, int64_t indices_len_, AtenTensorHandle values, int32_t accumulate, AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_nonzero(AtenTensorHandle self, AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_nonzero_static(AtenTensorHandle self, int64_t size, int64_t fill_value, AtenTensorHandle* ret0);
+MPS_SHIM_EXPORT AOTITorchError aoti_torch_mps_masked_select(AtenTensorHandle self, AtenTensorHandle mask, AtenTensorHandle* ret0);
 /* CDEF-END */
 
 #ifdef __cplusplus

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "runtime/tensor.h"
@@ -17,5 +18,26 @@ void bmm_out(Tensor& out, const Tensor& self, const Tensor& mat2);
 void baddbmm_out(Tensor& out, const Tensor& self, const Tensor& batch1, const Tensor& batch2, double beta,
                  double alpha);
 Tensor addmv(const Tensor& self, const Tensor& mat, const Tensor& vec, double beta, double alpha);
+
+// ---- scans (scan.cpp); dtype: an optional c10 dtype code ----
+Tensor cumsum(const Tensor& self, int64_t dim, const int32_t* dtype);
+Tensor cumprod(const Tensor& self, int64_t dim, const int32_t* dtype);
+
+// ---- random numbers (random.cpp) ----
+void randint_low_out(Tensor& out, int64_t low, int64_t high, const std::vector<int64_t>& size);
+// Sets the process stream's seed and restarts it (mps_shim_manual_seed).
+void manual_seed(uint64_t seed);
+
+// ---- sorting (sort.cpp): (values, indices) ----
+std::pair<Tensor, Tensor> sort(const Tensor& self, const int32_t* stable, int64_t dim, bool descending);
+std::pair<Tensor, Tensor> topk(const Tensor& self, int64_t k, int64_t dim, bool largest, bool sorted);
+
+// ---- indexing (indexing.cpp); an absent index is a full slice ----
+Tensor index(const Tensor& self, const std::vector<std::optional<Tensor>>& indices);
+Tensor index_put(const Tensor& self, const std::vector<std::optional<Tensor>>& indices, const Tensor& values,
+                 bool accumulate);
+Tensor nonzero(const Tensor& self);
+Tensor nonzero_static(const Tensor& self, int64_t size, int64_t fill_value);
+Tensor masked_select(const Tensor& self, const Tensor& mask);
 
 }  // namespace mps_shim::ops

@@ -10,6 +10,13 @@ class HostOps : public ops::OpBackend {
  public:
   void gemm(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta) override;
   std::string gemm_provider() override;
+  void scan(const Tensor& self, const Tensor& out, int64_t dim, ops::ScanOp op) override;
+  void randint(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset) override;
+  void sort(const Tensor& self, const Tensor& values, const Tensor& indices, int64_t dim, bool descending) override;
+  void index(const Tensor& src, const ops::IndexSpec& spec, const Tensor& dst) override;
+  void index_put(const Tensor& dst, const ops::IndexSpec& spec, const Tensor& src, bool accumulate) override;
+  int64_t count_nonzero(const Tensor& self) override;
+  void nonzero(const Tensor& self, const Tensor& out, int64_t fill_value) override;
 };
 
 HostOps& host_ops();
