@@ -37,6 +37,7 @@ std::pair<Tensor, Tensor> sort(const Tensor& self, const int32_t* stable, int64_
 std::pair<Tensor, Tensor> topk(const Tensor& self, int64_t k, int64_t dim, bool largest, bool sorted) {
   const char* op = "topk";
   check_device(op, self, "self");
+  MPS_SHIM_OP_CHECK(self.dtype() != DType::Bool, op, "topk does not support bool dtypes, as in torch");
   const int64_t d = wrap_dim(op, dim, self.dim());
   const int64_t n = self.dim() == 0 ? 1 : self.sizes()[size_t(d)];
   MPS_SHIM_OP_CHECK(k >= 0 && k <= n, op, "selected index k out of range (k = ", k, ", dimension ", d, " has size ",
