@@ -104,4 +104,40 @@ AOTITorchError aoti_torch_mps_masked_select(AtenTensorHandle self, AtenTensorHan
   return guard(__func__, [&] { publish_to(ret0, "ret0", ops::masked_select(tensor(self), tensor(mask))); });
 }
 
+AOTITorchError aoti_torch_mps_searchsorted_Tensor(AtenTensorHandle sorted_sequence, AtenTensorHandle self,
+                                                 int32_t out_int32, int32_t right, const char** side,
+                                                 AtenTensorHandle* sorter, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] {
+    publish_to(ret0, "ret0", ops::searchsorted(tensor(sorted_sequence), tensor(self), out_int32 != 0, right != 0, side,
+                                               abi::optional_tensor(sorter)));
+  });
+}
+
+AOTITorchError aoti_torch_mps_bucketize_Tensor(AtenTensorHandle self, AtenTensorHandle boundaries, int32_t out_int32,
+                                               int32_t right, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] {
+    publish_to(ret0, "ret0", ops::bucketize(tensor(self), tensor(boundaries), out_int32 != 0, right != 0));
+  });
+}
+
+AOTITorchError aoti_torch_mps_cat(const AtenTensorHandle* tensors, int64_t tensors_len_, int64_t dim,
+                                  AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::cat(tensor_list(tensors, tensors_len_), dim)); });
+}
+
+AOTITorchError aoti_torch_mps_fill__Scalar(AtenTensorHandle self, double value) {
+  return guard(__func__, [&] { ops::fill_(tensor(self), value); });
+}
+
+AOTITorchError aoti_torch_mps_repeat_interleave_Tensor(AtenTensorHandle repeats, int64_t* output_size,
+                                                       AtenTensorHandle* ret0) {
+  return guard(__func__, [&] { publish_to(ret0, "ret0", ops::repeat_interleave(tensor(repeats), output_size)); });
+}
+
+AOTITorchError aoti_torch_mps_pad(AtenTensorHandle self, const int64_t* pad, int64_t pad_len_, const char* mode,
+                                  double* value, AtenTensorHandle* ret0) {
+  return guard(__func__,
+               [&] { publish_to(ret0, "ret0", ops::pad(tensor(self), int_list(pad, pad_len_, "pad"), mode, value)); });
+}
+
 }  // extern "C"

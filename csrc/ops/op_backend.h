@@ -66,6 +66,14 @@ class OpBackend {
   // out [rows, ndim] int64: the coordinates of self's first `rows` nonzero elements in row-major order,
   // rows past the last one filled with fill_value.
   virtual void nonzero(const Tensor& self, const Tensor& out, int64_t fill_value) = 0;
+
+  // ---- searching (ops/search.cpp) ----
+  // out[..., j] = the insertion point of values[..., j] in its row of `sorted` (the last dimension; one
+  // row for all when sorted is 1-D): the first i with !(seq[i] < v) (right: !(seq[i] <= v)), read
+  // through `sorter` (int64 positions, sorted's shape) when given. out is int64 or int32; values and
+  // sorted are compared as int64 when both are integers, else as float64.
+  virtual void searchsorted(const Tensor& sorted, const Tensor& values, const Tensor& out, bool right,
+                            const std::optional<Tensor>& sorter) = 0;
 };
 
 // The process backend's ops.

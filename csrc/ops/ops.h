@@ -40,4 +40,16 @@ Tensor nonzero(const Tensor& self);
 Tensor nonzero_static(const Tensor& self, int64_t size, int64_t fill_value);
 Tensor masked_select(const Tensor& self, const Tensor& mask);
 
+// ---- searching (search.cpp); side: an optional "left" / "right" ----
+Tensor searchsorted(const Tensor& sorted_sequence, const Tensor& self, bool out_int32, bool right,
+                    const char* const* side, const std::optional<Tensor>& sorter);
+Tensor bucketize(const Tensor& self, const Tensor& boundaries, bool out_int32, bool right);
+
+// ---- copies (shape.cpp) ----
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+void fill_(Tensor& self, double value);
+Tensor repeat_interleave(const Tensor& repeats, const int64_t* output_size);
+// mode: "constant" (value, default 0), "reflect", "replicate" or "circular"; null means constant.
+Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, const char* mode, const double* value);
+
 }  // namespace mps_shim::ops

@@ -17,6 +17,8 @@ class HostOps : public ops::OpBackend {
   void index_put(const Tensor& dst, const ops::IndexSpec& spec, const Tensor& src, bool accumulate) override;
   int64_t count_nonzero(const Tensor& self) override;
   void nonzero(const Tensor& self, const Tensor& out, int64_t fill_value) override;
+  void searchsorted(const Tensor& sorted, const Tensor& values, const Tensor& out, bool right,
+                    const std::optional<Tensor>& sorter) override;
 };
 
 HostOps& host_ops();
