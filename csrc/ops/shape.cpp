@@ -1,5 +1,6 @@
 // cat, fill_, repeat_interleave and pad: ops made of copies (copy_into) and,
 // for the non-constant pad modes, one advanced-indexing gather.
+#include <algorithm>
 #include <cstring>
 
 #include "ops/op_backend.h"
@@ -138,6 +139,10 @@ Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, const char* mod
     if (m == "circular")
       MPS_SHIM_OP_CHECK(l <= n && r <= n, op, "padding value causes wrapping around more than once (padding (", l,
                         ", ", r, ") at dimension ", d, " of input ", shape_str(self.sizes()), ")");
+    if (m == "circular")
+      MPS_SHIM_OP_CHECK(n + std::min<int64_t>(l, 0) + std::min<int64_t>(r, 0) > 0 || n + l + r == 0, op,
+                        "negative padding (", l, ", ", r, ") leaves nothing of dimension ", d, " of input ",
+                        shape_str(self.sizes()), " to wrap around");
     if (m != "constant")
       MPS_SHIM_OP_CHECK(n > 0 || n + l + r == 0, op, "expected a non-empty dimension ", d, " for ", m,
                         " padding, got input ", shape_str(self.sizes()));
@@ -177,8 +182,9 @@ Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, const char* mod
       } else if (m == "reflect") {
         if (j < 0) j = -j;
         if (j >= n) j = 2 * (n - 1) - j;
-      } else {
-        j = ((j % n) + n) % n;
+      } else {  // circular wraps within what negative pads leave, as ATen crops first
+        const int64_t from = l < 0 ? -l : 0, r = pads[size_t(2 * k + 1)], kept = n - from - (r < 0 ? -r : 0);
+        j = from + (((i - (l > 0 ? l : 0)) % kept) + kept) % kept;
       }
       map[size_t(i)] = j;
     }
