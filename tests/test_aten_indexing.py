@@ -178,3 +178,13 @@ def test_masked_select():
         aten.masked_select(np.zeros(3), np.zeros(3, np.int64))
     with pytest.raises(MpsShimError, match=r"masked_select: the size of mask \[2\] must match the size of self \[3\]"):
         aten.masked_select(np.zeros(3), np.zeros(2, np.bool_))
+
+
+def test_index_put_keeps_dense_layout():
+    # ATen's functional index_put starts from self.clone(memory_format=preserve)
+    x = torch.randn(3, 4).t()
+    s = _shim(x.t().contiguous()).view(x.shape, x.stride())
+    got = aten.index_put(s, [_shim(L(1))], _shim(torch.ones(3)), 0)
+    expect = torch.ops.aten.index_put(x, [L(1)], torch.ones(3), False)
+    assert got.strides == expect.stride()
+    assert torch.equal(_torch(got), expect)

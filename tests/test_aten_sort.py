@@ -142,3 +142,15 @@ def test_errors():
         aten.sort(x, -3, 0)
     with pytest.raises(MpsShimError, match="topk: topk does not support bool dtypes"):
         aten.topk(np.zeros(3, np.bool_), 1, 0, 1, 1)
+
+
+def test_sort_keeps_dense_layout():
+    # ATen's sort meta keeps self's strides when self is dense (channels-last stays channels-last)
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    v, i = aten.sort(_shim(x.permute(0, 2, 3, 1).contiguous()).view(x.shape, x.stride()), 1, 0)
+    ev, ei = torch.sort(x, dim=1, stable=True)
+    assert v.strides == ev.stride() and i.strides == ei.stride()
+    _same(_torch(v), ev)
+    _same(_torch(i), ei)
+    v, _ = aten.topk(_shim(x.permute(0, 2, 3, 1).contiguous()).view(x.shape, x.stride()), 2, 1, 1, 1)
+    assert v.strides == torch.topk(x, 2, 1)[0].stride()

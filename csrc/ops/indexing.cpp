@@ -158,9 +158,10 @@ Lowered lower(const char* op, const Tensor& self, const std::vector<std::optiona
   return l;
 }
 
-Tensor contiguous_copy(const Tensor& t) {
-  Tensor out = empty_tensor(t.sizes(), t.dtype());
-  copy_into(out, t);
+// self.clone(MemoryFormat::Preserve), as ATen's functional index_put starts.
+Tensor preserving_copy(const Tensor& t) {
+  Tensor out = empty_preserving(t, t.dtype());
+  if (out.numel() != 0) copy_into(out, t);
   return out;
 }
 
@@ -184,7 +185,7 @@ Tensor index_put(const Tensor& self, const std::vector<std::optional<Tensor>>& i
                     "index put requires the source and destination dtypes match, got ",
                     dtype_name(int32_t(self.dtype())), " for the destination and ", dtype_name(int32_t(values.dtype())),
                     " for the source");
-  Tensor out = contiguous_copy(self);
+  Tensor out = preserving_copy(self);
   const Lowered l = lower(op, out, indices);
   // Leading size-1 dimensions of values beyond the result's rank are dropped, as ATen's copy does.
   Tensor v = values;

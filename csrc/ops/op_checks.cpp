@@ -1,5 +1,6 @@
 #include "ops/op_checks.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "runtime/backend.h"
@@ -88,6 +89,26 @@ void check_product_dtype(const char* op, const Tensor& t, const char* name) {
                         d == DType::Int32 || d == DType::Int64,
                     op, name, " has dtype ", dtype_name(int32_t(d)),
                     "; products take float32, float16, bfloat16 or int8/uint8/int16/int32/int64");
+}
+
+Tensor empty_preserving(const Tensor& t, DType dtype) {
+  const size_t nd = t.sizes().size();
+  std::vector<size_t> order(nd);  // innermost first
+  for (size_t i = 0; i < nd; ++i) order[i] = nd - 1 - i;
+  // Stable: among equal strides (size-1 dimensions) the later dimension stays inner, as for contiguous.
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const bool a1 = t.sizes()[a] == 1, b1 = t.sizes()[b] == 1;
+    if (a1 || b1) return false;
+    return t.strides()[a] < t.strides()[b];
+  });
+  std::vector<int64_t> strides(nd);
+  int64_t s = 1;
+  for (size_t d : order) {
+    strides[d] = s;
+    s *= std::max<int64_t>(t.sizes()[d], 1);
+  }
+  Tensor flat = empty_tensor({s}, dtype, t.device());
+  return flat.view(t.sizes(), strides, 0);
 }
 
 void resize_out(const char* op, Tensor& out, const char* name, const std::vector<int64_t>& sizes, DType dtype) {

@@ -39,6 +39,10 @@ void check_floating(const char* op, const Tensor& t, const char* name);
 // Matrix products: floating types and the integer types torch's MPS backend multiplies.
 void check_product_dtype(const char* op, const Tensor& t, const char* name);
 
+// A new tensor shaped like t whose dense strides keep t's dimension order (ATen's
+// MemoryFormat::Preserve: t's own strides when t is non-overlapping and dense).
+Tensor empty_preserving(const Tensor& t, DType dtype);
+
 // torch's rules for an `out=` argument: its dtype must be the result's; a
 // shape that differs is resized (with torch's deprecation warning when out
 // held elements).
