@@ -140,4 +140,38 @@ AOTITorchError aoti_torch_mps_pad(AtenTensorHandle self, const int64_t* pad, int
                [&] { publish_to(ret0, "ret0", ops::pad(tensor(self), int_list(pad, pad_len_, "pad"), mode, value)); });
 }
 
+AOTITorchError aoti_torch_mps_avg_pool2d(AtenTensorHandle self, const int64_t* kernel_size, int64_t kernel_size_len_,
+                                         const int64_t* stride, int64_t stride_len_, const int64_t* padding,
+                                         int64_t padding_len_, int32_t ceil_mode, int32_t count_include_pad,
+                                         int64_t* divisor_override, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] {
+    publish_to(ret0, "ret0",
+               ops::avg_pool2d(tensor(self), int_list(kernel_size, kernel_size_len_, "kernel_size"),
+                               int_list(stride, stride_len_, "stride"), int_list(padding, padding_len_, "padding"),
+                               ceil_mode != 0, count_include_pad != 0, divisor_override));
+  });
+}
+
+AOTITorchError aoti_torch_mps_max_pool2d_with_indices(AtenTensorHandle self, const int64_t* kernel_size,
+                                                      int64_t kernel_size_len_, const int64_t* stride,
+                                                      int64_t stride_len_, const int64_t* padding, int64_t padding_len_,
+                                                      const int64_t* dilation, int64_t dilation_len_, int32_t ceil_mode,
+                                                      AtenTensorHandle* ret0, AtenTensorHandle* ret1) {
+  return guard(__func__, [&] {
+    publish_pair(ret0, ret1,
+                 ops::max_pool2d_with_indices(tensor(self), int_list(kernel_size, kernel_size_len_, "kernel_size"),
+                                              int_list(stride, stride_len_, "stride"),
+                                              int_list(padding, padding_len_, "padding"),
+                                              int_list(dilation, dilation_len_, "dilation"), ceil_mode != 0));
+  });
+}
+
+AOTITorchError aoti_torch_mps__adaptive_avg_pool2d(AtenTensorHandle self, const int64_t* output_size,
+                                                   int64_t output_size_len_, AtenTensorHandle* ret0) {
+  return guard(__func__, [&] {
+    publish_to(ret0, "ret0",
+               ops::adaptive_avg_pool2d(tensor(self), int_list(output_size, output_size_len_, "output_size")));
+  });
+}
+
 }  // extern "C"

@@ -24,6 +24,15 @@ struct IndexSpec {
   std::vector<int64_t> dims;    // its dimension number in the user's tensor, for error messages
 };
 
+// A 2-D pooling window set, as ops/pooling.cpp derives it. Adaptive: row o spans
+// [floor(o * H / OH), ceil((o + 1) * H / OH)) and the other fields are unused.
+struct Pool2dParams {
+  enum Kind { Avg, Max, AdaptiveAvg } kind = Avg;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  bool count_include_pad = true;
+  int64_t divisor_override = 0;  // 0: none
+};
+
 class OpBackend {
  public:
   virtual ~OpBackend() = default;
@@ -66,6 +75,12 @@ class OpBackend {
   // out [rows, ndim] int64: the coordinates of self's first `rows` nonzero elements in row-major order,
   // rows past the last one filled with fill_value.
   virtual void nonzero(const Tensor& self, const Tensor& out, int64_t fill_value) = 0;
+
+  // ---- pooling (ops/pooling.cpp) ----
+  // self [N, C, H, W] -> out [N, C, OH, OW] (and, for Max, indices: int64 positions h * W + w in the
+  // plane, NaN winning as in ATen). Avg divides by divisor_override, else by the window clipped to the
+  // padded input (count_include_pad) or to the input. Floating types compute in float64, rounded once.
+  virtual void pool2d(const Tensor& self, const Tensor& out, const Tensor* indices, const Pool2dParams& p) = 0;
 
   // ---- searching (ops/search.cpp) ----
   // out[..., j] = the insertion point of values[..., j] in its row of `sorted` (the last dimension; one

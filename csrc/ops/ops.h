@@ -45,6 +45,16 @@ Tensor searchsorted(const Tensor& sorted_sequence, const Tensor& self, bool out_
                     const char* const* side, const std::optional<Tensor>& sorter);
 Tensor bucketize(const Tensor& self, const Tensor& boundaries, bool out_int32, bool right);
 
+// ---- pooling (pooling.cpp); divisor_override: optional ----
+Tensor avg_pool2d(const Tensor& self, const std::vector<int64_t>& kernel_size, const std::vector<int64_t>& stride,
+                  const std::vector<int64_t>& padding, bool ceil_mode, bool count_include_pad,
+                  const int64_t* divisor_override);
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& self, const std::vector<int64_t>& kernel_size,
+                                                  const std::vector<int64_t>& stride,
+                                                  const std::vector<int64_t>& padding,
+                                                  const std::vector<int64_t>& dilation, bool ceil_mode);
+Tensor adaptive_avg_pool2d(const Tensor& self, const std::vector<int64_t>& output_size);
+
 // ---- copies (shape.cpp) ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
 void fill_(Tensor& self, double value);

@@ -17,6 +17,7 @@ class HostOps : public ops::OpBackend {
   void index_put(const Tensor& dst, const ops::IndexSpec& spec, const Tensor& src, bool accumulate) override;
   int64_t count_nonzero(const Tensor& self) override;
   void nonzero(const Tensor& self, const Tensor& out, int64_t fill_value) override;
+  void pool2d(const Tensor& self, const Tensor& out, const Tensor* indices, const ops::Pool2dParams& p) override;
   void searchsorted(const Tensor& sorted, const Tensor& values, const Tensor& out, bool right,
                     const std::optional<Tensor>& sorter) override;
 };
