@@ -5,6 +5,7 @@ torch's c_shim_mps.h takes, in Python form, derived from the C signature:
 
 - a tensor (`AtenTensorHandle`): an `mps_shim.Tensor` or a numpy array (wrapped without a copy);
 - an optional tensor or scalar (`AtenTensorHandle*`, `double*`, `int32_t*`, `int64_t*`): the value or None;
+- a string (`const char*`) or an optional string (`const char**`): a str, or None;
 - a list (`const int64_t*` followed by its length): a sequence of ints;
 - a list of tensors, or of optional tensors: a sequence of tensors (or None);
 - the trailing result handles (`ret0`, `ret1`, ...) are not passed: they come back as Tensors
@@ -77,6 +78,13 @@ class _Call:
                 c_args.append(ffi.NULL if value is None else ffi.new(_OPTIONAL_SCALARS[p], [value]))
             elif p in ("const char*", "char*"):
                 c_args.append(ffi.new("char[]", value.encode()) if value is not None else ffi.NULL)
+            elif p in ("const char**", "char**"):  # an optional string
+                if value is None:
+                    c_args.append(ffi.NULL)
+                else:
+                    text = ffi.new("char[]", value.encode())
+                    keep.append(text)
+                    c_args.append(ffi.new("char*[1]", [text]))
             else:
                 c_args.append(value)
             i += 1
@@ -123,3 +131,9 @@ def available():
     if _SIGNATURES is None:
         _SIGNATURES = _signatures()
     return sorted(_SIGNATURES)
+
+
+def manual_seed(seed):
+    """Seeds the stream randint_low_out draws from (mps_shim_manual_seed); every process starts from
+    the fixed seed 67280421310721. The numbers are deterministic per seed but are not torch's own."""
+    check(lib.mps_shim_manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF))

@@ -23,6 +23,13 @@ template <typename... Parts>
 
 std::string shape_str(const std::vector<int64_t>& sizes);
 bool is_floating(DType t);
+// Integer types; bool counts only when include_bool.
+bool is_integral(DType t, bool include_bool);
+
+// A dimension index in [-ndim, ndim) made non-negative (a 0-d tensor takes -1 and 0), as ATen's maybe_wrap_dim.
+int64_t wrap_dim(const char* op, int64_t dim, int64_t ndim);
+// torch's type promotion for two tensor dtypes (result_type of tensors of equal rank class).
+DType promote_types(DType a, DType b);
 
 void check_dim(const char* op, const Tensor& t, const char* name, int64_t dim);
 // Tensors the backend can read: mps tensors, or any tensor when device memory is host memory.
@@ -31,6 +38,10 @@ void check_same_dtype(const char* op, const Tensor& a, const char* a_name, const
 void check_floating(const char* op, const Tensor& t, const char* name);
 // Matrix products: floating types and the integer types torch's MPS backend multiplies.
 void check_product_dtype(const char* op, const Tensor& t, const char* name);
+
+// A new tensor shaped like t whose dense strides keep t's dimension order (ATen's
+// MemoryFormat::Preserve: t's own strides when t is non-overlapping and dense).
+Tensor empty_preserving(const Tensor& t, DType dtype);
 
 // torch's rules for an `out=` argument: its dtype must be the result's; a
 // shape that differs is resized (with torch's deprecation warning when out

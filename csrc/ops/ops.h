@@ -40,5 +40,47 @@ std::pair<Tensor, Tensor> fused_rms_norm(const Tensor& input, const std::vector<
 // ---- quantized products (quantized.cpp) ----
 Tensor weight_int8pack_mm(const Tensor& self, const Tensor& mat2, const Tensor& scales);
 Tensor weight_int4pack_mm(const Tensor& self, const Tensor& mat2, int64_t group_size, const Tensor& scale_and_zeros);
+// ---- scans (scan.cpp); dtype: an optional c10 dtype code ----
+Tensor cumsum(const Tensor& self, int64_t dim, const int32_t* dtype);
+Tensor cumprod(const Tensor& self, int64_t dim, const int32_t* dtype);
+
+// ---- random numbers (random.cpp) ----
+void randint_low_out(Tensor& out, int64_t low, int64_t high, const std::vector<int64_t>& size);
+// Sets the process stream's seed and restarts it (mps_shim_manual_seed).
+void manual_seed(uint64_t seed);
+
+// ---- sorting (sort.cpp): (values, indices) ----
+std::pair<Tensor, Tensor> sort(const Tensor& self, const int32_t* stable, int64_t dim, bool descending);
+std::pair<Tensor, Tensor> topk(const Tensor& self, int64_t k, int64_t dim, bool largest, bool sorted);
+
+// ---- indexing (indexing.cpp); an absent index is a full slice ----
+Tensor index(const Tensor& self, const std::vector<std::optional<Tensor>>& indices);
+Tensor index_put(const Tensor& self, const std::vector<std::optional<Tensor>>& indices, const Tensor& values,
+                 bool accumulate);
+Tensor nonzero(const Tensor& self);
+Tensor nonzero_static(const Tensor& self, int64_t size, int64_t fill_value);
+Tensor masked_select(const Tensor& self, const Tensor& mask);
+
+// ---- searching (search.cpp); side: an optional "left" / "right" ----
+Tensor searchsorted(const Tensor& sorted_sequence, const Tensor& self, bool out_int32, bool right,
+                    const char* const* side, const std::optional<Tensor>& sorter);
+Tensor bucketize(const Tensor& self, const Tensor& boundaries, bool out_int32, bool right);
+
+// ---- pooling (pooling.cpp); divisor_override: optional ----
+Tensor avg_pool2d(const Tensor& self, const std::vector<int64_t>& kernel_size, const std::vector<int64_t>& stride,
+                  const std::vector<int64_t>& padding, bool ceil_mode, bool count_include_pad,
+                  const int64_t* divisor_override);
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& self, const std::vector<int64_t>& kernel_size,
+                                                  const std::vector<int64_t>& stride,
+                                                  const std::vector<int64_t>& padding,
+                                                  const std::vector<int64_t>& dilation, bool ceil_mode);
+Tensor adaptive_avg_pool2d(const Tensor& self, const std::vector<int64_t>& output_size);
+
+// ---- copies (shape.cpp) ----
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+void fill_(Tensor& self, double value);
+Tensor repeat_interleave(const Tensor& repeats, const int64_t* output_size);
+// mode: "constant" (value, default 0), "reflect", "replicate" or "circular"; null means constant.
+Tensor pad(const Tensor& self, const std::vector<int64_t>& pads, const char* mode, const double* value);
 
 }  // namespace mps_shim::ops
