@@ -1,9 +1,7 @@
 """AOTInductor models end to end: export with torch 2.13 for "mps", load with mps_shim.aoti, compare with eager.
 
 Each model is exported once per test session (the `exported` fixture caches
-by name), into the session's folder; the models are in aoti_models.py. Models
-whose model.so needs ATen fallback ops that libmps_shim does not provide yet
-are expected to fail at load (xfail, not strict: they pass once the ops land).
+by name), into the session's folder; the models are in aoti_models.py.
 """
 import copy
 import importlib.util
@@ -27,27 +25,8 @@ _spec = importlib.util.spec_from_file_location("aoti_models", os.path.join(os.pa
 models = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(models)
 
-# The ATen fallback ops each model.so calls that libmps_shim lacks today (`nm -D --undefined-only`).
-MM, ADDMM, BMM, CONV = ("aoti_torch_mps_mm_out", "aoti_torch_mps_addmm_out", "aoti_torch_mps_bmm_out",
-                        "aoti_torch_mps_convolution")
-SDPA = "aoti_torch_mps__scaled_dot_product_attention_math_for_mps_v2"
-NEEDS = {
-    "mlp": [ADDMM, MM], "cnn_batchnorm": [CONV], "resnet_block": [CONV], "mobilenet_block": [CONV],
-    "unet_up_block": [CONV], "transformer_encoder_layer": [SDPA, BMM, MM], "gpt2_block_sdpa": [SDPA, ADDMM, MM],
-    "gpt2_block_decomposed": [BMM, MM], "gru_cell": [MM], "lstm_cell": [MM], "embedding_head": [MM],
-    "cross_entropy": [ADDMM], "mlp_float16": [ADDMM], "mlp_bfloat16": [ADDMM],
-    "gpt2_block_sdpa_float16": [SDPA, ADDMM], "gpt2_block_sdpa_bfloat16": [SDPA, ADDMM],
-    "cnn_batchnorm_float16": [CONV], "cnn_batchnorm_bfloat16": [CONV],
-}
 ALL = list(models.CASES) + list(models.HALF_CASES)
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 4e-2}
-
-
-def _case(name):
-    needs = NEEDS.get(name)
-    if not needs:
-        return name
-    return pytest.param(name, marks=pytest.mark.xfail(reason=f"needs ATen op(s) {', '.join(needs)}", strict=False))
 
 
 class _Exports:
@@ -88,7 +67,7 @@ def _numpy(t):
 def _torch(a):
     if a.dtype.name == "bfloat16":
         return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(a))
+    return torch.from_numpy(np.array(a, order="C"))  # ascontiguousarray would make a 0-d result 1-d
 
 
 def _eager(model, inputs):
@@ -121,9 +100,14 @@ def test_export_writes_a_model_so_that_needs_only_aoti_symbols(exported, name):
     foreign = [n for n in names if not (n.startswith("aoti_torch_") or "@" in n or n.startswith("_ITM_")
                                         or n.startswith("__gmon") or n == "__cxa_finalize")]
     assert foreign == []  # libc/libstdc++ symbols are versioned (name@GLIBC...); nothing from libtorch
+    # ... and every shim function and ATen fallback op it calls is one libmps_shim exports
+    import ctypes
+
+    shim = ctypes.CDLL(mps_shim.library_path())
+    assert [n for n in names if n.startswith("aoti_torch_") and not hasattr(shim, n)] == []
 
 
-@pytest.mark.parametrize("name", [_case(n) for n in ALL])
+@pytest.mark.parametrize("name", ALL)
 def test_model_matches_eager(exported, name):
     path, model, inputs, _ = exported(name)
     loaded = aoti.load(path)

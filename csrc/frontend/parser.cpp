@@ -455,7 +455,7 @@ class Parser {
     if (mine.empty()) return;
     FissionResult split;
     if (!options_.lane_loops) {
-      split.why_not = "lane loops are turned off (MPS_SHIM_LANE_LOOPS=0)";
+      split.why_not = options_.lane_loops_off_reason;
     } else if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
       split.why_not = "an explicit specialisation";
     } else {

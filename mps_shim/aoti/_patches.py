@@ -155,6 +155,31 @@ def _sdpa_math_for_mps(op, query, key, value, attn_mask=None, dropout_p=0.0, is_
     return op(query, key, value, attn_mask, 0.0, is_causal, None, scale=scale, enable_gqa=enable_gqa)[0]
 
 
+def _conv_memory_format_as_on_mac(original):
+    """Convolution's output layout on "mps" as a Mac's torch picks it (ATen's mps_conv_use_channels_last):
+    channels-last when the input or the weight has exactly channels-last strides. A CPU-only torch picks
+    no MPS backend and would answer "contiguous", and the generated code reads the output with the strides
+    chosen here; mps_shim's convolution follows the same rule (csrc/ops/convolution.cpp)."""
+
+    def exactly_channels_last(t):
+        if t.dim() not in (4, 5):
+            return False
+        sizes, strides, step = list(t.shape), [0] * t.dim(), 1
+        for d in [1] + list(range(t.dim() - 1, 1, -1)) + [0]:
+            strides[d] = step
+            step *= max(int(sizes[d]), 1)
+        return list(t.stride()) == strides and not t.is_contiguous()
+
+    def determine(input_, weight, backend):
+        if input_.device.type != "mps":
+            return original(input_, weight, backend)
+        if exactly_channels_last(input_) or exactly_channels_last(weight):
+            return torch.channels_last_3d if weight.dim() == 5 else torch.channels_last
+        return torch.contiguous_format
+
+    return determine
+
+
 @contextlib.contextmanager
 def mps_export_environment(fake_mode):
     """Patches torch so that AOTInductor compiles for "mps" with `fake_mode`'s fakes; undoes it all after."""
@@ -267,6 +292,8 @@ def mps_export_environment(fake_mode):
             # Python callers (nn.MultiheadAttention included) look the function up in these modules.
             patch.set(torch.nn.functional, "scaled_dot_product_attention", sdpa)
             patch.set(torch._C._nn, "scaled_dot_product_attention", sdpa)
+            patch.set(torch._C, "_conv_determine_backend_memory_format",
+                      _conv_memory_format_as_on_mac(torch._C._conv_determine_backend_memory_format))
             yield
     finally:
         patch.undo()

@@ -35,6 +35,11 @@ struct ScopedDir {
   ~ScopedDir() { remove_tree(path); }
 };
 
+// Only the lane-loop copies of kernels (frontend/fission.h) failed to compile; the message is the first error.
+struct LaneLoopCopyError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class HostBackend : public Backend {
  public:
   const char* name() const override { return "host"; }
@@ -45,7 +50,27 @@ class HostBackend : public Backend {
     if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") options.lane_loops = false;
     const std::string key = cache.key(source, options.lane_loops ? "" : "lane_loops=0");
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
+    std::string module;
+    try {
+      module = build_module(source, options);
+    } catch (const LaneLoopCopyError& e) {
+      // Lane loops are an optimisation: a kernel whose translation does not
+      // compile runs on fibers, and says why (the module is cached under the
+      // same key, so the failed translation is not tried again).
+      options.lane_loops = false;
+      options.lane_loops_off_reason = concat("its lane-loop translation did not compile (", e.what(), ")");
+      module = build_module(source, options);
+    }
+    const std::string path = cache.store(key, module);
+    auto lib = load_module(path);
+    if (cache.dir().empty() || path.rfind(cache.dir(), 0) != 0) remove_tree(path.substr(0, path.rfind('/')));
+    return lib;
+  }
 
+  // Metal source -> shared object bytes. Throws CompileError for the user's
+  // errors, LaneLoopCopyError when only the lane-loop copies of kernels failed.
+  std::string build_module(const std::string& source, const frontend::ParseOptions& options) {
+    KernelCache& cache = KernelCache::instance();
     const Toolchain& tc = toolchain();
     ScopedDir work{cache.work_dir()};
     write_file_atomic(join_path(work.path, frontend::kSourceName), source);
@@ -60,13 +85,13 @@ class HostBackend : public Backend {
     argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
     argv.insert(argv.end(), {"-I" + include_dir, "-include", "mps_host_metal.h", "library.cpp", "-o", "library.so"});
     const ProcessResult r = run_process(argv, work.path);
-    if (r.exit_code != 0) throw CompileError(concat("Metal compilation failed:\n", tidy_diagnostics(r.err)));
+    if (r.exit_code != 0) {
+      if (options.lane_loops && only_copies_failed(r.err)) throw LaneLoopCopyError(first_error(r.err));
+      throw CompileError(concat("Metal compilation failed:\n", tidy_diagnostics(r.err)));
+    }
     std::string module;
     MPS_SHIM_CHECK_AS(EngineError, read_file(join_path(work.path, "library.so"), module), "the compiler wrote no module");
-    const std::string path = cache.store(key, module);
-    auto lib = load_module(path);
-    if (cache.dir().empty() || path.rfind(cache.dir(), 0) != 0) remove_tree(path.substr(0, path.rfind('/')));
-    return lib;
+    return module;
   }
 
   // Precompiles mps_host_metal.h once per include folder, so later kernel
@@ -114,6 +139,42 @@ class HostBackend : public Backend {
   }
 
  private:
+  static bool is_error_line(const std::string& text) {
+    return text.find(": error: ") != std::string::npos && !text.empty() && text[0] != ' ';
+  }
+
+  template <typename F>
+  static void for_each_line(const std::string& err, F f) {
+    for (size_t pos = 0; pos < err.size();) {
+      size_t nl = err.find('\n', pos);
+      if (nl == std::string::npos) nl = err.size();
+      f(err.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+  }
+
+  static bool in_copy(const std::string& text) {
+    return text.substr(0, text.find(": error: ")).find(frontend::kCopySuffix) != std::string::npos;
+  }
+
+  // True when every error is about a lane-loop copy (none about the user's own lines).
+  static bool only_copies_failed(const std::string& err) {
+    bool copies = false, originals = false;
+    for_each_line(err, [&](const std::string& text) {
+      if (!is_error_line(text)) return;
+      (in_copy(text) ? copies : originals) = true;
+    });
+    return copies && !originals;
+  }
+
+  static std::string first_error(const std::string& err) {
+    std::string first;
+    for_each_line(err, [&](const std::string& text) {
+      if (first.empty() && is_error_line(text)) first = text.substr(text.find(": error: ") + 9);
+    });
+    return first;
+  }
+
   // Keeps the compiler's messages about the user's source and drops the
   // "In file included from" chatter; the first lines are the useful ones.
   // Messages about the lane-loop copies of kernels (frontend/fission.h) repeat
