@@ -7,8 +7,11 @@ opening the same file again with RTLD_GLOBAL promotes that one copy, so the
 model and Python share one runtime, one handle registry.
 """
 import ctypes
+import hashlib
 import os
 import re
+import shutil
+import tempfile
 
 from cffi import FFI
 
@@ -41,11 +44,33 @@ def _missing_symbols(message):
     return re.findall(r"undefined symbol: (\w+)", message)
 
 
+_opened = {}  # absolute path -> (size, mtime) of the file that was dlopen'ed there
+
+
+def _fresh_path(path):
+    """`path`, or a private copy of it when another file was dlopen'ed from that path in this process:
+    dlopen hands back the module it already holds for a path, so a re-exported model.so would run the
+    old code."""
+    st = os.stat(path)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    seen = _opened.setdefault(path, stamp)
+    if seen == stamp:
+        return path
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:24]
+    copy = os.path.join(tempfile.gettempdir(), f"mps_shim-model-{os.getuid()}-{digest}.so")
+    if not os.path.exists(copy):
+        tmp = f"{copy}.{os.getpid()}.tmp"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, copy)
+    return copy
+
+
 def open_model(path):
     """dlopen's a model.so (after the runtime); a clear error for symbols libmps_shim does not provide."""
     ensure_runtime_global()
     try:
-        return ffi.dlopen(os.path.abspath(path), ffi.RTLD_NOW | ffi.RTLD_LOCAL)
+        return ffi.dlopen(_fresh_path(os.path.abspath(path)), ffi.RTLD_NOW | ffi.RTLD_LOCAL)
     except OSError as exc:
         missing = _missing_symbols(str(exc))
         if missing:
