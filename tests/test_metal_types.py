@@ -196,7 +196,12 @@ def test_half_arithmetic_rounds_every_operation(lib):
     out = np.zeros_like(a)
     lib.half_math(out, a, b)
     t = (a + b).astype(np.float16)  # numpy rounds float16 results per operation too
-    np.testing.assert_array_equal(out, (t * a).astype(np.float16) - b)
+    separate = (t * a).astype(np.float16) - b
+    # Metal allows contracting t * a - b into one fused operation (rounded once); a CPU with native
+    # half FMA (AVX512-FP16) does that, others round the product first. Either, element by element.
+    fused = (t.astype(np.float64) * a.astype(np.float64) - b.astype(np.float64)).astype(np.float16)
+    assert ((out == separate) | (out == fused)).all(), np.flatnonzero((out != separate) & (out != fused))[:5]
+    assert not (out == 0).all()
 
 
 def _to_bfloat_bits(x):
