@@ -273,3 +273,14 @@ def test_cli_info_and_run(exported, run_cli, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros(3))
     r = run_cli("aoti", "run", path, tmp_path / "bad.npy")
     assert r.returncode == 1 and "expected dtype float32, got float64" in r.stderr
+
+
+def test_process_with_two_models_exits_cleanly(exported, run_python):
+    """Models delete their kernel libraries from static destructors while the loader finalises objects
+    at exit; unloading kernel modules then crashed the process (SIGSEGV after every test had passed)."""
+    paths = [exported(name)[0] for name in ("mlp_float16", "mlp_bfloat16")]
+    code = ("import numpy as np, ml_dtypes\nfrom mps_shim import aoti\n"
+            f"a = aoti.load({paths[0]!r}); a(np.ones((4, 32), np.float16))\n"
+            f"b = aoti.load({paths[1]!r}); b(np.ones((4, 32), ml_dtypes.bfloat16))\nprint('ran')\n")
+    r = run_python(code)
+    assert r.returncode == 0 and "ran" in r.stdout, (r.returncode, r.stderr[-2000:])

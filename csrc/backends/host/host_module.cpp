@@ -28,7 +28,13 @@ class HostModule : public CompiledLibrary {
       kernels_.push_back(std::move(info));
     }
   }
-  ~HostModule() override { dlclose(handle_); }
+  // The module stays mapped for the process's life. AOTInductor models delete
+  // their libraries from static destructors, which can run while the dynamic
+  // loader finalises objects at exit; unloading a module then left the loader
+  // calling into unmapped code (a crash at exit with two models loaded). One
+  // mapping serves every library built from the same source, so the cost is
+  // bounded by the number of distinct kernel sources.
+  ~HostModule() override = default;
 
   const std::vector<KernelInfo>& kernels() const override { return kernels_; }
 
