@@ -3,7 +3,7 @@
     meta = mps_shim.aoti.export(model, (x,), "model.so")   # needs torch 2.13 (CPU build is enough)
     model = mps_shim.aoti.load("model.so")                 # needs no torch
     y = model(x_numpy)
-    model.update_constants({"fc1.weight": w})                # new weights, same shapes
+    model.update_constants({"fc1.weight": w})              # new weights, same dtype and shape
 
 Modules: _export (export), _patches (what a CPU-only torch needs to compile
 for mps), _guard (the no-op MPS device guard), _package (cpp-only packages,
