@@ -159,6 +159,30 @@ class CrossEntropy(nn.Module):
         return F.cross_entropy(self.fc(x), target)
 
 
+class WeightsAsInputs(nn.Module):
+    """`model` with its parameters and buffers as inputs, after the model's own (torch.func.functional_call).
+
+    The wrapped model is a plain attribute, not a submodule, so export lifts
+    nothing of it into constants: the model.so holds no weights. Tied weights
+    are one input (named_parameters lists each tensor once; functional_call
+    ties them again).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.__dict__["wrapped"] = model
+        self.names = [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()]
+
+    def state(self):
+        named = dict(self.wrapped.named_parameters())
+        named.update(self.wrapped.named_buffers())
+        return tuple(named[n].detach().clone() for n in self.names)
+
+    def forward(self, *args):
+        n = len(args) - len(self.names)
+        return torch.func.functional_call(self.wrapped, dict(zip(self.names, args[n:])), args[:n])
+
+
 def _randn(*shape):
     return torch.randn(*shape)
 
@@ -204,13 +228,22 @@ CASES = {
 
 # Half-precision variants: the float32 case converted (model and floating inputs).
 HALF_CASES = {f"{base}_{dt}": (base, getattr(torch, dt))
-              for base in ("groupnorm_silu", "mlp", "gpt2_block_sdpa", "cnn_batchnorm")
+              for base in ("groupnorm_silu", "mlp", "gpt2_block_sdpa", "cnn_batchnorm", "transformer_encoder_layer",
+                           "resnet_block", "lstm_cell")
               for dt in ("float16", "bfloat16")}
+
+# Every float32 case that has weights, with its weights as inputs (WeightsAsInputs).
+WEIGHTS_AS_INPUTS_CASES = {f"{base}_weights_as_inputs": base for base in CASES
+                           if base not in ("layernorm_weights_as_inputs", "upsample")}
 
 
 def build(name):
-    """(eval-mode module, example inputs) for a CASES or HALF_CASES name, seeded."""
+    """(eval-mode module, example inputs) for a CASES, HALF_CASES or WEIGHTS_AS_INPUTS_CASES name, seeded."""
     torch.manual_seed(0)
+    if name in WEIGHTS_AS_INPUTS_CASES:
+        model, inputs = build(WEIGHTS_AS_INPUTS_CASES[name])
+        wrapper = WeightsAsInputs(model).eval()
+        return wrapper, inputs + wrapper.state()
     if name in HALF_CASES:
         base, dtype = HALF_CASES[name]
         model, inputs = build(base)

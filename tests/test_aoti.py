@@ -6,6 +6,7 @@ by name), into the session's folder; the models are in aoti_models.py.
 import copy
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ models = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(models)
 
 ALL = list(models.CASES) + list(models.HALF_CASES)
+WEIGHTS_AS_INPUTS = list(models.WEIGHTS_AS_INPUTS_CASES)
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 4e-2}
 
 
@@ -114,6 +116,16 @@ def test_model_matches_eager(exported, name):
     _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
 
 
+@pytest.mark.parametrize("name", WEIGHTS_AS_INPUTS)
+def test_model_with_weights_as_inputs_matches_eager(exported, name):
+    """The same models with every parameter and buffer an input: the model.so holds no constants."""
+    path, model, inputs, meta = exported(name)
+    base_inputs = len(inputs) - len(model.names)
+    assert meta["constants"] == 0 and len(meta["inputs"]) == len(inputs) > base_inputs
+    loaded = aoti.load(path)
+    _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
+
+
 def test_weights_are_constants_in_the_so(exported):
     path, model, _, meta = exported("embed_layernorm")
     loaded = aoti.load(path)
@@ -141,6 +153,187 @@ def test_dynamic_batch(exported):
         _compare(loaded(x.numpy()), model, (x,))
     with pytest.raises(aoti.InputError, match=r"input 0 \(x\): dynamic dimension 0 \(s\w+\) must be in \[1, 64\]"):
         loaded(np.zeros((65, 16, 8, 8), np.float32))
+
+
+def test_dynamic_batch_through_matmuls(exported):
+    """The batch size reaches mm_out/addmm_out as a run-time size, and the Metal kernels as a bound int."""
+    batch = torch.export.Dim("batch", min=1, max=64)
+    path, model, _, meta = exported("mlp", dynamic_shapes=({0: batch},), tag="_dynamic")
+    assert isinstance(meta["inputs"][0]["shape"][0], str)
+    loaded = aoti.load(path)
+    for n in (1, 3, 5):
+        x = torch.randn(n, 32)
+        _compare(loaded(x.numpy()), model, (x,))
+
+
+def _new_weights(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(v.shape, generator=g).to(v.dtype) for k, v in model.state_dict().items()}
+
+
+def test_update_constants_replaces_the_weights(exported):
+    path, model, inputs, _ = exported("mlp")
+    x = inputs[0].numpy()
+    loaded, other = aoti.load(path), aoti.load(path)
+    new = _new_weights(model, 1)
+    loaded.update_constants({k: v.numpy() for k, v in new.items()})  # by original FQN
+    updated = copy.deepcopy(model)
+    updated.load_state_dict(new)
+    _compare(loaded(x), updated, inputs)
+    _compare(other(x), model, inputs)  # each container has its own copy of the weights
+    # by constant name, from an mps_shim.Tensor; the model keeps a copy, not the caller's memory
+    w = np.random.default_rng(2).standard_normal((10, 64)).astype(np.float32)
+    loaded.update_constants({"fc2_weight": mps_shim.Tensor.from_numpy(w)})
+    updated.fc2.weight.data = torch.from_numpy(w.copy())
+    w[:] = 0
+    _compare(loaded(x), updated, inputs)
+    _compare(loaded(x), updated, inputs)  # and again: runs do not disturb the new weights
+
+
+def test_update_constants_in_bfloat16(exported):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    path, model, inputs, _ = exported("mlp_bfloat16")
+    loaded = aoti.load(path)
+    new = _new_weights(model, 3)
+    loaded.update_constants({k: _numpy(v) for k, v in new.items()})
+    assert all(_numpy(v).dtype == np.dtype(ml_dtypes.bfloat16) for v in new.values())
+    updated = copy.deepcopy(model)
+    updated.load_state_dict(new)
+    _compare(loaded(_numpy(inputs[0])), updated, inputs)
+
+
+def test_update_constants_errors_change_nothing(exported):
+    path, model, inputs, _ = exported("mlp")
+    loaded = aoti.load(path)
+    bias = np.ones(64, np.float32)  # valid, but listed with an invalid entry: not applied either
+    with pytest.raises(aoti.ConstantError, match=re.escape(
+            "no constant named 'fc3.weight' (constants: fc1_bias, fc1_weight, fc2_bias, fc2_weight)")):
+        loaded.update_constants({"fc1.bias": bias, "fc3.weight": np.zeros(1, np.float32)})
+    with pytest.raises(aoti.ConstantError, match=re.escape(
+            "constant fc1.weight (fc1_weight): expected shape (64, 32), got (32, 64)")):
+        loaded.update_constants({"fc1.bias": bias, "fc1.weight": np.zeros((32, 64), np.float32)})
+    with pytest.raises(aoti.ConstantError, match=re.escape("constant fc1_bias: expected dtype float32, got float64")):
+        loaded.update_constants({"fc1_bias": np.zeros(64)})
+    with pytest.raises(aoti.ConstantError, match="'fc1_bias' and 'fc1.bias' both name constant 'fc1_bias'"):
+        loaded.update_constants({"fc1.bias": bias, "fc1_bias": bias})
+    with pytest.raises(TypeError, match="expected a numpy array or mps_shim.Tensor, got list"):
+        loaded.update_constants({"fc1.bias": [1.0] * 64})
+    with pytest.raises(TypeError, match="takes a mapping"):
+        loaded.update_constants([("fc1.bias", bias)])
+    _compare(loaded(inputs[0].numpy()), model, inputs)
+
+
+# --- failures inside a real model are loud ---------------------------------------------------------
+
+@pytest.fixture
+def refusing_compiler(tmp_path):
+    """An environment in which no Metal library builds: a fresh kernel cache and a $CXX that fails.
+
+    The host backend runs $CXX the first time a library is created (it
+    preprocesses the Metal source with it), so the model's own
+    create_shader_library fails, and the generated code does not look.
+    """
+    script = tmp_path / "refusing-cxx"
+    script.write_text("#!/bin/sh\necho 'refusing-cxx: no compiling today' >&2\nexit 1\n")
+    script.chmod(0o755)
+    cache = tmp_path / "kernel-cache"
+    cache.mkdir(mode=0o700)
+    return {"CXX": str(script), "MPS_SHIM_CACHE_DIR": str(cache), "MPS_SHIM_ABORT_ON_ERROR": None}
+
+
+@pytest.fixture(scope="module")
+def aoti_host(tmp_path_factory):
+    """tests/c/aoti_host.cpp built: a C++ host that loads libmps_shim and a model.so with dlopen."""
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler on PATH")
+    exe = str(tmp_path_factory.mktemp("aoti_host") / "aoti_host")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "aoti_host.cpp")
+    subprocess.run([cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", mps_shim.include_dir(), src, "-o", exe,
+                    "-ldl"], check=True, capture_output=True)
+
+    def run_host(model_path, shape, env=None):
+        full = dict(os.environ)
+        for key, value in (env or {}).items():
+            if value is None:
+                full.pop(key, None)
+            else:
+                full[key] = value
+        return subprocess.run([exe, mps_shim.library_path(), model_path, *map(str, shape)], env=full,
+                              capture_output=True, text=True, timeout=120)
+
+    return run_host
+
+
+def _report(stdout):
+    """aoti_host's "key value" lines as a dict (the error message may continue on further lines)."""
+    keys = ("run", "synchronize", "kind", "error", "output")
+    out, key = {}, None
+    for line in stdout.splitlines():
+        head, _, rest = line.partition(" ")
+        if head in keys:
+            key, out[head] = head, rest
+        elif key is not None:
+            out[key] += "\n" + line
+    return out
+
+
+def test_a_kernel_that_does_not_compile_raises_from_the_model(exported, run_python, refusing_compiler):
+    path = exported("mlp")[0]
+    r = run_python("import numpy as np, mps_shim\n"
+                   "from mps_shim import aoti\n"
+                   f"m = aoti.load({path!r})\n"
+                   "for attempt in range(2):\n"
+                   "    try:\n"
+                   "        m(np.ones((4, 32), np.float32))\n"
+                   "    except mps_shim.MpsShimError as e:\n"
+                   "        print(type(e).__name__, repr(str(e)))\n"
+                   "    else:\n"
+                   "        print('returned')\n", env=refusing_compiler)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.splitlines()
+    assert first.startswith("CompileError '[aoti_torch_mps_create_shader_library] Metal preprocessing failed")
+    assert "refusing-cxx: no compiling today" in first
+    assert second != "returned"  # the library never came to be: the next run fails too
+
+
+def test_an_op_that_rejects_its_arguments_raises_op_error(exported, tmp_path):
+    path, model, inputs, _ = exported("mlp")
+    bare = str(tmp_path / "bare_mlp.so")
+    shutil.copyfile(path, bare)
+    loaded = aoti.load(bare)  # no model.so.json: the inputs are not checked before the run
+    with pytest.raises(mps_shim.OpError, match=re.escape(
+            "[aoti_torch_mps_mm_out] mm: mat1 and mat2 shapes cannot be multiplied (4x16 and 32x64)")) as info:
+        loaded(np.ones((4, 16), np.float32))
+    assert "API call failed" in str(info.value.__cause__)  # AOTInductor's own report, kept as the cause
+    _compare(loaded(inputs[0].numpy()), model, inputs)  # nothing stale is left pending
+
+
+def test_c_host_sees_failures_at_synchronize(exported, aoti_host, refusing_compiler):
+    path = exported("mlp")[0]
+    r = aoti_host(path, (4, 32), env=refusing_compiler)
+    assert r.returncode == 0, r.stderr
+    report = _report(r.stdout)
+    # generated code ignores the shim's codes: the run "succeeds", with garbage...
+    assert report["run"] == "0" and report["synchronize"] == "1"
+    # ...and mps_shim_synchronize() says why
+    assert int(report["kind"]) == mps_shim.CompileError.kind
+    assert report["error"].startswith("[aoti_torch_mps_create_shader_library] Metal preprocessing failed")
+    assert "refusing-cxx: no compiling today" in report["error"]
+    # an ATen op's failure fails the run itself, and synchronize names the op
+    report = _report(aoti_host(path, (4, 16)).stdout)
+    assert report["run"] == "1" and report["synchronize"] == "1"
+    assert int(report["kind"]) == mps_shim.OpError.kind
+    assert report["error"] == "[aoti_torch_mps_mm_out] mm: mat1 and mat2 shapes cannot be multiplied (4x16 and 32x64)"
+
+
+def test_abort_on_error_stops_a_host_at_the_failing_call(exported, aoti_host, refusing_compiler):
+    path = exported("mlp")[0]
+    r = aoti_host(path, (4, 32), env={**refusing_compiler, "MPS_SHIM_ABORT_ON_ERROR": "1"})
+    assert r.returncode == -6  # SIGABRT
+    assert "mps_shim: [aoti_torch_mps_create_shader_library] Metal preprocessing failed" in r.stderr
+    assert "refusing-cxx: no compiling today" in r.stderr
+    assert "run " not in r.stdout  # it never got back from the run
 
 
 def test_input_mismatches_are_clear_errors(exported):

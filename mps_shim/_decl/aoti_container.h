@@ -3,10 +3,20 @@
  * Read by cffi in ABI mode (mps_shim/aoti/_container.py). Every function returns
  * AOTIRuntimeError: 0 success, 1 failure. Tensor handles are opaque pointers
  * into libmps_shim's runtime; Run steals the input handles (the array itself is
- * borrowed) and hands new output handles to the caller, who deletes them. */
+ * borrowed) and hands new output handles to the caller, who deletes them.
+ * Constants: ExtractConstantsMapEntries lends the container's own constant
+ * tensors, keyed by original FQN (valid until the constants change);
+ * UpdateConstantBufferPairs keys on the constant's name (GetConstantName), checks
+ * only each tensor's device type (mps, 13), and copies the data into the
+ * container's constant blob with aoti_torch_mps_copy_buffer (whose return code it
+ * ignores): the caller keeps its tensors. */
 typedef int32_t AOTIRuntimeError;
 typedef struct AOTInductorModelContainerOpaque* AOTInductorModelContainerHandle;
 typedef void* AtenTensorHandleRaw;
+typedef struct AOTInductorConstantMapEntry {
+  const char* name;
+  AtenTensorHandleRaw handle;
+} AOTInductorConstantMapEntry;
 
 AOTIRuntimeError AOTInductorModelContainerCreateWithDevice(AOTInductorModelContainerHandle* container_handle,
                                                            size_t num_models, const char* device_str,
@@ -37,3 +47,10 @@ AOTIRuntimeError AOTInductorModelContainerGetConstantDtype(AOTInductorModelConta
 AOTIRuntimeError AOTInductorModelContainerGetConstantDataSize(AOTInductorModelContainerHandle container_handle,
                                                               size_t idx, size_t* data_size);
 AOTIRuntimeError AOTInductorGetLastError(const char** error_msg);
+AOTIRuntimeError AOTInductorModelContainerExtractConstantsMapEntries(AOTInductorModelContainerHandle container_handle,
+                                                                  const AOTInductorConstantMapEntry** entries,
+                                                                  size_t* num_entries, bool use_inactive);
+AOTIRuntimeError AOTInductorModelContainerUpdateConstantBufferPairs(AOTInductorModelContainerHandle container_handle,
+                                                                   const AOTInductorConstantMapEntry* pairs,
+                                                                   size_t num_pairs, bool use_inactive,
+                                                                   bool validate_full_update);

@@ -3,6 +3,7 @@
     meta = mps_shim.aoti.export(model, (x,), "model.so")   # needs torch 2.13 (CPU build is enough)
     model = mps_shim.aoti.load("model.so")                 # needs no torch
     y = model(x_numpy)
+    model.update_constants({"fc1.weight": w})              # new weights, same dtype and shape
 
 Modules: _export (export), _patches (what a CPU-only torch needs to compile
 for mps), _guard (the no-op MPS device guard), _package (cpp-only packages,
@@ -11,8 +12,8 @@ API), _loader (load, Model), _metadata (inputs/outputs recorded and checked).
 """
 from ._container import ModelLoadError
 from ._export import export
-from ._loader import Model, load
+from ._loader import ConstantError, Model, load
 from ._metadata import InputError
 from ._package import PackageError
 
-__all__ = ["InputError", "Model", "ModelLoadError", "PackageError", "export", "load"]
+__all__ = ["ConstantError", "InputError", "Model", "ModelLoadError", "PackageError", "export", "load"]

@@ -149,6 +149,27 @@ class Container:
             out.append((name, fqn, int(dtype[0]), int(size[0])))
         return out
 
+    def constant_tensors(self):
+        """{original FQN: raw AtenTensorHandle (int)} of the constants in use. The handles are the
+        container's: borrow them only until the constants change."""
+        entries, n = ffi.new("const AOTInductorConstantMapEntry**"), ffi.new("size_t*")
+        check(self.lib, self.lib.AOTInductorModelContainerExtractConstantsMapEntries(self.handle, entries, n, False),
+              "ExtractConstantsMapEntries")
+        return {ffi.string(entries[0][i].name).decode(): int(ffi.cast("uintptr_t", entries[0][i].handle))
+                for i in range(n[0])}
+
+    def update_constants(self, pairs):
+        """[(constant name, raw AtenTensorHandle)]: copies each tensor's storage into the active constant
+        blob, in place (no inactive buffer, no swap); the caller keeps its handles."""
+        entries = ffi.new("AOTInductorConstantMapEntry[]", max(len(pairs), 1))
+        names = [ffi.new("char[]", name.encode()) for name, _ in pairs]  # alive until the call returns
+        for entry, cname, (_, handle) in zip(entries, names, pairs):
+            entry.name = cname
+            entry.handle = ffi.cast("AtenTensorHandleRaw", handle)
+        code = self.lib.AOTInductorModelContainerUpdateConstantBufferPairs(self.handle, entries, len(pairs), False,
+                                                                           False)
+        check(self.lib, code, "updating the constants")
+
     def run(self, input_handles):
         """Runs once. `input_handles` (raw AtenTensorHandles, as ints) are stolen, success or not; returns
         the raw output handles, which the caller owns and must delete."""

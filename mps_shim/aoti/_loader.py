@@ -42,12 +42,21 @@ def _check(code):
     errors.check(code)
 
 
-def _raise_pending():
-    # Failures inside a model run (a kernel that did not compile, a dispatch error) are recorded
-    # by the runtime, since generated code ignores return codes; raise the first one.
-    raise_pending = getattr(errors, "raise_pending", None)
-    if raise_pending is not None:
-        raise_pending()
+def _raise_pending(cause=None):
+    """Raises the runtime's pending failure (typed: CompileError, OpError...), if there is one.
+
+    Generated code ignores the shim's return codes, so a kernel that did not
+    compile or a dispatch that was refused leaves only this record. When the
+    model itself failed (an ATen op's code is checked, and the container
+    returns 1 with AOTInductor's "API call failed at line N"), the runtime's
+    record says why, so it is raised instead, from `cause`.
+    """
+    try:
+        errors.raise_pending()
+    except errors.MpsShimError as exc:
+        if cause is None:
+            raise
+        raise exc from cause
 
 
 class Model:
@@ -115,7 +124,11 @@ class Model:
             for h in handles:  # not handed over yet: still ours
                 _lib.aoti_torch_delete_tensor_object(_ffi.cast("AtenTensorHandle", h))
             raise
-        outputs = self._container.run(handles)  # steals `handles`
+        try:
+            outputs = self._container.run(handles)  # steals `handles`
+        except RuntimeError as failed:
+            _raise_pending(failed)
+            raise
         try:
             from .. import synchronize
 
@@ -129,6 +142,49 @@ class Model:
         del keep
         return results[0] if len(results) == 1 else tuple(results)
 
+    def update_constants(self, mapping):
+        """Replaces weights of the loaded model: {constant name or original FQN: numpy array or mps_shim.Tensor}.
+
+        The names are those of constants() (e.g. "fc1_weight" or "fc1.weight").
+        Every value is checked (known name, same dtype, same shape) before
+        anything changes, so a bad mapping leaves the model as it was. The
+        container copies each value into its own constant blob
+        (UpdateConstantBuffer -> aoti_torch_mps_copy_buffer), which only reads
+        from the start of a libmps_shim allocation: values are first copied
+        into a fresh tensor in the constant's own layout, and the caller's
+        arrays are never referenced afterwards.
+        """
+        from .. import synchronize
+
+        staged = [(name, _staged_constant(value, current, name if key == name else f"{key} ({name})"))
+                  for key, name, value, current in self._resolve_constants(mapping)]
+        synchronize()  # no run may still read the blob we overwrite
+        try:
+            self._container.update_constants([(name, int(_ffi.cast("uintptr_t", t._handle))) for name, t in staged])
+        except RuntimeError as failed:
+            _raise_pending(failed)
+            raise
+        _raise_pending()  # the container ignores copy_buffer's return code
+
+    def _resolve_constants(self, mapping):
+        """[(key, constant name, value, the constant's current tensor)]; ConstantError for unknown keys."""
+        if not hasattr(mapping, "items"):
+            raise TypeError(f"update_constants takes a mapping of name -> array, got {type(mapping).__name__}")
+        by_name = {name: fqn for name, fqn, _, _ in self._container.constants()}
+        by_fqn = {fqn: name for name, fqn in by_name.items()}
+        tensors = self._container.constant_tensors()  # keyed by FQN
+        out, seen = [], {}
+        for key, value in mapping.items():
+            name = key if key in by_name else by_fqn.get(key)
+            if name is None or by_name[name] not in tensors:
+                known = ", ".join(sorted(by_name)) or "none"
+                raise ConstantError(f"[mps_shim.aoti] {self.source}: no constant named {key!r} (constants: {known})")
+            if name in seen:
+                raise ConstantError(f"[mps_shim.aoti] {key!r} and {seen[name]!r} both name constant {name!r}")
+            seen[name] = key
+            out.append((key, name, value, tensors[by_name[name]]))
+        return out
+
     def close(self):
         """Deletes the model's container (its weights and buffers). The model.so stays mapped."""
         self._container.close()
@@ -136,6 +192,54 @@ class Model:
     def __repr__(self):
         ins = ", ".join(_metadata.describe(t) if t["dtype"] else t["name"] for t in self.inputs)
         return f"<mps_shim.aoti.Model {self.source} ({ins})>"
+
+
+class ConstantError(ValueError):
+    """update_constants was given an unknown constant, or a value whose dtype or shape does not match."""
+
+
+def _tensor_layout(raw):
+    """(dtype code, shape, strides) of a tensor handle we only borrow."""
+    handle = _ffi.cast("AtenTensorHandle", raw)
+
+    def get(fn, ctype):
+        out = _ffi.new(ctype + "*")
+        _check(fn(handle, out))
+        return out[0]
+
+    ndim = get(_lib.aoti_torch_get_dim, "int64_t")
+    sizes, strides = get(_lib.aoti_torch_get_sizes, "int64_t*"), get(_lib.aoti_torch_get_strides, "int64_t*")
+    return (get(_lib.aoti_torch_get_dtype, "int32_t"), tuple(sizes[i] for i in range(ndim)),
+            tuple(strides[i] for i in range(ndim)))
+
+
+def _staged_constant(value, current, where):
+    """A new library-owned mps tensor holding `value`, in the layout of the constant it replaces.
+
+    Why a new tensor: the container copies a tensor's whole storage, from its
+    start, with aoti_torch_mps_copy_buffer, which accepts only the base of an
+    allocation of ours; and the strides it keeps are the ones we pass.
+    """
+    from ..tensor import Tensor, as_tensor
+
+    code, shape, strides = _tensor_layout(current)
+    if isinstance(value, Tensor):
+        got_code, got_shape = value.dtype_code, value.shape
+    elif isinstance(value, np.ndarray):
+        got_name = _metadata.numpy_dtype_name(value.dtype)
+        got_code, got_shape = _NAME_CODES.get(got_name, got_name), value.shape
+    else:
+        raise TypeError(f"[mps_shim.aoti] constant {where}: expected a numpy array or mps_shim.Tensor, "
+                        f"got {type(value).__name__}")
+    if got_code != code:
+        raise ConstantError(f"[mps_shim.aoti] constant {where}: expected dtype {_CODE_NAMES.get(code, code)}, got "
+                            f"{_CODE_NAMES.get(got_code, got_code)}")
+    if tuple(got_shape) != shape:
+        raise ConstantError(f"[mps_shim.aoti] constant {where}: expected shape {shape}, got {tuple(got_shape)}")
+    staged = Tensor.empty(shape, _CODE_NAMES[code], strides=strides)
+    if staged.numel:
+        staged.copy_(value if isinstance(value, Tensor) else as_tensor(np.ascontiguousarray(value)))
+    return staged
 
 
 def _input_handle(value, index):
