@@ -477,3 +477,21 @@ def test_process_with_two_models_exits_cleanly(exported, run_python):
             f"b = aoti.load({paths[1]!r}); b(np.ones((4, 32), ml_dtypes.bfloat16))\nprint('ran')\n")
     r = run_python(code)
     assert r.returncode == 0 and "ran" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+def test_torch_tensors_in_and_zero_copy_tensors_out(exported):
+    path, model, inputs, _ = exported("mlp")
+    loaded = aoti.load(path)
+    x = inputs[0]
+    want = _eager(model, inputs)[0]
+    got = loaded(x)                                   # a torch CPU tensor, through __dlpack__
+    torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
+    strided = torch.stack([x, x], dim=2)[..., 0]      # same values, non-contiguous
+    torch.testing.assert_close(torch.from_numpy(loaded(strided)), want, rtol=1e-4, atol=1e-4)
+    out = loaded(x.numpy(), copy=False)               # the model's own output, no copy
+    assert isinstance(out, mps_shim.Tensor)
+    viewed = torch.from_dlpack(out)
+    torch.testing.assert_close(viewed, want, rtol=1e-4, atol=1e-4)
+    again = loaded(x.numpy(), copy=False)             # a new run does not write the first run's output
+    assert again.data_ptr != out.data_ptr
+    torch.testing.assert_close(viewed, want, rtol=1e-4, atol=1e-4)

@@ -98,9 +98,15 @@ class Model:
         """[(name, original name, dtype, bytes)] of the weights the model holds."""
         return [(n, fqn, _CODE_NAMES.get(code, str(code)), size) for n, fqn, code, size in self._container.constants()]
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs, copy=True):
+        """Runs the model once. Inputs: numpy arrays, mps_shim.Tensors, or anything with __dlpack__ (torch
+        CPU tensors...), all taken without a copy when contiguous. Outputs: fresh numpy arrays, or with
+        copy=False the model's own output tensors as mps_shim.Tensors (no copy; `torch.from_dlpack(t)` or
+        `np.from_dlpack(t)` views them). An output that is a model weight or an input itself shares that memory.
+        """
         from ..tensor import Tensor
 
+        inputs = tuple(Tensor.from_dlpack(v) if _is_dlpack_producer(v) else v for v in inputs)
         if len(inputs) != self.num_inputs:
             names = ", ".join(_metadata.describe(t) if t["dtype"] else t["name"] for t in self.inputs)
             raise _metadata.InputError(f"the model takes {self.num_inputs} input(s) ({names}), got {len(inputs)}")
@@ -111,7 +117,8 @@ class Model:
             elif isinstance(value, np.ndarray):
                 described.append((_metadata.numpy_dtype_name(value.dtype), value.shape))
             else:
-                raise TypeError(f"input {i}: expected a numpy array or mps_shim.Tensor, got {type(value).__name__}")
+                raise TypeError(f"input {i}: expected a numpy array, an mps_shim.Tensor or a __dlpack__ tensor, "
+                                f"got {type(value).__name__}")
         if self.metadata is not None:
             _metadata.check_inputs(self.metadata, described)
         handles, keep = [], []
@@ -134,7 +141,10 @@ class Model:
 
             synchronize()  # the outputs are complete after this
             _raise_pending()
-            results = [_take_output(h) for h in outputs]
+            if copy:
+                results = [_take_output(h) for h in outputs]
+            else:  # the Tensors own the handles from here on
+                results, outputs = [Tensor(_ffi.cast("AtenTensorHandle", h)) for h in outputs], []
         finally:
             for h in outputs:
                 if h:
@@ -242,6 +252,12 @@ def _staged_constant(value, current, where):
     return staged
 
 
+def _is_dlpack_producer(value):
+    from ..tensor import Tensor
+
+    return hasattr(value, "__dlpack__") and not isinstance(value, (np.ndarray, Tensor))
+
+
 def _input_handle(value, index):
     """(raw handle the model may steal, object to keep alive until the run ends)."""
     from ..tensor import Tensor
@@ -252,7 +268,7 @@ def _input_handle(value, index):
             value = value.clone()
         _check(_lib.aoti_torch_new_tensor_handle(value._handle, out))
         return int(_ffi.cast("uintptr_t", out[0])), value
-    array = np.ascontiguousarray(value)
+    array = value if value.flags.c_contiguous else np.array(value, order="C")  # 0-d stays 0-d
     name = _metadata.numpy_dtype_name(array.dtype)
     if name not in _NAME_CODES:
         raise TypeError(f"input {index}: dtype {array.dtype} has no mps_shim equivalent")
