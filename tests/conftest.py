@@ -33,6 +33,9 @@ else:
 if importlib.util.find_spec("mps_shim") is None:
     sys.path.insert(0, REPO_ROOT)
 
+# Shared test helpers (torch_convert.py): importable by name from test modules.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 _spec = importlib.util.find_spec("mps_shim")
 # The folder holding the mps_shim package this session imports; subprocesses get it on PYTHONPATH.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(_spec.origin)) if _spec and _spec.origin else REPO_ROOT

@@ -8,23 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mps_shim import MpsShimError, Tensor, aten  # noqa: E402
+from torch_convert import to_shim, to_torch_float as to_torch  # noqa: E402
 
 TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
-
-
-def to_shim(x):
-    base = x.as_strided((x.untyped_storage().nbytes() // x.element_size(),), (1,), 0)
-    if x.dtype == torch.bfloat16:
-        t = Tensor.empty(base.shape, "bfloat16").copy_(base.float().numpy())
-    elif x.dtype == torch.bool:
-        t = Tensor.from_numpy(base.numpy().copy())
-    else:
-        t = Tensor.from_numpy(base.numpy().copy())
-    return t.view(x.shape, x.stride(), x.storage_offset())
-
-
-def to_torch(t):
-    return torch.from_numpy(Tensor.empty(t.shape, np.float32).copy_(t).numpy().copy())
 
 
 def reference(q, k, v, mask=None, causal=False, scale=None, gqa=False):

@@ -6,24 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mps_shim import MpsShimError, Tensor, aten  # noqa: E402
+from torch_convert import to_shim, to_torch_float as to_torch  # noqa: E402
 
 F = torch.nn.functional
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
-
-
-def to_shim(x):
-    """A torch CPU tensor as an mps_shim Tensor with the same sizes, strides and values."""
-    base = x.as_strided((x.untyped_storage().nbytes() // x.element_size(),), (1,), 0)
-    if x.dtype == torch.bfloat16:
-        t = Tensor.empty(base.shape, "bfloat16").copy_(base.float().numpy())
-    else:
-        t = Tensor.from_numpy(base.numpy().copy())
-    return t.view(x.shape, x.stride(), x.storage_offset())
-
-
-def to_torch(t):
-    f = Tensor.empty(t.shape, np.float32).copy_(t)
-    return torch.from_numpy(f.numpy().copy())
 
 
 def conv(x, w, b, stride, padding, dilation, transposed, output_padding, groups):

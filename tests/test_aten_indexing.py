@@ -5,35 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mps_shim import MpsShimError, Tensor, aten  # noqa: E402
-
-def _shim(t, strided=False):
-    """A torch CPU tensor as an mps_shim Tensor with the same values (bfloat16 bit for bit); strided: a
-    column-major view with gaps and a storage offset of 3 into a larger buffer."""
-    sizes = list(t.shape)
-    if strided and sizes:
-        strides, s = [], 2
-        for n in sizes:
-            strides.append(s)
-            s *= max(n, 1)
-        buf = torch.zeros(s + 4, dtype=t.dtype)
-        buf.as_strided(sizes, strides, 3).copy_(t)
-    else:
-        strides, buf = None, t.contiguous().reshape(-1)
-    flat = Tensor.empty(buf.numel(), "bfloat16" if t.dtype == torch.bfloat16 else buf.numpy().dtype)
-    if buf.numel():
-        if t.dtype == torch.bfloat16:
-            flat.numpy(bits=True)[:] = buf.view(torch.int16).numpy().view(np.uint16)
-        else:
-            flat.numpy()[:] = buf.numpy()
-    return flat.view(sizes, strides, 3) if strides else flat.view(sizes)
-
-
-def _torch(t):
-    """An mps_shim Tensor's values as a torch CPU tensor."""
-    if t.dtype == "bfloat16":
-        return torch.from_numpy(np.array(t.numpy(bits=True)).view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.array(t.numpy()))
-
+from torch_convert import to_shim as _shim, to_torch as _torch  # noqa: E402
 
 def _idx(indices, strided=False):
     return [None if i is None else _shim(i, strided) for i in indices]
