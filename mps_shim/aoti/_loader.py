@@ -223,6 +223,12 @@ def _tensor_layout(raw):
             tuple(strides[i] for i in range(ndim)))
 
 
+def _data_address(raw):
+    out = _ffi.new("void**")
+    _check(_lib.aoti_torch_get_data_ptr(_ffi.cast("AtenTensorHandle", raw), out))
+    return int(_ffi.cast("uintptr_t", out[0]))
+
+
 def _staged_constant(value, current, where):
     """A new library-owned mps tensor holding `value`, in the layout of the constant it replaces.
 
@@ -293,23 +299,12 @@ def _contiguous_strides(shape):
 
 def _take_output(raw):
     """A numpy copy of an output tensor (the handle stays ours to delete)."""
-    handle = _ffi.cast("AtenTensorHandle", raw)
-
-    def get(fn, ctype):
-        out = _ffi.new(ctype + "*")
-        _check(fn(handle, out))
-        return out[0]
-
-    ndim = get(_lib.aoti_torch_get_dim, "int64_t")
-    sizes_p = get(_lib.aoti_torch_get_sizes, "int64_t*")
-    strides_p = get(_lib.aoti_torch_get_strides, "int64_t*")
-    shape = tuple(sizes_p[i] for i in range(ndim))
-    strides = tuple(strides_p[i] for i in range(ndim))
-    dtype = _numpy_dtype(_CODE_NAMES[get(_lib.aoti_torch_get_dtype, "int32_t")])
+    code, shape, strides = _tensor_layout(raw)
+    dtype = _numpy_dtype(_CODE_NAMES[code])
     result = np.empty(shape, dtype)
     if result.size == 0:
         return result
-    data = int(_ffi.cast("uintptr_t", get(_lib.aoti_torch_get_data_ptr, "void*")))
+    data = _data_address(raw)
     span = 1 + sum((n - 1) * s for n, s in zip(shape, strides))  # elements from the first to the last
     src_bytes = _ffi.buffer(_ffi.cast("char*", data), span * dtype.itemsize)
     src = np.frombuffer(src_bytes, dtype=dtype)
