@@ -1,7 +1,8 @@
 """ATen fallback ops against their CPU references, same process.
 
 - mm_out 1024^3 float32 against numpy.matmul (both on BLAS, all cores);
-- convolution 64->64, 3x3, 56x56 (batch 1 and 8) float32 against torch CPU's conv2d;
+- convolution 64->64, 3x3, 56x56 (batch 1 and 8), and its depthwise form (groups 64), float32
+  against torch CPU's conv2d;
 - scaled dot-product attention (B=1, H=12, L=128, E=64) against torch CPU's
   scaled_dot_product_attention (which returns no weights; ours also writes them).
 
@@ -58,17 +59,18 @@ def main():
         print("conv2d, sdpa: skipped (no torch)")
         return
     F = torch.nn.functional
-    for batch in (1, 8):
+    for batch, groups in ((1, 1), (8, 1), (1, 64)):
         x = rng.standard_normal((batch, 64, 56, 56)).astype(np.float32)
-        w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+        w = rng.standard_normal((64, 64 // groups, 3, 3)).astype(np.float32)
         tx, tw = torch.from_numpy(x), torch.from_numpy(w)
         with torch.no_grad():
-            t_ref = timed(lambda: F.conv2d(tx, tw, padding=1), args.repeat)
-            expect = F.conv2d(tx, tw, padding=1).numpy()
-        t_ours = timed(lambda: aten.convolution(x, w, None, [1], [1], [1], 0, [0], 1), args.repeat)
-        got = aten.convolution(x, w, None, [1], [1], [1], 0, [0], 1).numpy()
+            t_ref = timed(lambda: F.conv2d(tx, tw, padding=1, groups=groups), args.repeat)
+            expect = F.conv2d(tx, tw, padding=1, groups=groups).numpy()
+        t_ours = timed(lambda: aten.convolution(x, w, None, [1], [1], [1], 0, [0], groups), args.repeat)
+        got = aten.convolution(x, w, None, [1], [1], [1], 0, [0], groups).numpy()
         np.testing.assert_allclose(got, expect, rtol=1e-3, atol=1e-3)
-        report(f"conv2d 64->64 3x3 56x56 N={batch}", 2 * batch * 64 * 64 * 9 * 56 * 56, t_ref, t_ours, "torch")
+        name = f"conv2d 64->64 3x3 56x56 N={batch}" + (" dw" if groups > 1 else "")
+        report(name, 2 * batch * 64 * (64 // groups) * 9 * 56 * 56, t_ref, t_ours, "torch")
 
     B, H, L, E = 1, 12, 128, 64
     q, k, v = (rng.standard_normal((B, H, L, E)).astype(np.float32) for _ in range(3))

@@ -41,6 +41,10 @@ CASES = [
     ("t2d_groups_dil", (1, 4, 4, 5), (4, 3, 3, 2), dict(transposed=True, groups=2, dilation=(2, 1), padding=(1, 0))),
     ("t1d", (2, 3, 7), (3, 2, 4), dict(transposed=True, stride=(3,), output_padding=(2,))),
     ("t3d", (1, 2, 3, 4, 3), (2, 3, 2, 3, 2), dict(transposed=True, stride=(2, 1, 2), padding=(0, 1, 0))),
+    # stride 1 with >= 32 channels per group over >= 2048 positions: one GEMM per kernel tap
+    ("2d_taps_groups_dil", (2, 64, 48, 45), (48, 32, 3, 2), dict(groups=2, padding=(2, 1), dilation=(2, 1))),
+    ("1d_taps", (1, 32, 2500), (8, 32, 5), dict(padding=(3,))),
+    ("3d_taps", (1, 32, 5, 20, 21), (4, 32, 3, 3, 3), dict(padding=(1, 0, 1))),
 ]
 
 

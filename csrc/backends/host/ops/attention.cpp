@@ -94,15 +94,15 @@ void add_mask_row(const Tensor& m, int64_t b, int64_t h, int64_t i, int64_t S, f
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-__attribute__((always_inline)) inline v8f load8(const float* p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-__attribute__((always_inline)) inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
+// Vectors cross helper boundaries by reference only: a 32-byte vector passed
+// or returned by value has an ABI that depends on whether AVX is enabled, and
+// the default clone would disagree with the AVX2 one (GCC's -Wpsabi).
+// Eight floats in memory, at any alignment, readable and writable as one vector.
+typedef float v8f_mem __attribute__((vector_size(32), aligned(4), may_alias));
+__attribute__((always_inline)) inline v8f_mem& lanes8(float* p) { return *reinterpret_cast<v8f_mem*>(p); }
 
-// exp_nonpositive on eight lanes.
-__attribute__((always_inline)) inline v8f exp8_nonpositive(v8f x) {
+// exp_nonpositive on eight lanes, in place.
+__attribute__((always_inline)) inline void exp8_nonpositive(v8f& x) {
   const v8f lo = v8f{} - 87.0f;
   const v8f xc = x < lo ? lo : x;
   const v8f magic = v8f{} + 12582912.0f;
@@ -119,7 +119,7 @@ __attribute__((always_inline)) inline v8f exp8_nonpositive(v8f x) {
   v8f scale;
   std::memcpy(&scale, &bits, sizeof scale);
   const v8f result = p * scale;
-  return x < lo ? v8f{} : result;
+  x = x < lo ? v8f{} : result;
 }
 
 // Softmax of one row in place; a row with nothing to attend (all -inf) becomes zeros.
@@ -127,7 +127,7 @@ __attribute__((target_clones("avx2,fma", "default"))) void softmax_row(float* ro
   const int64_t nb = n / 8 * 8;
   v8f vmax = v8f{} + kNegInf;
   for (int64_t j = 0; j < nb; j += 8) {
-    const v8f v = load8(row + j);
+    const v8f v = lanes8(row + j);
     vmax = v > vmax ? v : vmax;
   }
   float mx = kNegInf;
@@ -139,8 +139,9 @@ __attribute__((target_clones("avx2,fma", "default"))) void softmax_row(float* ro
   }
   v8f vsum{};
   for (int64_t j = 0; j < nb; j += 8) {
-    const v8f e = exp8_nonpositive(load8(row + j) - mx);
-    store8(row + j, e);
+    v8f e = lanes8(row + j) - mx;
+    exp8_nonpositive(e);
+    lanes8(row + j) = e;
     vsum += e;
   }
   float sum = 0.0f;
@@ -150,7 +151,7 @@ __attribute__((target_clones("avx2,fma", "default"))) void softmax_row(float* ro
     sum += row[j];
   }
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < nb; j += 8) store8(row + j, load8(row + j) * inv);
+  for (int64_t j = 0; j < nb; j += 8) lanes8(row + j) *= inv;
   for (int64_t j = nb; j < n; ++j) row[j] *= inv;
 }
 

@@ -1,14 +1,19 @@
 // Convolution on the CPU, in float32. Every case is seen as 3-D (1-D and 2-D
 // get unit dimensions in front):
-// - forward: im2col of a tile of output positions, then one BLAS GEMM per
-//   group and tile (a 1x1 kernel with stride 1 and no padding reads the input
-//   as it is);
+// - forward, stride 1: over flat positions of the zero-padded input, one GEMM
+//   per kernel tap reading that input in place, or (few channels, small
+//   images) one GEMM over a column matrix built from whole-row memcpys;
+// - forward, other strides: im2col of a tile of output positions, then one
+//   BLAS GEMM per group and tile (a 1x1 kernel with stride 1 and no padding
+//   reads the input as it is);
 // - depthwise (one input channel per group): a direct loop per output plane,
 //   since im2col would copy the input k^3 times for a product with K = k^3;
 // - transposed: a GEMM into columns, then col2im scatters them into the output.
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "backends/host/ops/blas.h"
 #include "backends/host/ops/host_ops.h"
@@ -45,6 +50,30 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Tensor& y, const ops::
     g.dil[skip + i] = p.dilation[s];
   }
   return g;
+}
+
+// Floats of a stride-1 column matrix: big enough that BLAS gets one long
+// product for common images (16 channels x 3x3 x 112x112 is 1.8M), bounded for huge ones.
+const int64_t kColumnBudget = int64_t(1) << 22;
+
+// Row kernels in eight-float vectors (GCC's -O2 vectorises no loop that needs
+// a remainder), in an AVX2 clone picked at load time. Vectors stay inside them:
+// a 32-byte vector passed by value changes ABI with AVX (GCC's -Wpsabi).
+typedef float v8f_mem __attribute__((vector_size(32), aligned(4), may_alias));
+
+// y[0, n) += a * x[0, n)
+__attribute__((target_clones("avx2,fma", "default"))) void axpy_row(float* y, const float* x, float a, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    *reinterpret_cast<v8f_mem*>(y + j) += *reinterpret_cast<const v8f_mem*>(x + j) * a;
+  for (; j < n; ++j) y[j] += x[j] * a;
+}
+
+// y[0, n) = x[0, n) + b
+__attribute__((target_clones("avx2,fma", "default"))) void add_scalar_row(float* y, const float* x, float b, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) *reinterpret_cast<v8f_mem*>(y + j) = *reinterpret_cast<const v8f_mem*>(x + j) + b;
+  for (; j < n; ++j) y[j] = x[j] + b;
 }
 
 int as_int(int64_t v) {
@@ -102,7 +131,7 @@ void forward_gemm(const Geometry& g, const float* x, const float* w, const float
                          g.pad[1] == 0 && g.pad[2] == 0;
   const auto sgemm = sgemm_fn();
   // Tiles of output positions keep the column matrix near the caches (and bounded).
-  const int64_t tile = pointwise ? plane : std::clamp<int64_t>((int64_t(1) << 19) / std::max<int64_t>(rows, 1), 256, plane);
+  const int64_t tile = pointwise ? plane : std::min(std::max<int64_t>((int64_t(1) << 19) / std::max<int64_t>(rows, 1), 256), plane);
   std::vector<float> col(pointwise ? 0 : size_t(rows * std::min(tile, plane)));
   for (int64_t n = 0; n < g.n; ++n) {
     float* yn = y + n * g.c_out * plane;
@@ -127,6 +156,142 @@ void forward_gemm(const Geometry& g, const float* x, const float* w, const float
         sgemm(kRowMajor, kNoTrans, kNoTrans, as_int(og), as_int(np), as_int(rows), 1.0f, wg, as_int(rows), b, ldb,
               1.0f, yg + p0, as_int(plane));
       }
+    }
+  }
+}
+
+// Stride 1, over flat positions of the zero-padded input. Each image is
+// padded once into a [c_in, Dp*Hp*Wp] grid; at flat position q the output is
+// the sum over taps of w[tap] * padded[q + shift(tap)], so a tap reads the
+// padded grid as it is, shifted. The product is computed for every q from the
+// first output to the last (the padding columns in between give garbage, ~2/Wp
+// of the work for a 3x3 kernel), then the outputs are picked out, with the bias.
+struct Shifted {
+  int64_t dims[3] = {1, 1, 1};  // Dp, Hp, Wp
+  int64_t grid = 0;             // Dp * Hp * Wp
+  int64_t positions = 0;        // flat positions from the first output to the last
+  std::vector<int64_t> shifts;  // per kernel tap (kd, kh, kw), its offset in the grid
+
+  explicit Shifted(const Geometry& g) {
+    for (int d = 0; d < 3; ++d) dims[d] = g.in[d] + 2 * g.pad[d];
+    grid = dims[0] * dims[1] * dims[2];
+    positions = flat(g.out[0] - 1, g.out[1] - 1, g.out[2]);
+    for (int64_t kd = 0; kd < g.ker[0]; ++kd)
+      for (int64_t kh = 0; kh < g.ker[1]; ++kh)
+        for (int64_t kw = 0; kw < g.ker[2]; ++kw) shifts.push_back(flat(kd * g.dil[0], kh * g.dil[1], kw * g.dil[2]));
+  }
+  int64_t flat(int64_t d, int64_t h, int64_t w) const { return (d * dims[1] + h) * dims[2] + w; }
+};
+
+// Scratch that every element is written to before it is read: no zeroing pass.
+std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[size_t(n)]); }
+
+// Channels per chunk for a copy pass over planes of `plane` floats. Passes under
+// a megabyte stay on the calling thread: waking the pool costs more, and right
+// after a GEMM BLAS's spinning threads would compete with ours.
+uint64_t copy_grain(int64_t plane) { return uint64_t(std::max<int64_t>((int64_t(1) << 18) / std::max<int64_t>(plane, 1), 1)); }
+
+// One image's channels into the interior of the grid; the border stays zero from allocation.
+void pad_image(const Geometry& g, const Shifted& s, const float* x, float* grid) {
+  parallel_for(uint64_t(g.c_in), copy_grain(g.in_plane()), [&](uint64_t c0, uint64_t c1) {
+    for (int64_t c = int64_t(c0); c < int64_t(c1); ++c)
+      for (int64_t d = 0; d < g.in[0]; ++d)
+        for (int64_t h = 0; h < g.in[1]; ++h)
+          std::memcpy(grid + c * s.grid + s.flat(d + g.pad[0], h + g.pad[1], g.pad[2]),
+                      x + ((c * g.in[0] + d) * g.in[1] + h) * g.in[2], size_t(g.in[2]) * sizeof(float));
+  });
+}
+
+// The outputs of `channels` planes, picked out of the product over flat positions, plus the bias.
+void gather_outputs(const Geometry& g, const Shifted& s, const float* prod, const float* bias, int64_t channels,
+                    float* y) {
+  const int64_t plane = g.out_plane();
+  parallel_for(uint64_t(channels), copy_grain(plane), [&](uint64_t c0, uint64_t c1) {
+    for (int64_t c = int64_t(c0); c < int64_t(c1); ++c) {
+      const float b = bias ? bias[c] : 0.0f;
+      const float* src = prod + c * s.positions;
+      float* dst = y + c * plane;
+      for (int64_t d = 0; d < g.out[0]; ++d)
+        for (int64_t h = 0; h < g.out[1]; ++h) {
+          add_scalar_row(dst + (d * g.out[1] + h) * g.out[2], src + s.flat(d, h, 0), b, g.out[2]);
+        }
+    }
+  });
+}
+
+// How one group's product over flat positions is formed.
+enum class StrideOneForm {
+  // One accumulating GEMM per tap, K = channels, B read in place from the grid:
+  // nothing copied. Wants many channels and many positions (BLAS threads over N).
+  Taps,
+  // A column matrix whose row (c, tap) is one contiguous run of the grid (a
+  // memcpy), then one GEMM with K = channels * taps, in tiles of positions.
+  // For few channels or small images, where per-tap GEMMs are too thin.
+  Columns,
+};
+
+StrideOneForm stride_one_form(const Geometry& g, const Shifted& s) {
+  const int64_t cg = g.c_in / g.groups;
+  return cg >= 32 && s.positions >= 2048 ? StrideOneForm::Taps : StrideOneForm::Columns;
+}
+
+// prod[og, positions] = sum over taps of wt[tap] (og x cg) times the grid shifted by that tap.
+void product_by_taps(const Geometry& g, const Shifted& s, const float* grid, const float* wt, float* prod) {
+  const int64_t cg = g.c_in / g.groups, og = g.c_out / g.groups;
+  const auto sgemm = sgemm_fn();
+  for (size_t tap = 0; tap < s.shifts.size(); ++tap)
+    sgemm(kRowMajor, kNoTrans, kNoTrans, as_int(og), as_int(s.positions), as_int(cg), 1.0f,
+          wt + int64_t(tap) * og * cg, as_int(cg), grid + s.shifts[tap], as_int(s.grid), tap ? 1.0f : 0.0f, prod,
+          as_int(s.positions));
+}
+
+// prod[og, positions] = w (og x cg*kvol) times the column matrix, built tile by tile in `col`.
+void product_by_columns(const Geometry& g, const Shifted& s, const float* grid, const float* w, int64_t tile,
+                        float* col, float* prod) {
+  const int64_t cg = g.c_in / g.groups, og = g.c_out / g.groups;
+  const int64_t kvol = g.kernel_volume(), rows = cg * kvol;
+  const auto sgemm = sgemm_fn();
+  for (int64_t q0 = 0; q0 < s.positions; q0 += tile) {
+    const int64_t nq = std::min(tile, s.positions - q0);
+    parallel_for(uint64_t(rows), 8, [&](uint64_t r0, uint64_t r1) {
+      for (int64_t r = int64_t(r0); r < int64_t(r1); ++r)
+        std::memcpy(col + r * nq, grid + r / kvol * s.grid + s.shifts[size_t(r % kvol)] + q0,
+                    size_t(nq) * sizeof(float));
+    });
+    sgemm(kRowMajor, kNoTrans, kNoTrans, as_int(og), as_int(nq), as_int(rows), 1.0f, w, as_int(rows), col, as_int(nq),
+          0.0f, prod + q0, as_int(s.positions));
+  }
+}
+
+void forward_stride_one(const Geometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const Shifted s(g);
+  const StrideOneForm form = stride_one_form(g, s);
+  const int64_t cg = g.c_in / g.groups, og = g.c_out / g.groups;
+  const int64_t kvol = g.kernel_volume(), rows = cg * kvol, plane = g.out_plane();
+  std::vector<float> grid(size_t(g.c_in * s.grid));  // zeroed: the border is the padding
+  const auto prod = scratch(og * s.positions);
+  // Taps: the weights as [group][tap][og][cg], so each tap's matrix is contiguous.
+  std::unique_ptr<float[]> wt, col;
+  int64_t tile = 0;
+  if (form == StrideOneForm::Taps) {
+    wt = scratch(g.c_out * rows);
+    for (int64_t o = 0; o < g.c_out; ++o)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t tap = 0; tap < kvol; ++tap)
+          wt[((o / og * kvol + tap) * og + o % og) * cg + c] = w[(o * cg + c) * kvol + tap];
+  } else {
+    tile = std::min(std::max<int64_t>(kColumnBudget / std::max<int64_t>(rows, 1), 256), s.positions);
+    col = scratch(rows * tile);
+  }
+  for (int64_t n = 0; n < g.n; ++n) {
+    pad_image(g, s, x + n * g.c_in * g.in_plane(), grid.data());
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const float* grid_g = grid.data() + grp * cg * s.grid;
+      if (form == StrideOneForm::Taps)
+        product_by_taps(g, s, grid_g, wt.get() + grp * og * rows, prod.get());
+      else
+        product_by_columns(g, s, grid_g, w + grp * og * rows, tile, col.get(), prod.get());
+      gather_outputs(g, s, prod.get(), bias ? bias + grp * og : nullptr, og, y + (n * g.c_out + grp * og) * plane);
     }
   }
 }
@@ -158,8 +323,7 @@ void depthwise(const Geometry& g, const float* x, const float* w, const float* b
                 const int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
                 const int64_t hi = std::min(g.out[2], g.in[2] - off <= 0 ? 0 : (g.in[2] - off + s - 1) / s);
                 if (s == 1) {
-                  const float* xs = xrow + off;
-                  for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += xs[ow] * wv;
+                  if (hi > lo) axpy_row(yrow + lo, xrow + off + lo, wv, hi - lo);
                 } else {
                   for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += xrow[ow * s + off] * wv;
                 }
@@ -233,6 +397,8 @@ void HostOps::convolution(const Tensor& input, const Tensor& weight, const Tenso
     transposed(g, f32(x), f32(w), bp, f32_mut(y));
   else if (g.groups == g.c_in && g.groups > 1)
     depthwise(g, f32(x), f32(w), bp, f32_mut(y));
+  else if (g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1 && g.kernel_volume() > 1)
+    forward_stride_one(g, f32(x), f32(w), bp, f32_mut(y));
   else
     forward_gemm(g, f32(x), f32(w), bp, f32_mut(y));
   if (!direct) copy_into(out, y);
