@@ -190,6 +190,15 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
     lane_vars_.push_back({params[i].name, array});
   }
   for (const Stmt& st : body) collect_declared(st);
+  for (const Param& p : params) callee.params.insert(p.name);
+  describe_frame(callee, def->open, def->close, body);
+  for (const Param& p : params) {
+    if (callee.declared.count(p.name)) continue;  // a local of that name may hide it
+    for (size_t x : p.type) {
+      if (t_[x].is("threadgroup")) callee.memory[p.name] = kGroupMemory;
+      if (t_[x].is("device") || t_[x].is("constant")) callee.memory[p.name] = kDeviceMemory;
+    }
+  }
   ++inline_depth_;
   const bool ok = block(body);
   --inline_depth_;

@@ -19,6 +19,13 @@ FissionResult Splitter::run() {
       if (!p.name.empty() && modified_in(p.name, s)) return no("the kernel changes its parameter '" + p.name + "'");
   }
   for (const Stmt& s : body) collect_declared(s);  // after the thread positions: they make values vary
+  for (const ParamDecl& p : r_.params) kernel.params.insert(p.name);
+  describe_frame(kernel, r_.body_open, r_.body_close, body);
+  for (const ParamDecl& p : r_.params) {
+    if (p.name.empty() || kernel.declared.count(p.name)) continue;  // a local of that name may hide it
+    if (p.space == AddressSpace::Device || p.space == AddressSpace::Constant) kernel.memory[p.name] = kDeviceMemory;
+    if (p.space == AddressSpace::Threadgroup) kernel.memory[p.name] = kGroupMemory;
+  }
   for (size_t k = r_.body_open + 1; k < r_.body_close; ++k)  // calls of a lambda that calls SIMD functions
     if (waiting_lambdas_.count(std::string(t_[k].text)) && at(k + 1, "(") && !(t_[k - 1].is(".") || t_[k - 1].is("->")))
       syncs_.insert(k);
@@ -77,7 +84,8 @@ bool Splitter::block(const std::vector<Stmt>& stmts) {
       }
       case Role::Shared: out_ += line_marker(s.first) + render(s.first, s.last) + "\n"; break;
       case Role::LaneValue:
-        if (!lane_value(s, *declaration(s), false)) return false;
+        if (uniform_statements({&s})[0]) emit_uniform({&s});
+        else if (!lane_value(s, *declaration(s), false)) return false;
         break;
       case Role::Sync:
         if (!group_statement(s)) return false;
@@ -273,11 +281,16 @@ bool Splitter::check_region_statement(const Stmt& s, bool in_loop, std::map<size
   return true;
 }
 
-bool Splitter::lane_loop(const std::vector<const Stmt*>& region, const std::vector<Stmt>& block, size_t after,
-               std::string& arrays) {
+bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<Stmt>& block, size_t after,
+                         std::string& arrays) {
   std::map<size_t, size_t> returns;
-  for (const Stmt* s : region)
+  for (const Stmt* s : all)
     if (!check_region_statement(*s, false, returns)) return false;
+  const std::vector<bool> uniform = uniform_statements(all);
+  std::vector<const Stmt*> region, once;
+  for (size_t i = 0; i < all.size(); ++i) (uniform[i] ? once : region).push_back(all[i]);
+  if (!once.empty()) emit_uniform(once);
+  if (region.empty()) return true;
   std::string body;
   std::vector<LaneVar> declared_here;
   for (const Stmt* s : region) {

@@ -3,7 +3,8 @@
 // which names differ between threads, what has side effects), lowering.cpp
 // writes the group function (loops over a group's threads, per-thread arrays,
 // replayed SIMD statements, masked branches), inline_calls.cpp writes lane
-// versions of the library functions the kernel calls that reach a barrier.
+// versions of the library functions the kernel calls that reach a barrier,
+// uniform.cpp finds the statements that compute the same on every thread.
 #pragma once
 
 #include <map>
@@ -53,6 +54,11 @@ struct Declaration {
 
 // The function whose statements are being split: the kernel, or a function it
 // calls that reaches a barrier, inlined at group level.
+// Kinds of memory, as a mask: threadgroup memory and device/constant memory
+// never alias, so reads of one give every thread the same values while its
+// threads write only the other.
+inline constexpr int kGroupMemory = 1, kDeviceMemory = 2, kAnyMemory = 3;
+
 struct Frame {
   const std::vector<ParamDecl>* thread_params = nullptr;  // the kernel's; none in a callee
   size_t lane_vars_begin = 0;    // per-thread arrays of enclosing frames are not visible
@@ -60,6 +66,11 @@ struct Frame {
   std::set<std::string> body_types;  // names the body declares (not usable as array types)
   bool callee = false;
   std::string result;                // a callee's per-thread results (non-void callees)
+  size_t body_open = 0, body_close = 0;  // the function's braces
+  std::set<std::string> params;          // its parameters' names
+  std::map<std::string, int> declared;   // how often the body declares each name, at any depth
+  std::set<std::string> group_vars;      // variables of group-uniform statements: one value per group
+  std::map<std::string, int> memory;     // the memory (kGroupMemory, kDeviceMemory) a name points into
 };
 
 class Splitter {
@@ -211,6 +222,47 @@ class Splitter {
 
   // The element type of a per-thread array: the declared type, top-level const dropped.
   bool lane_var_type(const Declaration& d, std::string& type);
+
+  // Group-uniform statements (uniform.cpp): statements of a lane-loop region
+  // that compute the same values on every thread run once for the group.
+
+  // Fills the frame's `params`, `declared`, braces.
+  void describe_frame(Frame& f, size_t open, size_t close, const std::vector<Stmt>& body) const;
+  void count_declared(const Stmt& s, std::map<std::string, int>& counts) const;
+
+  // Which statements of `region` (a lane-loop region, or one statement) run
+  // once for the group: true at their indices.
+  std::vector<bool> uniform_statements(const std::vector<const Stmt*>& region) const;
+
+  // Writes the uniform statements of a region at group level, guarded by
+  // `any_running`; their variables become group-level and stop varying.
+  void emit_uniform(const std::vector<const Stmt*>& uniform);
+
+  // A declaration whose variable can be a group-level local declared apart
+  // from its initialisation: `type` is what to declare it as.
+  bool group_var_type(const Declaration& d, size_t name, size_t end, std::string& type) const;
+
+  // Every use of `name` outside the `inside` token ranges of the frame only
+  // reads it (no assignment, address, reference binding, or argument to a
+  // function that may write it), and none comes before `declared_at`.
+  bool only_read_outside(const std::string& name, const std::vector<std::pair<size_t, size_t>>& inside,
+                         size_t declared_at) const;
+
+  // The statement's tokens compute values from group-uniform inputs only and
+  // write nothing but variables declared in `own`; they read no memory of the
+  // kinds in `written` (what the region's threads write).
+  bool uniform_tokens(size_t first, size_t last, const std::set<std::string>& own, int written) const;
+
+  // The kinds of memory a region's statements may write (stores, atomics,
+  // calls of functions that may write): kAnyMemory where unsure.
+  int memory_written(const std::vector<const Stmt*>& region) const;
+
+  // The memory a name points into: kAnyMemory where unknown.
+  int memory_of(std::string_view name) const;
+
+  // Every name declared in `s` at any depth, each declarator and for-loop
+  // variable; `refs`: set when one of them is a reference.
+  void declared_names(const Stmt& s, std::vector<std::pair<std::string, size_t>>& names, bool& refs) const;
 
   const FissionRequest& r_;
   const std::vector<Token>& t_;

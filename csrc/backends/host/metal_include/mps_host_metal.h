@@ -370,6 +370,14 @@ __attribute__((noinline)) inline void list_running(GroupLanes& g) {
   g.running_valid = true;
 }
 
+// Whether a thread of the group still runs here (not returned, not held out):
+// group-uniform statements run once for the group, and only then.
+MPS_SHIM_INLINE bool any_running(GroupLanes& g) {
+  if (!g.any_returned && !g.any_off) return g.n != 0;
+  if (!g.running_valid) list_running(g);
+  return g.running_n != 0;
+}
+
 // One flat loop over the threads. In a group that extends along one axis (the
 // usual 1-D group, and Inductor's {1, R}) the position is linear in the lane,
 // so a stretch like `acc[lane] = 0` or `v[lane] = in[pos.y]` is a plain array
