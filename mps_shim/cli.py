@@ -119,6 +119,7 @@ def cmd_aoti_info(args):
         print(f"dynamic dimensions: {ranges}")
     total = sum(size for *_, size in constants)
     print(f"constants: {len(constants)} ({total} bytes)")
+    print(f"weights: {model.weights}")
     return 0
 
 
@@ -169,7 +170,8 @@ def main(argv=None):
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("aoti", help="AOTInductor models: show a model.so or .pt2 package, run it on .npy files")
     aoti_sub = p.add_subparsers(dest="aoti_command", required=True)
-    q = aoti_sub.add_parser("info", help="inputs and outputs (dtypes, shapes), constants, how it was built")
+    q = aoti_sub.add_parser("info", help="inputs and outputs (dtypes, shapes), constants, where the weights live, "
+                                        "how it was built")
     q.add_argument("path", help="model.so or a package_cpp_only .pt2")
     q.set_defaults(fn=cmd_aoti_info)
     q = aoti_sub.add_parser("run", help="run the model on .npy inputs and save its outputs")

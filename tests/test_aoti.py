@@ -39,12 +39,14 @@ class _Exports:
         self.done = {}
         self.seconds = {}
 
-    def __call__(self, name, package=False, dynamic_shapes=None, tag=""):
+    def __call__(self, name, package=False, dynamic_shapes=None, tag="", weights_in_so=True):
+        tag += "" if weights_in_so else "_weight_files"
         key = (name, package, tag)
         if key not in self.done:
             model, inputs = models.build(name)
             path = os.path.join(self.folder, f"{name}{tag}{'.pt2' if package else '.so'}")
-            meta = aoti.export(model, inputs, path, package=package, dynamic_shapes=dynamic_shapes)
+            meta = aoti.export(model, inputs, path, package=package, dynamic_shapes=dynamic_shapes,
+                               weights_in_so=weights_in_so)
             self.seconds[key] = meta["seconds"]
             self.done[key] = (path, model, inputs, meta)
         return self.done[key]
@@ -459,6 +461,7 @@ def test_cli_info_and_run(exported, run_cli, tmp_path):
     r = run_cli("aoti", "info", path)
     assert r.returncode == 0, r.stderr
     assert "x" in r.stdout and "float32" in r.stdout and "(2, 16, 8, 8)" in r.stdout and "constants: 2" in r.stdout
+    assert "weights: linked into the model.so" in r.stdout
     np.save(tmp_path / "x.npy", inputs[0].numpy())
     r = run_cli("aoti", "run", path, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
     assert r.returncode == 0, r.stderr
@@ -495,3 +498,166 @@ def test_torch_tensors_in_and_zero_copy_tensors_out(exported):
     again = loaded(x.numpy(), copy=False)             # a new run does not write the first run's output
     assert again.data_ptr != out.data_ptr
     torch.testing.assert_close(viewed, want, rtol=1e-4, atol=1e-4)
+
+
+# --- weights kept as files in the package (weights_in_so=False) -------------------------------------
+
+WEIGHT_FILE_MODELS = ["mlp", "cnn_batchnorm"]
+
+
+def _blob_bytes(so_path):
+    """_binary_constants_bin_end - _start of a model.so: the size of the weights linked into it."""
+    out = subprocess.run(["nm", so_path], capture_output=True, text=True, check=True).stdout
+    addr = {line.split()[-1]: int(line.split()[0], 16) for line in out.splitlines()
+            if line.split()[-1] in ("_binary_constants_bin_start", "_binary_constants_bin_end")}
+    return addr["_binary_constants_bin_end"] - addr["_binary_constants_bin_start"]
+
+
+def _weights_config(path):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/weights_config.json"))
+        return json.loads(z.read(name))
+
+
+def _rewrite_package(src, dst, replace=None, drop=(), config=None):
+    """Copies a package, replacing members by suffix ({"data/weights/weight_0": bytes}), dropping some, and
+    rewriting weights_config.json with config(dict) -> dict."""
+    import json
+    import zipfile
+
+    replace = dict(replace or {})
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if any(info.filename.endswith("/" + d) for d in drop):
+                continue
+            data = zin.read(info)
+            for suffix, new in replace.items():
+                if info.filename.endswith("/" + suffix):
+                    data = new
+            if config is not None and info.filename.endswith("/weights_config.json"):
+                data = json.dumps(config(json.loads(data))).encode()
+            zout.writestr(info, data)
+    return dst
+
+
+def _saved(tensor):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(tensor, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", WEIGHT_FILE_MODELS)
+def test_weights_as_package_files_match_eager(exported, name):
+    path, model, inputs, meta = exported(name, package=True, weights_in_so=False)
+    assert "weights as files" in meta["built"]
+    config = _weights_config(path)
+    # every parameter and buffer the model reads is a file (small 1-D ones are not inlined in the kernels)
+    assert set(config) == {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    loaded = aoti.load(path)
+    assert "under data/weights/" in loaded.weights
+    _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
+    # the model.so holds AOTInductor's one-byte placeholder, not the weights; the in-.so build holds them all
+    assert _blob_bytes(loaded.path) <= 1
+    in_so = exported(name)[0]
+    assert _blob_bytes(in_so) >= sum(v.numel() * v.element_size() for v in model.state_dict().values()
+                                     if v.dim() > 0 and v.numel() > 8)
+    assert os.path.getsize(loaded.path) < os.path.getsize(in_so)
+
+
+@pytest.mark.parametrize("name", WEIGHT_FILE_MODELS)
+def test_new_weight_files_change_the_result_without_a_rebuild(exported, tmp_path, name):
+    path, model, inputs, _ = exported(name, package=True, weights_in_so=False)
+    built = aoti.load(path).path
+    new = _new_weights(model, 5)
+    if name == "cnn_batchnorm":
+        new["bn.running_var"] = new["bn.running_var"].abs() + 0.5
+    config = _weights_config(path)
+    replace = {}
+    for fqn, (file, shape, stride, offset) in config.items():
+        assert offset == 0 and list(new[fqn].stride()) == stride  # one contiguous tensor per file here
+        replace[f"data/weights/{file}"] = _saved(new[fqn])
+    swapped = _rewrite_package(path, str(tmp_path / "swapped.pt2"), replace=replace)
+    loaded = aoti.load(swapped)
+    assert loaded.path == built  # the build is keyed by the code only: the same model.so
+    updated = copy.deepcopy(model)
+    updated.load_state_dict({**model.state_dict(), **new})
+    _compare(loaded(*[_numpy(x) for x in inputs]), updated, inputs)
+    with pytest.raises(AssertionError):  # really different weights
+        _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
+    # the constants loaded from files are the container's own, which update_constants replaces as usual
+    loaded.update_constants({k: v.numpy() for k, v in model.state_dict().items() if k in config})
+    _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
+
+
+def test_weight_file_errors_are_clear(exported, tmp_path):
+    path, model, _, _ = exported("mlp", package=True, weights_in_so=False)
+    config = _weights_config(path)
+    file = config["fc1.bias"][0]
+
+    def load(**change):
+        return aoti.load(_rewrite_package(path, str(tmp_path / "changed.pt2"), **change))
+
+    with pytest.raises(aoti.WeightsError, match=re.escape(
+            f"weight file data/weights/{file} (for fc1.bias) is missing from the package")):
+        load(drop=[f"data/weights/{file}"])
+    with pytest.raises(aoti.PackageError, match=re.escape(f"data/weights/{file}: not a tensor saved by torch.save")):
+        load(replace={f"data/weights/{file}": b"not a zip"})
+    with pytest.raises(aoti.WeightsError, match="not a tensor saved by torch.save .*torch.nn.modules.linear.Linear "
+                                                "is not allowed"):
+        load(replace={f"data/weights/{file}": _saved(torch.nn.Linear(2, 2))})
+    with pytest.raises(aoti.WeightsError, match=re.escape("weight fc1.bias (fc1_bias): the model expects float32, "
+                                                          f"data/weights/{file} holds float64")):
+        load(replace={f"data/weights/{file}": _saved(torch.zeros(64, dtype=torch.float64))})
+    with pytest.raises(aoti.WeightsError, match=re.escape(f"data/weights/{file} holds 32")):
+        load(replace={f"data/weights/{file}": _saved(torch.zeros(32))})
+    with pytest.raises(aoti.WeightsError, match=re.escape(
+            "weight fc1.bias (fc1_bias): the model expects shape (64,), weights_config.json gives (8, 8)")):
+        load(config=lambda c: {**c, "fc1.bias": [file, [8, 8], [8, 1], 0]})
+    with pytest.raises(aoti.WeightsError, match=re.escape("entry 'fc1.bias' must be [file, shape, stride, storage "
+                                                          "offset], got")):
+        load(config=lambda c: {**c, "fc1.bias": [file, [64]]})
+    with pytest.raises(aoti.WeightsError, match="weights_config.json: not valid JSON"):
+        load(replace={"weights_config.json": b"{"})
+    with pytest.raises(aoti.WeightsError, match=re.escape(
+            "the package has no weight for parameter fc1.bias (constant fc1_bias)")):
+        load(config=lambda c: {k: v for k, v in c.items() if k != "fc1.bias"})
+    with pytest.raises(aoti.WeightsError, match=re.escape("weights_config.json names 'fc9.bias', which the model "
+                                                          "has no constant for")):
+        load(config=lambda c: {**c, "fc9.bias": c["fc1.bias"]})
+
+
+def test_a_buffer_missing_from_the_weights_warns_and_a_run_fails(exported, tmp_path):
+    """As torch's loader: buffers are optional (a warning at load); the model then has no value for it."""
+    path, _, inputs, _ = exported("cnn_batchnorm", package=True, weights_in_so=False)
+    changed = _rewrite_package(path, str(tmp_path / "no_mean.pt2"),
+                               config=lambda c: {k: v for k, v in c.items() if k != "bn.running_mean"})
+    with pytest.warns(UserWarning, match="buffer bn.running_mean: not in the package's weights"):
+        loaded = aoti.load(changed)
+    with pytest.raises(mps_shim.MpsShimError, match="null tensor handle"):
+        loaded(_numpy(inputs[0]))
+
+
+def test_weights_outside_the_so_need_a_package(tmp_path):
+    with pytest.raises(ValueError, match="weights_in_so=False needs package=True"):
+        aoti.export(torch.nn.ReLU(), (torch.zeros(2),), str(tmp_path / "m.so"), weights_in_so=False)
+
+
+def test_package_with_weight_files_loads_from_the_cache_quickly(exported, run_python, run_cli):
+    path, model, inputs, _ = exported("mlp", package=True, weights_in_so=False)
+    aoti.load(path)  # built into the cache
+    r = run_python("import time, numpy as np, mps_shim.aoti as a\n"
+                   f"t = time.perf_counter(); m = a.load({path!r}); dt = time.perf_counter() - t\n"
+                   f"print(m(np.ones((4, 32), np.float32)).sum(), dt)")
+    assert r.returncode == 0, r.stderr
+    got, seconds = map(float, r.stdout.split())
+    assert seconds <= 0.5
+    with torch.no_grad():
+        np.testing.assert_allclose(got, float(model(torch.ones(4, 32)).sum()), rtol=1e-4)
+    r = run_cli("aoti", "info", path)
+    assert r.returncode == 0, r.stderr
+    assert "weights: 4 file(s) in the package under data/weights/" in r.stdout

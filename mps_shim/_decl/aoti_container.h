@@ -42,6 +42,10 @@ AOTIRuntimeError AOTInductorModelContainerGetConstantName(AOTInductorModelContai
                                                           size_t idx, const char** name);
 AOTIRuntimeError AOTInductorModelContainerGetConstantOriginalFQN(AOTInductorModelContainerHandle container_handle,
                                                                  size_t idx, const char** original_fqn);
+AOTIRuntimeError AOTInductorModelContainerGetConstantFromFolded(AOTInductorModelContainerHandle container_handle,
+                                                                size_t idx, bool* from_folded);
+AOTIRuntimeError AOTInductorModelContainerGetConstantType(AOTInductorModelContainerHandle container_handle,
+                                                          size_t idx, int32_t* type);
 AOTIRuntimeError AOTInductorModelContainerGetConstantDtype(AOTInductorModelContainerHandle container_handle,
                                                            size_t idx, int32_t* dtype);
 AOTIRuntimeError AOTInductorModelContainerGetConstantDataSize(AOTInductorModelContainerHandle container_handle,

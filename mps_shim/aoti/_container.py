@@ -149,6 +149,18 @@ class Container:
             out.append((name, fqn, int(dtype[0]), int(size[0])))
         return out
 
+    def constant_kinds(self):
+        """[(from_folded, ConstantType)] per constant (1 Parameter, 2 Buffer, 3 TensorConstant, 4 FoldedConstant)."""
+        n = self._count(self.lib.AOTInductorModelContainerGetNumConstants, "GetNumConstants")
+        out = []
+        for i in range(n):
+            folded, kind = ffi.new("bool*"), ffi.new("int32_t*")
+            check(self.lib, self.lib.AOTInductorModelContainerGetConstantFromFolded(self.handle, i, folded),
+                  "GetConstantFromFolded")
+            check(self.lib, self.lib.AOTInductorModelContainerGetConstantType(self.handle, i, kind), "GetConstantType")
+            out.append((bool(folded[0]), int(kind[0])))
+        return out
+
     def constant_tensors(self):
         """{original FQN: raw AtenTensorHandle (int)} of the constants in use. The handles are the
         container's: borrow them only until the constants change."""

@@ -3,9 +3,10 @@
 torch.export traces the model with its parameters, buffers and inputs as
 FakeTensors on "mps" (_patches explains what else a CPU-only torch needs);
 AOTInductor then writes a C++-only package: the wrapper source and the weights
-object. With package=True that package is the result (plus our metadata
-inside); otherwise we compile it ourselves with g++ (_package) into a model.so
-with the weights linked in, and write the metadata beside it.
+object (or, with weights_in_so=False, the weights as files: _weights). With
+package=True that package is the result (plus our metadata inside); otherwise
+we compile it ourselves with g++ (_package) into a model.so with the weights
+linked in, and write the metadata beside it.
 """
 import contextlib
 import os
@@ -85,7 +86,21 @@ def _count_constants(wrapper_source):
     return len(set(re.findall(rb"constants_info_\[(\d+)\]\.name", wrapper_source)))
 
 
-def export(model, example_inputs, path, *, dynamic_shapes=None, package=False):
+def _package_config(weights_in_so):
+    """AOTInductor's options: a cpp-only package whose weights are an object linked into the model.so or,
+    with weights_in_so=False, one torch.save file per storage under data/weights/ (see _weights).
+
+    Weights kept in files must all come from the files: Inductor otherwise inlines 1-D constants of
+    at most 8 elements (biases and norms of small layers) and 0-d ones as literals in the kernels,
+    where a changed file would be silently ignored. always_keep_tensor_constants keeps them constants.
+    """
+    if weights_in_so:
+        return {"aot_inductor.package_cpp_only": True, "aot_inductor.package_constants_in_so": True}
+    return {"aot_inductor.package_cpp_only": True, "aot_inductor.package_constants_in_so": False,
+            "aot_inductor.package_constants_on_disk_format": "pickle_weights", "always_keep_tensor_constants": True}
+
+
+def export(model, example_inputs, path, *, dynamic_shapes=None, package=False, weights_in_so=True):
     """Compiles `model` with AOTInductor for "mps" and writes a model.so (or a .pt2 package) at `path`.
 
     model: a torch.nn.Module on the CPU (its train/eval mode is used as is: call .eval() for inference).
@@ -94,8 +109,14 @@ def export(model, example_inputs, path, *, dynamic_shapes=None, package=False):
     package: False writes `path` as a model.so with the weights linked in (and `path`.json with the
     inputs and outputs); True writes an AOTInductor package made with package_cpp_only=True (C++
     sources and weights; mps_shim.aoti.load builds it).
+    weights_in_so: with package=True, False keeps the weights out of the model.so, as files in the
+    package (AOTInductor's package_constants_in_so=False): load() builds the code once and reads the
+    weights from the package each time, so a package with new weights reuses the build.
     Returns the metadata dict (inputs, outputs, dynamic dimensions, constants, timings).
     """
+    if not weights_in_so and not package:
+        raise ValueError("[mps_shim.aoti.export] weights_in_so=False needs package=True: the weights are kept as "
+                         "files in the package")
     torch = _require_torch()
     import torch._inductor.config as inductor_config
     from torch._guards import TracingContext, tracing
@@ -118,13 +139,14 @@ def export(model, example_inputs, path, *, dynamic_shapes=None, package=False):
             # AOTInductor checks the recorded example inputs' devices against the graph's: show it the fakes.
             ep.example_inputs = (torch.utils._pytree.tree_map_only(torch.Tensor, fake_mode.fake_of, inputs), {})
             traced = time.perf_counter()
-            with inductor_config.patch({"aot_inductor.package_cpp_only": True,
-                                        "aot_inductor.package_constants_in_so": True}):
+            with inductor_config.patch(_package_config(weights_in_so)):
                 torch._inductor.aoti_compile_and_package(ep, package_path=pt2)
         generated = time.perf_counter()
         sources, _ = _package.read(pt2)
-        how = ("AOTInductor package (package_cpp_only): C++ wrapper and weights object" if package
-               else "model.so built by mps_shim with g++ from AOTInductor's C++ wrapper; weights linked in")
+        how = ("model.so built by mps_shim with g++ from AOTInductor's C++ wrapper; weights linked in" if not package
+               else "AOTInductor package (package_cpp_only): C++ wrapper and weights object" if weights_in_so
+               else "AOTInductor package (package_cpp_only): C++ wrapper; weights as files (package_constants_in_so"
+                    "=False)")
         meta = _metadata.from_exported_program(ep, how, _count_constants(sources["wrapper"]))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if package:

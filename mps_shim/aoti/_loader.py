@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from .. import _native, errors
-from . import _container, _metadata, _package
+from . import _container, _metadata, _package, _weights
 
 _ffi, _lib = _native.ffi, _native.lib
 
@@ -66,6 +66,7 @@ class Model:
         self.path = so_path
         self.source = source or so_path
         self.metadata = metadata
+        self.weights = "linked into the model.so"  # where the weights came from (aoti info shows it)
         self._lib = _container.open_model(so_path)
         self._container = _container.Container(self._lib, so_path)
         if metadata is not None and len(metadata.get("inputs", [])) != self._container.num_inputs:
@@ -175,6 +176,21 @@ class Model:
             _raise_pending(failed)
             raise
         _raise_pending()  # the container ignores copy_buffer's return code
+
+    def _load_package_weights(self, weights, wrapper_source):
+        """Fills the container's constants from a package's weight files (_weights explains the layout)."""
+        from .. import synchronize
+
+        staged = _weights.stage(weights, self._container.constants(), self._container.constant_kinds(),
+                                _weights.constant_layouts(wrapper_source), _CODE_NAMES)
+        synchronize()
+        try:
+            self._container.update_constants([(name, int(_ffi.cast("uintptr_t", t._handle))) for name, t in staged])
+        except RuntimeError as failed:
+            _raise_pending(failed)
+            raise
+        _raise_pending()  # the container ignores copy_buffer's return code
+        self.weights = weights.describe()
 
     def _resolve_constants(self, mapping):
         """[(key, constant name, value, the constant's current tensor)]; ConstantError for unknown keys."""
@@ -314,7 +330,8 @@ def _take_output(raw):
 
 
 def load(path):
-    """Loads a model.so (with its model.so.json if present) or a cpp-only .pt2 package (built and cached)."""
+    """Loads a model.so (with its model.so.json if present) or a cpp-only .pt2 package (built and cached;
+    weights kept as files in the package are loaded into the model's container)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"[mps_shim.aoti] no such model: {path}")
@@ -324,5 +341,9 @@ def load(path):
         return Model(path, _metadata.read_sidecar(path))
     if magic[:2] == b"PK":
         sources, meta = _package.read(path)
-        return Model(_package.build_model_so(sources), meta, source=path)
+        model = Model(_package.build_model_so(sources), meta, source=path)
+        if sources["weights_config"] is not None:  # weights kept outside the .so: into the container now
+            model._load_package_weights(_weights.PackageWeights(sources["weights_config"], sources["weight_files"],
+                                                                path), sources["wrapper"])
+        return model
     raise ValueError(f"[mps_shim.aoti] {path}: neither a model.so (ELF) nor a .pt2 package (zip)")

@@ -3,7 +3,9 @@
 Such a package is a zip archive holding, per model, under
 `<archive>/data/aotinductor/<model>/`, the generated C++ wrapper
 (`*.wrapper.cpp`) and the weights as an object file (`*.weights.o`, the blob
-between `_binary_constants_bin_start` and `_end`). `build_model_so` compiles
+between `_binary_constants_bin_start` and `_end`) or, for weights kept
+outside the .so, a placeholder object plus `weights_config.json` and files
+under `<archive>/data/weights/` (read by _weights, never built in). `build_model_so` compiles
 them against torch's headers into a model.so that needs only `aoti_torch_*`
 symbols (from libmps_shim.so) plus libc/libstdc++; torch is needed for its
 headers at build time only. Builds are cached by the hash of the sources.
@@ -16,10 +18,17 @@ import zipfile
 from . import _build, _metadata
 
 MODEL_SO = "model.so"
+# Weights kept outside the .so (_weights): torch 2.13's pt2 archive names.
+WEIGHTS_CONFIG = "weights_config.json"
+WEIGHTS_DIR = "data/weights/"
 
 
 class PackageError(ValueError):
     """The file is not an AOTInductor package we can build."""
+
+
+class WeightsError(PackageError):
+    """A weight file of a package is missing or malformed, or does not fit the model's constant."""
 
 
 def _members(names, model_name):
@@ -48,16 +57,29 @@ def _members(names, model_name):
     if len(weights) > 1:
         raise PackageError(f"model {model_name!r} has {len(weights)} weight objects, expected at most one")
     meta = [f for f in files if f.endswith("/" + _metadata.PACKAGE_ENTRY)]
+    config = [f for f in files if f.endswith("/" + WEIGHTS_CONFIG)]
     return {"wrapper": wrappers[0], "weights": weights[0] if weights else None, "meta": meta[0] if meta else None,
-            "folder": f"{'/'.join(wrappers[0].split('/')[:4])}/"}
+            "weights_config": config[0] if config else None, "folder": f"{'/'.join(wrappers[0].split('/')[:4])}/",
+            "weights_dir": f"{wrappers[0].split('/')[0]}/{WEIGHTS_DIR}"}
 
 
 def read(path, model_name=None):
-    """(sources as {'wrapper': bytes, 'weights': bytes or None}, metadata or None) of a package."""
+    """(sources, metadata or None) of a package.
+
+    sources: {'wrapper': bytes, 'weights': bytes or None (the weights object), 'weights_config': bytes or None,
+    'weight_files': {name: bytes}}; the last two only for weights kept outside the .so (_weights), and only
+    'wrapper' and 'weights' go into the model.so.
+    """
     try:
         with zipfile.ZipFile(path) as z:
-            m = _members(z.namelist(), model_name)
-            sources = {"wrapper": z.read(m["wrapper"]), "weights": z.read(m["weights"]) if m["weights"] else None}
+            names = z.namelist()
+            m = _members(names, model_name)
+            sources = {"wrapper": z.read(m["wrapper"]), "weights": z.read(m["weights"]) if m["weights"] else None,
+                       "weights_config": None, "weight_files": {}}
+            if m["weights_config"]:
+                sources["weights_config"] = z.read(m["weights_config"])
+                sources["weight_files"] = {n[len(m["weights_dir"]):]: z.read(n) for n in names
+                                           if n.startswith(m["weights_dir"]) and not n.endswith("/")}
             meta = _metadata.parse(z.read(m["meta"]).decode(), f"{path}:{m['meta']}") if m["meta"] else None
     except zipfile.BadZipFile:
         raise PackageError(f"[mps_shim.aoti] {path}: not a .pt2 package (not a zip archive)") from None

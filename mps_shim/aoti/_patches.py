@@ -8,7 +8,8 @@ normally or not: exporting leaves torch's global state as it found it.
   so `RealData` remembers, per fake storage, the real CPU tensor it stands for;
   the places where AOTInductor reads constant values (serialising the weights
   blob, inlining small 1-D constants through `tolist()`, 0-d constants through
-  `item()`, de-duplicating constants by storage) read the real data instead.
+  `item()`, de-duplicating constants by storage, grouping the weights kept
+  outside the .so into files by storage) read the real data instead.
 - torch's Python bindings open a DeviceGuard for "mps": a no-op one (_guard).
 - Inductor asks for the GPU's core count (reduction-split heuristics): a
   constant, `CORE_COUNT`.
@@ -268,6 +269,15 @@ def mps_export_environment(fake_mode):
         real = real_data.real_of(self)
         return item(real if real is not None else self)
 
+    tensor_properties = codecache.TensorProperties
+
+    def properties_of_real(t):
+        # Weights kept outside the .so (pickle_weights) are grouped into files by storage address:
+        # fakes have none (all would share one file), so describe the real tensor, which has the
+        # fake's size, stride and offset.
+        real = real_data.real_of(t)
+        return tensor_properties(real if real is not None else t)
+
     kernel_init = mps_codegen.MetalKernel.__init__
 
     def kernel_init_own_headers(self, *args, **kwargs):
@@ -289,6 +299,7 @@ def mps_export_environment(fake_mode):
             patch.set(FakeTensor, "tolist", fake_tolist)
             patch.set(FakeTensor, "item", fake_item)
             patch.set(mps_codegen.MetalKernel, "__init__", kernel_init_own_headers)
+            patch.set(codecache, "TensorProperties", properties_of_real)
             # Python callers (nn.MultiheadAttention included) look the function up in these modules.
             patch.set(torch.nn.functional, "scaled_dot_product_attention", sdpa)
             patch.set(torch._C._nn, "scaled_dot_product_attention", sdpa)
