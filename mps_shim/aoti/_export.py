@@ -11,13 +11,12 @@ linked in, and write the metadata beside it.
 import contextlib
 import os
 import re
-import shutil
 import tempfile
 import time
 
 import numpy as np
 
-from . import _metadata, _package
+from . import _build, _metadata, _package
 
 SUPPORTED_TORCH = "2.13"
 
@@ -151,7 +150,7 @@ def export(model, example_inputs, path, *, dynamic_shapes=None, package=False, w
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if package:
             _package.add_metadata(pt2, meta)
-            shutil.copyfile(pt2, path)
+            _build.copy_atomic(pt2, path)
         else:
             _package.build_model_so(sources, path)
             _metadata.write_sidecar(path, meta)
