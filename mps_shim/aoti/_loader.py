@@ -170,12 +170,7 @@ class Model:
         staged = [(name, _staged_constant(value, current, name if key == name else f"{key} ({name})"))
                   for key, name, value, current in self._resolve_constants(mapping)]
         synchronize()  # no run may still read the blob we overwrite
-        try:
-            self._container.update_constants([(name, int(_ffi.cast("uintptr_t", t._handle))) for name, t in staged])
-        except RuntimeError as failed:
-            _raise_pending(failed)
-            raise
-        _raise_pending()  # the container ignores copy_buffer's return code
+        self._submit_constants(staged)
 
     def _load_package_weights(self, weights, wrapper_source):
         """Fills the container's constants from a package's weight files (_weights explains the layout)."""
@@ -184,13 +179,17 @@ class Model:
         staged = _weights.stage(weights, self._container.constants(), self._container.constant_kinds(),
                                 _weights.constant_layouts(wrapper_source), _CODE_NAMES)
         synchronize()
+        self._submit_constants(staged)
+        self.weights = weights.describe()
+
+    def _submit_constants(self, staged):
+        """Copies [(constant name, staged Tensor)] into the container's active constants."""
         try:
             self._container.update_constants([(name, int(_ffi.cast("uintptr_t", t._handle))) for name, t in staged])
         except RuntimeError as failed:
             _raise_pending(failed)
             raise
         _raise_pending()  # the container ignores copy_buffer's return code
-        self.weights = weights.describe()
 
     def _resolve_constants(self, mapping):
         """[(key, constant name, value, the constant's current tensor)]; ConstantError for unknown keys."""
