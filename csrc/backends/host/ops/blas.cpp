@@ -40,11 +40,6 @@ std::vector<std::string> candidates() {
 }
 
 Blas load() {
-  // OpenBLAS's idle threads spin for ~2^28 cycles after each call before they
-  // sleep; between the products of a model they took the cores its Metal
-  // kernels run on (GPT-2 block: 25% of the run). Read at load; a value the
-  // user set wins.
-  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
   Blas b;
   std::string tried;
   for (const std::string& path : candidates()) {
