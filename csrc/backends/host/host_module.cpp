@@ -15,7 +15,8 @@ constexpr uint64_t kMinThreadsPerTask = 32768;
 
 class HostModule : public CompiledLibrary {
  public:
-  HostModule(void* handle, const mps_shim_kernel_record* table, uint32_t count) : handle_(handle), table_(table) {
+  // The dlopen handle is not kept: the module is never closed (see the destructor).
+  HostModule(const mps_shim_kernel_record* table, uint32_t count) : table_(table) {
     for (uint32_t i = 0; i < count; ++i) {
       const mps_shim_kernel_record& r = table[i];
       static const char* const kExecution[] = {"independent", "fibers", "lane_loops"};
@@ -74,7 +75,6 @@ class HostModule : public CompiledLibrary {
   }
 
  private:
-  void* handle_;
   const mps_shim_kernel_record* table_;
   std::vector<KernelInfo> kernels_;
 };
@@ -91,7 +91,7 @@ std::unique_ptr<CompiledLibrary> load_module(const std::string& path) {
     dlclose(handle);
     fail<EngineError>("compiled kernel module ", path, " has no kernel table of ABI version ", MPS_SHIM_MODULE_ABI);
   }
-  return std::make_unique<HostModule>(handle, table, *count);
+  return std::make_unique<HostModule>(table, *count);
 }
 
 }  // namespace mps_shim::host
