@@ -7,6 +7,7 @@
 
 #include "backends/host/ops/blas.h"
 #include "backends/host/ops/host_ops.h"
+#include "backends/host/ops/host_util.h"
 #include "util/error.h"
 
 namespace mps_shim::host {
@@ -84,19 +85,13 @@ Tensor transpose12(const Tensor& t) {
                 t.storage_offset());
 }
 
-Tensor contiguous_as(const Tensor& t, DType dtype) {
-  Tensor out = empty_tensor(t.sizes(), dtype, DeviceType::CPU);
-  copy_into(out, t);
-  return out;
-}
-
 bool blas_ready(const Tensor& t, DType compute) { return t.dtype() == compute && matrix_layout(t).ok; }
 
 template <typename T>
 void gemm_as(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta, DType compute) {
   const Tensor a2 = blas_ready(a, compute) ? a : contiguous_as(a, compute);
   const Tensor b2 = blas_ready(b, compute) ? b : contiguous_as(b, compute);
-  if (c.dtype() == compute && matrix_layout(c).ok) {
+  if (blas_ready(c, compute)) {
     if (!matrix_layout(c).transposed) return gemm_direct<T>(a2, b2, c, T(alpha), T(beta));
     // C^T = B^T A^T keeps a column-major C in place.
     return gemm_direct<T>(transpose12(b2), transpose12(a2), transpose12(c), T(alpha), T(beta));

@@ -10,12 +10,17 @@
 
 namespace mps_shim::host {
 
+// A contiguous copy of `t` converted to `dtype`, in host memory.
+inline Tensor contiguous_as(const Tensor& t, DType dtype) {
+  Tensor out = empty_tensor(t.sizes(), dtype, DeviceType::CPU);
+  copy_into(out, t);
+  return out;
+}
+
 // `t` itself when it is float32 and contiguous, else a contiguous float32 copy.
 inline Tensor float32_contiguous(const Tensor& t) {
   if (t.dtype() == DType::Float32 && t.is_contiguous()) return t;
-  Tensor out = empty_tensor(t.sizes(), DType::Float32, DeviceType::CPU);
-  copy_into(out, t);
-  return out;
+  return contiguous_as(t, DType::Float32);
 }
 
 inline const float* f32(const Tensor& t) { return reinterpret_cast<const float*>(t.data()); }
