@@ -79,7 +79,10 @@ class HostBackend : public Backend {
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
     const frontend::ParsedLibrary parsed = frontend::parse_library(lexed, options);
-    write_file_atomic(join_path(work.path, "library.cpp"), emit_cxx(pre, parsed));
+    const std::string cxx = emit_cxx(pre, parsed);
+    write_file_atomic(join_path(work.path, "library.cpp"), cxx);
+    // For engine developers: the translation of the last library compiled.
+    if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep) write_file_atomic(keep, cxx);
 
     std::vector<std::string> argv = tc.compiler;
     argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
