@@ -68,10 +68,11 @@ class HostModule : public CompiledLibrary {
                    "blocked at a barrier or SIMD-group function that could not complete, or spun without "
                    "progress); the dispatch was stopped");
     MPS_SHIM_CHECK_AS(DispatchError, failure != MPS_SHIM_LAUNCH_LANE_EXCHANGE, "kernel '", kernels_[index].name,
-                   "': a SIMD-group function ran where the lane-loop translation did not expect one, or a "
-                   "statement used more than 8 SIMD-group operations (an engine limitation: please report it)");
+                   "': internal error: the lane-loop translation met a SIMD-group function it had not "
+                   "prepared for (a bug of mps_shim: please report it with the kernel; MPS_SHIM_LANE_LOOPS=0 "
+                   "runs kernels on fibers)");
     MPS_SHIM_CHECK_AS(OutOfMemoryError, failure != MPS_SHIM_LAUNCH_NO_MEMORY, "kernel '", kernels_[index].name,
-                   "': out of memory for the threadgroup's thread stacks");
+                   "': out of memory for the threadgroup's thread stacks or SIMD-group exchange");
   }
 
  private:

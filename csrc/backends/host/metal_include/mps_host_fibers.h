@@ -713,45 +713,71 @@ struct SimdView {
 // splitter checks) since it runs once per operation, plus once. While a group
 // runs as lane loops, exchanges go to lane_exchange().
 namespace detail {
-struct LaneExchange {
-  static constexpr unsigned kMaxOps = 8;  // SIMD operations per statement
-  bool replaying;  // inside for_each_lane_replayed; otherwise an exchange is an engine bug
-  bool failed;
-  bool deposited;  // a thread deposited for operation `resolved` in this pass
-  unsigned lane, op, resolved;
-  uint32_t mask[kMaxOps][kMaxSimdGroups];  // lanes that deposited, per operation and SIMD-group
+// The state of one SIMD operation of a replayed statement (index k).
+struct LaneOp {
+  uint32_t mask[kMaxSimdGroups];  // lanes that deposited, per SIMD-group
   // Which function deposited: lanes of one SIMD-group on different functions
   // at one step (`c ? simd_max(v) : simd_min(v)`) form separate operations.
-  unsigned char mixed[kMaxOps][kMaxSimdGroups];
-  const void* lane_kind[kMaxOps][kMaxThreads];
+  unsigned char mixed[kMaxSimdGroups];
+  unsigned char combined[kMaxSimdGroups];  // simd_collective: result holds the SIMD-group's value
+  const void* lane_kind[kMaxThreads];
+  alignas(16) unsigned char result[kMaxSimdGroups][kSlotBytes];
+  alignas(16) unsigned char slots[kMaxThreads][kSlotBytes];
+};
+
+struct LaneExchange {
+  // A statement may run any number of SIMD operations (c10's 64-bit simd_sum
+  // is a loop of shuffles): their states are mapped on first use and kept
+  // for the thread's later statements (~25 KiB each).
+  bool replaying;  // inside for_each_lane_replayed; otherwise an exchange is an engine bug
+  bool failed;     // an exchange outside a replayed statement (engine bug)
+  bool no_memory;  // no memory for an operation's state
+  bool deposited;  // a thread deposited for operation `resolved` in this pass
+  unsigned lane, op, resolved;
+  LaneOp** ops;    // ops[k], k < n_ops, mapped
+  unsigned n_ops, ops_capacity;
   // Lanes that deposited for operation `resolved` in this pass. A lane only
   // marks itself; masks are built once the pass is over (close_deposits), so
   // consecutive lanes do not wait on each other's read-modify-write of a mask.
   unsigned char arrived[kMaxThreads];
-  unsigned char combined[kMaxOps][kMaxSimdGroups];  // simd_collective: result holds the SIMD-group's value
-  alignas(16) unsigned char result[kMaxOps][kMaxSimdGroups][kSlotBytes];
-  alignas(16) unsigned char slots[kMaxOps][kMaxThreads][kSlotBytes];
   alignas(16) unsigned char scratch[kSimdWidth][kSlotBytes];
 };
 
+// Maps the state of operation k (k == x->n_ops); false when out of memory.
+__attribute__((noinline)) inline bool add_lane_op(LaneExchange* x) {
+  if (x->n_ops == x->ops_capacity) {
+    const unsigned cap = x->ops_capacity ? x->ops_capacity * 2 : 64;
+    void* mem = mmap(nullptr, cap * sizeof(LaneOp*), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return false;
+    LaneOp** table = static_cast<LaneOp**>(mem);
+    for (unsigned i = 0; i < x->n_ops; ++i) table[i] = x->ops[i];
+    if (x->ops) munmap(x->ops, x->ops_capacity * sizeof(LaneOp*));
+    x->ops = table;
+    x->ops_capacity = cap;
+  }
+  void* mem = mmap(nullptr, sizeof(LaneOp), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return false;
+  x->ops[x->n_ops++] = static_cast<LaneOp*>(mem);
+  return true;
+}
 
 // After a pass over n lanes that deposited for operation `resolved`: each
 // SIMD-group's mask of deposited lanes, and whether they were on different functions.
 inline void close_deposits(LaneExchange* x, unsigned n) {
-  const unsigned k = x->resolved;
+  LaneOp* o = x->ops[x->resolved];
   for (unsigned sg = 0; sg * kSimdWidth < n; ++sg) {
     const unsigned char* arrived = &x->arrived[sg * kSimdWidth];
     const unsigned lanes = n - sg * kSimdWidth < kSimdWidth ? n - sg * kSimdWidth : kSimdWidth;
     uint32_t mask = 0;
     for (unsigned l = 0; l < lanes; ++l) mask |= uint32_t(arrived[l]) << l;
-    x->mask[k][sg] = mask;
-    x->mixed[k][sg] = 0;
+    o->mask[sg] = mask;
+    o->mixed[sg] = 0;
     if (!mask) continue;
-    const void* const* kinds = &x->lane_kind[k][sg * kSimdWidth];
+    const void* const* kinds = &o->lane_kind[sg * kSimdWidth];
     const void* first = kinds[__builtin_ctz(mask)];
     for (uint32_t m = mask; m; m &= m - 1)
       if (kinds[__builtin_ctz(m)] != first) {
-        x->mixed[k][sg] = 1;
+        o->mixed[sg] = 1;
         break;
       }
   }
@@ -762,24 +788,26 @@ inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, co
                                                            const void* kind = nullptr) {
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
   if (x->replaying && k < x->resolved) {
-    uint32_t mask = x->mask[k][sg];
-    if (x->mixed[k][sg])  // only the lanes on the same function
+    const LaneOp* o = x->ops[k];
+    uint32_t mask = o->mask[sg];
+    if (o->mixed[sg])  // only the lanes on the same function
       for (uint32_t m = mask; m; m &= m - 1)
-        if (x->lane_kind[k][sg * kSimdWidth + unsigned(__builtin_ctz(m))] != kind) mask &= ~(1u << __builtin_ctz(m));
-    return SimdView{&x->slots[k][sg * kSimdWidth], mask, l};
+        if (o->lane_kind[sg * kSimdWidth + unsigned(__builtin_ctz(m))] != kind) mask &= ~(1u << __builtin_ctz(m));
+    return SimdView{&o->slots[sg * kSimdWidth], mask, l};
   }
-  if (!x->replaying || k >= LaneExchange::kMaxOps) {
-    x->failed = true;
+  if (!x->replaying || (k >= x->n_ops && !add_lane_op(x))) {
+    (x->replaying ? x->no_memory : x->failed) = true;
     __builtin_memcpy(x->scratch[l], value, n);
     return SimdView{x->scratch, 1u << l, l};
   }
-  __builtin_memcpy(x->slots[k][lane], value, n);
+  LaneOp* o = x->ops[k];
+  __builtin_memcpy(o->slots[lane], value, n);
   if (k == x->resolved) {
-    x->lane_kind[k][lane] = kind;
+    o->lane_kind[lane] = kind;
     x->arrived[lane] = 1;
     x->deposited = true;
   }
-  return SimdView{&x->slots[k][sg * kSimdWidth], 1u << l, l};  // a placeholder until the operation completes
+  return SimdView{&o->slots[sg * kSimdWidth], 1u << l, l};  // a placeholder until the operation completes
 }
 }  // namespace detail
 
@@ -825,15 +853,16 @@ template <class R, class T, class Fin>
 inline __attribute__((always_inline)) R lane_collective(LaneExchange* x, const T& value, Fin& fin) {
   static const char kind = 0;  // one per instantiation: per SIMD-group function
   const unsigned k = x->op, lane = x->lane, sg = lane / kSimdWidth;
-  if (!x->replaying || k >= x->resolved || x->mixed[k][sg]) return fin(lane_exchange(x, &value, sizeof(T), &kind));
+  if (!x->replaying || k >= x->resolved || x->ops[k]->mixed[sg]) return fin(lane_exchange(x, &value, sizeof(T), &kind));
   ++x->op;  // complete: one result per SIMD-group
+  LaneOp* o = x->ops[k];
   R r;
-  if (x->combined[k][sg]) {
-    __builtin_memcpy(&r, x->result[k][sg], sizeof(R));
+  if (o->combined[sg]) {
+    __builtin_memcpy(&r, o->result[sg], sizeof(R));
   } else {
-    r = fin(SimdView{&x->slots[k][sg * kSimdWidth], x->mask[k][sg], lane % kSimdWidth});
-    __builtin_memcpy(x->result[k][sg], &r, sizeof(R));
-    x->combined[k][sg] = 1;
+    r = fin(SimdView{&o->slots[sg * kSimdWidth], o->mask[sg], lane % kSimdWidth});
+    __builtin_memcpy(o->result[sg], &r, sizeof(R));
+    o->combined[sg] = 1;
   }
   return r;
 }

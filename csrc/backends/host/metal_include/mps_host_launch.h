@@ -19,8 +19,8 @@ struct mps_shim_launch {
 
 #define MPS_SHIM_LAUNCH_OK 0
 #define MPS_SHIM_LAUNCH_DEADLOCK 1     // threads waited for each other forever
-#define MPS_SHIM_LAUNCH_NO_MEMORY 2    // no memory for the threadgroup's fiber stacks
-#define MPS_SHIM_LAUNCH_LANE_EXCHANGE 3  // lane loops met a SIMD-group operation they had not prepared
+#define MPS_SHIM_LAUNCH_NO_MEMORY 2    // no memory for the threadgroup's fiber stacks or lane exchange
+#define MPS_SHIM_LAUNCH_LANE_EXCHANGE 3  // lane loops met a SIMD-group operation they had not prepared (a bug)
 
 #define MPS_SHIM_EXECUTION_INDEPENDENT 0  // no thread waits for another
 #define MPS_SHIM_EXECUTION_FIBERS 1       // one fiber per thread

@@ -426,7 +426,7 @@ __attribute__((noinline)) inline void claim_thread_locals() {
 }
 
 MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
-  static thread_local fibers::detail::LaneExchange x;  // 128 KiB: dynamic TLS, allocated on first use
+  static thread_local fibers::detail::LaneExchange x;  // dynamic TLS, allocated on first use
   return x;
 }
 
@@ -440,10 +440,8 @@ MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
   x.resolved = 0;
   for (;;) {
     x.deposited = false;
-    if (x.resolved < x.kMaxOps) {
-      __builtin_memset(x.arrived, 0, g.n);
-      __builtin_memset(x.combined[x.resolved], 0, sizeof(x.combined[0]));
-    }
+    __builtin_memset(x.arrived, 0, g.n);
+    if (x.resolved < x.n_ops) __builtin_memset(x.ops[x.resolved]->combined, 0, sizeof(x.ops[0]->combined));
     for_each_lane(g, [&](unsigned lane, const ThreadIds& t) __attribute__((always_inline)) {
       x.lane = lane;
       x.op = 0;
@@ -548,6 +546,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
   fibers::detail::LaneExchange& x = lane_exchange_state();
   x.replaying = false;
   x.failed = false;
+  x.no_memory = false;
   fibers::detail::tls.lanes = &x;
   GroupLanes g;
   g.grid = uint3(L->grid[0], L->grid[1], L->grid[2]);
@@ -565,10 +564,11 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.any_held = false;
     g.running_valid = false;
     body(g);
-    if (x.failed) break;
+    if (x.failed || x.no_memory) break;
   }
   fibers::detail::tls.lanes = nullptr;
   if (x.failed) __atomic_store_n(L->failure, MPS_SHIM_LAUNCH_LANE_EXCHANGE, __ATOMIC_RELAXED);
+  else if (x.no_memory) __atomic_store_n(L->failure, MPS_SHIM_LAUNCH_NO_MEMORY, __ATOMIC_RELAXED);
 }
 
 // Runs threadgroups [first, end) with each group's threads as fibers on this
