@@ -2,6 +2,8 @@
 // points, per-thread arrays, replayed SIMD statements, masked branches.
 #include "frontend/fission/splitter.h"
 
+#include <algorithm>
+
 namespace mps_shim::frontend::fission {
 
 FissionResult Splitter::run() {
@@ -54,6 +56,8 @@ std::string Splitter::render(size_t first, size_t last, const std::map<size_t, s
       const bool value = r->second > k + 1;
       own[k] = value ? "{ " + frame_->result + "[mps_lane] = (" : "{ ";
       own[r->second] = std::string(value ? ")" : "") + "; mps_host::hold_out(mps_g, mps_lane); return false; }";
+    } else if (auto h = hoisted_.find(k); h != hoisted_.end() && !own.count(k)) {
+      own[k] = h->second;
     } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
       own[k] = std::string(t_[k].text.size(), ' ');
     }
@@ -98,13 +102,83 @@ bool Splitter::block(const std::vector<Stmt>& stmts) {
   return true;
 }
 
+namespace {
+
+// Metal's SIMD-group and quad-group functions that mps_host::lanes computes for
+// a whole group (mps_host_lane_simd.h), with their number of arguments.
+int lane_vector_arity(std::string_view name) {
+  static const std::map<std::string_view, int> arity = {
+      {"sum", 1}, {"product", 1}, {"min", 1}, {"max", 1}, {"and", 1}, {"or", 1}, {"xor", 1},
+      {"prefix_inclusive_sum", 1}, {"prefix_exclusive_sum", 1}, {"prefix_inclusive_product", 1},
+      {"prefix_exclusive_product", 1}, {"broadcast_first", 1}, {"shuffle", 2}, {"broadcast", 2},
+      {"shuffle_up", 2}, {"shuffle_down", 2}, {"shuffle_xor", 2}};
+  for (std::string_view prefix : {"simd_", "quad_"})
+    if (name.rfind(prefix, 0) == 0) {
+      auto it = arity.find(name.substr(prefix.size()));
+      return it == arity.end() ? -1 : it->second;
+    }
+  return -1;
+}
+
+}  // namespace
+
+bool Splitter::hoist_simd_calls(size_t first, size_t last) {
+  struct Call {
+    size_t name, start, close;  // start: the first token of `[::][metal::]name`
+  };
+  std::vector<Call> calls;
+  for (size_t k = first; k <= last; ++k)  // every call must run: no conditional operand, no lambda
+    if (t_[k].is("?") || t_[k].is("&&") || t_[k].is("||") || t_[k].is("{")) return false;
+  for (auto it = syncs_.lower_bound(first); it != syncs_.end() && *it <= last; ++it) {
+    const size_t k = *it;
+    const std::string name(t_[k].text);
+    if (!at(k + 1, "(") || matching_bracket(t_, k + 1) > last) return false;
+    size_t start = k;
+    if (k > first && t_[k - 1].is("::")) {  // only Metal's own: `metal::f` or `::metal::f`
+      if (k < first + 2 || !t_[k - 2].is("metal")) return false;
+      start = k - 2;
+      if (start > first && t_[start - 1].is("::")) --start;
+    } else {
+      for (const FunctionBody& b : r_.bodies)  // a library function of that name may be the one called
+        if (b.name == name) return false;
+    }
+    const size_t close = matching_bracket(t_, k + 1);
+    if (lane_vector_arity(name) != int(close == k + 2 ? 0 : split_commas(k + 2, close - 1, false).size()))
+      return false;
+    calls.push_back({k, start, close});
+  }
+  if (calls.empty()) return false;
+  std::sort(calls.begin(), calls.end(), [](const Call& a, const Call& b) { return a.close < b.close; });
+  for (const Call& c : calls) {  // innermost first: an outer call's arguments read the inner result
+    const std::string id = "mps_simd_" + std::to_string(next_array_++);
+    std::string args;
+    size_t j = 0;
+    for (auto [a, b] : split_commas(c.name + 2, c.close - 1, false)) {
+      const std::string arg = id + "_" + std::to_string(j++);
+      out_ += "auto " + arg + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", false>(mps_g, " +
+              lane_lambda_open("", "auto") + "return " + render(a, b) + ";\n});\n";
+      args += ", " + arg;
+    }
+    out_ += "auto " + id + " = mps_host::lanes::" + std::string(t_[c.name].text) + "(mps_g" + args + ");\n";
+    hoisted_[c.start] = id + "[mps_lane]";
+    for (size_t k = c.start + 1; k <= c.close; ++k) hoisted_[k] = "";
+  }
+  return true;
+}
+
 bool Splitter::simd_statement(const Stmt& s) {
+  struct Done {  // the hoisted calls' rewrites end with the statement
+    std::map<size_t, std::string>& h;
+    ~Done() { h.clear(); }
+  } done{hoisted_};
   if (t_[s.first].is("return")) {  // the last statement of an inlined function
     if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
       return fail("a SIMD-group function in a return statement of a kernel or void function");
     const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
-    out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" +
-            std::to_string(r_.max_threads) + ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " +
+    out_ += line_marker(s.first);
+    const bool replay = !hoist_simd_calls(s.first + 1, s.last - 1);
+    out_ += "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", " +
+            (replay ? "true" : "false") + ">(mps_g, " + lane_lambda_open("", "auto") + "return " +
             render(s.first + 1, s.last - 1) + ";\n});\n";
     out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " + values +
             "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\nreturn false;\n});\n";
@@ -116,7 +190,8 @@ bool Splitter::simd_statement(const Stmt& s) {
         mentions(init + 1, s.last - 1, t_[d->name].text))
       return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
                   "free of side effects");
-    return lane_value(s, *d, true);
+    out_ += line_marker(s.first);
+    return lane_value(s, *d, !hoist_simd_calls(init + 1, s.last - 1));
   }
   // `lvalue op= expr;`: the values of expr first (replayed), then one plain store per thread.
   size_t eq = s.first;
@@ -127,8 +202,11 @@ bool Splitter::simd_statement(const Stmt& s) {
     return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
                 "free of side effects");
   const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
-  out_ += line_marker(s.first) + "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) +
-          ", true>(mps_g, " + lane_lambda_open("", "auto") + "return " + render(eq + 1, s.last - 1) + ";\n});\n";
+  out_ += line_marker(s.first);
+  const bool replay = !hoist_simd_calls(eq + 1, s.last - 1);
+  out_ += "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", " +
+          (replay ? "true" : "false") + ">(mps_g, " + lane_lambda_open("", "auto") + "return " +
+          render(eq + 1, s.last - 1) + ";\n});\n";
   out_ += line_marker(s.first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + render(s.first, eq) +
           " " + values + "[mps_lane];\nreturn false;\n});\n";
   return true;

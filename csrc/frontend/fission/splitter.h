@@ -168,6 +168,13 @@ class Splitter {
   // replayed once per SIMD operation (see LaneExchange in mps_host_metal.h).
   bool simd_statement(const Stmt& s);
 
+  // Where every SIMD-group function of the expression [first, last] is one of
+  // Metal's that mps_host::lanes computes for the whole group, called
+  // unconditionally: emits per call the collection of its arguments and the
+  // group-level call, and makes render() read the call's result per thread
+  // (hoisted_). The statement then runs as one plain loop, not replayed.
+  bool hoist_simd_calls(size_t first, size_t last);
+
   // Splits [first, last] at commas outside brackets (angle brackets too when `angles`).
   std::vector<std::pair<size_t, size_t>> split_commas(size_t first, size_t last, bool angles) const;
 
@@ -274,6 +281,7 @@ class Splitter {
   std::set<size_t> shared_;                // declarations the group makes once (first token)
   mutable std::map<std::string, bool> purity_;  // pure_function, by name
   std::set<std::string> waiting_lambdas_;  // group-level lambdas that call SIMD functions
+  std::map<size_t, std::string> hoisted_;  // token rewrites of the statement being written (hoist_simd_calls)
   bool local_arrays_ = false;              // the kernel declares a per-thread array
   bool points_into_locals_ = false;
   int inline_depth_ = 0;

@@ -540,6 +540,12 @@ MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
   g.running_valid = false;
 }
 
+}  // namespace mps_host
+
+#include "mps_host_lane_simd.h"
+
+namespace mps_host {
+
 // Runs threadgroups [first, end), each through body(GroupLanes&).
 template <typename Body>
 MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {

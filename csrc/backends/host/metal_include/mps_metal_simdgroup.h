@@ -49,14 +49,32 @@ MPS_SHIM_INLINE uint32_t group_mask(const fib::SimdView& v) {
   return v.mask & (((1u << W) - 1u) << base);
 }
 
-// Combines the active lanes of the caller's group in lane order; same result on
-// every lane, computed once per SIMD-group for the SIMD-group (W = 32).
+// Combines vals[l] of the lanes l in `mask`, in one order for both engines: a
+// full SIMD-group as a tree of pairs (l, l + 16), then (l, l + 8), ... (the
+// butterfly a GPU reduces with; vectorised here), any other set of lanes in
+// lane order.
+template <typename T, typename Op>
+MPS_SHIM_INLINE T combine_values(const T* vals, uint32_t mask, Op op) {
+  if (mask == 0xffffffffu) {
+    T a[16];
+    for (unsigned i = 0; i < 16; ++i) a[i] = op(vals[i], vals[i + 16]);
+    for (unsigned s = 8; s; s >>= 1)
+      for (unsigned i = 0; i < s; ++i) a[i] = op(a[i], a[i + s]);
+    return a[0];
+  }
+  T acc = vals[__builtin_ctz(mask)];
+  for (mask &= mask - 1; mask; mask &= mask - 1) acc = op(acc, vals[__builtin_ctz(mask)]);
+  return acc;
+}
+
+// Combines the active lanes of the caller's group (combine_values); same result
+// on every lane, computed once per SIMD-group for the SIMD-group (W = 32).
 template <unsigned W, typename T, typename Op>
 MPS_SHIM_INLINE T combine(const fib::SimdView& v, Op op) {
-  uint32_t m = group_mask<W>(v);
-  T acc = at<T>(v, unsigned(__builtin_ctz(m)));
-  for (m &= m - 1; m; m &= m - 1) acc = op(acc, at<T>(v, unsigned(__builtin_ctz(m))));
-  return acc;
+  const uint32_t mask = group_mask<W>(v);
+  T vals[32];
+  for (uint32_t m = mask; m; m &= m - 1) vals[__builtin_ctz(m)] = at<T>(v, unsigned(__builtin_ctz(m)));
+  return combine_values(vals, mask, op);
 }
 template <unsigned W, typename T, typename Op>
 MPS_SHIM_INLINE T reduce(const T& x, Op op) {
@@ -93,6 +111,15 @@ MPS_SHIM_INLINE T pick(const fib::SimdView& v, long src, const T& fallback) {
 template <unsigned W>
 MPS_SHIM_INLINE unsigned index_in_group(const fib::SimdView& v) { return v.lane % W; }
 
+// The combining operations, shared by both engines so that they round alike.
+struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
+struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
+struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::min(a, b)); } };
+struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
+struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
+struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
+struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
+
 }  // namespace simd
 }  // namespace mps_host
 
@@ -122,34 +149,34 @@ MPS_SHIM_INLINE void simdgroup_barrier(mem_flags = mem_flags::mem_none) {
 // Every function exists for the SIMD-group (W = 32) and the quad (W = 4).
 #define MPS_GROUP_FUNCTIONS(P, W)                                                                            \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_sum(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a + b); }); } \
+  MPS_SHIM_INLINE T P##_sum(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Sum()); } \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_product(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a * b); }); } \
+  MPS_SHIM_INLINE T P##_product(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Product()); } \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_min(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(min(a, b)); }); } \
+  MPS_SHIM_INLINE T P##_min(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Min()); } \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_max(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(max(a, b)); }); } \
+  MPS_SHIM_INLINE T P##_max(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Max()); } \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_and(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a & b); }); } \
+  MPS_SHIM_INLINE T P##_and(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::And()); } \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_or(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a | b); }); }  \
+  MPS_SHIM_INLINE T P##_or(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Or()); }  \
   template <typename T>                                                                                      \
-  MPS_SHIM_INLINE T P##_xor(T x) { return mps_host::simd::reduce<W>(x, [](T a, T b) { return T(a ^ b); }); } \
+  MPS_SHIM_INLINE T P##_xor(T x) { return mps_host::simd::reduce<W>(x, mps_host::simd::Xor()); } \
   template <typename T>                                                                                      \
   MPS_SHIM_INLINE T P##_prefix_inclusive_sum(T x) {                                                          \
-    return mps_host::simd::scan<W, true>(x, T(0), [](T a, T b) { return T(a + b); });                        \
+    return mps_host::simd::scan<W, true>(x, T(0), mps_host::simd::Sum());                        \
   }                                                                                                          \
   template <typename T>                                                                                      \
   MPS_SHIM_INLINE T P##_prefix_exclusive_sum(T x) {                                                          \
-    return mps_host::simd::scan<W, false>(x, T(0), [](T a, T b) { return T(a + b); });                       \
+    return mps_host::simd::scan<W, false>(x, T(0), mps_host::simd::Sum());                       \
   }                                                                                                          \
   template <typename T>                                                                                      \
   MPS_SHIM_INLINE T P##_prefix_inclusive_product(T x) {                                                      \
-    return mps_host::simd::scan<W, true>(x, T(1), [](T a, T b) { return T(a * b); });                        \
+    return mps_host::simd::scan<W, true>(x, T(1), mps_host::simd::Product());                        \
   }                                                                                                          \
   template <typename T>                                                                                      \
   MPS_SHIM_INLINE T P##_prefix_exclusive_product(T x) {                                                      \
-    return mps_host::simd::scan<W, false>(x, T(1), [](T a, T b) { return T(a * b); });                       \
+    return mps_host::simd::scan<W, false>(x, T(1), mps_host::simd::Product());                       \
   }                                                                                                          \
   template <typename T>                                                                                      \
   MPS_SHIM_INLINE T P##_shuffle(T x, ushort lane) {                                                          \

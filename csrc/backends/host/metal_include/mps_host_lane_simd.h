@@ -1,0 +1,189 @@
+// SIMD-group functions on whole lane vectors, for lane loops. Where a
+// statement calls Metal's SIMD-group functions unconditionally, the lane-loop
+// translation (frontend/fission) collects each call's arguments over the
+// group's threads and calls the function here once for the group:
+// `v = simd_sum(x)` becomes a loop that stores x per thread, one reduction per
+// SIMD-group over a contiguous array (vectorised), and a loop that reads the
+// result — instead of replaying the statement once per operation.
+//
+// Results are bit for bit those of the per-thread functions of
+// mps_metal_simdgroup.h (both use mps_host::simd::combine_values and the same
+// lane rules): active lanes are the group's threads that have not returned and
+// are not held out by a divergent branch; a lane reading an inactive or
+// missing lane gets its own value, or the fill value where the function has one.
+#ifndef MPS_HOST_LANE_SIMD_H
+#define MPS_HOST_LANE_SIMD_H
+
+#ifndef MPS_HOST_METAL_H
+#error "include mps_host_metal.h instead"
+#endif
+
+namespace mps_host {
+namespace lanes {
+
+// Which threads of a group take part, one 32-bit mask per SIMD-group.
+struct ActiveLanes {
+  unsigned groups;
+  uint32_t mask[32];
+  MPS_SHIM_INLINE explicit ActiveLanes(const GroupLanes& g) : groups((g.n + 31) / 32) {
+    const bool out = g.any_returned || g.any_off;
+    for (unsigned sg = 0; sg < groups; ++sg) {
+      const unsigned first = sg * 32, lanes = g.n - first < 32 ? g.n - first : 32;
+      uint32_t m = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+      if (out)
+        for (unsigned l = 0; l < lanes; ++l)
+          if ((g.any_returned && g.returned[first + l]) || (g.any_off && g.off[first + l])) m &= ~(1u << l);
+      mask[sg] = m;
+    }
+  }
+  // The active lanes of lane's W-lane group (W = 32: its SIMD-group; 4: its quad), as bits of the SIMD-group.
+  template <unsigned W>
+  MPS_SHIM_INLINE uint32_t group_of(unsigned lane) const {
+    const uint32_t m = mask[lane / 32];
+    return W == 32 ? m : m & (((1u << W) - 1u) << (lane % 32 / W * W));
+  }
+};
+
+// One value per SIMD-group, read per thread: out[lane] is its SIMD-group's.
+template <typename T>
+struct PerSimdGroup {
+  T v[32];
+  MPS_SHIM_INLINE const T& operator[](unsigned lane) const { return v[lane / 32]; }
+};
+
+// The element type of collected lane values (LaneValues<T, N>).
+template <typename V>
+using element_t = std::remove_reference_t<decltype(std::declval<V&>().v[0])>;
+
+// A reduction over each SIMD-group (W = 32) or quad (W = 4).
+template <unsigned W, typename Op, typename V>
+MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& x) {
+  using T = element_t<V>;
+  const ActiveLanes a(g);
+  if constexpr (W == 32) {
+    PerSimdGroup<T> out;
+    for (unsigned sg = 0; sg < a.groups; ++sg)
+      if (a.mask[sg]) out.v[sg] = simd::combine_values(&x.v[sg * 32], a.mask[sg], Op());
+    return out;
+  } else {
+    V out;
+    for (unsigned lane = 0; lane < g.n; ++lane) {
+      const uint32_t m = a.group_of<W>(lane);
+      if (m) out.v[lane] = simd::combine_values(&x.v[lane / 32 * 32], m, Op());
+    }
+    return out;
+  }
+}
+
+// Inclusive or exclusive scans in lane order, starting from `identity`, as
+// simd::scan computes them lane by lane.
+template <unsigned W, bool kInclusive, typename Op, typename V>
+MPS_SHIM_INLINE V scan(GroupLanes& g, V& x, element_t<V> identity) {
+  const ActiveLanes a(g);
+  V out;
+  for (unsigned first = 0; first < g.n; first += W) {
+    const uint32_t m = a.group_of<W>(first);
+    element_t<V> acc = identity;
+    for (unsigned l = first; l < first + W && l < g.n; ++l) {
+      const bool active = (m >> (l % 32)) & 1u;
+      if (!kInclusive) out.v[l] = acc;
+      if (active) acc = Op()(acc, x.v[l]);
+      if (kInclusive) out.v[l] = acc;
+    }
+  }
+  return out;
+}
+
+// The value of lane `src` of the caller's W-lane group (an index within it), or `fallback`.
+template <unsigned W, typename V>
+MPS_SHIM_INLINE const element_t<V>& pick(const ActiveLanes& a, const V& x, unsigned lane, long src,
+                                         const element_t<V>& fallback) {
+  if (src < 0 || src >= long(W)) return fallback;
+  const unsigned from = lane / W * W + unsigned(src);
+  return (a.mask[lane / 32] >> (from % 32)) & 1u ? x.v[from] : fallback;
+}
+
+// out[lane] = f(lane, index in group) for the running threads.
+template <unsigned W, typename V, typename F>
+MPS_SHIM_INLINE V per_lane(GroupLanes& g, F f) {
+  const ActiveLanes a(g);
+  V out;
+  for (unsigned lane = 0; lane < g.n; ++lane)
+    if ((a.mask[lane / 32] >> (lane % 32)) & 1u) out.v[lane] = f(a, lane, long(lane % W));
+  return out;
+}
+
+template <typename V, typename S>
+MPS_SHIM_INLINE long delta_of(const S& d, unsigned lane) { return long((unsigned short)(d.v[lane])); }
+
+}  // namespace lanes
+}  // namespace mps_host
+
+// The group-level forms of metal's SIMD-group and quad-group functions, same
+// names: mps_host::lanes::simd_sum(g, x) for simd_sum(x).
+#define MPS_LANE_FUNCTIONS(P, W)                                                                              \
+  template <typename V> MPS_SHIM_INLINE auto P##_sum(GroupLanes& g, V& x) { return reduce<W, simd::Sum>(g, x); } \
+  template <typename V> MPS_SHIM_INLINE auto P##_product(GroupLanes& g, V& x) { return reduce<W, simd::Product>(g, x); } \
+  template <typename V> MPS_SHIM_INLINE auto P##_min(GroupLanes& g, V& x) { return reduce<W, simd::Min>(g, x); } \
+  template <typename V> MPS_SHIM_INLINE auto P##_max(GroupLanes& g, V& x) { return reduce<W, simd::Max>(g, x); } \
+  template <typename V> MPS_SHIM_INLINE auto P##_and(GroupLanes& g, V& x) { return reduce<W, simd::And>(g, x); } \
+  template <typename V> MPS_SHIM_INLINE auto P##_or(GroupLanes& g, V& x) { return reduce<W, simd::Or>(g, x); }   \
+  template <typename V> MPS_SHIM_INLINE auto P##_xor(GroupLanes& g, V& x) { return reduce<W, simd::Xor>(g, x); } \
+  template <typename V>                                                                                        \
+  MPS_SHIM_INLINE V P##_prefix_inclusive_sum(GroupLanes& g, V& x) {                                           \
+    return scan<W, true, simd::Sum>(g, x, element_t<V>(0));                                                   \
+  }                                                                                                           \
+  template <typename V>                                                                                        \
+  MPS_SHIM_INLINE V P##_prefix_exclusive_sum(GroupLanes& g, V& x) {                                           \
+    return scan<W, false, simd::Sum>(g, x, element_t<V>(0));                                                  \
+  }                                                                                                           \
+  template <typename V>                                                                                        \
+  MPS_SHIM_INLINE V P##_prefix_inclusive_product(GroupLanes& g, V& x) {                                       \
+    return scan<W, true, simd::Product>(g, x, element_t<V>(1));                                               \
+  }                                                                                                           \
+  template <typename V>                                                                                        \
+  MPS_SHIM_INLINE V P##_prefix_exclusive_product(GroupLanes& g, V& x) {                                       \
+    return scan<W, false, simd::Product>(g, x, element_t<V>(1));                                              \
+  }                                                                                                           \
+  template <typename V, typename S>                                                                           \
+  MPS_SHIM_INLINE V P##_shuffle(GroupLanes& g, V& x, S& src) {                                                \
+    return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long) __attribute__((always_inline)) {     \
+      return pick<W>(a, x, l, delta_of<V>(src, l), x.v[l]);                                                   \
+    });                                                                                                       \
+  }                                                                                                           \
+  template <typename V, typename S>                                                                           \
+  MPS_SHIM_INLINE V P##_broadcast(GroupLanes& g, V& x, S& src) { return P##_shuffle(g, x, src); }             \
+  template <typename V, typename S>                                                                           \
+  MPS_SHIM_INLINE V P##_shuffle_up(GroupLanes& g, V& x, S& d) {                                               \
+    return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
+      return pick<W>(a, x, l, i - delta_of<V>(d, l), x.v[l]);                                                 \
+    });                                                                                                       \
+  }                                                                                                           \
+  template <typename V, typename S>                                                                           \
+  MPS_SHIM_INLINE V P##_shuffle_down(GroupLanes& g, V& x, S& d) {                                             \
+    return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
+      return pick<W>(a, x, l, i + delta_of<V>(d, l), x.v[l]);                                                 \
+    });                                                                                                       \
+  }                                                                                                           \
+  template <typename V, typename S>                                                                           \
+  MPS_SHIM_INLINE V P##_shuffle_xor(GroupLanes& g, V& x, S& d) {                                              \
+    return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
+      return pick<W>(a, x, l, long(unsigned(i) ^ (unsigned short)(d.v[l])), x.v[l]);                          \
+    });                                                                                                       \
+  }                                                                                                           \
+  template <typename V>                                                                                        \
+  MPS_SHIM_INLINE V P##_broadcast_first(GroupLanes& g, V& x) {                                                \
+    return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long) __attribute__((always_inline)) {     \
+      return x.v[l / 32 * 32 + unsigned(__builtin_ctz(a.group_of<W>(l)))];                                    \
+    });                                                                                                       \
+  }
+
+namespace mps_host {
+namespace lanes {
+MPS_LANE_FUNCTIONS(simd, 32)
+MPS_LANE_FUNCTIONS(quad, 4)
+}  // namespace lanes
+}  // namespace mps_host
+#undef MPS_LANE_FUNCTIONS
+
+#endif
