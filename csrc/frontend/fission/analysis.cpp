@@ -112,7 +112,10 @@ void Splitter::collect_declared(const Stmt& s) {
       const bool lambda = d->single && at(a + 1, "=") && at(a + 2, "[") && !uses_varying(a + 2, s.last - 1);
       const bool shared =
           is_threadgroup_declaration(*d) || has_token(*d, "constexpr") || group_constant(*d, s) || lambda;
-      if (lambda && has_sync(a + 2, s.last - 1)) waiting_lambdas_.insert(std::string(t_[a].text));
+      if (lambda && has_sync(a + 2, s.last - 1)) {
+        waiting_lambdas_.insert(std::string(t_[a].text));
+        frame_->lambdas[std::string(t_[a].text)] = {a + 2, s.last - 1};
+      }
       if (shared) shared_.insert(s.first);
       else frame_->varying.insert(std::string(t_[a].text));
       frame_->body_types.insert(std::string(t_[a].text));

@@ -111,11 +111,13 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
   std::vector<bool> uniform(params.size());
   std::vector<std::string> passed(params.size());
   std::set<std::string> simd_params;  // bound to a lambda that calls SIMD-group functions
+  std::map<std::string, std::pair<size_t, size_t>> lambdas;  // their tokens
   for (size_t i = 0; i < params.size(); ++i) {
     const auto [a, b] = args[i];
     const bool lambda = t_[a].is("[") && !uses_varying(a, b);
     if (has_sync(a, b) && !lambda) return fail(cannot + "an argument calls a SIMD-group function");
     if (has_sync(a, b)) simd_params.insert(params[i].name);
+    if (has_sync(a, b) && lambda) lambdas[params[i].name] = {a, b};
     bool changed = false;  // one copy cannot serve threads that change it
     for (const Stmt& st : body) changed = changed || modified_in(params[i].name, st);
     uniform[i] = lambda || (!uses_varying(a, b) && side_effect_free(a, b) && !changed);
@@ -167,6 +169,7 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
   }
   Frame callee;
   callee.callee = true;
+  callee.lambdas = lambdas;
   callee.lane_vars_begin = lane_vars_.size();
   if (!is_void) callee.result = "mps_result";
   out_ += "mps_host::LaneMask mps_scope(mps_g);  // a return holds its thread out until here\n";

@@ -122,17 +122,46 @@ int lane_vector_arity(std::string_view name) {
 
 }  // namespace
 
-bool Splitter::hoist_simd_calls(size_t first, size_t last) {
-  struct Call {
-    size_t name, start, close;  // start: the first token of `[::][metal::]name`
-  };
-  std::vector<Call> calls;
+std::optional<Splitter::LambdaShape> Splitter::lambda_shape(size_t first, size_t last) const {
+  // Captures would be names of the scope that made the lambda: only `[]` is inlined.
+  if (!t_[first].is("[") || !at(first + 1, "]")) return std::nullopt;
+  const size_t captures = first + 1;
+  if (!at(captures + 1, "(")) return std::nullopt;
+  const size_t rparen = matching_bracket(t_, captures + 1), open = rparen + 1;
+  if (!at(open, "{") || matching_bracket(t_, open) != last || !at(open + 1, "return") || !t_[last - 1].is(";") ||
+      open + 2 > last - 2)
+    return std::nullopt;
+  LambdaShape shape{{}, open + 2, last - 2};
+  if (rparen > captures + 2)
+    for (auto [a, b] : split_commas(captures + 2, rparen - 1, true)) {
+      if (b <= a || !t_[b].is_identifier()) return std::nullopt;
+      std::vector<size_t> type;
+      for (size_t k = a; k < b; ++k) type.push_back(k);
+      shape.params.push_back({type, b});
+    }
+  return shape;
+}
+
+bool Splitter::hoistable_calls(size_t first, size_t last, std::vector<HoistedCall>& calls, int depth) const {
+  if (depth > 4) return false;
   for (size_t k = first; k <= last; ++k)  // every call must run: no conditional operand, no lambda
     if (t_[k].is("?") || t_[k].is("&&") || t_[k].is("||") || t_[k].is("{")) return false;
   for (auto it = syncs_.lower_bound(first); it != syncs_.end() && *it <= last; ++it) {
     const size_t k = *it;
     const std::string name(t_[k].text);
     if (!at(k + 1, "(") || matching_bracket(t_, k + 1) > last) return false;
+    const size_t close = matching_bracket(t_, k + 1);
+    const size_t n_args = close == k + 2 ? 0 : split_commas(k + 2, close - 1, false).size();
+    if (auto l = frame_->lambdas.find(name); l != frame_->lambdas.end()) {  // a lambda called through its name
+      if (k > first && (t_[k - 1].is("::") || t_[k - 1].is(".") || t_[k - 1].is("->"))) return false;
+      const auto shape = lambda_shape(l->second.first, l->second.second);
+      std::vector<HoistedCall> inner;
+      if (!shape || shape->params.size() != n_args ||
+          !hoistable_calls(shape->expr_first, shape->expr_last, inner, depth + 1))
+        return false;
+      calls.push_back({k, k, close, true});
+      continue;
+    }
     size_t start = k;
     if (k > first && t_[k - 1].is("::")) {  // only Metal's own: `metal::f` or `::metal::f`
       if (k < first + 2 || !t_[k - 2].is("metal")) return false;
@@ -142,25 +171,63 @@ bool Splitter::hoist_simd_calls(size_t first, size_t last) {
       for (const FunctionBody& b : r_.bodies)  // a library function of that name may be the one called
         if (b.name == name) return false;
     }
-    const size_t close = matching_bracket(t_, k + 1);
-    if (lane_vector_arity(name) != int(close == k + 2 ? 0 : split_commas(k + 2, close - 1, false).size()))
-      return false;
-    calls.push_back({k, start, close});
+    if (lane_vector_arity(name) != int(n_args)) return false;
+    calls.push_back({k, start, close, false});
   }
-  if (calls.empty()) return false;
-  std::sort(calls.begin(), calls.end(), [](const Call& a, const Call& b) { return a.close < b.close; });
-  for (const Call& c : calls) {  // innermost first: an outer call's arguments read the inner result
-    const std::string id = "mps_simd_" + std::to_string(next_array_++);
-    std::string args;
-    size_t j = 0;
-    for (auto [a, b] : split_commas(c.name + 2, c.close - 1, false)) {
-      const std::string arg = id + "_" + std::to_string(j++);
-      out_ += "auto " + arg + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", false>(mps_g, " +
-              lane_lambda_open("", "auto") + "return " + render(a, b) + ";\n});\n";
-      args += ", " + arg;
-    }
-    out_ += "auto " + id + " = mps_host::lanes::" + std::string(t_[c.name].text) + "(mps_g" + args + ");\n";
-    hoisted_[c.start] = id + "[mps_lane]";
+  return true;
+}
+
+std::string Splitter::hoist_call(const HoistedCall& c) {
+  const std::string id = "mps_simd_" + std::to_string(next_array_++);
+  std::vector<std::pair<size_t, size_t>> args;
+  if (c.close > c.name + 2) args = split_commas(c.name + 2, c.close - 1, false);
+  std::optional<LambdaShape> shape;
+  if (c.lambda) {
+    const auto& range = frame_->lambdas.at(std::string(t_[c.name].text));
+    shape = lambda_shape(range.first, range.second);
+  }
+  std::vector<std::string> arrays;
+  for (size_t j = 0; j < args.size(); ++j) {  // each argument collected over the threads (as the parameter's type)
+    const std::string array = id + "_" + std::to_string(j);
+    const std::string type = shape ? "std::decay_t<" + tokens_text(shape->params[j].first) + ">" : "auto";
+    out_ += "auto " + array + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", false>(mps_g, " +
+            lane_lambda_open("", type) + "return " + render(args[j].first, args[j].second) + ";\n});\n";
+    arrays.push_back(array);
+  }
+  if (!shape) {
+    std::string call = "auto " + id + " = mps_host::lanes::" + std::string(t_[c.name].text) + "(mps_g";
+    for (const std::string& a : arrays) call += ", " + a;
+    out_ += call + ");\n";
+    return id + "[mps_lane]";
+  }
+  // A lambda: its expression with the parameters read from the collected arguments.
+  std::map<size_t, std::string> saved;
+  std::swap(saved, hoisted_);
+  for (size_t k = shape->expr_first; k <= shape->expr_last; ++k)
+    for (size_t j = 0; j < shape->params.size(); ++j)
+      if (t_[k].is(t_[shape->params[j].second].text) &&
+          !(t_[k - 1].is(".") || t_[k - 1].is("->") || t_[k - 1].is("::")))
+        hoisted_[k] = arrays[j] + "[mps_lane]";
+  std::vector<HoistedCall> inner;
+  hoistable_calls(shape->expr_first, shape->expr_last, inner, 0);
+  std::sort(inner.begin(), inner.end(), [](const HoistedCall& a, const HoistedCall& b) { return a.close < b.close; });
+  for (const HoistedCall& i : inner) {
+    const std::string replaced = hoist_call(i);
+    hoisted_[i.start] = replaced;
+    for (size_t k = i.start + 1; k <= i.close; ++k) hoisted_[k] = "";
+  }
+  const std::string value = "(" + render(shape->expr_first, shape->expr_last) + ")";
+  std::swap(saved, hoisted_);
+  return value;
+}
+
+bool Splitter::hoist_simd_calls(size_t first, size_t last) {
+  std::vector<HoistedCall> calls;
+  if (!hoistable_calls(first, last, calls, 0) || calls.empty()) return false;
+  std::sort(calls.begin(), calls.end(), [](const HoistedCall& a, const HoistedCall& b) { return a.close < b.close; });
+  for (const HoistedCall& c : calls) {  // innermost first: an outer call's arguments read the inner result
+    const std::string replaced = hoist_call(c);
+    hoisted_[c.start] = replaced;
     for (size_t k = c.start + 1; k <= c.close; ++k) hoisted_[k] = "";
   }
   return true;

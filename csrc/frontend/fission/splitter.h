@@ -71,6 +71,9 @@ struct Frame {
   std::map<std::string, int> declared;   // how often the body declares each name, at any depth
   std::set<std::string> group_vars;      // variables of group-uniform statements: one value per group
   std::map<std::string, int> memory;     // the memory (kGroupMemory, kDeviceMemory) a name points into
+  // Lambdas that call SIMD-group functions, by the name they are called through
+  // here: the tokens `[captures](params) { body }` (hoist_simd_calls inlines them).
+  std::map<std::string, std::pair<size_t, size_t>> lambdas;
 };
 
 class Splitter {
@@ -174,6 +177,22 @@ class Splitter {
   // group-level call, and makes render() read the call's result per thread
   // (hoisted_). The statement then runs as one plain loop, not replayed.
   bool hoist_simd_calls(size_t first, size_t last);
+  // A call hoist_simd_calls can handle: one of Metal's SIMD functions, or a
+  // lambda of the frame whose body is `{ return expr; }` with such calls.
+  struct HoistedCall {
+    size_t name, start, close;  // start: the first token of `[::][metal::]name`
+    bool lambda;
+  };
+  bool hoistable_calls(size_t first, size_t last, std::vector<HoistedCall>& calls, int depth) const;
+  // The lambda's parameters (type and name tokens) and the expression it returns.
+  struct LambdaShape {
+    std::vector<std::pair<std::vector<size_t>, size_t>> params;
+    size_t expr_first, expr_last;
+  };
+  std::optional<LambdaShape> lambda_shape(size_t first, size_t last) const;
+  // Emits one hoisted call (its arguments' collections, the group-level call)
+  // and returns what replaces it in the statement.
+  std::string hoist_call(const HoistedCall& c);
 
   // Splits [first, last] at commas outside brackets (angle brackets too when `angles`).
   std::vector<std::pair<size_t, size_t>> split_commas(size_t first, size_t last, bool angles) const;
