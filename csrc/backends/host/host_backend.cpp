@@ -82,7 +82,8 @@ class HostBackend : public Backend {
     const std::string cxx = emit_cxx(pre, parsed);
     write_file_atomic(join_path(work.path, "library.cpp"), cxx);
     // For engine developers: the translation of the last library compiled.
-    if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep) write_file_atomic(keep, cxx);
+    if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep)  // the fallback build beside it
+      write_file_atomic(options.lane_loops ? keep : concat(keep, ".fibers"), cxx);
 
     std::vector<std::string> argv = tc.compiler;
     argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());

@@ -53,9 +53,12 @@ std::string Splitter::render(size_t first, size_t last, const std::map<size_t, s
     if (r != returns.end() && !frame_->callee) {
       own[k] = "return true";
     } else if (r != returns.end()) {
-      const bool value = r->second > k + 1;
-      own[k] = value ? "{ " + frame_->result + "[mps_lane] = (" : "{ ";
-      own[r->second] = std::string(value ? ")" : "") + "; mps_host::hold_out(mps_g, mps_lane); return false; }";
+      const bool value = r->second > k + 1, braced = value && t_[k + 1].is("{");  // `return {a, b};`
+      own[k] = !value ? "{ "
+               : braced ? "{ " + frame_->result + "[mps_lane] = " + result_type() + " "
+                        : "{ " + frame_->result + "[mps_lane] = (";
+      own[r->second] = std::string(value && !braced ? ")" : "") +
+                       (k == frame_->final_return ? "; return false; }" : "; mps_host::hold_out(mps_g, mps_lane); return false; }");
     } else if (auto h = hoisted_.find(k); h != hoisted_.end() && !own.count(k)) {
       own[k] = h->second;
     } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
@@ -149,6 +152,9 @@ bool Splitter::hoistable_calls(size_t first, size_t last, std::vector<HoistedCal
   for (auto it = syncs_.lower_bound(first); it != syncs_.end() && *it <= last; ++it) {
     const size_t k = *it;
     const std::string name(t_[k].text);
+    if (at(k + 1, "<") && lane_vector_arity(name) < 0 &&
+        std::none_of(r_.bodies.begin(), r_.bodies.end(), [&](const FunctionBody& b) { return b.name == name; }))
+      continue;  // a type named like a SIMD function (c10's `simd_type_t<T>`)
     if (!at(k + 1, "(") || matching_bracket(t_, k + 1) > last) return false;
     const size_t close = matching_bracket(t_, k + 1);
     const size_t n_args = close == k + 2 ? 0 : split_commas(k + 2, close - 1, false).size();
@@ -238,6 +244,7 @@ bool Splitter::simd_statement(const Stmt& s) {
     std::map<size_t, std::string>& h;
     ~Done() { h.clear(); }
   } done{hoisted_};
+  if (!t_[s.first].is("return") && try_inline_simd_call(s)) return true;
   if (t_[s.first].is("return")) {  // the last statement of an inlined function
     if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
       return fail("a SIMD-group function in a return statement of a kernel or void function");
@@ -246,9 +253,10 @@ bool Splitter::simd_statement(const Stmt& s) {
     const bool replay = !hoist_simd_calls(s.first + 1, s.last - 1);
     out_ += "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", " +
             (replay ? "true" : "false") + ">(mps_g, " + lane_lambda_open("", "auto") + "return " +
-            render(s.first + 1, s.last - 1) + ";\n});\n";
+            (t_[s.first + 1].is("{") ? result_type() + " " : "") + render(s.first + 1, s.last - 1) + ";\n});\n";
     out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " + values +
-            "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\nreturn false;\n});\n";
+            (s.first == frame_->final_return ? "[mps_lane];\n" : "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\n") +
+            "return false;\n});\n";
     return true;
   }
   if (auto d = declaration(s)) {

@@ -74,6 +74,9 @@ struct Frame {
   // Lambdas that call SIMD-group functions, by the name they are called through
   // here: the tokens `[captures](params) { body }` (hoist_simd_calls inlines them).
   std::map<std::string, std::pair<size_t, size_t>> lambdas;
+  // A callee's `return` token when its body ends with it: the function ends
+  // there for every thread, so the thread need not be held out.
+  size_t final_return = size_t(-1);
 };
 
 class Splitter {
@@ -133,6 +136,9 @@ class Splitter {
   std::string render(size_t first, size_t last, const std::map<size_t, size_t>& returns = {}) const;
 
   std::string line_marker(size_t tok) const { return line_directive(r_.source, tok, true); }
+
+  // The type of a callee's per-thread result (for `return {a, b};`).
+  std::string result_type() const { return "std::decay_t<decltype(" + frame_->result + "[0])>"; }
 
   static std::string declare_thread_value(const ParamDecl& p, const std::string& ids);
 
@@ -205,6 +211,37 @@ class Splitter {
   // others bind per thread. Template parameters are deduced from parameters
   // declared as exactly `T name`.
   bool inline_call(const Stmt& s, size_t w);
+
+  // inline_call for a call of a library function that reaches SIMD-group
+  // functions (no barrier): an optimisation, so a call it cannot inline is
+  // left as it was (the statement is replayed) rather than failing the kernel.
+  bool try_inline_simd_call(const Stmt& s);
+
+  // A library function's definition as inline_call reads it.
+  struct FunctionParam {
+    std::vector<size_t> type;  // by value: `&` dropped
+    std::string name;
+  };
+  struct Definition {
+    const FunctionBody* body;
+    size_t template_first = 0, template_close = 0;  // `template <...>` (template_close 0: none)
+    std::vector<std::string> tparams;               // type template parameters, in order
+    std::vector<size_t> ret;
+    bool is_void = false;
+    size_t lp = 0, rp = 0;  // its parameter list's parentheses
+    std::vector<FunctionParam> params;
+    std::vector<Stmt> statements;
+    std::string ns;  // `::a::b::`
+  };
+  // Reads one definition; `overloaded`: one of several, chosen by the compiler
+  // (non-type template parameters with defaults are then allowed: SFINAE).
+  std::optional<Definition> read_definition(const FunctionBody& b, const std::string& cannot, bool overloaded);
+  // Writes the lane version `fn` of a definition, inserted after it. `choice`:
+  // the template parameters come from a mps_host::lanes::Choice (overloads),
+  // else they are deduced from the arguments as declared.
+  bool write_lane_version(const Definition& d, const std::string& fn, const std::vector<bool>& uniform,
+                          const std::vector<std::string>& explicit_args,
+                          const std::map<std::string, std::pair<size_t, size_t>>& lambdas, bool choice);
 
   // `::a::b::` for a token inside namespaces only; nullopt inside a class,
   // function or anonymous namespace.

@@ -116,6 +116,24 @@ MPS_SHIM_INLINE V per_lane(GroupLanes& g, F f) {
 template <typename V, typename S>
 MPS_SHIM_INLINE long delta_of(const S& d, unsigned lane) { return long((unsigned short)(d.v[lane])); }
 
+// Which of a library function's overloads the compiler picks, and the type
+// template arguments it deduced: the lane-loop translation declares one
+// `f__mps_lanes_N_select(params) -> decltype(choose<I, T...>(RET*))` per
+// definition I (same template header, so the same overload resolution and
+// SFINAE) and calls the lane version of the one chosen.
+template <unsigned J, class H, class... R>
+struct nth_type { using type = typename nth_type<J - 1, R...>::type; };
+template <class H, class... R>
+struct nth_type<0, H, R...> { using type = H; };
+template <int I, class... T>
+struct Choice {
+  static constexpr int index = I;
+  template <unsigned J>
+  using type = typename nth_type<J, T...>::type;
+};
+template <int I, class... T, class R>
+Choice<I, T...> choose(R*);
+
 }  // namespace lanes
 }  // namespace mps_host
 
