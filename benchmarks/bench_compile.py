@@ -80,8 +80,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
 
-def timed_child(cache_dir, salt="", source=SOURCE):
-    env = dict(os.environ, MPS_SHIM_CACHE_DIR=cache_dir)
+def timed_child(cache_dir, salt="", source=SOURCE, **env_extra):
+    env = dict(os.environ, MPS_SHIM_CACHE_DIR=cache_dir, **env_extra)
     out = subprocess.run([sys.executable, "-c", CHILD], input=source + salt, env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)["seconds"]
@@ -94,6 +94,44 @@ def wait_for_precompiled_header(folder, timeout=60):
         if glob.glob(os.path.join(folder, "include-*", "mps_host_metal.h.gch")):
             return
         time.sleep(0.2)
+
+
+# Many short SIMD statements (ggml's DeepSeek-V4 "hc comb" shape, as in
+# tests/test_lane_loops_compile.py): ~30 lane-loop passes, 13 of them replayed.
+SIMD_STATEMENTS = r"""
+#include <metal_stdlib>
+using namespace metal;
+kernel void mix4(device float* out, constant float* w, constant float* bias, constant int& rows,
+                 constant int& rounds, constant float& eps,
+                 uint2 gpos [[threadgroup_position_in_grid]], ushort lane [[thread_index_in_simdgroup]],
+                 ushort sg [[simdgroup_index_in_threadgroup]], ushort2 gsize [[threads_per_threadgroup]]) {
+    const int row = gpos.x * gsize.y + sg;
+    if (row >= rows) return;
+    float k = 0.0f;
+    if (lane == 0) k = w[row * 17 + 16];
+    const float scale = simd_shuffle(k, 0);
+    float v = 0.0f;
+    if (lane < 16) v = w[row * 17 + lane] * scale + bias[lane];
+    float m = max(v, simd_shuffle_xor(v, 1));
+    m = max(m, simd_shuffle_xor(m, 2));
+    v = exp(v - m);
+    float s = v + simd_shuffle_xor(v, 1);
+    s += simd_shuffle_xor(s, 2);
+    v = v / s + eps;
+    s = v + simd_shuffle_xor(v, 4);
+    s += simd_shuffle_xor(s, 8);
+    v /= s + eps;
+    for (int r = 1; r < rounds; ++r) {
+        s = v + simd_shuffle_xor(v, 1);
+        s += simd_shuffle_xor(s, 2);
+        v /= s + eps;
+        s = v + simd_shuffle_xor(v, 4);
+        s += simd_shuffle_xor(s, 8);
+        v /= s + eps;
+    }
+    if (lane < 16) out[row * 16 + (lane & 3) * 4 + (lane >> 2)] = v;
+}
+"""
 
 
 def c10_source():
@@ -132,6 +170,15 @@ def main():
     show("first compile in an empty cache:", firsts)
     show("cold compile (new source, warm cache):", colds)
     show("cache hit in a new process:", hits)
+
+    print("kernel of 13 SIMD statements (lane loops: ~30 passes):")
+    with tempfile.TemporaryDirectory() as cache:
+        folder = os.path.join(cache, "c")
+        timed_child(folder)
+        wait_for_precompiled_header(folder)
+        for label, lanes in [("lane loops", "1"), ("fibers", "0")]:
+            show(f"  cold compile, {label} (warm cache):",
+                 [timed_child(folder, f"// {i}\n", SIMD_STATEMENTS, MPS_SHIM_LANE_LOOPS=lanes) for i in range(3)])
 
     c10 = c10_source()
     if c10 is None:

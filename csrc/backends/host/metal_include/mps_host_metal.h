@@ -431,8 +431,14 @@ MPS_SHIM_INLINE fibers::detail::LaneExchange& lane_exchange_state() {
 }
 
 // for_each_lane for a statement with SIMD-group functions (see LaneExchange).
+// Out of line, one function per statement: a replayed pass cannot be
+// vectorised, so a call per pass costs nothing next to its rounds, while
+// inlining every such pass (and its three loops) into the group function made
+// g++'s time grow faster than the code (ggml's dsv4_hc_comb: 13 replayed
+// passes, 14 s). f is taken by value: the closure's references are then
+// registers in the loops, not loads through a pointer the stores may alias.
 template <typename F>
-MPS_SHIM_INLINE void for_each_lane_replayed(GroupLanes& g, F&& f) {
+__attribute__((noinline)) void for_each_lane_replayed(GroupLanes& g, F f) {
   fibers::detail::LaneExchange* xp = &lane_exchange_state();
   __asm__("" : "+r"(xp));  // keep the address: recomputing it is a __tls_get_addr call per thread
   fibers::detail::LaneExchange& x = *xp;
@@ -546,6 +552,14 @@ MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
 
 namespace mps_host {
 
+// One threadgroup's group function, out of line: a function per kernel
+// rather than the whole group function inlined into the loop over groups
+// (which roughly doubled g++'s time on long group functions for nothing).
+template <typename Body>
+__attribute__((noinline)) void run_group_lanes(Body& body, GroupLanes& g) {
+  body(g);
+}
+
 // Runs threadgroups [first, end), each through body(GroupLanes&).
 template <typename Body>
 MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
@@ -569,7 +583,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.any_off = false;
     g.any_held = false;
     g.running_valid = false;
-    body(g);
+    run_group_lanes(body, g);
     if (x.failed || x.no_memory) break;
   }
   fibers::detail::tls.lanes = nullptr;
