@@ -166,10 +166,18 @@ std::vector<Splitter::Role> Splitter::roles(const std::vector<Stmt>& stmts) cons
     const auto d = declaration(stmts[i]);
     if (shared_.count(stmts[i].first)) r[i] = Role::Shared;  // a lambda may hold SIMD calls: shared first
     else if (has_sync(stmts[i])) r[i] = Role::Sync;
-    else if (d && is_auto(*d) && used_after(t_[d->name].text, stmts, region_end)) r[i] = Role::LaneValue;
+    else if (d && is_auto(*d) && !plain_auto(*d) && used_after(t_[d->name].text, stmts, region_end))
+      r[i] = Role::LaneValue;
     if (r[i] != Role::Lanes) region_end = i;
   }
   return r;
+}
+
+bool Splitter::plain_auto(const Declaration& d) const {
+  if (!d.single || !at(d.name + 1, "=") || at(d.name + 2, "[") || points_into_locals_) return false;
+  for (size_t k = d.type_first; k <= d.type_last; ++k)
+    if (!t_[k].is("auto") && !t_[k].is("const")) return false;
+  return true;
 }
 
 bool Splitter::side_effect_free(size_t first, size_t last) const {

@@ -175,6 +175,10 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
       passed[i] = render(a, b);
       continue;
     }
+    if (const LaneVar* v = a == b ? lane_var(t_[a].text) : nullptr; v && !changed) {
+      passed[i] = v->array;  // a thread's variable the callee only reads: its array as it is
+      continue;
+    }
     passed[i] = "mps_lane_" + std::to_string(next_array_++) + "_arg";
     out_ += line_marker(a) + "auto " + passed[i] + " = mps_host::collect_lanes<" + n + ", false>(mps_g, " +
             lane_lambda_open("", "auto") + "return " + render(a, b) + ";\n});\n";

@@ -84,7 +84,15 @@ bool Splitter::block(const std::vector<Stmt>& stmts) {
       case Role::Lanes: {
         std::vector<const Stmt*> region;
         size_t j = i;
-        while (j < stmts.size() && role[j] == Role::Lanes) region.push_back(&stmts[j++]);
+        for (; j < stmts.size(); ++j) {
+          if (role[j] == Role::Lanes) {
+            region.push_back(&stmts[j]);
+          } else if (role[j] == Role::Shared && movable_group_declaration(stmts[j], region)) {
+            out_ += line_marker(stmts[j].first) + render(stmts[j].first, stmts[j].last) + "\n";  // ahead of the loop
+          } else {
+            break;
+          }
+        }
         if (!lane_loop(region, stmts, j, arrays)) return false;
         i = j;
         continue;
@@ -194,6 +202,12 @@ std::string Splitter::hoist_call(const HoistedCall& c) {
   }
   std::vector<std::string> arrays;
   for (size_t j = 0; j < args.size(); ++j) {  // each argument collected over the threads (as the parameter's type)
+    if (!shape && args[j].first == args[j].second) {
+      if (const LaneVar* v = lane_var(t_[args[j].first].text); v && !hoisted_.count(args[j].first)) {
+        arrays.push_back(v->array);  // a thread's variable: its array as it is
+        continue;
+      }
+    }
     const std::string array = id + "_" + std::to_string(j);
     const std::string type = shape ? "std::decay_t<" + tokens_text(shape->params[j].first) + ">" : "auto";
     out_ += "auto " + array + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", false>(mps_g, " +
@@ -239,6 +253,16 @@ bool Splitter::hoist_simd_calls(size_t first, size_t last) {
   return true;
 }
 
+bool Splitter::movable_group_declaration(const Stmt& s, const std::vector<const Stmt*>& before) const {
+  const auto d = declaration(s);
+  if (!d || !is_threadgroup_declaration(*d) || has_token(*d, "=")) return false;
+  for (size_t k = d->name; k < s.last; ++k)
+    if (t_[k].is("=") || t_[k].is("{") || t_[k].is("(")) return false;
+  for (const Stmt* b : before)
+    if (mentions(b->first, b->last, t_[d->name].text)) return false;
+  return true;
+}
+
 bool Splitter::simd_statement(const Stmt& s) {
   struct Done {  // the hoisted calls' rewrites end with the statement
     std::map<size_t, std::string>& h;
@@ -249,14 +273,20 @@ bool Splitter::simd_statement(const Stmt& s) {
     if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
       return fail("a SIMD-group function in a return statement of a kernel or void function");
     const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
+    const std::string hold = s.first == frame_->final_return ? "" : "mps_host::hold_out(mps_g, mps_lane);\n";
     out_ += line_marker(s.first);
     const bool replay = !hoist_simd_calls(s.first + 1, s.last - 1);
+    if (!replay) {  // the thread's result in one pass
+      out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " +
+              (t_[s.first + 1].is("{") ? result_type() + " " : "") + render(s.first + 1, s.last - 1) + ";\n" + hold +
+              "return false;\n});\n";
+      return true;
+    }
     out_ += "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", " +
             (replay ? "true" : "false") + ">(mps_g, " + lane_lambda_open("", "auto") + "return " +
             (t_[s.first + 1].is("{") ? result_type() + " " : "") + render(s.first + 1, s.last - 1) + ";\n});\n";
     out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " + values +
-            (s.first == frame_->final_return ? "[mps_lane];\n" : "[mps_lane];\nmps_host::hold_out(mps_g, mps_lane);\n") +
-            "return false;\n});\n";
+            "[mps_lane];\n" + hold + "return false;\n});\n";
     return true;
   }
   if (auto d = declaration(s)) {
@@ -279,6 +309,11 @@ bool Splitter::simd_statement(const Stmt& s) {
   const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
   out_ += line_marker(s.first);
   const bool replay = !hoist_simd_calls(eq + 1, s.last - 1);
+  if (!replay && eq == s.first + 1 && t_[s.first].is_identifier()) {  // `x op= expr;` on the thread's own x: one pass
+    out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + render(s.first, s.last) +
+            "\nreturn false;\n});\n";
+    return true;
+  }
   out_ += "auto " + values + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", " +
           (replay ? "true" : "false") + ">(mps_g, " + lane_lambda_open("", "auto") + "return " +
           render(eq + 1, s.last - 1) + ";\n});\n";
@@ -313,6 +348,12 @@ bool Splitter::lane_value(const Stmt& s, const Declaration& d, bool replay) {
           lane_lambda_open("", type) + "return " + init + ";\n});\n";
   lane_vars_.push_back(v);
   return true;
+}
+
+const Splitter::LaneVar* Splitter::lane_var(std::string_view name) const {
+  for (size_t k = lane_vars_.size(); k-- > frame_->lane_vars_begin;)
+    if (lane_vars_[k].name == name) return &lane_vars_[k];
+  return nullptr;
 }
 
 std::string Splitter::lane_lambda_open(const std::string& prefix, const std::string& ret) const {
@@ -444,7 +485,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
   for (size_t i = 0; i < all.size(); ++i) (uniform[i] ? once : region).push_back(all[i]);
   if (!once.empty()) emit_uniform(once);
   if (region.empty()) return true;
-  std::string body;
+  std::string body, before;  // before: the types of auto variables, ahead of the loop
   std::vector<LaneVar> declared_here;
   for (const Stmt* s : region) {
     const auto d = declaration(*s);
@@ -456,7 +497,16 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
       continue;
     }
     std::string type;
-    if (!lane_var_type(*d, type)) return false;
+    const bool deduced = is_auto(*d) && plain_auto(*d);
+    if (deduced) {  // the type of the initializer, from a lambda that is never called
+      const std::string fn = "mps_type_" + std::to_string(next_array_++);
+      before += line_marker(s->first) + "[[maybe_unused]] auto " + fn + " = " + lane_lambda_open("", "auto");
+      for (const LaneVar& v : declared_here) before += "[[maybe_unused]] auto& " + v.name + " = " + v.array + "[mps_lane];\n";
+      before += "return " + render(d->name + 2, s->last - 1, returns) + ";\n};\n";
+      type = "std::decay_t<decltype(" + fn + "(0u, mps_g.uniform))>";
+    } else if (!lane_var_type(*d, type)) {
+      return false;
+    }
     body += line_marker(s->first);
     for (auto [a, b] : declarators) {  // `T a = 1, b;` as one statement per declarator
       const std::string name(t_[a].text);
@@ -467,7 +517,8 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
         continue;
       }
       const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};
-      arrays += line_marker(s->first) + type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
+      (deduced ? before : arrays) +=
+          line_marker(s->first) + type + " " + v.array + "[" + std::to_string(r_.max_threads) + "];\n";
       body += "auto& " + name + " = " + v.array + "[mps_lane];";
       if (at(a + 1, "=")) body += " " + name + " = " + render(a + 2, b, returns) + ";";
       else if (at(a + 1, "(") || at(a + 1, "{")) body += " " + name + " = " + type + render(a + 1, b, returns) + ";";
@@ -475,7 +526,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
     }
     body += "\n";
   }
-  out_ += line_marker(region.front()->first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool");
+  out_ += before + line_marker(region.front()->first) + lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool");
   out_ += "{\n" + body + "}\nreturn false;\n});\n";
   lane_vars_.insert(lane_vars_.end(), declared_here.begin(), declared_here.end());
   return true;

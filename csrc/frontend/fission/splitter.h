@@ -145,6 +145,8 @@ class Splitter {
   struct LaneVar {
     std::string name, array;
   };
+  // The innermost per-thread variable of that name in scope, if any.
+  const LaneVar* lane_var(std::string_view name) const;
 
   // Statements of one block in which barriers sit.
   enum class Role {
@@ -155,12 +157,19 @@ class Splitter {
   };
 
   bool is_auto(const Declaration& d) const { return has_token(d, "auto"); }
+  // `[const] auto x = expr;` that may share its loop with its neighbours: its
+  // per-thread array's type is read from an uncalled lambda (lane_loop).
+  bool plain_auto(const Declaration& d) const;
 
   // Roles of a block's statements; an auto variable needs its own loop only
   // when it is used past the end of the loop it would otherwise share.
   std::vector<Role> roles(const std::vector<Stmt>& stmts) const;
 
   bool block(const std::vector<Stmt>& stmts);
+
+  // `threadgroup T x[N];` after statements of a lane-loop region that do not
+  // name x: declared ahead of the region's loop, so the loop need not split.
+  bool movable_group_declaration(const Stmt& s, const std::vector<const Stmt*>& before) const;
 
   // No assignment, increment or atomic: safe to evaluate once per SIMD operation.
   // Nor a call to a library function that writes memory or touches an atomic.

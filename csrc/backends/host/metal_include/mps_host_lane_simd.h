@@ -51,25 +51,33 @@ struct PerSimdGroup {
   MPS_SHIM_INLINE const T& operator[](unsigned lane) const { return v[lane / 32]; }
 };
 
-// The element type of collected lane values (LaneValues<T, N>).
+// Per-thread values arrive as collected LaneValues<T, N> or as a thread
+// variable's own array T[N]: their first element, and its type.
+template <typename T, unsigned N>
+MPS_SHIM_INLINE T* lane_data(LaneValues<T, N>& x) { return x.v; }
+template <typename T, size_t N>
+MPS_SHIM_INLINE T* lane_data(T (&x)[N]) { return x; }
 template <typename V>
-using element_t = std::remove_reference_t<decltype(std::declval<V&>().v[0])>;
+using element_t = std::remove_pointer_t<decltype(lane_data(std::declval<V&>()))>;
+template <typename V>
+using lane_values_t = LaneValues<element_t<V>, 1024>;
 
 // A reduction over each SIMD-group (W = 32) or quad (W = 4).
 template <unsigned W, typename Op, typename V>
-MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& x) {
+MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& values) {
   using T = element_t<V>;
+  const T* x = lane_data(values);
   const ActiveLanes a(g);
   if constexpr (W == 32) {
     PerSimdGroup<T> out;
     for (unsigned sg = 0; sg < a.groups; ++sg)
-      if (a.mask[sg]) out.v[sg] = simd::combine_values(&x.v[sg * 32], a.mask[sg], Op());
+      if (a.mask[sg]) out.v[sg] = simd::combine_values(&x[sg * 32], a.mask[sg], Op());
     return out;
   } else {
-    V out;
+    lane_values_t<V> out;
     for (unsigned lane = 0; lane < g.n; ++lane) {
       const uint32_t m = a.group_of<W>(lane);
-      if (m) out.v[lane] = simd::combine_values(&x.v[lane / 32 * 32], m, Op());
+      if (m) out.v[lane] = simd::combine_values(&x[lane / 32 * 32], m, Op());
     }
     return out;
   }
@@ -78,16 +86,17 @@ MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& x) {
 // Inclusive or exclusive scans in lane order, starting from `identity`, as
 // simd::scan computes them lane by lane.
 template <unsigned W, bool kInclusive, typename Op, typename V>
-MPS_SHIM_INLINE V scan(GroupLanes& g, V& x, element_t<V> identity) {
+MPS_SHIM_INLINE lane_values_t<V> scan(GroupLanes& g, V& values, element_t<V> identity) {
+  const element_t<V>* x = lane_data(values);
   const ActiveLanes a(g);
-  V out;
+  lane_values_t<V> out;
   for (unsigned first = 0; first < g.n; first += W) {
     const uint32_t m = a.group_of<W>(first);
     element_t<V> acc = identity;
     for (unsigned l = first; l < first + W && l < g.n; ++l) {
       const bool active = (m >> (l % 32)) & 1u;
       if (!kInclusive) out.v[l] = acc;
-      if (active) acc = Op()(acc, x.v[l]);
+      if (active) acc = Op()(acc, x[l]);
       if (kInclusive) out.v[l] = acc;
     }
   }
@@ -95,26 +104,25 @@ MPS_SHIM_INLINE V scan(GroupLanes& g, V& x, element_t<V> identity) {
 }
 
 // The value of lane `src` of the caller's W-lane group (an index within it), or `fallback`.
-template <unsigned W, typename V>
-MPS_SHIM_INLINE const element_t<V>& pick(const ActiveLanes& a, const V& x, unsigned lane, long src,
-                                         const element_t<V>& fallback) {
+template <unsigned W, typename T>
+MPS_SHIM_INLINE const T& pick(const ActiveLanes& a, const T* x, unsigned lane, long src, const T& fallback) {
   if (src < 0 || src >= long(W)) return fallback;
   const unsigned from = lane / W * W + unsigned(src);
-  return (a.mask[lane / 32] >> (from % 32)) & 1u ? x.v[from] : fallback;
+  return (a.mask[lane / 32] >> (from % 32)) & 1u ? x[from] : fallback;
 }
 
 // out[lane] = f(lane, index in group) for the running threads.
 template <unsigned W, typename V, typename F>
-MPS_SHIM_INLINE V per_lane(GroupLanes& g, F f) {
+MPS_SHIM_INLINE lane_values_t<V> per_lane(GroupLanes& g, F f) {
   const ActiveLanes a(g);
-  V out;
+  lane_values_t<V> out;
   for (unsigned lane = 0; lane < g.n; ++lane)
     if ((a.mask[lane / 32] >> (lane % 32)) & 1u) out.v[lane] = f(a, lane, long(lane % W));
   return out;
 }
 
-template <typename V, typename S>
-MPS_SHIM_INLINE long delta_of(const S& d, unsigned lane) { return long((unsigned short)(d.v[lane])); }
+template <typename S>
+MPS_SHIM_INLINE long delta_of(S& d, unsigned lane) { return long((unsigned short)(lane_data(d)[lane])); }
 
 // Which of a library function's overloads the compiler picks, and the type
 // template arguments it deduced: the lane-loop translation declares one
@@ -148,51 +156,51 @@ Choice<I, T...> choose(R*);
   template <typename V> MPS_SHIM_INLINE auto P##_or(GroupLanes& g, V& x) { return reduce<W, simd::Or>(g, x); }   \
   template <typename V> MPS_SHIM_INLINE auto P##_xor(GroupLanes& g, V& x) { return reduce<W, simd::Xor>(g, x); } \
   template <typename V>                                                                                        \
-  MPS_SHIM_INLINE V P##_prefix_inclusive_sum(GroupLanes& g, V& x) {                                           \
+  MPS_SHIM_INLINE lane_values_t<V> P##_prefix_inclusive_sum(GroupLanes& g, V& x) {                                           \
     return scan<W, true, simd::Sum>(g, x, element_t<V>(0));                                                   \
   }                                                                                                           \
   template <typename V>                                                                                        \
-  MPS_SHIM_INLINE V P##_prefix_exclusive_sum(GroupLanes& g, V& x) {                                           \
+  MPS_SHIM_INLINE lane_values_t<V> P##_prefix_exclusive_sum(GroupLanes& g, V& x) {                                           \
     return scan<W, false, simd::Sum>(g, x, element_t<V>(0));                                                  \
   }                                                                                                           \
   template <typename V>                                                                                        \
-  MPS_SHIM_INLINE V P##_prefix_inclusive_product(GroupLanes& g, V& x) {                                       \
+  MPS_SHIM_INLINE lane_values_t<V> P##_prefix_inclusive_product(GroupLanes& g, V& x) {                                       \
     return scan<W, true, simd::Product>(g, x, element_t<V>(1));                                               \
   }                                                                                                           \
   template <typename V>                                                                                        \
-  MPS_SHIM_INLINE V P##_prefix_exclusive_product(GroupLanes& g, V& x) {                                       \
+  MPS_SHIM_INLINE lane_values_t<V> P##_prefix_exclusive_product(GroupLanes& g, V& x) {                                       \
     return scan<W, false, simd::Product>(g, x, element_t<V>(1));                                              \
   }                                                                                                           \
   template <typename V, typename S>                                                                           \
-  MPS_SHIM_INLINE V P##_shuffle(GroupLanes& g, V& x, S& src) {                                                \
+  MPS_SHIM_INLINE auto P##_shuffle(GroupLanes& g, V& x, S& src) {                                                \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long) __attribute__((always_inline)) {     \
-      return pick<W>(a, x, l, delta_of<V>(src, l), x.v[l]);                                                   \
+      return pick<W>(a, lane_data(x), l, delta_of(src, l), lane_data(x)[l]);                                                   \
     });                                                                                                       \
   }                                                                                                           \
   template <typename V, typename S>                                                                           \
-  MPS_SHIM_INLINE V P##_broadcast(GroupLanes& g, V& x, S& src) { return P##_shuffle(g, x, src); }             \
+  MPS_SHIM_INLINE auto P##_broadcast(GroupLanes& g, V& x, S& src) { return P##_shuffle(g, x, src); }             \
   template <typename V, typename S>                                                                           \
-  MPS_SHIM_INLINE V P##_shuffle_up(GroupLanes& g, V& x, S& d) {                                               \
+  MPS_SHIM_INLINE auto P##_shuffle_up(GroupLanes& g, V& x, S& d) {                                               \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
-      return pick<W>(a, x, l, i - delta_of<V>(d, l), x.v[l]);                                                 \
+      return pick<W>(a, lane_data(x), l, i - delta_of(d, l), lane_data(x)[l]);                                                 \
     });                                                                                                       \
   }                                                                                                           \
   template <typename V, typename S>                                                                           \
-  MPS_SHIM_INLINE V P##_shuffle_down(GroupLanes& g, V& x, S& d) {                                             \
+  MPS_SHIM_INLINE auto P##_shuffle_down(GroupLanes& g, V& x, S& d) {                                             \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
-      return pick<W>(a, x, l, i + delta_of<V>(d, l), x.v[l]);                                                 \
+      return pick<W>(a, lane_data(x), l, i + delta_of(d, l), lane_data(x)[l]);                                                 \
     });                                                                                                       \
   }                                                                                                           \
   template <typename V, typename S>                                                                           \
-  MPS_SHIM_INLINE V P##_shuffle_xor(GroupLanes& g, V& x, S& d) {                                              \
+  MPS_SHIM_INLINE auto P##_shuffle_xor(GroupLanes& g, V& x, S& d) {                                              \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
-      return pick<W>(a, x, l, long(unsigned(i) ^ (unsigned short)(d.v[l])), x.v[l]);                          \
+      return pick<W>(a, lane_data(x), l, long(unsigned(i) ^ (unsigned short)(lane_data(d)[l])), lane_data(x)[l]);                          \
     });                                                                                                       \
   }                                                                                                           \
   template <typename V>                                                                                        \
-  MPS_SHIM_INLINE V P##_broadcast_first(GroupLanes& g, V& x) {                                                \
+  MPS_SHIM_INLINE auto P##_broadcast_first(GroupLanes& g, V& x) {                                                \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long) __attribute__((always_inline)) {     \
-      return x.v[l / 32 * 32 + unsigned(__builtin_ctz(a.group_of<W>(l)))];                                    \
+      return lane_data(x)[l / 32 * 32 + unsigned(__builtin_ctz(a.group_of<W>(l)))];                                    \
     });                                                                                                       \
   }
 

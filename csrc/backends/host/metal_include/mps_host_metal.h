@@ -492,6 +492,18 @@ MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, LaneValues<U, N>& values
   }
 }
 
+// A thread variable's array (`T x[N]`) read as T: the array itself, or a converted copy.
+template <typename T, typename U, size_t N>
+MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, U (&values)[N]) {
+  if constexpr (std::is_same_v<T, U>) {
+    return (values);
+  } else {
+    return collect_lanes<unsigned(N), false>(g, [&](unsigned lane, const ThreadIds&) __attribute__((always_inline)) -> T {
+      return values[lane];
+    });
+  }
+}
+
 // `if (cond)` around code with barriers or SIMD-group functions, where cond
 // differs between threads: while the mask lives, threads whose condition is
 // not `want` sit out, as the GPU masks off the lanes of a divergent branch.
