@@ -511,11 +511,12 @@ class LaneMask {
  public:
   // An inlined function's scope: threads that return from it (hold_out) sit
   // out until it ends, however many branch masks end before that.
+  // Who runs does not change here (held threads are out through g.off too),
+  // so the list of running threads stays valid.
   MPS_SHIM_INLINE explicit LaneMask(GroupLanes& g) : g_(g), function_(true), any_off_(g.any_off), any_held_(g.any_held) {
     if (any_off_) __builtin_memcpy(saved_off_, g.off, g.n);
     if (any_held_) __builtin_memcpy(saved_held_, g.held, g.n);
     g.any_held = false;
-    g.running_valid = false;
   }
   template <typename Cond>
   MPS_SHIM_INLINE LaneMask(GroupLanes& g, Cond& cond, bool want) : g_(g), function_(false), any_off_(g.any_off) {
@@ -526,6 +527,10 @@ class LaneMask {
     g.running_valid = false;
   }
   MPS_SHIM_INLINE ~LaneMask() {
+    if (function_ && !g_.any_held) {  // no thread returned from the function: off and held are as they were
+      g_.any_held = any_held_;
+      return;
+    }
     g_.running_valid = false;
     g_.any_off = any_off_;
     if (any_off_) __builtin_memcpy(g_.off, saved_off_, g_.n);
