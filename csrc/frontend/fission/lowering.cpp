@@ -122,7 +122,8 @@ int lane_vector_arity(std::string_view name) {
       {"sum", 1}, {"product", 1}, {"min", 1}, {"max", 1}, {"and", 1}, {"or", 1}, {"xor", 1},
       {"prefix_inclusive_sum", 1}, {"prefix_exclusive_sum", 1}, {"prefix_inclusive_product", 1},
       {"prefix_exclusive_product", 1}, {"broadcast_first", 1}, {"shuffle", 2}, {"broadcast", 2},
-      {"shuffle_up", 2}, {"shuffle_down", 2}, {"shuffle_xor", 2}};
+      {"shuffle_up", 2}, {"shuffle_down", 2}, {"shuffle_xor", 2}, {"shuffle_and_fill_down", 3},
+      {"shuffle_and_fill_up", 3}};  // and_fill: 3 arguments, or 4 with a modulo
   for (std::string_view prefix : {"simd_", "quad_"})
     if (name.rfind(prefix, 0) == 0) {
       auto it = arity.find(name.substr(prefix.size()));
@@ -185,7 +186,9 @@ bool Splitter::hoistable_calls(size_t first, size_t last, std::vector<HoistedCal
       for (const FunctionBody& b : r_.bodies)  // a library function of that name may be the one called
         if (b.name == name) return false;
     }
-    if (lane_vector_arity(name) != int(n_args)) return false;
+    const int arity = lane_vector_arity(name);
+    if (arity != int(n_args) && !(arity == 3 && n_args == 4 && name.find("and_fill") != std::string::npos))
+      return false;
     calls.push_back({k, start, close, false});
   }
   return true;

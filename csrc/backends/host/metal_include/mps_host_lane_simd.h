@@ -142,6 +142,27 @@ struct Choice {
 template <int I, class... T, class R>
 Choice<I, T...> choose(R*);
 
+// simd_shuffle_and_fill_down / _up, as mps_metal_simdgroup.h defines them per
+// thread: data from lane +/- delta within each `modulo`-lane segment, else the
+// filling from the segment's other end; an inactive source gives the caller's filling.
+template <unsigned W, bool kDown, typename V, typename F, typename D, typename M>
+MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& delta, M* modulo) {
+  using T = element_t<V>;
+  auto&& fill_values = lane_cast<T>(g, filling);
+  const T* d = lane_data(data);
+  const T* f = lane_data(fill_values);
+  return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long idx) __attribute__((always_inline)) {
+    const long step = delta_of(delta, l), mod = modulo ? delta_of(*modulo, l) : long(W);
+    const long seg = idx / mod * mod;
+    if (kDown) {
+      if (idx - seg + step < mod) return pick<W>(a, d, l, idx + step, f[l]);
+      return pick<W>(a, f, l, idx + step - mod, f[l]);
+    }
+    if (idx - seg >= step) return pick<W>(a, d, l, idx - step, f[l]);
+    return pick<W>(a, f, l, seg + mod - (step - (idx - seg)), f[l]);
+  });
+}
+
 }  // namespace lanes
 }  // namespace mps_host
 
@@ -196,6 +217,22 @@ Choice<I, T...> choose(R*);
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
       return pick<W>(a, lane_data(x), l, long(unsigned(i) ^ (unsigned short)(lane_data(d)[l])), lane_data(x)[l]);                          \
     });                                                                                                       \
+  }                                                                                                           \
+  template <typename V, typename F, typename D>                                                                \
+  MPS_SHIM_INLINE auto P##_shuffle_and_fill_down(GroupLanes& g, V& x, F& fill, D& d) {                       \
+    return shuffle_and_fill<W, true>(g, x, fill, d, (D*)nullptr);                                             \
+  }                                                                                                           \
+  template <typename V, typename F, typename D, typename M>                                                    \
+  MPS_SHIM_INLINE auto P##_shuffle_and_fill_down(GroupLanes& g, V& x, F& fill, D& d, M& mod) {               \
+    return shuffle_and_fill<W, true>(g, x, fill, d, &mod);                                                    \
+  }                                                                                                           \
+  template <typename V, typename F, typename D>                                                                \
+  MPS_SHIM_INLINE auto P##_shuffle_and_fill_up(GroupLanes& g, V& x, F& fill, D& d) {                         \
+    return shuffle_and_fill<W, false>(g, x, fill, d, (D*)nullptr);                                            \
+  }                                                                                                           \
+  template <typename V, typename F, typename D, typename M>                                                    \
+  MPS_SHIM_INLINE auto P##_shuffle_and_fill_up(GroupLanes& g, V& x, F& fill, D& d, M& mod) {                 \
+    return shuffle_and_fill<W, false>(g, x, fill, d, &mod);                                                   \
   }                                                                                                           \
   template <typename V>                                                                                        \
   MPS_SHIM_INLINE auto P##_broadcast_first(GroupLanes& g, V& x) {                                                \
