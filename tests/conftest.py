@@ -121,3 +121,39 @@ def no_failure_left_pending():
     yield
     if lib.mps_shim_take_pending_error():
         pytest.fail(f"a failure was left pending (not raised by check()): {mps_shim.errors.last_error()}")
+
+
+# ---- engine cross-check ----------------------------------------------------------------------------------------------
+# Kernels that reach a barrier or SIMD-group function run as lane loops (a
+# translation of the kernel) or on fibers (the kernel as written). With
+# MPS_SHIM_CROSSCHECK=1 every lane-loop dispatch also runs on fibers and fails
+# unless both give the same bytes (csrc/runtime/crosscheck.cpp). It is on for
+# every test (kernels on other engines are not affected), so each threadgroup
+# kernel of the suite checks the lane-loop translation. A test whose kernels
+# legitimately differ between engines (a race, atomics whose order shows,
+# deadlocks, expected failures) is marked
+# `@pytest.mark.engine_specific(reason=...)`. `pytest --crosscheck=off` skips
+# the check everywhere (to time the suite, or to bisect).
+
+def pytest_addoption(parser):
+    parser.addoption("--crosscheck", choices=("on", "off"), default="on",
+                     help="run every lane-loop dispatch on fibers too and require identical bytes "
+                          "(MPS_SHIM_CROSSCHECK=1) in tests not marked engine_specific (default: on)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engine_specific(reason): the test's kernels legitimately differ between "
+                                       "lane loops and fibers; MPS_SHIM_CROSSCHECK stays off")
+
+
+@pytest.fixture(autouse=True)
+def engine_crosscheck(request, monkeypatch):
+    """MPS_SHIM_CROSSCHECK=1 for the test (read by each dispatch), unless it is marked engine_specific."""
+    marker = request.node.get_closest_marker("engine_specific")
+    if marker is not None and not (marker.kwargs.get("reason") or marker.args):
+        pytest.fail("@pytest.mark.engine_specific needs a reason")
+    if marker is None and request.config.getoption("--crosscheck") == "on":
+        monkeypatch.setenv("MPS_SHIM_CROSSCHECK", "1")
+    else:
+        monkeypatch.delenv("MPS_SHIM_CROSSCHECK", raising=False)
+    yield

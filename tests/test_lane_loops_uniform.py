@@ -343,8 +343,9 @@ def test_a_helper_returning_a_uniform_value(libs, cpp):
     ("reads_simd_value", "s", lambda x: rows(x).reshape(-1, 2, 32).sum(2, keepdims=True).repeat(32, 2)
                                         .reshape(-1, GROUP) + rows(x)[:, :1]),
     ("writes_group_memory", None, lambda x: rows(x) + GROUP),
-    ("reads_what_region_writes", "s",
-     lambda x: np.where(np.arange(GROUP) == GROUP - 1, 1.0, 0.0) + rows(x)[:, -1:]),
+    pytest.param("reads_what_region_writes", "s",
+                 lambda x: np.where(np.arange(GROUP) == GROUP - 1, 1.0, 0.0) + rows(x)[:, -1:],
+                 marks=pytest.mark.engine_specific(reason="a race (see RACY): the engines order threads apart")),
     ("per_thread_bound", "s", lambda x: np.cumsum(rows(x), 1)),
     ("changed_later", "s", lambda x: rows(x)[:, :1] + np.arange(GROUP)),
     ("written_through_reference", "s", lambda x: rows(x)[:, :1] + np.arange(GROUP)),

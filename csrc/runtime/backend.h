@@ -39,6 +39,11 @@ struct KernelInfo {
   std::string execution_note;
 };
 
+// Which code runs a dispatch: the kernel's own execution, or (lane-loop
+// kernels only) its original body with one fiber per thread, which the
+// engine cross-check (runtime/crosscheck.h) compares against lane loops.
+enum class Engine { Native, Fibers };
+
 // One dispatch: the exact grid and the requested threadgroup size per dimension.
 struct LaunchGrid {
   uint32_t grid[3];
@@ -50,7 +55,8 @@ class CompiledLibrary {
   virtual ~CompiledLibrary() = default;
   virtual const std::vector<KernelInfo>& kernels() const = 0;
   // args[b] is the address bound to buffer index b (device memory or scalar bytes).
-  virtual void launch(size_t kernel_index, void* const* args, const LaunchGrid& grid) = 0;
+  virtual void launch(size_t kernel_index, void* const* args, const LaunchGrid& grid,
+                      Engine engine = Engine::Native) = 0;
 };
 
 class Backend {

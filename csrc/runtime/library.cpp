@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "runtime/command_queue.h"
+#include "runtime/crosscheck.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -169,6 +170,17 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     args_[i] = b.address;
   }
   LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}};
+  if (info().execution == "lane_loops" && crosscheck_enabled()) {
+    std::vector<CrosscheckBuffer> buffers;
+    for (size_t i = 0; i < by_binding_.size(); ++i) {
+      const Binding& b = bindings_[i];
+      if (!by_binding_[i] || b.kind != Binding::Buffer || !b.keep_alive || !b.keep_alive->data) continue;
+      auto* end = static_cast<unsigned char*>(b.keep_alive->data) + b.keep_alive->nbytes;
+      buffers.push_back({unsigned(i), by_binding_[i], static_cast<unsigned char*>(b.address), end});
+    }
+    crosscheck_launch(library_.compiled(), index_, args_.data(), g, buffers);
+    return;
+  }
   library_.compiled().launch(index_, args_.data(), g);
 }
 

@@ -103,6 +103,9 @@ class Container:
 
     def __init__(self, lib, path):
         self.lib = lib
+        # Looked up now, not in __del__: cffi builds a function's accessor on first use under ffi's
+        # (non-reentrant) lock, and a collection inside ffi.dlopen, which holds it, deadlocked.
+        self._delete = lib.AOTInductorModelContainerDelete
         handle = ffi.new("AOTInductorModelContainerHandle*")
         code = lib.AOTInductorModelContainerCreateWithDevice(handle, 1, b"mps", ffi.NULL)
         if code != 0:
@@ -196,8 +199,8 @@ class Container:
         return [int(ffi.cast("uintptr_t", outs[i])) for i in range(self.num_outputs)]
 
     def close(self):
-        if self.handle is not None:
-            self.lib.AOTInductorModelContainerDelete(self.handle)
+        if getattr(self, "handle", None) is not None:
+            self._delete(self.handle)
             self.handle = None
 
     def __del__(self):

@@ -39,7 +39,10 @@ class HostModule : public CompiledLibrary {
 
   const std::vector<KernelInfo>& kernels() const override { return kernels_; }
 
-  void launch(size_t index, void* const* args, const LaunchGrid& grid) override {
+  void launch(size_t index, void* const* args, const LaunchGrid& grid, Engine engine) override {
+    const bool fibers = engine == Engine::Fibers;
+    MPS_SHIM_CHECK_AS(EngineError, !fibers || table_[index].fiber_entry, "kernel '", kernels_[index].name,
+                      "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
     mps_shim_launch L{args, {}, {}, {}, &failure};
     uint64_t total_groups = 1, group_threads = 1;
@@ -53,9 +56,10 @@ class HostModule : public CompiledLibrary {
     struct Ctx {
       mps_shim_entry_fn entry;
       const mps_shim_launch* launch;
-    } ctx{table_[index].entry, &L};
-    const uint64_t grain =
-        table_[index].execution == MPS_SHIM_EXECUTION_FIBERS ? 1 : (kMinThreadsPerTask + group_threads - 1) / group_threads;
+    } ctx{fibers ? table_[index].fiber_entry : table_[index].entry, &L};
+    const uint64_t grain = fibers || table_[index].execution == MPS_SHIM_EXECUTION_FIBERS
+                               ? 1
+                               : (kMinThreadsPerTask + group_threads - 1) / group_threads;
     Executor::instance().parallel_for(
         total_groups, grain,
         [](void* c, uint64_t first, uint64_t end) {

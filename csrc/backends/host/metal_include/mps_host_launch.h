@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define MPS_SHIM_MODULE_ABI 4
+#define MPS_SHIM_MODULE_ABI 5
 
 extern "C" {
 
@@ -50,6 +50,9 @@ struct mps_shim_kernel_record {
   uint32_t param_count;
   const struct mps_shim_param_record* params;
   int32_t line;
+  // A lane-loop kernel's original body run with one fiber per thread, for the
+  // engine cross-check (MPS_SHIM_CROSSCHECK); null for the other executions.
+  mps_shim_entry_fn fiber_entry;
 };
 
 }  // extern "C"
