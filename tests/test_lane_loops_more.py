@@ -33,7 +33,6 @@ FIBERS = "#define FORCE switch (0) { default: metal::simdgroup_barrier(metal::me
 # across lanes by its order in each thread, so SIMD calls in both arms of a branch, or after a helper some
 # lanes leave early, pair up wrongly on fibers. Tests of such kernels check lane loops alone, and the engine
 # cross-check stays off for them; test_divergent_simd_kernels_differ_on_fibers shows the difference.
-FIBER_LIMIT = "fibers pair SIMD calls on divergent paths by arrival order (Known limits); lane loops checked alone"
 
 SOURCE = r"""
 float shuffle_tree(float v) {
@@ -262,7 +261,6 @@ def test_any_number_of_simd_operations_per_statement(libs):
 
 # ---- divergence: varying ifs, else branches, returns ----------------------------------------------------------------
 
-@pytest.mark.engine_specific(reason=FIBER_LIMIT)
 @pytest.mark.parametrize("rounds", [0, 1, 5])
 def test_simd_functions_in_a_varying_if_else_inside_a_uniform_loop(libs, rounds):
     n, group = 100, 48
@@ -278,7 +276,6 @@ def test_simd_functions_in_a_varying_if_else_inside_a_uniform_loop(libs, rounds)
           modes=LANES)
 
 
-@pytest.mark.engine_specific(reason=FIBER_LIMIT)
 @pytest.mark.parametrize("group, n", [(33, 66), (64, 64), (100, 100)])
 def test_nested_varying_ifs_and_else_branches(libs, group, n):
     x = ints(n, group)
@@ -330,7 +327,6 @@ def test_a_helper_with_barriers_called_with_group_and_thread_arguments(libs, gro
     check(libs, "twice", [expect], [np.zeros((n, 3), np.float32)], x, threads=n, group_size=group)
 
 
-@pytest.mark.engine_specific(reason=FIBER_LIMIT)
 @pytest.mark.parametrize("group, n", [(32, 64), (50, 50), (7, 10)])
 def test_a_helper_that_returns_early_for_some_threads(libs, group, n):
     x = ints(n, group)
@@ -536,7 +532,6 @@ def test_the_bug_kernels_are_right_on_fibers(bugs, name):
 
 
 ENGINE_SPECIFIC_BUGS = {
-    "ternary": FIBER_LIMIT,
     "group_constant_call": "each thread's ticket comes from an atomic counter: the engines order threads apart",
     "argument_call": "each thread's ticket comes from an atomic counter: the engines order threads apart",
 }
@@ -560,12 +555,10 @@ kernel void k(device float* out, constant float* x, IDS) {
     assert lib.library.kernels["k"]["execution"] == "lane_loops"
 
 
-@pytest.mark.xfail(strict=True, raises=DispatchError,
-                   reason="engine discrepancy: fibers' known limit with SIMD calls on divergent paths (Known "
-                          "limits); lane loops give the right values (the tests above)")
 @pytest.mark.parametrize("name", ["loop_if", "nested_ifs", "early_out", "ternary"])
-def test_divergent_simd_kernels_differ_on_fibers(libs, bugs, monkeypatch, name):
-    """The engine cross-check on the kernels that fibers get wrong: passes once fibers match lane loops."""
+def test_divergent_simd_kernels_agree_on_both_engines(libs, bugs, monkeypatch, name):
+    """SIMD calls on divergent paths: fibers match operations by call site and reconverge after branches,
+    so the engine cross-check finds the bytes lane loops give (once fibers paired calls by arrival order)."""
     monkeypatch.setenv("MPS_SHIM_CROSSCHECK", "1")   # also under pytest --crosscheck=off
     x = ints(64, 5)
     lib = bugs["lane_loops"] if name == "ternary" else libs["lane_loops"]

@@ -9,6 +9,7 @@
 #include "frontend/call_graph.h"
 #include "frontend/fission.h"
 #include "frontend/overloads.h"
+#include "frontend/simd_sites.h"
 
 namespace mps_shim::frontend {
 
@@ -115,9 +116,11 @@ class Parser {
       if (reaches_threadgroup_functions(src_, bodies_, k.body_open)) k.execution = KernelDecl::Execution::Fibers;
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
+    tag_simd_call_sites(src_, bodies_, repl_);
     check_threadgroup_totals(decls);
     for (const Decl& d : decls)
       if (d.is_definition) add_lane_loop_function(d, out.kernels);
+    add_reconvergence_points(src_, bodies_, repl_);  // after the lane-loop copies: the fiber engine's alone
     for (size_t i = 0; i < t_.size(); ++i)
       if (repl_[i]) out.edits.push_back({t_[i].offset, t_[i].text.size(), *repl_[i]});
     return out;

@@ -24,6 +24,7 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/process.h"
+#include "util/sha256.h"
 
 namespace mps_shim::host {
 
@@ -60,6 +61,14 @@ class HostBackend : public Backend {
       options.lane_loops = false;
       options.lane_loops_off_reason = concat("its lane-loop translation did not compile (", e.what(), ")");
       module = build_module(source, options);
+    } catch (const CompileError& e) {
+      // An error the compiler reports at the user's line may still come from a
+      // lane-loop copy (a template instantiated from one): if the library
+      // compiles without them, it runs on fibers; if not, the error is the user's.
+      if (!options.lane_loops) throw;
+      options.lane_loops = false;
+      options.lane_loops_off_reason = "its lane-loop translation did not compile";
+      module = build_module(source, options);
     }
     const std::string path = cache.store(key, module);
     auto lib = load_module(path);
@@ -82,8 +91,12 @@ class HostBackend : public Backend {
     const std::string cxx = emit_cxx(pre, parsed);
     write_file_atomic(join_path(work.path, "library.cpp"), cxx);
     // For engine developers: the translation of the last library compiled.
-    if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep)  // the fallback build beside it
-      write_file_atomic(options.lane_loops ? keep : concat(keep, ".fibers"), cxx);
+    // A folder (ending in '/') keeps every library, named by its source's hash.
+    if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep) {
+      std::string path = keep;
+      if (path.back() == '/') path += sha256_hex(source.data(), source.size()).substr(0, 16) + ".cpp";
+      write_file_atomic(options.lane_loops ? path : path + ".fibers", cxx);  // the fallback build beside it
+    }
 
     std::vector<std::string> argv = tc.compiler;
     argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());

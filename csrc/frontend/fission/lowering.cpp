@@ -489,6 +489,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
   if (!once.empty()) emit_uniform(once);
   if (region.empty()) return true;
   std::string body, before;  // before: the types of auto variables, ahead of the loop
+  std::string locals;        // the loop's own declarations so far, for those types
   std::vector<LaneVar> declared_here;
   for (const Stmt* s : region) {
     const auto d = declaration(*s);
@@ -497,6 +498,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
     for (auto [a, b] : declarators) kept = kept || used_after(t_[a].text, block, after);
     if (!kept) {
       body += line_marker(s->first) + render(s->first, s->last, returns) + "\n";
+      if (d) locals += render(s->first, s->last) + "\n";
       continue;
     }
     std::string type;
@@ -505,7 +507,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
       const std::string fn = "mps_type_" + std::to_string(next_array_++);
       before += line_marker(s->first) + "[[maybe_unused]] auto " + fn + " = " + lane_lambda_open("", "auto");
       for (const LaneVar& v : declared_here) before += "[[maybe_unused]] auto& " + v.name + " = " + v.array + "[mps_lane];\n";
-      before += "return " + render(d->name + 2, s->last - 1, returns) + ";\n};\n";
+      before += locals + "return " + render(d->name + 2, s->last - 1, returns) + ";\n};\n";
       type = "std::decay_t<decltype(" + fn + "(0u, mps_g.uniform))>";
     } else if (!lane_var_type(*d, type)) {
       return false;
@@ -517,6 +519,7 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
         return fail("the declaration of '" + name + "' lives across a barrier and is not `T name [= init]`");
       if (!used_after(name, block, after)) {
         body += render(d->type_first, d->type_last) + " " + render(a, b, returns) + ";";
+        locals += render(d->type_first, d->type_last) + " " + render(a, b) + ";\n";
         continue;
       }
       const LaneVar v{name, "mps_lane_" + std::to_string(next_array_++) + "_" + name};

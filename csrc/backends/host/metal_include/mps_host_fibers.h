@@ -289,6 +289,7 @@ struct Fiber {
   Fiber* prev;
   Group* group;
   unsigned tid;
+  uint32_t site;  // the call site of the SIMD-group function it is in (0: not told)
 };
 
 // One SIMD-group. Values travel through slot[parity][lane]; parity = number of
@@ -302,6 +303,8 @@ struct alignas(64) Simd {
   uint32_t gen;        // completed operations
   uint32_t mask[2];    // lanes that deposited, per parity
   uint32_t reduced[2]; // simd_collective: result[parity] holds the combined value
+  uint32_t site[kSimdWidth];    // each arrived lane's call site
+  uint32_t served[kSimdWidth];  // 1 + the operation that last completed for each lane
   alignas(16) unsigned char result[2][kSlotBytes];
   alignas(16) unsigned char slot[2][kSimdWidth][kSlotBytes];
 };
@@ -497,11 +500,31 @@ __attribute__((noinline)) inline void block(Group* g, Fiber* f, const uint32_t* 
 // arrived: lanes that returned, or that wait at the threadgroup barrier (they
 // took another path, as in `if (idx < n) simd_sum(...); barrier();`), are not
 // part of it, as on the GPU where divergent lanes are masked off.
+//
+// Lanes of one SIMD-group can wait at different call sites (`if (t < 1) r =
+// simd_max(v); s = simd_sum(v);`): a GPU runs the divergent path first and
+// reconverges, so the operation completes for the lanes at the earliest call
+// site in the source, and the others are carried, with their deposits, into
+// the next operation.
 inline void simd_complete_if_ready(Simd& s) {
-  if (s.arrived != 0 && s.arrived == s.live - s.at_barrier) {
-    s.arrived = 0;
-    s.gen += 1;
+  if (s.arrived == 0 || s.arrived != s.live - s.at_barrier) return;
+  const unsigned p = s.gen & 1u;
+  const uint32_t all = s.mask[p];
+  uint32_t first = ~0u, done = 0;
+  for (uint32_t m = all; m; m &= m - 1) first = s.site[__builtin_ctz(m)] < first ? s.site[__builtin_ctz(m)] : first;
+  for (uint32_t m = all; m; m &= m - 1) done |= s.site[__builtin_ctz(m)] == first ? 1u << __builtin_ctz(m) : 0u;
+  for (uint32_t m = done; m; m &= m - 1) s.served[__builtin_ctz(m)] = s.gen + 1;
+  const uint32_t rest = all & ~done;
+  s.mask[p] = done;
+  s.arrived = 0;
+  if (rest) {
+    const unsigned q = p ^ 1u;  // every lane has finished with the operation before this one
+    s.mask[q] = rest;
+    s.reduced[q] = 0;
+    for (uint32_t m = rest; m; m &= m - 1) __builtin_memcpy(s.slot[q][__builtin_ctz(m)], s.slot[p][__builtin_ctz(m)], kSlotBytes);
+    s.arrived = unsigned(__builtin_popcount(rest));
   }
+  s.gen += 1;
 }
 
 inline void release_barrier(Group* g) {
@@ -546,15 +569,16 @@ inline Simd* simd_arrive(Group* g, const void* v, size_t n, unsigned* parity, un
   }
   if (n) __builtin_memcpy(s->slot[p][l], v, n);
   s->mask[p] |= 1u << l;
+  s->site[l] = f->site;
   g->stuck = 0;
-  if (++s->arrived == s->live - s->at_barrier) {
-    s->arrived = 0;
-    s->gen = gen + 1;
-    g->spins = 0;
-  } else {
-    block(g, f, &s->gen, gen);
-  }
-  *parity = p;
+  const uint32_t before = s->served[l];
+  ++s->arrived;
+  simd_complete_if_ready(*s);
+  if (s->gen != gen) g->spins = 0;
+  // Until an operation that holds this lane completes (a lane at a later call
+  // site is carried into the next operation).
+  if (s->served[l] == before) block(g, f, &s->served[l], before);
+  *parity = (s->served[l] - 1u) & 1u;
   *lane = l;
   return s;
 }
@@ -609,6 +633,7 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
     Fiber* f = &g->fibers[i];
     f->group = g;
     f->tid = i;
+    f->site = 0;
     f->next = &g->fibers[i + 1 == n_threads ? 0 : i + 1];
     f->prev = &g->fibers[i == 0 ? n_threads - 1 : i - 1];
     // Stack tops staggered by a cache line per fiber (64 colours): page-aligned
@@ -626,6 +651,7 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
     sg.gen = 0;
     sg.mask[0] = sg.mask[1] = 0;
     sg.reduced[0] = sg.reduced[1] = 0;
+    __builtin_memset(sg.served, 0, sizeof(sg.served));
   }
   tls.group = g;
   g->running = &g->fibers[0];

@@ -111,6 +111,38 @@ MPS_SHIM_INLINE T pick(const fib::SimdView& v, long src, const T& fallback) {
 template <unsigned W>
 MPS_SHIM_INLINE unsigned index_in_group(const fib::SimdView& v) { return v.lane % W; }
 
+// A call site of a SIMD-group function, passed first by the translation
+// (frontend/simd_sites.cpp) so that the fiber engine matches operations by
+// call site: the running fiber carries it for the length of the call.
+template <unsigned S>
+struct Site {};
+class SiteScope {
+ public:
+  MPS_SHIM_INLINE explicit SiteScope(uint32_t site) {
+    fib::detail::Group* g = fib::detail::tls.group;
+    fiber_ = g ? g->running : nullptr;
+    if (fiber_) saved_ = fiber_->site, fiber_->site = site;
+  }
+  MPS_SHIM_INLINE ~SiteScope() {
+    if (fiber_) fiber_->site = saved_;
+  }
+  SiteScope(const SiteScope&) = delete;
+  SiteScope& operator=(const SiteScope&) = delete;
+
+ private:
+  fib::detail::Fiber* fiber_;
+  uint32_t saved_ = 0;
+};
+
+// The end of a divergent branch or loop holding SIMD-group functions
+// (frontend/simd_sites.h): on fibers, the SIMD-group's active lanes meet here.
+template <unsigned S>
+MPS_SHIM_INLINE void reconverge() {
+  if (!fib::detail::tls.group) return;
+  const SiteScope site(S);
+  fib::simd_barrier();
+}
+
 // The combining operations, shared by both engines so that they round alike.
 struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
 struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
@@ -263,6 +295,29 @@ MPS_GROUP_FUNCTIONS(quad, 4)
 #undef MPS_GROUP_FUNCTIONS
 
 MPS_SHIM_INLINE simd_vote simd_vote_all(bool x) { return simd_ballot(x); }
+
+// f(Site<S>, args...): f(args...) called from call site S.
+#define MPS_SITED(F)                                                                                   \
+  template <unsigned S, typename... A>                                                                \
+  MPS_SHIM_INLINE auto F(mps_host::simd::Site<S>, A&&... a)->decltype(F(static_cast<A&&>(a)...)) {   \
+    const mps_host::simd::SiteScope site(S);                                                          \
+    return F(static_cast<A&&>(a)...);                                                                 \
+  }
+#define MPS_SITED_GROUP(P)                                                                             \
+  MPS_SITED(P##_sum) MPS_SITED(P##_product) MPS_SITED(P##_min) MPS_SITED(P##_max) MPS_SITED(P##_and) \
+  MPS_SITED(P##_or) MPS_SITED(P##_xor) MPS_SITED(P##_prefix_inclusive_sum)                           \
+  MPS_SITED(P##_prefix_exclusive_sum) MPS_SITED(P##_prefix_inclusive_product)                        \
+  MPS_SITED(P##_prefix_exclusive_product) MPS_SITED(P##_shuffle) MPS_SITED(P##_broadcast)            \
+  MPS_SITED(P##_shuffle_up) MPS_SITED(P##_shuffle_down) MPS_SITED(P##_shuffle_xor)                   \
+  MPS_SITED(P##_shuffle_rotate_up) MPS_SITED(P##_shuffle_rotate_down)                                \
+  MPS_SITED(P##_shuffle_and_fill_up) MPS_SITED(P##_shuffle_and_fill_down)                            \
+  MPS_SITED(P##_broadcast_first) MPS_SITED(P##_ballot) MPS_SITED(P##_all) MPS_SITED(P##_any)         \
+  MPS_SITED(P##_is_first) MPS_SITED(P##_active_threads_mask)
+MPS_SITED_GROUP(simd)
+MPS_SITED_GROUP(quad)
+MPS_SITED(simd_vote_all)
+#undef MPS_SITED_GROUP
+#undef MPS_SITED
 
 }  // namespace metal
 
