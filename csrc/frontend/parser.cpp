@@ -457,8 +457,14 @@ class Parser {
       }
     if (mine.empty()) return;
     FissionResult split;
+    const int first_line = t_[d.body_open].line, last_line = t_[d.last].line;
+    const bool copy_failed =
+        std::any_of(options_.lane_loop_error_lines.begin(), options_.lane_loop_error_lines.end(),
+                    [&](int line) { return line >= first_line && line <= last_line; });
     if (!options_.lane_loops) {
       split.why_not = options_.lane_loops_off_reason;
+    } else if (copy_failed) {
+      split.why_not = concat("its lane-loop translation did not compile (", options_.lane_loop_error, ")");
     } else if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
       split.why_not = "an explicit specialisation";
     } else {

@@ -5,6 +5,9 @@
 // Throws CompileError, pointing at the user's line, for what it cannot honour.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "frontend/kernel_decl.h"
 #include "frontend/lexer.h"
 
@@ -16,6 +19,10 @@ struct ParseOptions {
   bool lane_loops = true;
   // With lane_loops off: why, as each fibers kernel's execution_note says it.
   std::string lane_loops_off_reason = "lane loops are turned off (MPS_SHIM_LANE_LOOPS=0)";
+  // Lines of library.metal where a lane-loop copy did not compile, with the
+  // first error: the kernels whose bodies hold them run on fibers.
+  std::vector<int> lane_loop_error_lines;
+  std::string lane_loop_error;
 };
 
 ParsedLibrary parse_library(const LexedSource& source, const ParseOptions& options = {});

@@ -36,9 +36,12 @@ struct ScopedDir {
   ~ScopedDir() { remove_tree(path); }
 };
 
-// Only the lane-loop copies of kernels (frontend/fission.h) failed to compile; the message is the first error.
+// Only the lane-loop copies of kernels (frontend/fission.h) failed to compile;
+// the message is the first error, `lines` where in library.metal they were.
 struct LaneLoopCopyError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  LaneLoopCopyError(const std::string& first, std::vector<int> lines)
+      : std::runtime_error(first), lines(std::move(lines)) {}
+  std::vector<int> lines;
 };
 
 class HostBackend : public Backend {
@@ -53,14 +56,25 @@ class HostBackend : public Backend {
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
     std::string module;
     try {
-      module = build_module(source, options);
-    } catch (const LaneLoopCopyError& e) {
       // Lane loops are an optimisation: a kernel whose translation does not
       // compile runs on fibers, and says why (the module is cached under the
-      // same key, so the failed translation is not tried again).
-      options.lane_loops = false;
-      options.lane_loops_off_reason = concat("its lane-loop translation did not compile (", e.what(), ")");
-      module = build_module(source, options);
+      // same key, so the failed translation is not tried again). First only
+      // the kernels whose copies failed, then, if that does not settle it, all.
+      for (int round = 0;; ++round) {
+        try {
+          module = build_module(source, options);
+          break;
+        } catch (const LaneLoopCopyError& e) {
+          const size_t before = options.lane_loop_error_lines.size();
+          if (options.lane_loop_error.empty()) options.lane_loop_error = e.what();
+          options.lane_loop_error_lines.insert(options.lane_loop_error_lines.end(), e.lines.begin(), e.lines.end());
+          if (round < 3 && !e.lines.empty() && options.lane_loop_error_lines.size() > before) continue;
+          options.lane_loops = false;
+          options.lane_loops_off_reason = concat("its lane-loop translation did not compile (", e.what(), ")");
+          module = build_module(source, options);
+          break;
+        }
+      }
     } catch (const CompileError& e) {
       // An error the compiler reports at the user's line may still come from a
       // lane-loop copy (a template instantiated from one): if the library
@@ -103,7 +117,7 @@ class HostBackend : public Backend {
     argv.insert(argv.end(), {"-I" + include_dir, "-include", "mps_host_metal.h", "library.cpp", "-o", "library.so"});
     const ProcessResult r = run_process(argv, work.path);
     if (r.exit_code != 0) {
-      if (options.lane_loops && only_copies_failed(r.err)) throw LaneLoopCopyError(first_error(r.err));
+      if (options.lane_loops && only_copies_failed(r.err)) throw LaneLoopCopyError(first_error(r.err), copy_lines(r.err));
       throw CompileError(concat("Metal compilation failed:\n", tidy_diagnostics(r.err)));
     }
     std::string module;
@@ -182,6 +196,16 @@ class HostBackend : public Backend {
       (in_copy(text) ? copies : originals) = true;
     });
     return copies && !originals;
+  }
+
+  // The library.metal lines of the errors in lane-loop copies.
+  static std::vector<int> copy_lines(const std::string& err) {
+    std::vector<int> lines;
+    const std::string prefix = concat(frontend::kSourceName, frontend::kCopySuffix, ":");
+    for_each_line(err, [&](const std::string& text) {
+      if (is_error_line(text) && text.rfind(prefix, 0) == 0) lines.push_back(std::atoi(text.c_str() + prefix.size()));
+    });
+    return lines;
   }
 
   static std::string first_error(const std::string& err) {

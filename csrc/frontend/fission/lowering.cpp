@@ -61,6 +61,11 @@ std::string Splitter::render(size_t first, size_t last, const std::map<size_t, s
                        (k == frame_->final_return ? "; return false; }" : "; mps_host::hold_out(mps_g, mps_lane); return false; }");
     } else if (auto h = hoisted_.find(k); h != hoisted_.end() && !own.count(k)) {
       own[k] = h->second;
+    } else if (t_[k].is("decltype") && k + 3 <= last && t_[k + 1].is("(") && t_[k + 3].is(")") &&
+               lane_var(t_[k + 2].text) && !own.count(k)) {
+      // A thread's variable is a reference to its array element here: its declared type is the element's.
+      own[k] = "std::remove_reference_t<decltype";
+      own[k + 3] = ")>";
     } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
       own[k] = std::string(t_[k].text.size(), ' ');
     }
@@ -354,6 +359,9 @@ bool Splitter::lane_value(const Stmt& s, const Declaration& d, bool replay) {
 }
 
 const Splitter::LaneVar* Splitter::lane_var(std::string_view name) const {
+  if (region_vars_)
+    for (size_t k = region_vars_->size(); k-- > 0;)
+      if ((*region_vars_)[k].name == name) return &(*region_vars_)[k];
   for (size_t k = lane_vars_.size(); k-- > frame_->lane_vars_begin;)
     if (lane_vars_[k].name == name) return &lane_vars_[k];
   return nullptr;
@@ -491,6 +499,11 @@ bool Splitter::lane_loop(const std::vector<const Stmt*>& all, const std::vector<
   std::string body, before;  // before: the types of auto variables, ahead of the loop
   std::string locals;        // the loop's own declarations so far, for those types
   std::vector<LaneVar> declared_here;
+  struct Scope {  // render() sees the loop's own per-thread variables while it is written
+    const std::vector<LaneVar>*& vars;
+    ~Scope() { vars = nullptr; }
+  } scope{region_vars_};
+  region_vars_ = &declared_here;
   for (const Stmt* s : region) {
     const auto d = declaration(*s);
     bool kept = false;  // a declarator used after the loop

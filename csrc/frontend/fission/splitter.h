@@ -145,8 +145,10 @@ class Splitter {
   struct LaneVar {
     std::string name, array;
   };
-  // The innermost per-thread variable of that name in scope, if any.
+  // The innermost per-thread variable of that name in scope, if any (those of
+  // the lane loop being written included).
   const LaneVar* lane_var(std::string_view name) const;
+  const std::vector<LaneVar>* region_vars_ = nullptr;
 
   // Statements of one block in which barriers sit.
   enum class Role {
