@@ -60,6 +60,23 @@ kernel void shuffle_loops(device long* out, constant long* x, uint i [[thread_po
     out[2 * i + 1] = m;
 }
 
+// SIMD calls some threads skip within one statement: odd lanes sum, then every lane takes the max;
+// and two calls of one function on the two sides of `?:`, which divergent lanes run as two operations.
+kernel void conditional_calls(device float* out, constant float* x, uint i [[thread_position_in_grid]],
+                              uint lane [[thread_index_in_simdgroup]]) {
+    const float v = x[i];
+    const float a = (lane & 1 ? simd_sum(v) : 0.0f) + simd_max(v);
+    const float b = lane < 10 ? simd_sum(v) : simd_sum(2.0f * v);
+    out[2 * i] = a;
+    out[2 * i + 1] = b;
+}
+
+kernel void alternatives(device float* out, constant float* x, uint i [[thread_position_in_grid]],
+                         uint lane [[thread_index_in_simdgroup]]) {
+    const float v = x[i];
+    out[i] = lane < 10 ? simd_sum(v) : simd_sum(2.0f * v);
+}
+
 // Eleven SIMD operations in one statement.
 kernel void many_ops(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
     const float v = x[i];
@@ -132,3 +149,20 @@ def test_any_number_of_operations_in_a_statement(lib):
     expect += np.repeat(s[:, 5], 32) + x.reshape(-1, 32)[:, np.arange(32) ^ 3].reshape(-1)
     np.testing.assert_array_equal(out, expect)
     assert lib.library.kernels["many_ops"]["execution"] == "lane_loops"
+
+
+def test_simd_calls_under_conditional_operators(lib):
+    x = ints(64, 6)
+    out = np.zeros((64, 2), np.float32)
+    lib.conditional_calls(out, x, threads=64, group_size=64)
+    s = simd(x)
+    lane = np.tile(np.arange(32), 2)
+    odd_sum = np.repeat(s[:, 1::2].sum(1), 32)
+    np.testing.assert_array_equal(out[:, 0], np.where(lane & 1, odd_sum, 0) + np.repeat(s.max(1), 32))
+    np.testing.assert_array_equal(out[:, 1], np.where(lane < 10, np.repeat(s[:, :10].sum(1), 32),
+                                                      np.repeat(2 * s[:, 10:].sum(1), 32)))
+    assert lib.library.kernels["conditional_calls"]["execution"] == "fibers"   # replaying would shift the max
+    alt = np.zeros(64, np.float32)
+    lib.alternatives(alt, x, threads=64, group_size=64)
+    np.testing.assert_array_equal(alt, out[:, 1])
+    assert lib.library.kernels["alternatives"]["execution"] == "lane_loops"

@@ -120,6 +120,10 @@ bool Splitter::block(const std::vector<Stmt>& stmts) {
 
 namespace {
 
+const char* const kShifted =
+    "a statement calls SIMD-group functions under a conditional operator and after it (replayed, a thread "
+    "that skips one would meet the next call's operation early)";
+
 // Metal's SIMD-group and quad-group functions that mps_host::lanes computes for
 // a whole group (mps_host_lane_simd.h), with their number of arguments.
 int lane_vector_arity(std::string_view name) {
@@ -271,6 +275,33 @@ bool Splitter::movable_group_declaration(const Stmt& s, const std::vector<const 
   return true;
 }
 
+bool Splitter::shifted_simd_calls(size_t first, size_t last) const {
+  std::vector<size_t> calls;
+  std::vector<bool> in_args(last - first + 1);  // inside a SIMD call's arguments: evaluated before the call
+  for (auto it = syncs_.lower_bound(first); it != syncs_.end() && *it <= last; ++it) {
+    calls.push_back(*it);
+    if (at(*it + 1, "("))
+      for (size_t k = *it + 1, e = std::min(matching_bracket(t_, *it + 1), last); k <= e; ++k) in_args[k - first] = true;
+  }
+  if (calls.size() < 2) return false;
+  size_t question = 0, colon = 0, n_questions = 0, n_colons = 0;
+  bool logical = false;
+  for (size_t k = first, depth = 0; k <= last; ++k) {
+    if (t_[k].is("(") || t_[k].is("[") || t_[k].is("{")) ++depth;
+    if (t_[k].is(")") || t_[k].is("]") || t_[k].is("}")) --depth;
+    if (in_args[k - first]) continue;
+    if (t_[k].is("&&") || t_[k].is("||")) logical = true;
+    if (t_[k].is("?")) n_questions++, question = depth == 0 ? k : 0;
+    if (t_[k].is(":")) n_colons++, colon = depth == 0 ? k : 0;
+  }
+  if (!logical && n_questions == 0) return false;
+  // `c ? f(x) : g(y)`: each thread runs one of two calls, one operation each.
+  if (!logical && n_questions == 1 && n_colons == 1 && question && colon > question &&
+      !has_sync(first, question) && calls.size() == 2 && calls[0] < colon && calls[1] > colon)
+    return false;
+  return true;
+}
+
 bool Splitter::simd_statement(const Stmt& s) {
   struct Done {  // the hoisted calls' rewrites end with the statement
     std::map<size_t, std::string>& h;
@@ -284,6 +315,7 @@ bool Splitter::simd_statement(const Stmt& s) {
     const std::string hold = s.first == frame_->final_return ? "" : "mps_host::hold_out(mps_g, mps_lane);\n";
     out_ += line_marker(s.first);
     const bool replay = !hoist_simd_calls(s.first + 1, s.last - 1);
+    if (replay && shifted_simd_calls(s.first + 1, s.last - 1)) return fail(kShifted);
     if (!replay) {  // the thread's result in one pass
       out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = " +
               (t_[s.first + 1].is("{") ? result_type() + " " : "") + render(s.first + 1, s.last - 1) + ";\n" + hold +
@@ -304,7 +336,9 @@ bool Splitter::simd_statement(const Stmt& s) {
       return fail("a SIMD-group function in a statement other than `[type] x = expr;` or `lvalue = expr;` "
                   "free of side effects");
     out_ += line_marker(s.first);
-    return lane_value(s, *d, !hoist_simd_calls(init + 1, s.last - 1));
+    const bool replay = !hoist_simd_calls(init + 1, s.last - 1);
+    if (replay && shifted_simd_calls(init + 1, s.last - 1)) return fail(kShifted);
+    return lane_value(s, *d, replay);
   }
   // `lvalue op= expr;`: the values of expr first (replayed), then one plain store per thread.
   size_t eq = s.first;
@@ -317,6 +351,7 @@ bool Splitter::simd_statement(const Stmt& s) {
   const std::string values = "mps_lane_" + std::to_string(next_array_++) + "_value";
   out_ += line_marker(s.first);
   const bool replay = !hoist_simd_calls(eq + 1, s.last - 1);
+  if (replay && shifted_simd_calls(eq + 1, s.last - 1)) return fail(kShifted);
   if (!replay && eq == s.first + 1 && t_[s.first].is_identifier()) {  // `x op= expr;` on the thread's own x: one pass
     out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + render(s.first, s.last) +
             "\nreturn false;\n});\n";

@@ -194,6 +194,9 @@ class Splitter {
   // group-level call, and makes render() read the call's result per thread
   // (hoisted_). The statement then runs as one plain loop, not replayed.
   bool hoist_simd_calls(size_t first, size_t last);
+  // Replaying would match a SIMD call some threads skip (under `?:`, `&&` or
+  // `||`) with a later call of others: such statements need fibers.
+  bool shifted_simd_calls(size_t first, size_t last) const;
   // A call hoist_simd_calls can handle: one of Metal's SIMD functions, or a
   // lambda of the frame whose body is `{ return expr; }` with such calls.
   struct HoistedCall {

@@ -760,6 +760,7 @@ struct LaneExchange {
   bool no_memory;  // no memory for an operation's state
   bool deposited;  // a thread deposited for operation `resolved` in this pass
   unsigned lane, op, resolved;
+  uint32_t site;   // the call site of the SIMD function being called (0: not told)
   LaneOp** ops;    // ops[k], k < n_ops, mapped
   unsigned n_ops, ops_capacity;
   // Lanes that deposited for operation `resolved` in this pass. A lane only
@@ -814,6 +815,7 @@ __attribute__((noinline)) inline void close_deposits(LaneExchange* x, unsigned n
 // `kind` tells apart the functions of a SIMD-group that meet at one step.
 inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, const void* value, size_t n,
                                                            const void* kind = nullptr) {
+  if (x->site) kind = reinterpret_cast<const void*>(uintptr_t(x->site));  // the call site tells operations apart
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
   if (x->replaying && k < x->resolved) {
     const LaneOp* o = x->ops[k];

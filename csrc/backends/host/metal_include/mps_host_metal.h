@@ -584,6 +584,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
   x.replaying = false;
   x.failed = false;
   x.no_memory = false;
+  x.site = 0;
   fibers::detail::tls.lanes = &x;
   GroupLanes g;
   g.grid = uint3(L->grid[0], L->grid[1], L->grid[2]);

@@ -119,18 +119,22 @@ struct Site {};
 class SiteScope {
  public:
   MPS_SHIM_INLINE explicit SiteScope(uint32_t site) {
-    fib::detail::Group* g = fib::detail::tls.group;
-    fiber_ = g ? g->running : nullptr;
+    fib::detail::ThreadSlots& slots = fib::detail::tls;
+    fiber_ = slots.group ? slots.group->running : nullptr;
+    lanes_ = slots.group ? nullptr : slots.lanes;
     if (fiber_) saved_ = fiber_->site, fiber_->site = site;
+    if (lanes_) saved_ = lanes_->site, lanes_->site = site;
   }
   MPS_SHIM_INLINE ~SiteScope() {
     if (fiber_) fiber_->site = saved_;
+    if (lanes_) lanes_->site = saved_;
   }
   SiteScope(const SiteScope&) = delete;
   SiteScope& operator=(const SiteScope&) = delete;
 
  private:
   fib::detail::Fiber* fiber_;
+  fib::detail::LaneExchange* lanes_;  // lane loops: the exchange tells operations apart by site
   uint32_t saved_ = 0;
 };
 
