@@ -120,8 +120,10 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
   if (q > s.first && t_[q - 1].is("::")) --q;
   std::optional<Declaration> caller_decl;
   std::optional<size_t> assigned;  // `x = f(args);`
+  const bool returned = q == s.first + 1 && t_[s.first].is("return") && !frame_->result.empty();  // `return f(args);`
   if (q == s.first + 2 && t_[s.first].is_identifier() && t_[s.first + 1].is("=")) {
     assigned = s.first;
+  } else if (returned) {
   } else if (q != s.first) {
     caller_decl = declaration(s);
     if (!caller_decl || !caller_decl->single || caller_decl->name + 2 != q || !t_[caller_decl->name + 1].is("="))
@@ -224,6 +226,12 @@ bool Splitter::inline_call(const Stmt& s, size_t w) {
     insertions_.push_back({last, selectors});
   }
 
+  if (returned) {  // the caller's own result, as simd_statement's `return expr;`
+    if (is_void) return fail(cannot + "it returns nothing");
+    out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + frame_->result + "[mps_lane] = mps_call_" +
+            id + "[mps_lane];\n" + (s.first == frame_->final_return ? "" : "mps_host::hold_out(mps_g, mps_lane);\n") +
+            "return false;\n});\n";
+  }
   if (assigned) {
     if (is_void) return fail(cannot + "it returns nothing");
     out_ += lane_lambda_open("mps_host::for_each_lane(mps_g, ", "bool") + std::string(t_[*assigned].text) +

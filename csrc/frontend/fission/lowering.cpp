@@ -307,7 +307,7 @@ bool Splitter::simd_statement(const Stmt& s) {
     std::map<size_t, std::string>& h;
     ~Done() { h.clear(); }
   } done{hoisted_};
-  if (!t_[s.first].is("return") && try_inline_simd_call(s)) return true;
+  if (try_inline_simd_call(s)) return true;
   if (t_[s.first].is("return")) {  // the last statement of an inlined function
     if (frame_->result.empty() || !side_effect_free(s.first + 1, s.last - 1))
       return fail("a SIMD-group function in a return statement of a kernel or void function");
