@@ -221,6 +221,14 @@ std::string Splitter::hoist_call(const HoistedCall& c) {
       }
     }
     const std::string array = id + "_" + std::to_string(j);
+    bool rewritten = false;  // reads a hoisted result or a lambda's parameter
+    for (size_t k = args[j].first; k <= args[j].second; ++k) rewritten = rewritten || hoisted_.count(k);
+    if (!shape && j > 0 && !rewritten && !uses_varying(args[j].first, args[j].second) &&
+        side_effect_free(args[j].first, args[j].second)) {  // a lane index, delta or fill: the same for all
+      out_ += "auto " + array + " = mps_host::lanes::uniform(" + render(args[j].first, args[j].second) + ");\n";
+      arrays.push_back(array);
+      continue;
+    }
     const std::string type = shape ? "std::decay_t<" + tokens_text(shape->params[j].first) + ">" : "auto";
     out_ += "auto " + array + " = mps_host::collect_lanes<" + std::to_string(r_.max_threads) + ", false>(mps_g, " +
             lane_lambda_open("", type) + "return " + render(args[j].first, args[j].second) + ";\n});\n";

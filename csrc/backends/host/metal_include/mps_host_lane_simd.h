@@ -59,6 +59,21 @@ template <typename T, size_t N>
 MPS_SHIM_INLINE T* lane_data(T (&x)[N]) { return x; }
 template <typename V>
 using element_t = std::remove_pointer_t<decltype(lane_data(std::declval<V&>()))>;
+
+// An argument that is the same for every thread (a literal, a group-wide
+// value): evaluated once, read by every lane.
+template <typename T>
+struct Uniform {
+  T value;
+};
+template <typename T>
+MPS_SHIM_INLINE Uniform<T> uniform(const T& v) { return Uniform<T>{v}; }
+template <typename V>
+MPS_SHIM_INLINE decltype(auto) lane_at(V& x, unsigned lane) { return lane_data(x)[lane]; }
+template <typename T>
+MPS_SHIM_INLINE const T& lane_at(const Uniform<T>& x, unsigned) { return x.value; }
+template <typename T>
+MPS_SHIM_INLINE const T& lane_at(Uniform<T>& x, unsigned) { return x.value; }
 template <typename V>
 using lane_values_t = LaneValues<element_t<V>, 1024>;
 
@@ -122,7 +137,7 @@ MPS_SHIM_INLINE lane_values_t<V> per_lane(GroupLanes& g, F f) {
 }
 
 template <typename S>
-MPS_SHIM_INLINE long delta_of(S& d, unsigned lane) { return long((unsigned short)(lane_data(d)[lane])); }
+MPS_SHIM_INLINE long delta_of(S& d, unsigned lane) { return long((unsigned short)(lane_at(d, lane))); }
 
 // Which of a library function's overloads the compiler picks, and the type
 // template arguments it deduced: the lane-loop translation declares one
@@ -148,18 +163,27 @@ Choice<I, T...> choose(R*);
 template <unsigned W, bool kDown, typename V, typename F, typename D, typename M>
 MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& delta, M* modulo) {
   using T = element_t<V>;
-  auto&& fill_values = lane_cast<T>(g, filling);
   const T* d = lane_data(data);
-  const T* f = lane_data(fill_values);
+  // The filling of lane `from` (the caller's where from is inactive or outside the group).
+  auto fill_from = [&](const ActiveLanes& a, unsigned l, long src) __attribute__((always_inline)) -> T {
+    if constexpr (std::is_same_v<F, Uniform<T>>) {
+      return filling.value;
+    } else {
+      const unsigned from = l / W * W + unsigned(src);
+      const bool ok = src >= 0 && src < long(W) && ((a.mask[l / 32] >> (from % 32)) & 1u);
+      return T(lane_at(filling, ok ? from : l));
+    }
+  };
   return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long idx) __attribute__((always_inline)) {
     const long step = delta_of(delta, l), mod = modulo ? delta_of(*modulo, l) : long(W);
     const long seg = idx / mod * mod;
+    const T own_fill = T(lane_at(filling, l));
     if (kDown) {
-      if (idx - seg + step < mod) return pick<W>(a, d, l, idx + step, f[l]);
-      return pick<W>(a, f, l, idx + step - mod, f[l]);
+      if (idx - seg + step < mod) return pick<W>(a, d, l, idx + step, own_fill);
+      return fill_from(a, l, idx + step - mod);
     }
-    if (idx - seg >= step) return pick<W>(a, d, l, idx - step, f[l]);
-    return pick<W>(a, f, l, seg + mod - (step - (idx - seg)), f[l]);
+    if (idx - seg >= step) return pick<W>(a, d, l, idx - step, own_fill);
+    return fill_from(a, l, seg + mod - (step - (idx - seg)));
   });
 }
 
@@ -215,7 +239,7 @@ MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& del
   template <typename V, typename S>                                                                           \
   MPS_SHIM_INLINE auto P##_shuffle_xor(GroupLanes& g, V& x, S& d) {                                              \
     return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long i) __attribute__((always_inline)) {   \
-      return pick<W>(a, lane_data(x), l, long(unsigned(i) ^ (unsigned short)(lane_data(d)[l])), lane_data(x)[l]);                          \
+      return pick<W>(a, lane_data(x), l, long(unsigned(i) ^ (unsigned short)(lane_at(d, l))), lane_data(x)[l]);                          \
     });                                                                                                       \
   }                                                                                                           \
   template <typename V, typename F, typename D>                                                                \
