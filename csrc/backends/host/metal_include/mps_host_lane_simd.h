@@ -101,7 +101,7 @@ MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& values) {
 // Inclusive or exclusive scans in lane order, starting from `identity`, as
 // simd::scan computes them lane by lane.
 template <unsigned W, bool kInclusive, typename Op, typename V>
-MPS_SHIM_INLINE lane_values_t<V> scan(GroupLanes& g, V& values, element_t<V> identity) {
+__attribute__((noinline)) lane_values_t<V> scan(GroupLanes& g, V& values, element_t<V> identity) {
   const element_t<V>* x = lane_data(values);
   const ActiveLanes a(g);
   lane_values_t<V> out;
@@ -126,9 +126,11 @@ MPS_SHIM_INLINE const T& pick(const ActiveLanes& a, const T* x, unsigned lane, l
   return (a.mask[lane / 32] >> (from % 32)) & 1u ? x[from] : fallback;
 }
 
-// out[lane] = f(lane, index in group) for the running threads.
+// out[lane] = f(lane, index in group) for the running threads. Out of line
+// (scans too): scalar per lane anyway, and inlined into the group function the
+// shuffles of a SIMD-heavy kernel tripled g++'s time.
 template <unsigned W, typename V, typename F>
-MPS_SHIM_INLINE lane_values_t<V> per_lane(GroupLanes& g, F f) {
+__attribute__((noinline)) lane_values_t<V> per_lane(GroupLanes& g, F f) {
   const ActiveLanes a(g);
   lane_values_t<V> out;
   for (unsigned lane = 0; lane < g.n; ++lane)
@@ -162,6 +164,7 @@ Choice<I, T...> choose(R*);
 // filling from the segment's other end; an inactive source gives the caller's filling.
 template <unsigned W, bool kDown, typename V, typename F, typename D, typename M>
 MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& delta, M* modulo) {
+  // Without a modulo the segment is the group: W, a constant (no division per lane).
   using T = element_t<V>;
   const T* d = lane_data(data);
   // The filling of lane `from` (the caller's where from is inactive or outside the group).
@@ -175,7 +178,9 @@ MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& del
     }
   };
   return per_lane<W, V>(g, [&](const ActiveLanes& a, unsigned l, long idx) __attribute__((always_inline)) {
-    const long step = delta_of(delta, l), mod = modulo ? delta_of(*modulo, l) : long(W);
+    const long step = delta_of(delta, l);
+    long mod = long(W);
+    if constexpr (!std::is_same_v<M, std::nullptr_t>) mod = delta_of(*modulo, l);
     const long seg = idx / mod * mod;
     const T own_fill = T(lane_at(filling, l));
     if (kDown) {
@@ -244,7 +249,7 @@ MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& del
   }                                                                                                           \
   template <typename V, typename F, typename D>                                                                \
   MPS_SHIM_INLINE auto P##_shuffle_and_fill_down(GroupLanes& g, V& x, F& fill, D& d) {                       \
-    return shuffle_and_fill<W, true>(g, x, fill, d, (D*)nullptr);                                             \
+    return shuffle_and_fill<W, true>(g, x, fill, d, (std::nullptr_t*)nullptr);                                             \
   }                                                                                                           \
   template <typename V, typename F, typename D, typename M>                                                    \
   MPS_SHIM_INLINE auto P##_shuffle_and_fill_down(GroupLanes& g, V& x, F& fill, D& d, M& mod) {               \
@@ -252,7 +257,7 @@ MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& del
   }                                                                                                           \
   template <typename V, typename F, typename D>                                                                \
   MPS_SHIM_INLINE auto P##_shuffle_and_fill_up(GroupLanes& g, V& x, F& fill, D& d) {                         \
-    return shuffle_and_fill<W, false>(g, x, fill, d, (D*)nullptr);                                            \
+    return shuffle_and_fill<W, false>(g, x, fill, d, (std::nullptr_t*)nullptr);                                            \
   }                                                                                                           \
   template <typename V, typename F, typename D, typename M>                                                    \
   MPS_SHIM_INLINE auto P##_shuffle_and_fill_up(GroupLanes& g, V& x, F& fill, D& d, M& mod) {                 \
