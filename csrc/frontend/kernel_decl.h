@@ -66,7 +66,7 @@ struct KernelDecl {
     Independent = 0,  // no thread waits for another: one after another (vectorisable)
     Fibers = 1,       // threads may wait for each other anywhere: one fiber per thread
     LaneLoops = 2,    // barriers in uniform control flow only: <function>__mps_lanes runs
-                      // one loop over the threads per stretch between barriers (fission.h)
+                      // one loop over the threads per stretch between barriers (backends/host/lane_loops.h)
   };
   Execution execution = Execution::Independent;
   std::string execution_note;  // for Fibers: why the kernel could not run as lane loops

@@ -7,7 +7,7 @@
 
 #include "frontend/diagnostics.h"
 #include "frontend/call_graph.h"
-#include "frontend/fission.h"
+#include "backends/host/lane_loops.h"
 #include "frontend/overloads.h"
 
 namespace mps_shim::frontend {

@@ -15,7 +15,7 @@
 #include "backends/host/kernel_cache.h"
 #include "backends/host/ops/host_ops.h"
 #include "backends/host/toolchain.h"
-#include "frontend/fission.h"
+#include "backends/host/lane_loops.h"
 #include "frontend/lexer.h"
 #include "frontend/parser.h"
 #include "frontend/preprocess.h"
@@ -35,7 +35,7 @@ struct ScopedDir {
   ~ScopedDir() { remove_tree(path); }
 };
 
-// Only the lane-loop copies of kernels (frontend/fission.h) failed to compile; the message is the first error.
+// Only the lane-loop copies of kernels (lane_loops.h) failed to compile; the message is the first error.
 struct LaneLoopCopyError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -181,7 +181,7 @@ class HostBackend : public Backend {
 
   // Keeps the compiler's messages about the user's source and drops the
   // "In file included from" chatter; the first lines are the useful ones.
-  // Messages about the lane-loop copies of kernels (frontend/fission.h) repeat
+  // Messages about the lane-loop copies of kernels (lane_loops.h) repeat
   // those about the original lines, so they go when the original has errors.
   static std::string tidy_diagnostics(const std::string& err) {
     struct Line {
