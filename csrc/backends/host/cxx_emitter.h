@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include "frontend/kernel_decl.h"
+#include "backends/host/host_lowering.h"
 
 namespace mps_shim::host {
 
-std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibrary& library);
+std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library);
 
 }  // namespace mps_shim::host

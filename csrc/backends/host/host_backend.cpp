@@ -11,6 +11,7 @@
 
 #include "backends/host/cxx_emitter.h"
 #include "backends/host/executor.h"
+#include "backends/host/host_lowering.h"
 #include "backends/host/host_module.h"
 #include "backends/host/kernel_cache.h"
 #include "backends/host/ops/host_ops.h"
@@ -46,7 +47,7 @@ class HostBackend : public Backend {
 
   std::unique_ptr<CompiledLibrary> compile(const std::string& source) override {
     KernelCache& cache = KernelCache::instance();
-    frontend::ParseOptions options;
+    LoweringOptions options;
     if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") options.lane_loops = false;
     const std::string key = cache.key(source, options.lane_loops ? "" : "lane_loops=0");
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
@@ -69,7 +70,7 @@ class HostBackend : public Backend {
 
   // Metal source -> shared object bytes. Throws CompileError for the user's
   // errors, LaneLoopCopyError when only the lane-loop copies of kernels failed.
-  std::string build_module(const std::string& source, const frontend::ParseOptions& options) {
+  std::string build_module(const std::string& source, const LoweringOptions& options) {
     KernelCache& cache = KernelCache::instance();
     const Toolchain& tc = toolchain();
     ScopedDir work{cache.work_dir()};
@@ -78,8 +79,8 @@ class HostBackend : public Backend {
     start_precompiled_header(include_dir);
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
-    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed, options);
-    const std::string cxx = emit_cxx(pre, parsed);
+    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
+    const std::string cxx = emit_cxx(pre, lower_for_host(lexed, parsed, options));
     write_file_atomic(join_path(work.path, "library.cpp"), cxx);
     // For engine developers: the translation of the last library compiled.
     if (const char* keep = std::getenv("MPS_SHIM_KEEP_CXX"); keep && *keep)  // the fallback build beside it
