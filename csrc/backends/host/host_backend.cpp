@@ -20,7 +20,7 @@
 #include "frontend/lexer.h"
 #include "frontend/parser.h"
 #include "frontend/preprocess.h"
-#include "runtime/backend.h"
+#include "runtime/backend_registry.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -223,15 +223,11 @@ class HostBackend : public Backend {
   }
 };
 
+// The CPU is always there; a missing compiler is reported when a library is compiled.
+std::string host_unavailable() { return ""; }
+
+MPS_SHIM_REGISTER_BACKEND("host", HostBackend, host_unavailable);
+
 }  // namespace
 
 }  // namespace mps_shim::host
-
-namespace mps_shim {
-
-Backend& backend() {
-  static Backend* instance = new host::HostBackend();  // process lifetime: handles may outlive statics
-  return *instance;
-}
-
-}  // namespace mps_shim
