@@ -5,8 +5,10 @@ link to it directly, and the cffi extension links to this same file so that one
 process has one runtime. setup.py calls build_library(); developers can also run
 `python build_native.py OUT_DIR` for a quick rebuild.
 
-The host engine's Metal compatibility headers (csrc/backends/host/metal_include)
-are embedded into the library as string literals, so the .so is self-contained.
+The host engine's headers (csrc/backends/host/metal_include: the entry header,
+metal/ for Metal's standard library, host/ for the host runtime) are embedded
+into the library as string literals, with their relative paths, so the .so is
+self-contained.
 """
 import concurrent.futures
 import hashlib
@@ -24,6 +26,7 @@ NATIVE_OUT = os.path.join(ROOT, "build", "native", "lib")
 
 # The ABI sources are Objective-C++ in the C++ subset: g++ builds them as C++.
 _LANGUAGE_FLAG = {".cpp": "c++", ".mm": "objective-c++" if sys.platform == "darwin" else "c++"}
+# Backends built on one platform only (folder under csrc/backends -> sys.platform).
 _PLATFORM_ONLY = {"metal": "darwin"}
 
 
@@ -31,7 +34,7 @@ def _sources():
     found = []
     for folder, dirs, files in os.walk(CSRC):
         rel = os.path.relpath(folder, CSRC).split(os.sep)
-        if any(part in _PLATFORM_ONLY and _PLATFORM_ONLY[part] != sys.platform for part in rel):
+        if rel[0] == "backends" and len(rel) > 1 and _PLATFORM_ONLY.get(rel[1], sys.platform) != sys.platform:
             continue
         dirs.sort()
         found += [os.path.join(folder, f) for f in sorted(files) if os.path.splitext(f)[1] in _LANGUAGE_FLAG]
@@ -40,10 +43,14 @@ def _sources():
 
 def _embed_metal_headers(out_path):
     """Writes a C++ file that holds every compatibility header as a raw string."""
-    names = sorted(os.listdir(METAL_INCLUDE))
+    names = []  # paths relative to METAL_INCLUDE, '/'-separated: the include folder keeps the layout
+    for folder, dirs, files in os.walk(METAL_INCLUDE):
+        dirs.sort()
+        rel = os.path.relpath(folder, METAL_INCLUDE)
+        names += [f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}" for f in sorted(files)]
     lines = ['#include "backends/host/embedded_headers.h"', "namespace mps_shim::host {", "const EmbeddedFile kEmbeddedHeaders[] = {"]
     for name in names:
-        with open(os.path.join(METAL_INCLUDE, name), encoding="utf-8") as f:
+        with open(os.path.join(METAL_INCLUDE, *name.split("/")), encoding="utf-8") as f:
             text = f.read()
         delim = "MPSSHIM"
         while f"){delim}\"" in text:

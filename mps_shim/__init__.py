@@ -21,13 +21,19 @@ __version__ = "0.1.0"
 
 
 def backend_name():
-    """The engine that runs kernels: "host" (the CPU) for now."""
-    return ffi.string(lib.mps_shim_backend_name()).decode()
+    """The engine that runs kernels, as MPS_SHIM_BACKEND selects: "host" (the CPU) for now."""
+    name = ffi.string(lib.mps_shim_backend_name()).decode()
+    if not name:
+        raise errors._last_exception()
+    return name
 
 
 def runtime_info():
-    """Version, backend, compiler, cache folder and worker threads, as a dict."""
-    return json.loads(ffi.string(lib.mps_shim_runtime_info()).decode())
+    """Version, registered backends, selected backend, compiler, cache folder and worker threads, as a dict."""
+    info = lib.mps_shim_runtime_info()
+    if info == ffi.NULL:
+        raise errors._last_exception()
+    return json.loads(ffi.string(info).decode())
 
 
 def synchronize():

@@ -88,6 +88,8 @@ def cmd_info(args):
         print(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
+            if key == "backends":  # name: "available" or why not
+                value = ", ".join(f"{name} ({state})" for name, state in value.items())
             print(f"{key:>22}: {value}")
     return 0
 

@@ -138,6 +138,22 @@ def test_info_text(run_cli):
     assert fields["threads"] == "3"
 
 
+def test_info_lists_registered_backends(run_cli):
+    r = run_cli("info", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["backends"]["host"] == "available"
+    r = run_cli("info")
+    assert "host (available)" in r.stdout
+
+
+def test_unknown_backend_names_the_registered_ones(run_cli):
+    r = run_cli("info", env={"MPS_SHIM_BACKEND": "nope"})
+    assert r.returncode == 1
+    assert "MPS_SHIM_BACKEND=nope: no such backend (registered: host" in r.stderr
+    r = run_cli("info", env={"MPS_SHIM_BACKEND": "host"})
+    assert r.returncode == 0, r.stderr
+
+
 def test_demo(run_cli):
     r = run_cli("demo")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,4 +1,4 @@
-"""Threadgroup execution with fibers (csrc/backends/host/metal_include/mps_host_fibers.h).
+"""Threadgroup execution with fibers (csrc/backends/host/metal_include/host/mps_host_fibers.h).
 
 tests/fibers/fiber_test.cpp is compiled with the system C++ compiler and run: it
 checks barriers (tree reductions for 1..1024 threads, early returns), SIMD-group
@@ -21,7 +21,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-INCLUDE = os.path.join(REPO, "csrc", "backends", "host", "metal_include")
+INCLUDE = os.path.join(REPO, "csrc", "backends", "host", "metal_include", "host")
 FIBERS = os.path.join(HERE, "fibers")
 
 pytestmark = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""Lane loops (csrc/frontend/fission/): a kernel whose barriers and SIMD-group
+"""Lane loops (csrc/backends/host/lane_loops/): a kernel whose barriers and SIMD-group
 functions sit where the splitter can see them runs each threadgroup as one loop
 over its threads per stretch of code between them; anything else falls back to
 fibers, with a note saying why.

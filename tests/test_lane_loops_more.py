@@ -1,5 +1,5 @@
 """Lane loops under pressure: replayed SIMD statements, divergent branches,
-inlined group functions (csrc/frontend/fission/, mps_host_metal.h).
+inlined group functions (csrc/backends/host/lane_loops/, mps_host_metal.h).
 
 Every kernel of SOURCE is compiled twice: as written (it must run as lane
 loops) and with FORCE opening a switch that holds a simdgroup_barrier, which

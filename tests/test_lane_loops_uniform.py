@@ -1,4 +1,4 @@
-"""Group-uniform statements in lane loops (csrc/frontend/fission/uniform.cpp):
+"""Group-uniform statements in lane loops (csrc/backends/host/lane_loops/uniform.cpp):
 statements between barriers whose every read is the same for all threads of
 the group run once for the group, and their variables become group-level.
 

@@ -1,9 +1,11 @@
 // mps_shim_*: our extensions beside the upstream ABI.
 #include "abi/guard.h"
-#include "runtime/backend.h"
+#include "runtime/backend_registry.h"
 #include "runtime/command_queue.h"
 #include "util/error.h"
 #include "version.h"
+
+#include <mutex>
 
 using namespace mps_shim;
 using mps_shim::abi::guard;
@@ -25,7 +27,11 @@ AOTITorchError mps_shim_synchronize(void) {
 
 void mps_shim_mark_last_error_read(void) { abi::mark_last_error_read(); }
 
-const char* mps_shim_backend_name(void) { return backend().name(); }
+const char* mps_shim_backend_name(void) {
+  const char* name = "";
+  guard(__func__, [&] { name = backend().name(); });
+  return name;
+}
 
 AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes) {
   return guard(__func__, [&] {
@@ -41,15 +47,18 @@ const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handl
 }
 
 const char* mps_shim_runtime_info(void) {
-  static const std::string info = [] {
+  static std::mutex m;
+  static std::string info;  // kept once it is complete; a failed backend selection is reported at every call
+  std::lock_guard<std::mutex> lock(m);
+  if (info.empty()) {
     std::string s;
-    guard("mps_shim_runtime_info", [&] {
-      s = concat("{\"version\": \"", MPS_SHIM_VERSION, "\", \"backend\": \"", backend().name(), "\", ",
-                 backend().info_json(), "}");
+    guard(__func__, [&] {
+      s = concat("{\"version\": \"", MPS_SHIM_VERSION, "\", ", backends_json(), ", \"backend\": \"", backend().name(),
+                 "\", ", backend().info_json(), "}");
     });
-    return s;
-  }();
-  return info.c_str();
+    info = s;
+  }
+  return info.empty() ? nullptr : info.c_str();
 }
 
 }  // extern "C"

@@ -1,11 +1,17 @@
 // The front end's backend-neutral description of a Metal library: its kernels,
-// their parameters and bindings, and the source edits that turn the Metal
-// dialect into the C++ a backend compiles.
+// their parameters and bindings, the token edits that turn the Metal dialect
+// into C++ (address spaces erased, literals typed, kernel markers removed), and
+// what a backend's lowerings need to find in the source (kernel definitions,
+// threadgroup declarations, function bodies). Backends lower it further
+// (backends/host/host_lowering.h); nothing here is specific to one of them.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "frontend/call_graph.h"
 
 namespace mps_shim::frontend {
 
@@ -35,9 +41,6 @@ enum class ThreadAttr {
   DispatchQuadgroupsPerThreadgroup,
 };
 
-// The mps_host::ThreadIds member that holds an attribute's value in generated code.
-const char* thread_ids_member(ThreadAttr attr);
-
 enum class ParamRole { Buffer, Scalar, ThreadPosition };
 
 struct ParamDecl {
@@ -61,12 +64,16 @@ struct KernelDecl {
   // True when a parameter needs the threadgroup structure (group ids or sizes);
   // otherwise a backend may iterate the grid directly.
   bool uses_threadgroups = false;
-  // How a threadgroup's threads run. Keep the values: modules record them.
+  // The kernel may reach a barrier, SIMD-group function or atomic polling
+  // (call_graph.h): its threads may wait for each other.
+  bool waits = false;
+  // How a threadgroup's threads run: the backend decides (the front end leaves
+  // Independent). Keep the values: modules record them.
   enum class Execution : int {
     Independent = 0,  // no thread waits for another: one after another (vectorisable)
     Fibers = 1,       // threads may wait for each other anywhere: one fiber per thread
     LaneLoops = 2,    // barriers in uniform control flow only: <function>__mps_lanes runs
-                      // one loop over the threads per stretch between barriers (fission.h)
+                      // one loop over the threads per stretch between barriers (backends/host/lane_loops.h)
   };
   Execution execution = Execution::Independent;
   std::string execution_note;  // for Fibers: why the kernel could not run as lane loops
@@ -79,9 +86,43 @@ struct Edit {
   std::string replacement;
 };
 
+// One optional replacement text per token of the lexed source.
+using TokenEdits = std::vector<std::optional<std::string>>;
+
+// A kernel's definition (template or not), by token index.
+struct KernelDefinition {
+  std::string name;
+  size_t first = 0;           // the declaration's first token (`template` for templates)
+  size_t template_close = 0;  // the `>` closing the template header; 0 for a plain function
+  size_t lparen = 0, rparen = 0, body_open = 0, last = 0;  // parameter list and body (last: its `}`)
+  bool specialisation = false;  // an explicit specialisation: `kernel void f<float>(...)`
+  std::vector<ParamDecl> params;
+};
+
+// A threadgroup object, with its size in bytes when the front end knows it
+// (Metal scalar and vector types, literal extents).
+struct ThreadgroupObject {
+  std::string name;
+  std::optional<uint64_t> bytes;
+};
+
+// `threadgroup T a[N], b;`: memory shared by one threadgroup's threads.
+// Threadgroup pointers and references are erased by the edits instead.
+struct ThreadgroupDecl {
+  size_t keyword = 0, end = 0;  // the `threadgroup` token and the declaration's `;`
+  size_t function = 0;          // the enclosing function body's `{` (0 at namespace scope)
+  std::vector<ThreadgroupObject> objects;
+};
+
 struct ParsedLibrary {
   std::vector<KernelDecl> kernels;
-  std::vector<Edit> edits;  // sorted by offset, never overlapping
+  std::vector<KernelDefinition> definitions;
+  std::vector<ThreadgroupDecl> threadgroup_decls;  // in source order
+  std::vector<FunctionBody> bodies;  // the library's functions (call_graph.h)
+  TokenEdits edits;  // Metal -> C++ spelling, per token
 };
+
+// The edits as (offset, length, text) of the preprocessed source, sorted, never overlapping.
+std::vector<Edit> source_edits(const LexedSource& source, const TokenEdits& edits);
 
 }  // namespace mps_shim::frontend

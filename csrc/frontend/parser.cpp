@@ -7,9 +7,7 @@
 
 #include "frontend/diagnostics.h"
 #include "frontend/call_graph.h"
-#include "frontend/fission.h"
 #include "frontend/overloads.h"
-#include "frontend/simd_sites.h"
 
 namespace mps_shim::frontend {
 
@@ -84,8 +82,7 @@ struct Decl {
 
 class Parser {
  public:
-  Parser(const LexedSource& src, const ParseOptions& options)
-      : src_(src), t_(src.tokens), options_(options), repl_(src.tokens.size()) {}
+  explicit Parser(const LexedSource& src) : src_(src), t_(src.tokens), repl_(src.tokens.size()) {}
 
   ParsedLibrary run() {
     std::vector<Decl> decls;
@@ -112,17 +109,15 @@ class Parser {
     bodies_ = function_bodies(src_);
     ParsedLibrary out;
     out.kernels = build_kernels(decls);
-    for (KernelDecl& k : out.kernels)
-      if (reaches_threadgroup_functions(src_, bodies_, k.body_open)) k.execution = KernelDecl::Execution::Fibers;
+    for (KernelDecl& k : out.kernels) k.waits = reaches_threadgroup_functions(src_, bodies_, k.body_open);
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
-    tag_simd_call_sites(src_, bodies_, repl_);
     check_threadgroup_totals(decls);
     for (const Decl& d : decls)
-      if (d.is_definition) add_lane_loop_function(d, out.kernels);
-    add_reconvergence_points(src_, bodies_, repl_);  // after the lane-loop copies: the fiber engine's alone
-    for (size_t i = 0; i < t_.size(); ++i)
-      if (repl_[i]) out.edits.push_back({t_[i].offset, t_[i].text.size(), *repl_[i]});
+      if (d.is_definition) out.definitions.push_back(definition(d));
+    out.threadgroup_decls = std::move(threadgroup_decls_);
+    out.bodies = std::move(bodies_);
+    out.edits = std::move(repl_);
     return out;
   }
 
@@ -436,7 +431,7 @@ class Parser {
         const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const");
         set(i, has_const ? "        " : "const   ");
       } else if (tk.is("threadgroup") && !repl_[i]) {
-        rewrite_threadgroup(i);
+        read_threadgroup_decl(i);
       } else if (tk.is_identifier() && !repl_[i]) {
         if (auto it = kUnsupportedTypes.find(std::string(tk.text)); it != kUnsupportedTypes.end())
           error(i, concat("'", tk.text, "': ", it->second, " are not supported by the host engine"));
@@ -444,56 +439,24 @@ class Parser {
     }
   }
 
-  // Kernels of definition `d` that need their threads to wait for each other
-  // run as lane loops when the splitter accepts the body: the group function
-  // `NAME__mps_lanes(params..., mps_host::GroupLanes&)` follows the definition.
-  void add_lane_loop_function(const Decl& d, std::vector<KernelDecl>& kernels) {
-    std::vector<KernelDecl*> mine;
-    uint32_t max_threads = 1;
-    for (KernelDecl& k : kernels)
-      if (k.body_open == d.body_open && k.execution == KernelDecl::Execution::Fibers) {
-        mine.push_back(&k);
-        max_threads = std::max(max_threads, k.max_threads);
-      }
-    if (mine.empty()) return;
-    FissionResult split;
-    const int first_line = t_[d.body_open].line, last_line = t_[d.last].line;
-    const bool copy_failed =
-        std::any_of(options_.lane_loop_error_lines.begin(), options_.lane_loop_error_lines.end(),
-                    [&](int line) { return line >= first_line && line <= last_line; });
-    if (!options_.lane_loops) {
-      split.why_not = options_.lane_loops_off_reason;
-    } else if (copy_failed) {
-      split.why_not = concat("its lane-loop translation did not compile (", options_.lane_loop_error, ")");
-    } else if (!d.template_args.empty() || !at(d.name_token + 1, "(")) {
-      split.why_not = "an explicit specialisation";
-    } else {
-      const FissionRequest request{src_, repl_, d.body_open, d.last, d.params, max_threads,
-                                   [this](std::string_view name) { return call_kind(src_, bodies_, name); },
-                                   bodies_};
-      split = split_at_barriers(request);
-    }
-    if (!split.body) {
-      for (KernelDecl* k : mine) k->execution_note = split.why_not;
-      return;
-    }
-    const size_t lparen = d.name_token + 1, rparen = match(lparen);
-    std::string fn = "}\n";
-    if (d.is_template) fn += rewritten_text(src_, repl_, d.first, match(d.first + 1)) + "\n";
-    fn += concat("MPS_SHIM_KERNEL void ", d.name, "__mps_lanes", rewritten_text(src_, repl_, lparen, rparen - 1),
-                 rparen > lparen + 1 ? ", " : "", "mps_host::GroupLanes& mps_g)");
-    fn += *split.body + line_directive(src_, d.last);
-    repl_[d.last] = fn;
-    for (const auto& [tok, text] : split.insertions)  // after the definitions of the functions it inlines
-      repl_[tok] = (repl_[tok] ? *repl_[tok] : std::string(t_[tok].text)) + "\n" + text + line_directive(src_, tok);
-    for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
+  KernelDefinition definition(const Decl& d) const {
+    KernelDefinition def;
+    def.name = d.name;
+    def.first = d.first;
+    def.template_close = d.is_template ? match(d.first + 1) : 0;
+    def.lparen = d.name_token + 1;
+    def.rparen = at(def.lparen, "(") ? match(def.lparen) : def.lparen;
+    def.body_open = d.body_open;
+    def.last = d.last;
+    def.specialisation = !d.template_args.empty() || !at(d.name_token + 1, "(");
+    def.params = d.params;
+    return def;
   }
 
-  // `threadgroup T x[N];` declares memory shared by one threadgroup's threads.
-  // A threadgroup's threads all run on one OS thread and one threadgroup runs
-  // on an OS thread at a time, so a function-local `static thread_local` object
-  // is exactly that memory. A threadgroup pointer or reference is plain.
-  void rewrite_threadgroup(size_t i) {
+  // `threadgroup T x[N];` declares memory shared by one threadgroup's threads:
+  // recorded for the backend, which decides where that memory lives. A
+  // threadgroup pointer or reference is plain (the address space is erased).
+  void read_threadgroup_decl(size_t i) {
     size_t k = i + 1;
     for (; k < t_.size(); ++k) {
       const Token& x = t_[k];
@@ -509,13 +472,13 @@ class Parser {
     }
     if (k >= t_.size() || !t_[k - 1].is_identifier()) error(i, "cannot parse this threadgroup declaration");
     if (t_[k].is("=")) error(i, "threadgroup variables cannot have initializers");
-    set(i, "static thread_local");
     size_t end = k;
     while (end < t_.size() && !t_[end].is(";")) ++end;
     if (end >= t_.size()) error(i, "unterminated threadgroup declaration");
-    // Metal's limit: 32 KiB of threadgroup memory, checked per function here
-    // and across the functions a kernel calls in check_threadgroup_totals.
-    std::vector<ThreadgroupObject>& objects = threadgroup_objects_[enclosing_body(i)];
+    // Metal's limit: 32 KiB of threadgroup memory, checked per function by the
+    // backend and across the functions a kernel calls in check_threadgroup_totals.
+    ThreadgroupDecl decl{i, end, enclosing_body(i), {}};
+    std::vector<ThreadgroupObject>& objects = decl.objects;
     for (size_t first = k - 1; first < end;) {  // each declarator of `T a[N], b, *p;`
       size_t last = first;
       bool storage = t_[first].is_identifier();
@@ -526,9 +489,7 @@ class Parser {
       if (storage) objects.push_back({std::string(t_[first].text), threadgroup_bytes(i + 1, k - 1, first, last)});
       first = last + 1;
     }
-    std::string sum;
-    for (const ThreadgroupObject& o : objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
-    repl_[end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
+    threadgroup_decls_.push_back(std::move(decl));
   }
 
   // Bytes of the declarator `NAME[N]...` (tokens name..end-1) of type
@@ -571,17 +532,20 @@ class Parser {
   void check_threadgroup_totals(const std::vector<Decl>& decls) const {
     std::map<std::string, int> definitions;
     for (const FunctionBody& b : bodies_) ++definitions[b.name];
+    std::map<size_t, std::vector<const ThreadgroupObject*>> objects_in;  // by function body
+    for (const ThreadgroupDecl& decl : threadgroup_decls_)
+      for (const ThreadgroupObject& o : decl.objects) objects_in[decl.function].push_back(&o);
     for (const Decl& d : decls) {
       if (!d.is_definition || d.is_instantiation) continue;
       uint64_t total = 0;
       std::string parts;
       int functions = 0;
       for (const FunctionBody* b : reachable_bodies(src_, bodies_, d.body_open)) {
-        auto objects = threadgroup_objects_.find(b->open);
-        if (objects == threadgroup_objects_.end()) continue;
+        auto objects = objects_in.find(b->open);
+        if (objects == objects_in.end()) continue;
         if (b->open != d.body_open && definitions[b->name] != 1) continue;
         uint64_t bytes = 0;
-        for (const ThreadgroupObject& o : objects->second) bytes += o.bytes.value_or(0);
+        for (const ThreadgroupObject* o : objects->second) bytes += o->bytes.value_or(0);
         if (!bytes) continue;
         total += bytes;
         ++functions;
@@ -614,14 +578,9 @@ class Parser {
 
   const LexedSource& src_;
   const std::vector<Token>& t_;
-  const ParseOptions options_;
-  std::vector<std::optional<std::string>> repl_;
+  TokenEdits repl_;
   std::vector<FunctionBody> bodies_;
-  struct ThreadgroupObject {
-    std::string name;
-    std::optional<uint64_t> bytes;  // when the frontend can tell
-  };
-  std::map<size_t, std::vector<ThreadgroupObject>> threadgroup_objects_;  // by function body
+  std::vector<ThreadgroupDecl> threadgroup_decls_;  // in source order
 };
 
 }  // namespace
@@ -632,33 +591,13 @@ ThreadAttr thread_attr_from_name(const std::string& name) {
   return ThreadAttr::None;
 }
 
-const char* thread_ids_member(ThreadAttr attr) {
-  switch (attr) {
-    case ThreadAttr::ThreadPositionInGrid: return "in_grid";
-    case ThreadAttr::ThreadPositionInThreadgroup: return "in_group";
-    case ThreadAttr::ThreadgroupPositionInGrid: return "group";
-    case ThreadAttr::ThreadsPerGrid: return "grid_size";
-    case ThreadAttr::ThreadsPerThreadgroup: return "group_size";
-    case ThreadAttr::ThreadgroupsPerGrid: return "groups";
-    case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
-    case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
-    case ThreadAttr::ThreadIndexInSimdgroup: return "simd_lane";
-    case ThreadAttr::SimdgroupIndexInThreadgroup: return "simd_group";
-    case ThreadAttr::ThreadsPerSimdgroup: return "simd_width";
-    case ThreadAttr::ThreadExecutionWidth: return "simd_width";
-    case ThreadAttr::SimdgroupsPerThreadgroup: return "simd_groups";
-    case ThreadAttr::DispatchSimdgroupsPerThreadgroup: return "dispatch_simd_groups";
-    case ThreadAttr::ThreadIndexInQuadgroup: return "quad_lane";
-    case ThreadAttr::QuadgroupIndexInThreadgroup: return "quad_group";
-    case ThreadAttr::QuadgroupsPerThreadgroup: return "quad_groups";
-    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return "dispatch_quad_groups";
-    case ThreadAttr::None: break;
-  }
-  return "";
-}
+ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }
 
-ParsedLibrary parse_library(const LexedSource& source, const ParseOptions& options) {
-  return Parser(source, options).run();
+std::vector<Edit> source_edits(const LexedSource& source, const TokenEdits& edits) {
+  std::vector<Edit> out;
+  for (size_t i = 0; i < edits.size(); ++i)
+    if (edits[i]) out.push_back({source.tokens[i].offset, source.tokens[i].text.size(), *edits[i]});
+  return out;
 }
 
 }  // namespace mps_shim::frontend

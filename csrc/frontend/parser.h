@@ -5,27 +5,12 @@
 // Throws CompileError, pointing at the user's line, for what it cannot honour.
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include "frontend/kernel_decl.h"
 #include "frontend/lexer.h"
 
 namespace mps_shim::frontend {
 
-struct ParseOptions {
-  // Split kernels at their barriers into loops over a group's threads where
-  // possible (fission.h); otherwise every kernel that waits runs on fibers.
-  bool lane_loops = true;
-  // With lane_loops off: why, as each fibers kernel's execution_note says it.
-  std::string lane_loops_off_reason = "lane loops are turned off (MPS_SHIM_LANE_LOOPS=0)";
-  // Lines of library.metal where a lane-loop copy did not compile, with the
-  // first error: the kernels whose bodies hold them run on fibers.
-  std::vector<int> lane_loop_error_lines;
-  std::string lane_loop_error;
-};
-
-ParsedLibrary parse_library(const LexedSource& source, const ParseOptions& options = {});
+ParsedLibrary parse_library(const LexedSource& source);
 
 // The attribute's enum value, or ThreadAttr::None for a name that is not one.
 ThreadAttr thread_attr_from_name(const std::string& name);

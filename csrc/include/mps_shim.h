@@ -205,14 +205,15 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_take_pending_error(void);
 /* Marks this thread's last error as read: if it is the pending failure, the slot is cleared, so a
  * failure the caller has already handled is not reported again by mps_shim_synchronize. */
 MPS_SHIM_EXPORT void mps_shim_mark_last_error_read(void);
-/* "host", later "cuda" or "metal". */
+/* The backend MPS_SHIM_BACKEND selects: "host" (the default), later "cuda" or "metal". "" on error. */
 MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
 /* Binds nbytes (1..64) copied from data to a scalar (constant T&) parameter. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_bytes(
     AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes);
 /* JSON describing every kernel of the library; owned by the library. NULL on error. */
 MPS_SHIM_EXPORT const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle);
-/* JSON: version, backend, compiler, cache folder, worker threads. Static storage. */
+/* JSON: version, the registered backends ({"name": "available" or why not}), the selected backend, its
+ * compiler, cache folder, worker threads. Static storage; NULL on error (an unknown MPS_SHIM_BACKEND). */
 MPS_SHIM_EXPORT const char* mps_shim_runtime_info(void);
 /* CDEF-END */
 

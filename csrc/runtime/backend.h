@@ -75,7 +75,8 @@ class Backend {
   virtual std::string info_json() const = 0;
 };
 
-// The process's one backend, created on first use.
+// The process's one backend, created on first use: the registered backend
+// MPS_SHIM_BACKEND names, "host" by default (runtime/backend_registry.h).
 Backend& backend();
 
 }  // namespace mps_shim

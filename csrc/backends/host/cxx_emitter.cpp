@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "frontend/parser.h"
+#include "backends/host/lane_loops.h"
 
 namespace mps_shim::host {
 
@@ -53,7 +53,7 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
     else if (execution == Execution::LaneLoops)  // each loop declares its thread's own values
       out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(0u)";
     else
-      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << frontend::thread_ids_member(p.thread_attr) << ")";
+      out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << thread_ids_member(p.thread_attr) << ")";
   }
   if (execution == Execution::LaneLoops) out << (k.params.empty() ? "" : ", ") << "g";
   out << ");\n  });\n}\n";
@@ -82,7 +82,7 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
 
 }  // namespace
 
-std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibrary& library) {
+std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library) {
   std::string code;
   code.reserve(preprocessed.size() + 4096);
   size_t pos = 0;

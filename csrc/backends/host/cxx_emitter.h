@@ -1,15 +1,15 @@
 // Turns a parsed Metal library into one C++ translation unit for the host
 // compiler: the user's code with the front end's edits applied (line markers
 // kept, so diagnostics name the user's lines), then one entry point per kernel
-// and the kernel table described in metal_include/mps_host_launch.h.
+// and the kernel table described in metal_include/host/mps_host_launch.h.
 #pragma once
 
 #include <string>
 
-#include "frontend/kernel_decl.h"
+#include "backends/host/host_lowering.h"
 
 namespace mps_shim::host {
 
-std::string emit_cxx(const std::string& preprocessed, const frontend::ParsedLibrary& library);
+std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library);
 
 }  // namespace mps_shim::host

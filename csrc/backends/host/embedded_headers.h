@@ -5,7 +5,7 @@
 namespace mps_shim::host {
 
 struct EmbeddedFile {
-  const char* name;
+  const char* name;  // path relative to metal_include/, e.g. "metal/mps_metal_math.h"
   const char* text;
 };
 

@@ -11,15 +11,16 @@
 
 #include "backends/host/cxx_emitter.h"
 #include "backends/host/executor.h"
+#include "backends/host/host_lowering.h"
 #include "backends/host/host_module.h"
 #include "backends/host/kernel_cache.h"
 #include "backends/host/ops/host_ops.h"
 #include "backends/host/toolchain.h"
-#include "frontend/fission.h"
+#include "backends/host/lane_loops.h"
 #include "frontend/lexer.h"
 #include "frontend/parser.h"
 #include "frontend/preprocess.h"
-#include "runtime/backend.h"
+#include "runtime/backend_registry.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -36,7 +37,7 @@ struct ScopedDir {
   ~ScopedDir() { remove_tree(path); }
 };
 
-// Only the lane-loop copies of kernels (frontend/fission.h) failed to compile;
+// Only the lane-loop copies of kernels (lane_loops.h) failed to compile;
 // the message is the first error, `lines` where in library.metal they were.
 struct LaneLoopCopyError : std::runtime_error {
   LaneLoopCopyError(const std::string& first, std::vector<int> lines)
@@ -50,7 +51,7 @@ class HostBackend : public Backend {
 
   std::unique_ptr<CompiledLibrary> compile(const std::string& source) override {
     KernelCache& cache = KernelCache::instance();
-    frontend::ParseOptions options;
+    LoweringOptions options;
     if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") options.lane_loops = false;
     const std::string key = cache.key(source, options.lane_loops ? "" : "lane_loops=0");
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
@@ -92,7 +93,7 @@ class HostBackend : public Backend {
 
   // Metal source -> shared object bytes. Throws CompileError for the user's
   // errors, LaneLoopCopyError when only the lane-loop copies of kernels failed.
-  std::string build_module(const std::string& source, const frontend::ParseOptions& options) {
+  std::string build_module(const std::string& source, const LoweringOptions& options) {
     KernelCache& cache = KernelCache::instance();
     const Toolchain& tc = toolchain();
     ScopedDir work{cache.work_dir()};
@@ -101,8 +102,8 @@ class HostBackend : public Backend {
     start_precompiled_header(include_dir);
     const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
-    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed, options);
-    const std::string cxx = emit_cxx(pre, parsed);
+    const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
+    const std::string cxx = emit_cxx(pre, lower_for_host(lexed, parsed, options));
     write_file_atomic(join_path(work.path, "library.cpp"), cxx);
     // For engine developers: the translation of the last library compiled.
     // A folder (ending in '/') keeps every library, named by its source's hash.
@@ -218,7 +219,7 @@ class HostBackend : public Backend {
 
   // Keeps the compiler's messages about the user's source and drops the
   // "In file included from" chatter; the first lines are the useful ones.
-  // Messages about the lane-loop copies of kernels (frontend/fission.h) repeat
+  // Messages about the lane-loop copies of kernels (lane_loops.h) repeat
   // those about the original lines, so they go when the original has errors.
   static std::string tidy_diagnostics(const std::string& err) {
     struct Line {
@@ -259,15 +260,11 @@ class HostBackend : public Backend {
   }
 };
 
+// The CPU is always there; a missing compiler is reported when a library is compiled.
+std::string host_unavailable() { return ""; }
+
+MPS_SHIM_REGISTER_BACKEND("host", HostBackend, host_unavailable);
+
 }  // namespace
 
 }  // namespace mps_shim::host
-
-namespace mps_shim {
-
-Backend& backend() {
-  static Backend* instance = new host::HostBackend();  // process lifetime: handles may outlive statics
-  return *instance;
-}
-
-}  // namespace mps_shim

@@ -3,7 +3,7 @@
 #include <dlfcn.h>
 
 #include "backends/host/executor.h"
-#include "backends/host/metal_include/mps_host_launch.h"
+#include "backends/host/metal_include/host/mps_host_launch.h"
 #include "util/error.h"
 
 namespace mps_shim::host {

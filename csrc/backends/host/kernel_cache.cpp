@@ -1,6 +1,7 @@
 #include "backends/host/kernel_cache.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -97,11 +98,15 @@ const std::string& KernelCache::include_dir() {
   }
   // Build it under a temporary name, then rename: another process may race us.
   const std::string tmp = make_temp_dir(parent, ".include-");
-  for (unsigned i = 0; i < kEmbeddedHeaderCount; ++i)
-    write_file_atomic(join_path(tmp, kEmbeddedHeaders[i].name), kEmbeddedHeaders[i].text);
+  for (unsigned i = 0; i < kEmbeddedHeaderCount; ++i) {
+    const std::string name = kEmbeddedHeaders[i].name;  // metal/..., host/... or the entry header
+    for (size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1))
+      mkdir(join_path(tmp, name.substr(0, slash)).c_str(), 0700);
+    write_file_atomic(join_path(tmp, name), kEmbeddedHeaders[i].text);
+  }
   for (const std::string& stub : frontend::metal_header_names())
     write_file_atomic(join_path(tmp, stub), "// mps_shim: the library lives in mps_host_metal.h\n"
-                                            "#include <mps_metal_constants.h>\n");
+                                            "#include <metal/mps_metal_constants.h>\n");
   if (rename(tmp.c_str(), final_dir.c_str()) != 0) remove_tree(tmp);  // someone else won
   include_dir_ = final_dir;
   return include_dir_;

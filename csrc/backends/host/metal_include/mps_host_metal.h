@@ -11,9 +11,9 @@
 #include <limits>
 #include <type_traits>
 
-#include "mps_host_launch.h"
-#include "mps_host_vmath.h"
-#include "mps_host_fibers.h"
+#include "host/mps_host_launch.h"
+#include "metal/mps_host_vmath.h"
+#include "host/mps_host_fibers.h"
 
 #define MPS_SHIM_INLINE inline __attribute__((always_inline))
 #define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
@@ -83,8 +83,8 @@ MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; re
 
 }  // namespace metal
 
-#include "mps_metal_vector.h"
-#include "mps_metal_matrix.h"
+#include "metal/mps_metal_vector.h"
+#include "metal/mps_metal_matrix.h"
 
 namespace metal {
 
@@ -138,9 +138,9 @@ MPS_VEC_ALIASES(bool, bool)
 
 }  // namespace metal
 
-#include "mps_metal_traits.h"
-#include "mps_metal_integer.h"
-#include "mps_metal_atomic.h"
+#include "metal/mps_metal_traits.h"
+#include "metal/mps_metal_integer.h"
+#include "metal/mps_metal_atomic.h"
 
 namespace metal {
 
@@ -164,8 +164,8 @@ enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_te
 }  // namespace metal
 
 // Metal's common, math, relational and geometric functions.
-#include "mps_metal_math.h"
-#include "mps_metal_simdgroup.h"
+#include "metal/mps_metal_math.h"
+#include "host/mps_metal_simdgroup.h"
 
 // Metal's built-in type names (and the as_type operator) work without
 // `using namespace metal`.
@@ -321,7 +321,7 @@ MPS_SHIM_INLINE void run_groups(const mps_shim_launch* L, uint64_t first, uint64
   }
 }
 
-// One threadgroup run as lane loops (frontend/fission.h): its group function
+// One threadgroup run as lane loops (backends/host/lane_loops.h): its group function
 // calls for_each_lane once per stretch of code between barriers, so a barrier
 // is simply the end of one loop over the group's threads.
 struct GroupLanes {
@@ -565,7 +565,7 @@ MPS_SHIM_INLINE void hold_out(GroupLanes& g, unsigned lane) {
 
 }  // namespace mps_host
 
-#include "mps_host_lane_simd.h"
+#include "host/mps_host_lane_simd.h"
 
 namespace mps_host {
 

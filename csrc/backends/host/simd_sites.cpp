@@ -1,11 +1,16 @@
-#include "frontend/simd_sites.h"
+#include "backends/host/simd_sites.h"
 
 #include <set>
 #include <string_view>
 
 #include "frontend/statements.h"
 
-namespace mps_shim::frontend {
+namespace mps_shim::host {
+
+using frontend::CallKind;
+using frontend::Stmt;
+using frontend::StmtKind;
+using frontend::Token;
 
 namespace {
 
@@ -61,11 +66,11 @@ void add_reconvergence_points(const LexedSource& source, const std::vector<Funct
   const std::vector<Token>& t = source.tokens;
   std::vector<bool> calls_simd(t.size());  // a call of a SIMD-group function, or of a function that reaches one
   for (size_t k = 0; k + 1 < t.size(); ++k)
-    calls_simd[k] = t[k].is_identifier() && t[k + 1].is("(") && call_kind(source, bodies, t[k].text) == CallKind::Simd;
+    calls_simd[k] = t[k].is_identifier() && t[k + 1].is("(") && frontend::call_kind(source, bodies, t[k].text) == CallKind::Simd;
   for (const FunctionBody& b : bodies) {
     std::vector<Stmt> stmts;
-    if (parse_statements(t, b.open, b.close, stmts)) wrap_divergent(t, stmts, calls_simd, replacements);
+    if (frontend::parse_statements(t, b.open, b.close, stmts)) wrap_divergent(t, stmts, calls_simd, replacements);
   }
 }
 
-}  // namespace mps_shim::frontend
+}  // namespace mps_shim::host

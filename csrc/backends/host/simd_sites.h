@@ -13,7 +13,10 @@
 #include "frontend/call_graph.h"
 #include "frontend/lexer.h"
 
-namespace mps_shim::frontend {
+namespace mps_shim::host {
+
+using frontend::FunctionBody;
+using frontend::LexedSource;
 
 // Rewrites the `(` of each such call in `replacements` (left alone where it has one).
 void tag_simd_call_sites(const LexedSource& source, const std::vector<FunctionBody>& bodies,
@@ -29,4 +32,4 @@ void tag_simd_call_sites(const LexedSource& source, const std::vector<FunctionBo
 void add_reconvergence_points(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                               std::vector<std::optional<std::string>>& replacements);
 
-}  // namespace mps_shim::frontend
+}  // namespace mps_shim::host

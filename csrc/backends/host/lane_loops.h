@@ -69,3 +69,12 @@ std::string line_directive(const LexedSource& source, size_t tok, bool copy = fa
 inline constexpr const char* kCopySuffix = " (lane loops)";
 
 }  // namespace mps_shim::frontend
+
+namespace mps_shim::host {
+// The mps_host::ThreadIds member that holds an attribute's value in generated code.
+const char* thread_ids_member(frontend::ThreadAttr attr);
+}  // namespace mps_shim::host
+
+namespace mps_shim::frontend {
+using host::thread_ids_member;  // the lane-loop sources still live in namespace frontend::fission
+}  // namespace mps_shim::frontend

@@ -112,7 +112,7 @@ template <unsigned W>
 MPS_SHIM_INLINE unsigned index_in_group(const fib::SimdView& v) { return v.lane % W; }
 
 // A call site of a SIMD-group function, passed first by the translation
-// (frontend/simd_sites.cpp) so that the fiber engine matches operations by
+// (backends/host/simd_sites.cpp) so that the fiber engine matches operations by
 // call site: the running fiber carries it for the length of the call.
 template <unsigned S>
 struct Site {};
@@ -139,7 +139,7 @@ class SiteScope {
 };
 
 // The end of a divergent branch or loop holding SIMD-group functions
-// (frontend/simd_sites.h): on fibers, the SIMD-group's active lanes meet here.
+// (backends/host/simd_sites.h): on fibers, the SIMD-group's active lanes meet here.
 template <unsigned S>
 MPS_SHIM_INLINE void reconverge() {
   if (!fib::detail::tls.group) return;

@@ -1,5 +1,5 @@
 // Lane versions of library functions that reach a barrier or SIMD-group functions, for the splitter.
-#include "frontend/fission/splitter.h"
+#include "backends/host/lane_loops/splitter.h"
 
 #include <algorithm>
 

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "frontend/fission.h"
+#include "backends/host/lane_loops.h"
 #include "frontend/statements.h"
 
 namespace mps_shim::frontend::fission {

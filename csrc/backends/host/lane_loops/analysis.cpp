@@ -1,6 +1,6 @@
 // Reading a kernel for the splitter: its statements and declarations, where its
 // threads meet, which names differ between threads, what has side effects.
-#include "frontend/fission/splitter.h"
+#include "backends/host/lane_loops/splitter.h"
 
 namespace mps_shim::frontend::fission {
 

@@ -1,6 +1,6 @@
 // Writing the group function: loops over a group's threads between meeting
 // points, per-thread arrays, replayed SIMD statements, masked branches.
-#include "frontend/fission/splitter.h"
+#include "backends/host/lane_loops/splitter.h"
 
 #include <algorithm>
 

@@ -10,7 +10,7 @@
 // The analysis is syntactic and conservative: anything it cannot see through
 // (lambdas, references, address-of, calls through locals, functions that may
 // write, names declared twice in the function) keeps per-thread execution.
-#include "frontend/fission/splitter.h"
+#include "backends/host/lane_loops/splitter.h"
 
 namespace mps_shim::frontend::fission {
 

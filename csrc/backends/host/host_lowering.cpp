@@ -1,0 +1,119 @@
+#include "backends/host/host_lowering.h"
+
+#include <algorithm>
+#include <map>
+
+#include "backends/host/lane_loops.h"
+#include "backends/host/simd_sites.h"
+#include "util/error.h"
+
+namespace mps_shim::host {
+
+using frontend::KernelDecl;
+using frontend::KernelDefinition;
+using frontend::ParsedLibrary;
+using frontend::TokenEdits;
+
+namespace {
+
+// A threadgroup's threads all run on one OS thread and one threadgroup runs
+// on an OS thread at a time, so a function-local `static thread_local` object
+// is exactly the group's memory. Each declaration is followed by a check of
+// its function's threadgroup objects so far against Metal's 32 KiB.
+void place_threadgroup_memory(const ParsedLibrary& library, TokenEdits& edits) {
+  std::map<size_t, std::string> sums;  // by function body: "sizeof(a) + sizeof(b)"
+  for (const frontend::ThreadgroupDecl& d : library.threadgroup_decls) {
+    edits[d.keyword] = "static thread_local";
+    std::string& sum = sums[d.function];
+    for (const frontend::ThreadgroupObject& o : d.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
+    edits[d.end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
+  }
+}
+
+// Kernels of definition `d` that need their threads to wait for each other
+// run as lane loops when the splitter accepts the body: the group function
+// `NAME__mps_lanes(params..., mps_host::GroupLanes&)` follows the definition.
+void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrary& library, const KernelDefinition& d,
+                            const LoweringOptions& options, TokenEdits& edits, std::vector<KernelDecl>& kernels) {
+  std::vector<KernelDecl*> mine;
+  uint32_t max_threads = 1;
+  for (KernelDecl& k : kernels)
+    if (k.body_open == d.body_open && k.execution == KernelDecl::Execution::Fibers) {
+      mine.push_back(&k);
+      max_threads = std::max(max_threads, k.max_threads);
+    }
+  if (mine.empty()) return;
+  frontend::FissionResult split;
+  const int first_line = src.tokens[d.body_open].line, last_line = src.tokens[d.last].line;
+  const bool copy_failed = std::any_of(options.lane_loop_error_lines.begin(), options.lane_loop_error_lines.end(),
+                                       [&](int line) { return line >= first_line && line <= last_line; });
+  if (!options.lane_loops) {
+    split.why_not = options.lane_loops_off_reason;
+  } else if (copy_failed) {
+    split.why_not = concat("its lane-loop translation did not compile (", options.lane_loop_error, ")");
+  } else if (d.specialisation) {
+    split.why_not = "an explicit specialisation";
+  } else {
+    const frontend::FissionRequest request{
+        src, edits, d.body_open, d.last, d.params, max_threads,
+        [&](std::string_view name) { return frontend::call_kind(src, library.bodies, name); }, library.bodies};
+    split = frontend::split_at_barriers(request);
+  }
+  if (!split.body) {
+    for (KernelDecl* k : mine) k->execution_note = split.why_not;
+    return;
+  }
+  std::string fn = "}\n";
+  if (d.template_close) fn += frontend::rewritten_text(src, edits, d.first, d.template_close) + "\n";
+  fn += concat("MPS_SHIM_KERNEL void ", d.name, "__mps_lanes", frontend::rewritten_text(src, edits, d.lparen, d.rparen - 1),
+               d.rparen > d.lparen + 1 ? ", " : "", "mps_host::GroupLanes& mps_g)");
+  fn += *split.body + frontend::line_directive(src, d.last);
+  edits[d.last] = fn;
+  for (const auto& [tok, text] : split.insertions)  // after the definitions of the functions it inlines
+    edits[tok] = (edits[tok] ? *edits[tok] : std::string(src.tokens[tok].text)) + "\n" + text +
+                 frontend::line_directive(src, tok);
+  for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
+}
+
+}  // namespace
+
+const char* thread_ids_member(frontend::ThreadAttr attr) {
+  using frontend::ThreadAttr;
+  switch (attr) {
+    case ThreadAttr::ThreadPositionInGrid: return "in_grid";
+    case ThreadAttr::ThreadPositionInThreadgroup: return "in_group";
+    case ThreadAttr::ThreadgroupPositionInGrid: return "group";
+    case ThreadAttr::ThreadsPerGrid: return "grid_size";
+    case ThreadAttr::ThreadsPerThreadgroup: return "group_size";
+    case ThreadAttr::ThreadgroupsPerGrid: return "groups";
+    case ThreadAttr::ThreadIndexInThreadgroup: return "index_in_group";
+    case ThreadAttr::DispatchThreadsPerThreadgroup: return "dispatch_group";
+    case ThreadAttr::ThreadIndexInSimdgroup: return "simd_lane";
+    case ThreadAttr::SimdgroupIndexInThreadgroup: return "simd_group";
+    case ThreadAttr::ThreadsPerSimdgroup: return "simd_width";
+    case ThreadAttr::ThreadExecutionWidth: return "simd_width";
+    case ThreadAttr::SimdgroupsPerThreadgroup: return "simd_groups";
+    case ThreadAttr::DispatchSimdgroupsPerThreadgroup: return "dispatch_simd_groups";
+    case ThreadAttr::ThreadIndexInQuadgroup: return "quad_lane";
+    case ThreadAttr::QuadgroupIndexInThreadgroup: return "quad_group";
+    case ThreadAttr::QuadgroupsPerThreadgroup: return "quad_groups";
+    case ThreadAttr::DispatchQuadgroupsPerThreadgroup: return "dispatch_quad_groups";
+    case ThreadAttr::None: break;
+  }
+  return "";
+}
+
+HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibrary& library,
+                           const LoweringOptions& options) {
+  TokenEdits edits = library.edits;
+  place_threadgroup_memory(library, edits);
+  tag_simd_call_sites(source, library.bodies, edits);
+  std::vector<KernelDecl> kernels = library.kernels;
+  for (KernelDecl& k : kernels)
+    if (k.waits) k.execution = KernelDecl::Execution::Fibers;
+  for (const KernelDefinition& d : library.definitions) add_lane_loop_function(source, library, d, options, edits, kernels);
+  add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
+  return {std::move(kernels), frontend::source_edits(source, edits)};
+}
+
+}  // namespace mps_shim::host

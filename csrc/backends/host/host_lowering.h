@@ -1,0 +1,41 @@
+// The host backend's lowerings of the front end's neutral description
+// (frontend/kernel_decl.h), applied before the C++ emitter:
+// - threadgroup memory: `threadgroup T x[N];` becomes a function-local
+//   `static thread_local` object, with Metal's 32 KiB checked by static_assert;
+// - the execution of each kernel that waits: lane loops (lane_loops.h: a group
+//   function `NAME__mps_lanes` after the kernel, lane versions of the library
+//   functions it inlines after theirs) where the splitter accepts it, else fibers;
+// - SIMD-group call sites and reconvergence points for the fiber engine (simd_sites.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "frontend/kernel_decl.h"
+#include "frontend/lexer.h"
+
+namespace mps_shim::host {
+
+struct LoweringOptions {
+  // Split kernels at their barriers into loops over a group's threads where
+  // possible (lane_loops.h); otherwise every kernel that waits runs on fibers.
+  bool lane_loops = true;
+  // With lane_loops off: why, as each fibers kernel's execution_note says it.
+  std::string lane_loops_off_reason = "lane loops are turned off (MPS_SHIM_LANE_LOOPS=0)";
+  // Lines of library.metal where a lane-loop copy did not compile, with the
+  // first error: the kernels whose bodies hold them run on fibers.
+  std::vector<int> lane_loop_error_lines;
+  std::string lane_loop_error;
+};
+
+// What the emitter writes: the kernels with their execution decided, and the
+// source edits (the front end's and the host's).
+struct HostLibrary {
+  std::vector<frontend::KernelDecl> kernels;
+  std::vector<frontend::Edit> edits;  // sorted by offset, never overlapping
+};
+
+HostLibrary lower_for_host(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
+                           const LoweringOptions& options);
+
+}  // namespace mps_shim::host
