@@ -21,6 +21,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(ROOT, "csrc")
 INCLUDE_DIR = os.path.join(CSRC, "include")
 METAL_INCLUDE = os.path.join(CSRC, "backends", "host", "metal_include")
+# The kernel schema, shared by the runtime and generated modules (as the C ABI's CDEF is by C and cffi).
+KERNEL_SCHEMA = os.path.join(INCLUDE_DIR, "mps_shim_kernel_schema.h")
 LIBRARY_NAME = "libmps_shim.so"
 NATIVE_OUT = os.path.join(ROOT, "build", "native", "lib")
 
@@ -48,15 +50,17 @@ def _embed_metal_headers(out_path):
         dirs.sort()
         rel = os.path.relpath(folder, METAL_INCLUDE)
         names += [f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}" for f in sorted(files)]
+    files = [(name, os.path.join(METAL_INCLUDE, *name.split("/"))) for name in names]
+    files.append((os.path.basename(KERNEL_SCHEMA), KERNEL_SCHEMA))
     lines = ['#include "backends/host/embedded_headers.h"', "namespace mps_shim::host {", "const EmbeddedFile kEmbeddedHeaders[] = {"]
-    for name in names:
-        with open(os.path.join(METAL_INCLUDE, *name.split("/")), encoding="utf-8") as f:
+    for name, path in files:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
         delim = "MPSSHIM"
         while f"){delim}\"" in text:
             delim += "_"
         lines.append(f'  {{"{name}", R"{delim}({text}){delim}"}},')
-    lines += ["};", f"const unsigned kEmbeddedHeaderCount = {len(names)};", "}  // namespace mps_shim::host", ""]
+    lines += ["};", f"const unsigned kEmbeddedHeaderCount = {len(files)};", "}  // namespace mps_shim::host", ""]
     content = "\n".join(lines)
     if not os.path.exists(out_path) or open(out_path, encoding="utf-8").read() != content:
         with open(out_path, "w", encoding="utf-8") as f:

@@ -8,35 +8,39 @@
 #include <string>
 #include <vector>
 
+#include "mps_shim_kernel_schema.h"
+
 namespace mps_shim {
 
 namespace ops {
 class OpBackend;
 }
 
-enum class ParamKind : int { Buffer = 0, Scalar = 1, ThreadAttribute = 2 };
+enum class ParamKind : int { Buffer = MPS_SHIM_PARAM_BUFFER, Scalar = MPS_SHIM_PARAM_SCALAR,
+                              ThreadAttribute = MPS_SHIM_PARAM_THREAD_POSITION };
+// How a threadgroup's threads run: no thread waits for another; one fiber per
+// thread; or loops over the threads between barriers (lane loops).
+enum class KernelExecution : int { Independent = MPS_SHIM_EXECUTION_INDEPENDENT, Fibers = MPS_SHIM_EXECUTION_FIBERS,
+                                   LaneLoops = MPS_SHIM_EXECUTION_LANE_LOOPS };
+// Their names in JSON ("buffer", "lane_loops"...), from the schema; "unknown" out of range.
+const char* kind_name(ParamKind kind);
+const char* execution_name(KernelExecution execution);
+
+// The schema's fields (mps_shim_kernel_schema.h) as C++ members.
+#define MPS_SHIM_CXX_string std::string
+#define MPS_SHIM_CXX_int int
+#define MPS_SHIM_CXX_uint uint32_t
+#define MPS_SHIM_CXX_param_kind ParamKind
+#define MPS_SHIM_CXX_execution KernelExecution
+#define MPS_SHIM_CXX_FIELD(type, field, json_key) MPS_SHIM_CXX_##type field{};
 
 struct KernelParam {
-  std::string name;       // as declared; may be empty
-  std::string type;       // declared type, address space included
-  ParamKind kind;
-  int binding;            // buffer index for Buffer/Scalar, -1 otherwise
-  std::string attribute;  // e.g. "thread_position_in_grid", "buffer"
-  uint32_t scalar_size;   // sizeof the referenced type for Scalar
-  int line;               // in the user's source
+  MPS_SHIM_PARAM_FIELDS(MPS_SHIM_CXX_FIELD)
 };
 
 struct KernelInfo {
-  std::string name;  // host name: what get_kernel_function looks up
-  uint32_t max_threads;  // [[max_total_threads_per_threadgroup]] or 1024
+  MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_CXX_FIELD)
   std::vector<KernelParam> params;
-  int line;
-  // How a threadgroup's threads run: "independent" (no thread waits for
-  // another), "lane_loops" (barriers split the kernel into loops over the
-  // threads) or "fibers" (one fiber per thread); with the reason a kernel
-  // could not use lane loops.
-  std::string execution;
-  std::string execution_note;
 };
 
 // Which code runs a dispatch: the kernel's own execution, or (lane-loop

@@ -12,29 +12,37 @@ namespace mps_shim {
 
 namespace {
 
-const char* kind_name(ParamKind k) {
-  switch (k) {
-    case ParamKind::Buffer: return "buffer";
-    case ParamKind::Scalar: return "scalar";
-    case ParamKind::ThreadAttribute: return "thread_position";
-  }
-  return "unknown";
+std::string json_value(const std::string& s) { return json_string(s); }
+std::string json_value(int v) { return std::to_string(v); }
+std::string json_value(uint32_t v) { return std::to_string(v); }
+std::string json_value(ParamKind k) { return json_string(kind_name(k)); }
+std::string json_value(KernelExecution e) { return json_string(execution_name(e)); }
+
+// The schema's fields of `x` as JSON members: `"key": value, ...`.
+#define MPS_SHIM_JSON_FIELD(type, field, json_key) \
+  out += concat(first ? "" : ", ", "\"" json_key "\": ", json_value(x.field)); \
+  first = false;
+
+std::string describe(const KernelParam& x) {
+  std::string out;
+  bool first = true;
+  MPS_SHIM_PARAM_FIELDS(MPS_SHIM_JSON_FIELD)
+  return out;
 }
+
+std::string describe(const KernelInfo& x) {
+  std::string out;
+  bool first = true;
+  MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_JSON_FIELD)
+  return out;
+}
+#undef MPS_SHIM_JSON_FIELD
 
 std::string describe(const std::vector<KernelInfo>& kernels) {
   std::string out = "{\"kernels\": [";
   for (size_t k = 0; k < kernels.size(); ++k) {
-    const KernelInfo& info = kernels[k];
-    out += concat(k ? ", " : "", "{\"name\": ", json_string(info.name), ", \"max_threads\": ", info.max_threads,
-                  ", \"line\": ", info.line, ", \"execution\": ", json_string(info.execution),
-                  ", \"execution_note\": ", json_string(info.execution_note), ", \"params\": [");
-    for (size_t p = 0; p < info.params.size(); ++p) {
-      const KernelParam& pr = info.params[p];
-      out += concat(p ? ", " : "", "{\"name\": ", json_string(pr.name), ", \"type\": ", json_string(pr.type),
-                    ", \"kind\": \"", kind_name(pr.kind), "\", \"binding\": ", pr.binding,
-                    ", \"attribute\": ", json_string(pr.attribute), ", \"size\": ", pr.scalar_size,
-                    ", \"line\": ", pr.line, "}");
-    }
+    out += concat(k ? ", " : "", "{", describe(kernels[k]), ", \"params\": [");
+    for (size_t p = 0; p < kernels[k].params.size(); ++p) out += concat(p ? ", " : "", "{", describe(kernels[k].params[p]), "}");
     out += "]}";
   }
   return out + "]}";
@@ -45,6 +53,21 @@ std::string param_label(const KernelParam& p) {
 }
 
 }  // namespace
+
+#define MPS_SHIM_NAME(NAME, value, json) \
+  if (v == value) return json;
+const char* kind_name(ParamKind kind) {
+  const int v = int(kind);
+  MPS_SHIM_PARAM_KINDS(MPS_SHIM_NAME)
+  return "unknown";
+}
+
+const char* execution_name(KernelExecution execution) {
+  const int v = int(execution);
+  MPS_SHIM_EXECUTIONS(MPS_SHIM_NAME)
+  return "unknown";
+}
+#undef MPS_SHIM_NAME
 
 KernelFunction::KernelFunction(ShaderLibrary& library, size_t index) : library_(library), index_(index) {
   for (const KernelParam& p : info().params) {
@@ -170,7 +193,7 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     args_[i] = b.address;
   }
   LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}};
-  if (info().execution == "lane_loops" && crosscheck_enabled()) {
+  if (info().execution == KernelExecution::LaneLoops && crosscheck_enabled()) {
     std::vector<CrosscheckBuffer> buffers;
     for (size_t i = 0; i < by_binding_.size(); ++i) {
       const Binding& b = bindings_[i];

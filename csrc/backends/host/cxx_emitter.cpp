@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "mps_shim_kernel_schema.h"
+
 #include "backends/host/lane_loops.h"
 
 namespace mps_shim::host {
@@ -10,6 +12,12 @@ using frontend::KernelDecl;
 using frontend::ParamDecl;
 using frontend::ParamRole;
 using frontend::ThreadAttr;
+
+static_assert(int(ParamRole::Buffer) == MPS_SHIM_PARAM_BUFFER && int(ParamRole::Scalar) == MPS_SHIM_PARAM_SCALAR &&
+              int(ParamRole::ThreadPosition) == MPS_SHIM_PARAM_THREAD_POSITION);
+static_assert(int(KernelDecl::Execution::Independent) == MPS_SHIM_EXECUTION_INDEPENDENT &&
+              int(KernelDecl::Execution::Fibers) == MPS_SHIM_EXECUTION_FIBERS &&
+              int(KernelDecl::Execution::LaneLoops) == MPS_SHIM_EXECUTION_LANE_LOOPS);
 
 namespace {
 
@@ -59,6 +67,37 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
   out << ");\n  });\n}\n";
 }
 
+// Each schema field (mps_shim_kernel_schema.h) of a parameter or kernel as a C initializer.
+struct ParamFields {
+  const ParamDecl& p;
+  std::string size;  // scalar_size: a C++ expression
+  std::string name() const { return quoted(p.name); }
+  std::string type() const { return quoted(p.type); }
+  std::string kind() const { return std::to_string(int(p.role)); }
+  std::string binding() const { return std::to_string(p.binding); }
+  std::string attribute() const { return quoted(p.attribute); }
+  std::string scalar_size() const { return size; }
+  std::string line() const { return std::to_string(p.line); }
+};
+
+struct KernelFields {
+  const KernelDecl& k;
+  std::string name() const { return quoted(k.host_name); }
+  std::string max_threads() const { return std::to_string(k.max_threads); }
+  std::string line() const { return std::to_string(k.line); }
+  std::string execution() const { return std::to_string(int(k.execution)); }
+  std::string execution_note() const { return quoted(k.execution_note); }
+};
+
+// `, value` for each field, in the schema's order.
+#define MPS_SHIM_EMIT_FIELD(type, field, json_key) << ", " << f.field()
+
+void emit_param_record(std::ostringstream& out, const ParamFields& f) {
+  std::ostringstream fields;
+  fields MPS_SHIM_PARAM_FIELDS(MPS_SHIM_EMIT_FIELD);
+  out << "  {" << fields.str().substr(2) << "},\n";
+}
+
 void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   const std::string fn = k.function + k.template_args;
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
@@ -69,10 +108,10 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
     const std::string size = p.role == ParamRole::Scalar
                                  ? "mps_host::scalar_size<" + traits + "::arg<" + std::to_string(i) + ">>()"
                                  : "0";
-    out << "  {" << quoted(p.name) << ", " << quoted(p.type) << ", " << int(p.role) << ", " << p.binding << ", "
-        << quoted(p.attribute) << ", " << size << ", " << p.line << "},\n";
+    emit_param_record(out, ParamFields{p, size});
   }
-  if (k.params.empty()) out << "  {\"\", \"\", 0, -1, \"\", 0, 0},\n";
+  const ParamDecl none;
+  if (k.params.empty()) emit_param_record(out, ParamFields{none, "0"});
   out << "};\n";
   emit_entry(out, k, index, k.execution, "mps_shim_entry_");
   // A lane-loop kernel's original body on fibers, for MPS_SHIM_CROSSCHECK (runtime/crosscheck.cpp).
@@ -101,13 +140,13 @@ std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library
   out << "extern \"C\" MPS_SHIM_ENTRY const mps_shim_kernel_record mps_shim_kernel_table[] = {\n";
   for (size_t i = 0; i < library.kernels.size(); ++i) {
     const KernelDecl& k = library.kernels[i];
-    out << "  {" << quoted(k.host_name) << ", mps_shim_entry_" << i << ", " << k.max_threads << ", "
-        << (k.uses_threadgroups ? 1 : 0) << ", " << int(k.execution) << ", " << quoted(k.execution_note) << ", "
-        << k.params.size() << ", mps_shim_params_" << i << ", " << k.line << ", "
+    const KernelFields f{k};
+    out << "  {mps_shim_entry_" << i << ", "
         << (k.execution == KernelDecl::Execution::LaneLoops ? "mps_shim_fiber_entry_" + std::to_string(i) : "nullptr")
-        << "},\n";
+        << ", " << (k.uses_threadgroups ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i
+        MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_EMIT_FIELD) << "},\n";
   }
-  if (library.kernels.empty()) out << "  {\"\", nullptr, 0, 0, 0, \"\", 0, nullptr, 0, nullptr},\n";
+  if (library.kernels.empty()) out << "  {},\n";
   out << "};\n";
   return code + out.str();
 }

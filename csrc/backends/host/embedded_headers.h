@@ -1,4 +1,5 @@
-// The files of metal_include/, compiled into libmps_shim.so by build_native.py
+// The files of metal_include/ and include/mps_shim_kernel_schema.h, compiled
+// into libmps_shim.so by build_native.py
 // so the library needs nothing beside itself at run time.
 #pragma once
 

@@ -19,13 +19,19 @@ class HostModule : public CompiledLibrary {
   HostModule(const mps_shim_kernel_record* table, uint32_t count) : table_(table) {
     for (uint32_t i = 0; i < count; ++i) {
       const mps_shim_kernel_record& r = table[i];
-      static const char* const kExecution[] = {"independent", "fibers", "lane_loops"};
-      KernelInfo info{r.name, r.max_threads, {}, r.line, r.execution < 3 ? kExecution[r.execution] : "unknown",
-                      r.execution_note};
-      for (uint32_t p = 0; p < r.param_count; ++p) {
-        const mps_shim_param_record& pr = r.params[p];
-        info.params.push_back({pr.name, pr.type, ParamKind(pr.role), pr.binding, pr.attribute, pr.scalar_size, pr.line});
+      KernelInfo info;
+#define MPS_SHIM_READ_FIELD(type, field, json_key) to.field = decltype(to.field)(from.field);
+      {
+        auto& to = info;
+        const auto& from = r;
+        MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_READ_FIELD)
       }
+      for (uint32_t p = 0; p < r.param_count; ++p) {
+        auto& to = info.params.emplace_back();
+        const auto& from = r.params[p];
+        MPS_SHIM_PARAM_FIELDS(MPS_SHIM_READ_FIELD)
+      }
+#undef MPS_SHIM_READ_FIELD
       kernels_.push_back(std::move(info));
     }
   }
