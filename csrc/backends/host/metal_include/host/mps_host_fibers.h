@@ -729,7 +729,7 @@ struct SimdView {
   }
 };
 
-// Lane loops (mps_host_metal.h) run a group's threads one after another, one
+// Lane loops (mps_host_engine.h) run a group's threads one after another, one
 // loop per stretch of code between barriers, instead of as fibers. A statement
 // with SIMD-group functions then runs as repeated passes over the group's
 // threads: in pass p every thread deposits the value of its p-th SIMD
