@@ -1,5 +1,5 @@
 // The engine cross-check. Kernels that wait for each other run on one of two
-// engines: lane loops (the frontend's loop fission of the kernel, fast but a
+// engines: lane loops (the host backend's loop fission, backends/host/lane_loops/: fast but a
 // translation with many special cases) or fibers (the kernel body as written,
 // one fiber per thread: slow, but it needs no translation). Lane loops are
 // meant to be bit-identical to fibers for every kernel they accept; with

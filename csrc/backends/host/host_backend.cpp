@@ -186,7 +186,7 @@ class HostBackend : public Backend {
   }
 
   static bool in_copy(const std::string& text) {
-    return text.substr(0, text.find(": error: ")).find(frontend::kCopySuffix) != std::string::npos;
+    return text.substr(0, text.find(": error: ")).find(kCopySuffix) != std::string::npos;
   }
 
   // True when every error is about a lane-loop copy (none about the user's own lines).
@@ -202,7 +202,7 @@ class HostBackend : public Backend {
   // The library.metal lines of the errors in lane-loop copies.
   static std::vector<int> copy_lines(const std::string& err) {
     std::vector<int> lines;
-    const std::string prefix = concat(frontend::kSourceName, frontend::kCopySuffix, ":");
+    const std::string prefix = concat(frontend::kSourceName, kCopySuffix, ":");
     for_each_line(err, [&](const std::string& text) {
       if (is_error_line(text) && text.rfind(prefix, 0) == 0) lines.push_back(std::atoi(text.c_str() + prefix.size()));
     });
@@ -236,7 +236,7 @@ class HostBackend : public Backend {
       if (text.rfind("In file included from", 0) == 0 || text.rfind("                 from", 0) == 0) continue;
       const size_t kind = text.find(": error: ") != std::string::npos ? text.find(": error: ") : text.find(": note: ");
       const bool diagnostic = kind != std::string::npos && text[0] != ' ';
-      const bool copy = diagnostic && text.substr(0, kind).find(frontend::kCopySuffix) != std::string::npos;
+      const bool copy = diagnostic && text.substr(0, kind).find(kCopySuffix) != std::string::npos;
       if (diagnostic && !copy && text.find(": error: ") != std::string::npos) original_errors = true;
       lines.push_back({std::move(text), diagnostic, copy});
     }

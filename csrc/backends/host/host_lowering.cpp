@@ -43,7 +43,7 @@ void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrar
       max_threads = std::max(max_threads, k.max_threads);
     }
   if (mine.empty()) return;
-  frontend::FissionResult split;
+  LaneLoopResult split;
   const int first_line = src.tokens[d.body_open].line, last_line = src.tokens[d.last].line;
   const bool copy_failed = std::any_of(options.lane_loop_error_lines.begin(), options.lane_loop_error_lines.end(),
                                        [&](int line) { return line >= first_line && line <= last_line; });
@@ -54,24 +54,24 @@ void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrar
   } else if (d.specialisation) {
     split.why_not = "an explicit specialisation";
   } else {
-    const frontend::FissionRequest request{
+    const LaneLoopRequest request{
         src, edits, d.body_open, d.last, d.params, max_threads,
         [&](std::string_view name) { return frontend::call_kind(src, library.bodies, name); }, library.bodies};
-    split = frontend::split_at_barriers(request);
+    split = split_at_barriers(request);
   }
   if (!split.body) {
     for (KernelDecl* k : mine) k->execution_note = split.why_not;
     return;
   }
   std::string fn = "}\n";
-  if (d.template_close) fn += frontend::rewritten_text(src, edits, d.first, d.template_close) + "\n";
-  fn += concat("MPS_SHIM_KERNEL void ", d.name, "__mps_lanes", frontend::rewritten_text(src, edits, d.lparen, d.rparen - 1),
+  if (d.template_close) fn += rewritten_text(src, edits, d.first, d.template_close) + "\n";
+  fn += concat("MPS_SHIM_KERNEL void ", d.name, "__mps_lanes", rewritten_text(src, edits, d.lparen, d.rparen - 1),
                d.rparen > d.lparen + 1 ? ", " : "", "mps_host::GroupLanes& mps_g)");
-  fn += *split.body + frontend::line_directive(src, d.last);
+  fn += *split.body + line_directive(src, d.last);
   edits[d.last] = fn;
   for (const auto& [tok, text] : split.insertions)  // after the definitions of the functions it inlines
     edits[tok] = (edits[tok] ? *edits[tok] : std::string(src.tokens[tok].text)) + "\n" + text +
-                 frontend::line_directive(src, tok);
+                 line_directive(src, tok);
   for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
 }
 

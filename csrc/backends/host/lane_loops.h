@@ -32,21 +32,21 @@
 #include "frontend/kernel_decl.h"
 #include "frontend/lexer.h"
 
-namespace mps_shim::frontend {
+namespace mps_shim::host {
 
-struct FissionRequest {
-  const LexedSource& source;
+struct LaneLoopRequest {
+  const frontend::LexedSource& source;
   const std::vector<std::optional<std::string>>& replacements;  // the parser's token rewrites
   size_t body_open, body_close;  // the kernel definition's braces
-  const std::vector<ParamDecl>& params;
+  const std::vector<frontend::ParamDecl>& params;
   uint32_t max_threads;  // the group's thread limit: size of the per-thread arrays
   // What a call may reach: SIMD-group functions (run as replayed statements),
   // or a barrier / atomic polling inside a statement (needs fibers).
-  std::function<CallKind(std::string_view name)> call_kind;
-  const std::vector<FunctionBody>& bodies;  // the library's functions, for inlining
+  std::function<frontend::CallKind(std::string_view name)> call_kind;
+  const std::vector<frontend::FunctionBody>& bodies;  // the library's functions, for inlining
 };
 
-struct FissionResult {
+struct LaneLoopResult {
   std::optional<std::string> body;  // the group function's body, `{ ... }`
   std::string why_not;              // when there is no body
   // Lane versions of the library functions the kernel calls that reach a
@@ -54,27 +54,21 @@ struct FissionResult {
   std::vector<std::pair<size_t, std::string>> insertions;
 };
 
-FissionResult split_at_barriers(const FissionRequest& request);
+LaneLoopResult split_at_barriers(const LaneLoopRequest& request);
 
 // The preprocessed source of tokens [first, last] with `replacements` applied,
 // its layout (so its line numbers) kept.
 // `overrides` (may be null) take precedence over `replacements`.
-std::string rewritten_text(const LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
+std::string rewritten_text(const frontend::LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
                            size_t first, size_t last, const std::map<size_t, std::string>* overrides = nullptr);
 
 // A `#line` directive (on a line of its own) naming the line of token `tok`;
 // `copy` names the file with kCopySuffix: the code is a lane-loop copy of the
 // user's, whose diagnostics repeat those of the original.
-std::string line_directive(const LexedSource& source, size_t tok, bool copy = false);
+std::string line_directive(const frontend::LexedSource& source, size_t tok, bool copy = false);
 inline constexpr const char* kCopySuffix = " (lane loops)";
 
-}  // namespace mps_shim::frontend
-
-namespace mps_shim::host {
 // The mps_host::ThreadIds member that holds an attribute's value in generated code.
 const char* thread_ids_member(frontend::ThreadAttr attr);
-}  // namespace mps_shim::host
 
-namespace mps_shim::frontend {
-using host::thread_ids_member;  // the lane-loop sources still live in namespace frontend::fission
-}  // namespace mps_shim::frontend
+}  // namespace mps_shim::host

@@ -2,7 +2,7 @@
 // threads meet, which names differ between threads, what has side effects.
 #include "backends/host/lane_loops/splitter.h"
 
-namespace mps_shim::frontend::fission {
+namespace mps_shim::host::lane_loops {
 
 bool Splitter::scan_tokens(size_t open, size_t close) {
   static const std::set<std::string_view> unmodelled = {"goto", "struct", "class", "union", "enum",
@@ -272,4 +272,4 @@ bool Splitter::used_after(std::string_view name, const std::vector<Stmt>& stmts,
   return false;
 }
 
-}  // namespace mps_shim::frontend::fission
+}  // namespace mps_shim::host::lane_loops

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-namespace mps_shim::frontend::fission {
+namespace mps_shim::host::lane_loops {
 
 std::optional<Splitter::Definition> Splitter::read_definition(const FunctionBody& b, const std::string& cannot,
                                                               bool overloaded) {
@@ -397,4 +397,4 @@ std::optional<std::string> Splitter::namespace_path(size_t tok) const {
   return path;
 }
 
-}  // namespace mps_shim::frontend::fission
+}  // namespace mps_shim::host::lane_loops

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-namespace mps_shim::frontend::fission {
+namespace mps_shim::host::lane_loops {
 
-FissionResult Splitter::run() {
+LaneLoopResult Splitter::run() {
   std::vector<Stmt> body;
   if (!parse_statements(t_, r_.body_open, r_.body_close, body))
     return no("the kernel holds a statement the splitter does not model (a label or case)");
@@ -38,7 +38,7 @@ FissionResult Splitter::run() {
       out_ += declare_thread_value(p, "mps_g.uniform");
   if (!block(body)) return no(why_);
   out_ += "}\n}\n";
-  return FissionResult{out_, "", insertions_};
+  return LaneLoopResult{out_, "", insertions_};
 }
 
 bool Splitter::fail(const std::string& why) {
@@ -617,11 +617,14 @@ bool Splitter::lane_var_type(const Declaration& d, std::string& type) {
   return true;
 }
 
-}  // namespace mps_shim::frontend::fission
+}  // namespace mps_shim::host::lane_loops
 
-namespace mps_shim::frontend {
+namespace mps_shim::host {
 
-FissionResult split_at_barriers(const FissionRequest& request) { return fission::Splitter(request).run(); }
+using frontend::LexedSource;
+using frontend::Token;
+
+LaneLoopResult split_at_barriers(const LaneLoopRequest& request) { return lane_loops::Splitter(request).run(); }
 
 std::string rewritten_text(const LexedSource& source, const std::vector<std::optional<std::string>>& replacements,
                            size_t first, size_t last, const std::map<size_t, std::string>* overrides) {
@@ -652,4 +655,4 @@ std::string line_directive(const LexedSource& source, size_t tok, bool copy) {
   return "\n#line " + std::to_string(tk.line) + " \"" + file + "\"\n";
 }
 
-}  // namespace mps_shim::frontend
+}  // namespace mps_shim::host

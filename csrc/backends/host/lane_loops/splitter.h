@@ -1,4 +1,4 @@
-// The lane-loop splitter behind frontend/fission.h, in three parts:
+// The lane-loop splitter behind backends/host/lane_loops.h, in three parts:
 // analysis.cpp reads a kernel (statements, declarations, where threads meet,
 // which names differ between threads, what has side effects), lowering.cpp
 // writes the group function (loops over a group's threads, per-thread arrays,
@@ -17,7 +17,24 @@
 #include "backends/host/lane_loops.h"
 #include "frontend/statements.h"
 
-namespace mps_shim::frontend::fission {
+namespace mps_shim::host::lane_loops {
+
+// The front end's description of the source, which the lane loops lower.
+using frontend::AddressSpace;
+using frontend::CallKind;
+using frontend::FunctionBody;
+using frontend::LexedSource;
+using frontend::ParamDecl;
+using frontend::ParamRole;
+using frontend::Stmt;
+using frontend::StmtKind;
+using frontend::ThreadAttr;
+using frontend::Token;
+using frontend::TokenKind;
+using frontend::is_address_space;
+using frontend::matching_bracket;
+using frontend::matching_open_paren;
+using frontend::parse_statements;
 
 
 inline bool is_barrier_name(std::string_view s) { return s == "threadgroup_barrier" || s == "simdgroup_barrier"; }
@@ -81,12 +98,12 @@ struct Frame {
 
 class Splitter {
  public:
-  explicit Splitter(const FissionRequest& r) : r_(r), t_(r.source.tokens) {}
+  explicit Splitter(const LaneLoopRequest& r) : r_(r), t_(r.source.tokens) {}
 
-  FissionResult run();
+  LaneLoopResult run();
 
  private:
-  FissionResult no(const std::string& why) { return FissionResult{std::nullopt, why, {}}; }
+  LaneLoopResult no(const std::string& why) { return LaneLoopResult{std::nullopt, why, {}}; }
   bool fail(const std::string& why);
   bool at(size_t i, std::string_view s) const { return i < t_.size() && t_[i].is(s); }
 
@@ -341,7 +358,7 @@ class Splitter {
   // variable; `refs`: set when one of them is a reference.
   void declared_names(const Stmt& s, std::vector<std::pair<std::string, size_t>>& names, bool& refs) const;
 
-  const FissionRequest& r_;
+  const LaneLoopRequest& r_;
   const std::vector<Token>& t_;
   std::set<size_t> barriers_;              // barrier call tokens
   std::set<size_t> syncs_;                 // barrier and SIMD-group call tokens
@@ -361,4 +378,4 @@ class Splitter {
   std::string why_;
 };
 
-}  // namespace mps_shim::frontend::fission
+}  // namespace mps_shim::host::lane_loops

@@ -12,7 +12,7 @@
 // write, names declared twice in the function) keeps per-thread execution.
 #include "backends/host/lane_loops/splitter.h"
 
-namespace mps_shim::frontend::fission {
+namespace mps_shim::host::lane_loops {
 
 namespace {
 
@@ -377,4 +377,4 @@ void Splitter::emit_uniform(const std::vector<const Stmt*>& stmts) {
   }
 }
 
-}  // namespace mps_shim::frontend::fission
+}  // namespace mps_shim::host::lane_loops

@@ -1,6 +1,6 @@
 // SIMD-group functions on whole lane vectors, for lane loops. Where a
 // statement calls Metal's SIMD-group functions unconditionally, the lane-loop
-// translation (frontend/fission) collects each call's arguments over the
+// translation (backends/host/lane_loops/) collects each call's arguments over the
 // group's threads and calls the function here once for the group:
 // `v = simd_sum(x)` becomes a loop that stores x per thread, one reduction per
 // SIMD-group over a contiguous array (vectorised), and a loop that reads the
