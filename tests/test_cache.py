@@ -207,3 +207,18 @@ def test_default_folder_follows_xdg_cache_home(run_python, tmp_path):
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info == {"cache_dir": str(xdg / "mps_shim"), "reason": ""}
     assert len(entries(xdg / "mps_shim")) == 1
+
+
+def test_the_first_compile_precompiles_the_engine_header(run_python, tmp_path):
+    """A detached job builds mps_host_metal.h.gch beside the embedded headers (later compiles load it)."""
+    import glob
+    import time
+
+    cache = tmp_path / "cache"
+    run_child(run_python, cache, new_tag())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not glob.glob(str(cache / "include-*" / "mps_host_metal.h.gch")):
+        if not glob.glob(str(cache / "include-*" / "*.building")):  # the job ended without a header
+            break
+        time.sleep(0.5)
+    assert glob.glob(str(cache / "include-*" / "mps_host_metal.h.gch")), os.listdir(next(cache.glob("include-*")))

@@ -147,7 +147,9 @@ class HostBackend : public Backend {
     std::string cmd;
     for (const std::string& w : tc.compiler) cmd += shell_quote(w) + " ";
     for (const std::string& f : tc.flags) cmd += shell_quote(f) + " ";
-    cmd += concat("-x c++-header ", shell_quote(join_path(include_dir, "mps_host_metal.h")), " -o ", shell_quote(tmp),
+    // -I as for kernels: the headers include the kernel schema from the include folder's root.
+    cmd += concat("-I", shell_quote(include_dir), " -x c++-header ", shell_quote(join_path(include_dir, "mps_host_metal.h")),
+                  " -o ", shell_quote(tmp),
                   " && mv -f ", shell_quote(tmp), " ", shell_quote(pch), "; rm -f ", shell_quote(tmp), " ",
                   shell_quote(lock_file));
     if (!spawn_detached_shell(cmd)) unlink(lock_file.c_str());

@@ -116,7 +116,7 @@ MPS_SHIM_INLINE unsigned index_in_group(const fib::SimdView& v) { return v.lane 
 // call site: the running fiber carries it for the length of the call.
 template <unsigned S>
 struct Site {};
-class SiteScope {
+class __attribute__((visibility("hidden"))) SiteScope {  // holds the fiber core's hidden types
  public:
   MPS_SHIM_INLINE explicit SiteScope(uint32_t site) {
     fib::detail::ThreadSlots& slots = fib::detail::tls;
