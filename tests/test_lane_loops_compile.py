@@ -5,7 +5,7 @@ of alternate column / row normalisation, each sum two simd_shuffle_xor steps
 
 Its group function has some thirty passes, thirteen of them replayed. With
 every pass inlined into one function g++ spent ~14 s on it (fibers: 0.3 s); the
-replayed passes are now functions of their own (mps_host_metal.h). Checked
+replayed passes are now functions of their own (host/mps_host_engine.h). Checked
 against numpy, on lane loops and on fibers, bit for bit between the two; and
 the structure that keeps its compile time linear is asserted on the header.
 """
@@ -92,7 +92,7 @@ def test_replayed_passes_stay_out_of_the_group_function():
     # What keeps g++'s time linear in the number of SIMD statements: each replayed
     # pass is a function (not forced inline into the group function), and the
     # group function is not inlined into the loop over groups.
-    header = (Path(__file__).resolve().parents[1] / "csrc/backends/host/metal_include/mps_host_metal.h").read_text()
+    header = (Path(__file__).resolve().parents[1] / "csrc/backends/host/metal_include/host/mps_host_engine.h").read_text()
     assert re.search(r"__attribute__\(\(noinline\)\)\s+void\s+for_each_lane_replayed\(GroupLanes& g, F f\)", header)
     assert re.search(r"__attribute__\(\(noinline\)\)\s+void\s+run_group_lanes\(", header)
     assert "run_group_lanes(body, g);" in header
