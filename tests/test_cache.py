@@ -222,3 +222,13 @@ def test_the_first_compile_precompiles_the_engine_header(run_python, tmp_path):
             break
         time.sleep(0.5)
     assert glob.glob(str(cache / "include-*" / "mps_host_metal.h.gch")), os.listdir(next(cache.glob("include-*")))
+
+
+def test_keep_cxx_writes_each_translation_into_a_folder(run_python, tmp_path):
+    """MPS_SHIM_KEEP_CXX=dir/ keeps every library's C++ (named by its source's hash), for engine developers."""
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    run_child(run_python, tmp_path / "cache", new_tag(), MPS_SHIM_KEEP_CXX=str(keep) + "/")
+    kept = list(keep.glob("*.cpp"))
+    assert len(kept) == 1 and len(kept[0].stem) == 16, kept
+    assert "mps_shim_entry_0" in kept[0].read_text()

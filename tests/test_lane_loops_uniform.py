@@ -11,7 +11,6 @@ the analysis decides wrongly.
 """
 import os
 import re
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -257,17 +256,14 @@ def compile_both(source):
 
 
 def translated(run_python, source, tmp):
-    """The C++ the host backend writes for `source` (lane loops on), via a $CXX that keeps a copy."""
+    """The C++ the host backend writes for `source` (lane loops on), kept through MPS_SHIM_KEEP_CXX."""
     tmp.mkdir(parents=True, exist_ok=True)
-    wrapper = tmp / "cxx.sh"
-    real = os.environ.get("CXX") or "g++"
-    wrapper.write_text(f'#!/bin/sh\n[ -f library.cpp ] && cp library.cpp "{tmp}/library.cpp"\nexec {real} "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     (tmp / "source.metal").write_text(source)
     code = f"import mps_shim; mps_shim.ShaderLibrary(open({str(tmp / 'source.metal')!r}).read())"
-    proc = run_python(code, env={"CXX": str(wrapper), "MPS_SHIM_CACHE_DIR": str(tmp / "cache"),
+    proc = run_python(code, env={"MPS_SHIM_KEEP_CXX": str(tmp / "library.cpp"), "MPS_SHIM_CACHE_DIR": str(tmp / "cache"),
                                  "MPS_SHIM_LANE_LOOPS": None}, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert not (tmp / "library.cpp.fibers").exists(), "the lane-loop translation did not compile"
     return (tmp / "library.cpp").read_text()
 
 

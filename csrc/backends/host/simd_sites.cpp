@@ -28,15 +28,22 @@ bool metal_simd_function(std::string_view name) {
 
 }  // namespace
 
+size_t metal_call_start(const std::vector<Token>& t, size_t k, size_t first,
+                        const std::set<std::string_view>& library_functions) {
+  if (k > first && (t[k - 1].is(".") || t[k - 1].is("->"))) return std::string_view::npos;
+  if (!(k > first && t[k - 1].is("::"))) return library_functions.count(t[k].text) ? std::string_view::npos : k;
+  if (k < first + 2 || !t[k - 2].is("metal")) return std::string_view::npos;
+  return k - 2 > first && t[k - 3].is("::") ? k - 3 : k - 2;
+}
+
 void tag_simd_call_sites(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                          std::vector<std::optional<std::string>>& replacements) {
   const std::vector<Token>& t = source.tokens;
-  std::set<std::string_view> defined;  // the library's own functions of such names (c10's wrappers)
+  std::set<std::string_view> defined;  // the library's own functions
   for (const FunctionBody& b : bodies) defined.insert(b.name);
   for (size_t k = 1; k + 1 < t.size(); ++k) {
     if (!t[k].is_identifier() || !t[k + 1].is("(") || replacements[k + 1] || !metal_simd_function(t[k].text)) continue;
-    if (t[k - 1].is(".") || t[k - 1].is("->")) continue;
-    if (t[k - 1].is("::") ? !(k >= 2 && t[k - 2].is("metal")) : defined.count(t[k].text) != 0) continue;
+    if (metal_call_start(t, k, 0, defined) == std::string_view::npos) continue;
     const bool no_args = k + 2 < t.size() && t[k + 2].is(")");
     replacements[k + 1] = "(mps_host::simd::Site<" + std::to_string(k) + ">()" + (no_args ? "" : ", ");
   }

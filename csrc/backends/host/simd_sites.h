@@ -7,6 +7,8 @@
 #pragma once
 
 #include <optional>
+#include <set>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,13 @@ namespace mps_shim::host {
 
 using frontend::FunctionBody;
 using frontend::LexedSource;
+
+// A call of one of Metal's own functions named at token k — `f(`, `metal::f(`
+// or `::metal::f(`, where an unqualified f is no member and no function of the
+// library's (c10 defines `simd_sum` wrappers of its own) — from its first
+// token; npos otherwise. Tokens before `first` are not looked at.
+size_t metal_call_start(const std::vector<frontend::Token>& t, size_t k, size_t first,
+                        const std::set<std::string_view>& library_functions);
 
 // Rewrites the `(` of each such call in `replacements` (left alone where it has one).
 void tag_simd_call_sites(const LexedSource& source, const std::vector<FunctionBody>& bodies,

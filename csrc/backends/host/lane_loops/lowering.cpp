@@ -2,6 +2,8 @@
 // points, per-thread arrays, replayed SIMD statements, masked branches.
 #include "backends/host/lane_loops/splitter.h"
 
+#include "backends/host/simd_sites.h"
+
 #include <algorithm>
 
 namespace mps_shim::host::lane_loops {
@@ -170,8 +172,7 @@ bool Splitter::hoistable_calls(size_t first, size_t last, std::vector<HoistedCal
   for (auto it = syncs_.lower_bound(first); it != syncs_.end() && *it <= last; ++it) {
     const size_t k = *it;
     const std::string name(t_[k].text);
-    if (at(k + 1, "<") && lane_vector_arity(name) < 0 &&
-        std::none_of(r_.bodies.begin(), r_.bodies.end(), [&](const FunctionBody& b) { return b.name == name; }))
+    if (at(k + 1, "<") && lane_vector_arity(name) < 0 && !library_functions_.count(name))
       continue;  // a type named like a SIMD function (c10's `simd_type_t<T>`)
     if (!at(k + 1, "(") || matching_bracket(t_, k + 1) > last) return false;
     const size_t close = matching_bracket(t_, k + 1);
@@ -186,15 +187,8 @@ bool Splitter::hoistable_calls(size_t first, size_t last, std::vector<HoistedCal
       calls.push_back({k, k, close, true});
       continue;
     }
-    size_t start = k;
-    if (k > first && t_[k - 1].is("::")) {  // only Metal's own: `metal::f` or `::metal::f`
-      if (k < first + 2 || !t_[k - 2].is("metal")) return false;
-      start = k - 2;
-      if (start > first && t_[start - 1].is("::")) --start;
-    } else {
-      for (const FunctionBody& b : r_.bodies)  // a library function of that name may be the one called
-        if (b.name == name) return false;
-    }
+    const size_t start = metal_call_start(t_, k, first, library_functions_);
+    if (start == std::string_view::npos) return false;
     const int arity = lane_vector_arity(name);
     if (arity != int(n_args) && !(arity == 3 && n_args == 4 && name.find("and_fill") != std::string::npos))
       return false;

@@ -98,7 +98,9 @@ struct Frame {
 
 class Splitter {
  public:
-  explicit Splitter(const LaneLoopRequest& r) : r_(r), t_(r.source.tokens) {}
+  explicit Splitter(const LaneLoopRequest& r) : r_(r), t_(r.source.tokens) {
+    for (const FunctionBody& b : r.bodies) library_functions_.insert(b.name);
+  }
 
   LaneLoopResult run();
 
@@ -368,6 +370,7 @@ class Splitter {
   std::set<size_t> shared_;                // declarations the group makes once (first token)
   mutable std::map<std::string, bool> purity_;  // pure_function, by name
   std::set<std::string> waiting_lambdas_;  // group-level lambdas that call SIMD functions
+  std::set<std::string_view> library_functions_;  // the names the library defines functions of
   std::map<size_t, std::string> hoisted_;  // token rewrites of the statement being written (hoist_simd_calls)
   bool local_arrays_ = false;              // the kernel declares a per-thread array
   bool points_into_locals_ = false;

@@ -279,26 +279,24 @@ MPS_SHIM_INLINE auto collect_lanes(GroupLanes& g, F&& f) {
   return out;
 }
 
-// The values as T: the same array when they are T already, else a converted copy.
-template <typename T, typename U, unsigned N>
-MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, LaneValues<U, N>& values) {
-  if constexpr (std::is_same_v<T, U>) {
-    return (values);
-  } else {
-    return collect_lanes<N, false>(g, [&](unsigned lane, const ThreadIds&) __attribute__((always_inline)) -> T {
-      return values.v[lane];
-    });
-  }
-}
+// Per-thread values arrive as collected LaneValues<T, N> or as a thread
+// variable's own array T[N]: their first element.
+template <typename T, unsigned N>
+MPS_SHIM_INLINE T* lane_data(LaneValues<T, N>& x) { return x.v; }
+template <typename T, size_t N>
+MPS_SHIM_INLINE T* lane_data(T (&x)[N]) { return x; }
+template <typename V> struct lane_count;  // N
+template <typename T, unsigned N> struct lane_count<LaneValues<T, N>> { static constexpr unsigned value = N; };
+template <typename T, size_t N> struct lane_count<T[N]> { static constexpr unsigned value = unsigned(N); };
 
-// A thread variable's array (`T x[N]`) read as T: the array itself, or a converted copy.
-template <typename T, typename U, size_t N>
-MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, U (&values)[N]) {
-  if constexpr (std::is_same_v<T, U>) {
+// The values as T: the same array when they are T already, else a converted copy.
+template <typename T, typename V>
+MPS_SHIM_INLINE decltype(auto) lane_cast(GroupLanes& g, V& values) {
+  if constexpr (std::is_same_v<T, std::remove_pointer_t<decltype(lane_data(values))>>) {
     return (values);
   } else {
-    return collect_lanes<unsigned(N), false>(g, [&](unsigned lane, const ThreadIds&) __attribute__((always_inline)) -> T {
-      return values[lane];
+    return collect_lanes<lane_count<V>::value, false>(g, [&](unsigned lane, const ThreadIds&) __attribute__((always_inline)) -> T {
+      return lane_data(values)[lane];
     });
   }
 }

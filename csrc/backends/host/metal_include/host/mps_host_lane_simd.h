@@ -51,12 +51,7 @@ struct PerSimdGroup {
   MPS_SHIM_INLINE const T& operator[](unsigned lane) const { return v[lane / 32]; }
 };
 
-// Per-thread values arrive as collected LaneValues<T, N> or as a thread
-// variable's own array T[N]: their first element, and its type.
-template <typename T, unsigned N>
-MPS_SHIM_INLINE T* lane_data(LaneValues<T, N>& x) { return x.v; }
-template <typename T, size_t N>
-MPS_SHIM_INLINE T* lane_data(T (&x)[N]) { return x; }
+// The element type of per-thread values (lane_data, mps_host_engine.h).
 template <typename V>
 using element_t = std::remove_pointer_t<decltype(lane_data(std::declval<V&>()))>;
 
