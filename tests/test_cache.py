@@ -53,7 +53,8 @@ def entries(cache_dir):
 
 def snapshot(cache_dir):
     """Every path under the folder with (mtime_ns, inode, size), except the precompiled
-    header, which a detached background job writes whenever it is ready."""
+    header, which a detached background job writes whenever it is ready (so folders,
+    whose mtime and size change with it, count by inode only)."""
     out = {}
     for root, dirs, files in os.walk(cache_dir):
         for name in dirs + files:
@@ -61,7 +62,8 @@ def snapshot(cache_dir):
                 continue
             p = os.path.join(root, name)
             st = os.lstat(p)
-            out[os.path.relpath(p, cache_dir)] = (st.st_mtime_ns, st.st_ino, st.st_size)
+            folder = stat.S_ISDIR(st.st_mode)
+            out[os.path.relpath(p, cache_dir)] = (0 if folder else st.st_mtime_ns, st.st_ino, 0 if folder else st.st_size)
     return out
 
 
