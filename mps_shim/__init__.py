@@ -11,8 +11,8 @@ from . import errors
 from ._native import ffi, lib
 from ._paths import include_dir, library_path
 from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, EngineError, InternalError,
-                     InvalidHandleError, KernelNotFoundError, MpsShimError, OpError, OutOfMemoryError, check,
-                     raise_pending)
+                     InvalidHandleError, KernelNotFoundError, KernelReportedError, MpsShimError, OpError,
+                     OutOfMemoryError, SizeError, check, raise_pending)
 from .library import KernelFunction, ShaderLibrary
 from .shader import CompiledShader, compile_shader
 from .tensor import Tensor, from_dlpack
@@ -49,7 +49,7 @@ def synchronize():
 
 __all__ = [
     "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "EngineError",
-    "InternalError", "InvalidHandleError", "KernelFunction", "KernelNotFoundError", "MpsShimError", "OpError",
-    "OutOfMemoryError", "ShaderLibrary", "Tensor", "backend_name", "compile_shader", "from_dlpack", "include_dir",
-    "library_path", "raise_pending", "runtime_info", "synchronize",
+    "InternalError", "InvalidHandleError", "KernelFunction", "KernelNotFoundError", "KernelReportedError",
+    "MpsShimError", "OpError", "OutOfMemoryError", "ShaderLibrary", "SizeError", "Tensor", "backend_name",
+    "compile_shader", "from_dlpack", "include_dir", "library_path", "raise_pending", "runtime_info", "synchronize",
 ]

@@ -23,18 +23,28 @@ class MpsShimError(RuntimeError):
     kind = lib.MPS_SHIM_ERROR_RUNTIME
 
 
-class CompileError(MpsShimError):
-    """Metal source did not compile. `diagnostics` holds the compiler's messages."""
+class CompileError(MpsShimError, SyntaxError):
+    """Metal source did not compile. `diagnostics` holds the compiler's messages.
+
+    Also a SyntaxError, as torch.mps.compile_shader raises for compile errors.
+    """
 
     kind = lib.MPS_SHIM_ERROR_COMPILE
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.msg = args[0] if args else ""  # what traceback prints for a SyntaxError
+
+    def __str__(self):  # SyntaxError would print only its msg/filename fields
+        return self.args[0] if self.args else ""
 
     @property
     def diagnostics(self):
         return str(self)
 
 
-class KernelNotFoundError(MpsShimError, KeyError):
-    """No kernel of that name in the library."""
+class KernelNotFoundError(MpsShimError, KeyError, AttributeError):
+    """No kernel of that name in the library (also an AttributeError: compile_shader's kernels are attributes)."""
 
     kind = lib.MPS_SHIM_ERROR_KERNEL_NOT_FOUND
 
@@ -58,6 +68,18 @@ class DispatchError(MpsShimError):
     """A dispatch was rejected or stopped (grid or threadgroup size, unbound argument, deadlock...)."""
 
     kind = lib.MPS_SHIM_ERROR_DISPATCH
+
+
+class SizeError(DispatchError, ValueError):
+    """A grid or threadgroup size out of range (also a ValueError, as in torch.mps.compile_shader)."""
+
+    kind = lib.MPS_SHIM_ERROR_SIZE
+
+
+class KernelReportedError(MpsShimError):
+    """A kernel reported an error through c10's error buffer (TORCH_REPORT_ERROR); the message is the kernel's."""
+
+    kind = lib.MPS_SHIM_ERROR_KERNEL_REPORTED
 
 
 class CommandBlockError(MpsShimError):
@@ -94,7 +116,7 @@ class InternalError(MpsShimError):
 # library) raises the base class.
 ERROR_CLASSES = {cls.kind: cls for cls in (
     MpsShimError, CompileError, KernelNotFoundError, InvalidHandleError, ArgumentError, DispatchError,
-    CommandBlockError, OutOfMemoryError, OpError, EngineError, InternalError)}
+    CommandBlockError, OutOfMemoryError, OpError, EngineError, InternalError, SizeError, KernelReportedError)}
 
 
 def last_error():

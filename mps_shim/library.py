@@ -1,6 +1,7 @@
 """Shader libraries and kernel functions: the aoti_torch_mps_* calls, one method each."""
 import json
 import math
+import os
 import struct
 from collections.abc import Sequence
 
@@ -13,11 +14,19 @@ from .tensor import Tensor, as_tensor
 class ShaderLibrary:
     """Metal Shading Language source compiled by the active backend."""
 
-    def __init__(self, source):
+    def __init__(self, source, include_dirs=()):
+        """Compiles `source`; #include searches `include_dirs` (then MPS_SHIM_INCLUDE_PATH's folders)."""
         if not isinstance(source, str):
             raise TypeError(f"Metal source must be a str, got {type(source).__name__}")
+        if isinstance(include_dirs, (str, bytes, os.PathLike)):
+            include_dirs = [include_dirs]
+        dirs = [ffi.new("char[]", os.fsencode(d)) for d in include_dirs]
         out = ffi.new("AOTIMetalShaderLibraryHandle*")
-        check(lib.aoti_torch_mps_create_shader_library(source.encode("utf-8"), out))
+        if dirs:
+            check(lib.mps_shim_create_shader_library_with_includes(
+                source.encode("utf-8"), ffi.new("char*[]", dirs), len(dirs), out))
+        else:
+            check(lib.aoti_torch_mps_create_shader_library(source.encode("utf-8"), out))
         self._handle = ffi.gc(out[0], lib.aoti_torch_mps_delete_shader_library)
         described = lib.mps_shim_library_describe(self._handle)
         if described == ffi.NULL:
@@ -57,7 +66,13 @@ class KernelFunction:
 
     @property
     def max_threads(self):
+        """[[max_total_threads_per_threadgroup]], or 1024."""
         return self.info["max_threads"]
+
+    @property
+    def threadgroup_memory(self):
+        """Bytes of the threadgroup arrays the kernel declares (Metal's staticThreadgroupMemoryLength)."""
+        return self.info["threadgroup_memory"]
 
     @property
     def params(self):
@@ -82,6 +97,10 @@ class KernelFunction:
     def set_arg_bytes(self, index, data):
         data = bytes(data)
         check(lib.mps_shim_set_arg_bytes(self._handle, index, data, len(data)))
+
+    def set_arg_error_buffer(self, index):
+        """Binds the runtime's c10::metal::ErrorMessages buffer; a kernel's TORCH_REPORT_ERROR fails the dispatch."""
+        check(lib.mps_shim_set_arg_error_buffer(self._handle, index))
 
     def set_arg_float(self, index, value):
         """Binds a float32, rounding as Metal would: out of range becomes infinity."""

@@ -49,7 +49,7 @@ _DEVICE_NAMES = {v: k for k, v in DEVICES.items()}
 _CODES = {
     np.dtype(np.uint8): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
     np.dtype(np.int64): 4, np.dtype(np.float16): 5, np.dtype(np.float32): 6, np.dtype(np.float64): 7,
-    np.dtype(np.bool_): 11, np.dtype(np.uint16): 27, np.dtype(np.uint32): 28, np.dtype(np.uint64): 29,
+    np.dtype(np.complex64): 9, np.dtype(np.complex128): 10, np.dtype(np.bool_): 11, np.dtype(np.uint16): 27, np.dtype(np.uint32): 28, np.dtype(np.uint64): 29,
 }
 _DTYPES = {code: dt for dt, code in _CODES.items()}
 BFLOAT16 = 15
@@ -294,6 +294,7 @@ def from_dlpack(obj, device="mps"):
 
 _KDLCPU = 1
 _KDLBFLOAT = 4
+_KDLCOMPLEX = 5
 _DLPACK_MAJOR = 1
 _READ_ONLY_FLAG = 1
 # (DLDataTypeCode, bits) -> c10 code
@@ -301,7 +302,7 @@ _FROM_DL_DTYPE = {
     (0, 8): 1, (0, 16): 2, (0, 32): 3, (0, 64): 4,
     (1, 8): 0, (1, 16): 27, (1, 32): 28, (1, 64): 29,
     (2, 16): 5, (2, 32): 6, (2, 64): 7,
-    (_KDLBFLOAT, 16): BFLOAT16, (6, 8): 11,
+    (_KDLBFLOAT, 16): BFLOAT16, (6, 8): 11, (_KDLCOMPLEX, 64): 9, (_KDLCOMPLEX, 128): 10,
 }
 # Capsule names of the DLPack protocol, and what a consumer renames them to. Module
 # constants: a renamed capsule keeps a pointer to its name until it is destroyed.

@@ -19,9 +19,26 @@ kernel void fill(device float* out, constant float& v, uint i [[thread_position_
 }
 """
 
+# c10/metal/error.h's ErrorMessages, written by hand (the real header is tested in test_compile_shader_parity.py).
+REPORTING_SOURCE = r"""#include <metal_stdlib>
+using namespace metal;
+struct Message { char file[128]; char func[128]; char message[250]; uint line; };
+struct Messages { atomic_uint count; Message msg[30]; };
+kernel void report(device float* x, device Messages* errors, uint i [[thread_position_in_grid]]) {
+    if (i == 2) {
+        const uint k = atomic_fetch_add_explicit(&errors->count, 1u, memory_order_relaxed);
+        errors->msg[k].message[0] = 'o';
+        errors->msg[k].message[1] = 'w';
+        errors->msg[k].line = 7;
+    }
+    x[i] = 1.0f;
+}
+"""
+
 DOCUMENTED_CODES = {
     "NONE": 0, "RUNTIME": 1, "INVALID_HANDLE": 2, "ARGUMENT": 3, "COMPILE": 4, "KERNEL_NOT_FOUND": 5,
-    "DISPATCH": 6, "COMMAND_BLOCK": 7, "OUT_OF_MEMORY": 8, "OP": 9, "ENGINE": 10, "INTERNAL": 11,
+    "DISPATCH": 6, "COMMAND_BLOCK": 7, "OUT_OF_MEMORY": 8, "OP": 9, "ENGINE": 10, "INTERNAL": 11, "SIZE": 12,
+    "KERNEL_REPORTED": 13,
 }
 
 CLASS_OF = {
@@ -30,6 +47,7 @@ CLASS_OF = {
     "KERNEL_NOT_FOUND": mps_shim.KernelNotFoundError, "DISPATCH": mps_shim.DispatchError,
     "COMMAND_BLOCK": mps_shim.CommandBlockError, "OUT_OF_MEMORY": mps_shim.OutOfMemoryError,
     "OP": mps_shim.OpError, "ENGINE": mps_shim.EngineError, "INTERNAL": mps_shim.InternalError,
+    "SIZE": mps_shim.SizeError, "KERNEL_REPORTED": mps_shim.KernelReportedError,
 }
 
 
@@ -60,6 +78,10 @@ def test_each_kind_maps_to_its_class(name):
 
 
 def test_class_bases():
+    # torch.mps.compile_shader raises SyntaxError, ValueError (sizes) and RuntimeError; ours are those too
+    assert issubclass(mps_shim.CompileError, SyntaxError)
+    assert issubclass(mps_shim.SizeError, ValueError) and issubclass(mps_shim.SizeError, mps_shim.DispatchError)
+    assert issubclass(mps_shim.KernelNotFoundError, AttributeError)
     assert issubclass(mps_shim.KernelNotFoundError, KeyError)
     assert issubclass(mps_shim.ArgumentError, ValueError)
     assert issubclass(mps_shim.OutOfMemoryError, MemoryError)
@@ -68,6 +90,11 @@ def test_class_bases():
 
 def _raw_delete_null_tensor():
     assert clib.aoti_torch_delete_tensor_object(ffi.NULL) == 1
+
+
+def _kernel_report(fill):
+    lib = mps_shim.compile_shader(REPORTING_SOURCE)
+    lib.report(np.zeros(4, np.float32), error_buf_idx=1)
 
 
 def _compile_error():
@@ -90,7 +117,9 @@ TRIGGERS = {
     "ARGUMENT": lambda fill: fill.run_command_block(lambda f: (f.start_encoding(), f.set_arg_tensor(5, np.zeros(1)))),
     "COMPILE": lambda fill: _compile_error(),
     "KERNEL_NOT_FOUND": lambda fill: mps_shim.ShaderLibrary(SOURCE).get_kernel_function("nope"),
-    "DISPATCH": lambda fill: fill.run_command_block(lambda f: (f.start_encoding(), f.dispatch(8, 2048))),
+    "DISPATCH": lambda fill: fill.run_command_block(lambda f: (f.start_encoding(), f.dispatch(8))),  # unbound
+    "SIZE": lambda fill: fill.run_command_block(lambda f: (f.start_encoding(), f.dispatch(8, 2048))),
+    "KERNEL_REPORTED": _kernel_report,
     "COMMAND_BLOCK": _block_with_a_failing_call,
     "OUT_OF_MEMORY": lambda fill: mps_shim.Tensor.empty((2 ** 50,), np.uint8),
 }

@@ -12,7 +12,6 @@
 using namespace mps_shim;
 using mps_shim::abi::guard;
 using mps_shim::abi::publish;
-using mps_shim::abi::tensor;
 using mps_shim::abi::publish_to;
 using mps_shim::abi::publish_pair;
 using mps_shim::abi::int_list;
@@ -20,6 +19,14 @@ using mps_shim::abi::optional_tensors;
 using mps_shim::abi::tensor_list;
 
 namespace {
+
+// The fallback ops compute on real dtypes; complex tensors exist for kernels (float2 / double2).
+Tensor& tensor(AtenTensorHandle h) {
+  Tensor& t = abi::tensor(h);
+  MPS_SHIM_CHECK_AS(OpError, !is_complex(t.dtype()), "ATen fallback ops take no complex tensors, got ",
+                    dtype_name(int32_t(t.dtype())));
+  return t;
+}
 
 std::vector<int64_t> int_list(const int64_t* values, int64_t len) {
   MPS_SHIM_CHECK(len >= 0 && (len == 0 || values != nullptr), "bad int list: ", len, " values at ",

@@ -6,6 +6,8 @@
 #include "version.h"
 
 #include <mutex>
+#include <string>
+#include <vector>
 
 using namespace mps_shim;
 using mps_shim::abi::guard;
@@ -37,6 +39,28 @@ AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsign
   return guard(__func__, [&] {
     std::lock_guard<std::recursive_mutex> lock(CommandQueue::mutex());
     abi::kernel_functions().get(func)->set_bytes(idx, data, nbytes);
+  });
+}
+
+AOTITorchError mps_shim_create_shader_library_with_includes(const char* source, const char* const* include_dirs,
+                                                            size_t num_include_dirs,
+                                                            AOTIMetalShaderLibraryHandle* library_handle) {
+  return guard(__func__, [&] {
+    MPS_SHIM_CHECK(include_dirs != nullptr || num_include_dirs == 0, "null include_dirs with num_include_dirs ",
+                   num_include_dirs);
+    std::vector<std::string> dirs;
+    for (size_t i = 0; i < num_include_dirs; ++i) {
+      MPS_SHIM_CHECK(include_dirs[i] != nullptr, "include_dirs[", i, "] is null");
+      dirs.emplace_back(include_dirs[i]);
+    }
+    abi::create_library(source, dirs, library_handle);
+  });
+}
+
+AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunctionHandle func, unsigned idx) {
+  return guard(__func__, [&] {
+    std::lock_guard<std::recursive_mutex> lock(CommandQueue::mutex());
+    abi::kernel_functions().get(func)->set_error_buffer(idx);
   });
 }
 

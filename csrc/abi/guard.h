@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "mps_shim.h"
 #include "runtime/handles.h"
@@ -49,5 +50,10 @@ template <typename T>
 void check_out(T* out, const char* name) {
   MPS_SHIM_CHECK(out != nullptr, "null output pointer '", name, "'");
 }
+
+// Compiles `source` with the include folders (and MPS_SHIM_INCLUDE_PATH's) and
+// registers the library and its kernel functions as handles.
+void create_library(const char* source, const std::vector<std::string>& include_dirs,
+                    AOTIMetalShaderLibraryHandle* library_handle);
 
 }  // namespace mps_shim::abi

@@ -26,6 +26,8 @@ MPS_SHIM_SAME_CODE(OutOfMemory, MPS_SHIM_ERROR_OUT_OF_MEMORY);
 MPS_SHIM_SAME_CODE(Op, MPS_SHIM_ERROR_OP);
 MPS_SHIM_SAME_CODE(Engine, MPS_SHIM_ERROR_ENGINE);
 MPS_SHIM_SAME_CODE(Internal, MPS_SHIM_ERROR_INTERNAL);
+MPS_SHIM_SAME_CODE(Size, MPS_SHIM_ERROR_SIZE);
+MPS_SHIM_SAME_CODE(KernelReported, MPS_SHIM_ERROR_KERNEL_REPORTED);
 #undef MPS_SHIM_SAME_CODE
 
 namespace {
@@ -121,6 +123,16 @@ HandleRegistry<ShaderLibrary>& libraries() {
 HandleRegistry<KernelFunction>& kernel_functions() {
   static auto* r = new HandleRegistry<KernelFunction>("kernel function");
   return *r;
+}
+
+void create_library(const char* source, const std::vector<std::string>& include_dirs,
+                    AOTIMetalShaderLibraryHandle* library_handle) {
+  check_out(library_handle, "library_handle");
+  MPS_SHIM_CHECK(source != nullptr, "null Metal source");
+  auto* lib = new ShaderLibrary(backend().compile(source, resolve_compile_options(include_dirs)));
+  libraries().add(lib);
+  for (KernelFunction* f : lib->functions()) kernel_functions().add(f);
+  *library_handle = reinterpret_cast<AOTIMetalShaderLibraryHandle>(lib);
 }
 
 }  // namespace mps_shim::abi

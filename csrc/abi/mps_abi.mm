@@ -30,14 +30,7 @@ AOTITorchError encode(const char* api, AOTIMetalKernelFunctionHandle h, F&& body
 extern "C" {
 
 AOTITorchError aoti_torch_mps_create_shader_library(const char* source, AOTIMetalShaderLibraryHandle* library_handle) {
-  return guard(__func__, [&] {
-    abi::check_out(library_handle, "library_handle");
-    MPS_SHIM_CHECK(source != nullptr, "null Metal source");
-    auto* lib = new ShaderLibrary(backend().compile(source));
-    abi::libraries().add(lib);
-    for (KernelFunction* f : lib->functions()) abi::kernel_functions().add(f);
-    *library_handle = reinterpret_cast<AOTIMetalShaderLibraryHandle>(lib);
-  });
+  return guard(__func__, [&] { abi::create_library(source, {}, library_handle); });
 }
 
 AOTITorchError aoti_torch_mps_delete_shader_library(AOTIMetalShaderLibraryHandle library_handle) {

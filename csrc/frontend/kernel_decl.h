@@ -60,6 +60,7 @@ struct KernelDecl {
   std::string template_args;  // "<float>" for template instantiations
   std::vector<ParamDecl> params;
   uint32_t max_threads = 1024;
+  uint32_t threadgroup_memory = 0;  // bytes of the threadgroup arrays of known size it reaches
   int line = 0;
   // True when a parameter needs the threadgroup structure (group ids or sizes);
   // otherwise a backend may iterate the grid directly.

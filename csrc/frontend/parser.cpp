@@ -112,7 +112,10 @@ class Parser {
     for (KernelDecl& k : out.kernels) k.waits = reaches_threadgroup_functions(src_, bodies_, k.body_open);
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
-    check_threadgroup_totals(decls);
+    const std::map<size_t, uint64_t> threadgroup_bytes = check_threadgroup_totals(decls);
+    for (KernelDecl& k : out.kernels)
+      if (auto it = threadgroup_bytes.find(k.body_open); it != threadgroup_bytes.end())
+        k.threadgroup_memory = uint32_t(std::min<uint64_t>(it->second, UINT32_MAX));
     for (const Decl& d : decls)
       if (d.is_definition) out.definitions.push_back(definition(d));
     out.threadgroup_decls = std::move(threadgroup_decls_);
@@ -529,7 +532,9 @@ class Parser {
   // calls together. Counted where the frontend knows the sizes and which
   // function a call reaches (one definition of that name), so the check never
   // rejects a kernel that fits.
-  void check_threadgroup_totals(const std::vector<Decl>& decls) const {
+  // Returns each kernel definition's known total, by its body's `{`.
+  std::map<size_t, uint64_t> check_threadgroup_totals(const std::vector<Decl>& decls) const {
+    std::map<size_t, uint64_t> totals;
     std::map<std::string, int> definitions;
     for (const FunctionBody& b : bodies_) ++definitions[b.name];
     std::map<size_t, std::vector<const ThreadgroupObject*>> objects_in;  // by function body
@@ -551,11 +556,13 @@ class Parser {
         ++functions;
         parts += concat(parts.empty() ? "" : ", ", bytes, " in '", b->name, "'");
       }
+      totals[d.body_open] = total;
       if (total > 32768 && functions > 1)
         error(d.name_token, concat("kernel '", t_[d.name_token].text, "' needs ", total,
                                    " bytes of threadgroup memory with the functions it calls (", parts,
                                    "); Metal allows 32768"));
     }
+    return totals;
   }
 
   // The function body (its opening brace) that contains token i, or 0.

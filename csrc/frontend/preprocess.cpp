@@ -24,9 +24,10 @@ const std::vector<std::string>& metal_header_names() {
 }
 
 std::string preprocess(const std::vector<std::string>& compiler, const std::string& work_dir,
-                       const std::string& stub_include_dir) {
+                       const std::string& stub_include_dir, const std::vector<std::string>& include_dirs) {
   std::vector<std::string> argv = compiler;
   argv.insert(argv.end(), {"-E", "-x", "c++", "-std=gnu++17", "-nostdinc++", "-I" + stub_include_dir});
+  for (const std::string& d : include_dirs) argv.push_back("-I" + d);
   argv.insert(argv.end(), metal_predefines().begin(), metal_predefines().end());
   argv.push_back(kSourceName);
   ProcessResult r = run_process(argv, work_dir);

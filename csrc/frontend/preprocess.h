@@ -14,9 +14,10 @@ constexpr const char* kSourceName = "library.metal";
 
 // Preprocesses the file kSourceName in `work_dir` with `compiler` (argv
 // prefix, e.g. {"g++"}). `stub_include_dir` holds empty <metal_stdlib>-style
-// headers. Throws CompileError with the preprocessor's diagnostics.
+// headers; `include_dirs` (absolute) are searched after it. Throws
+// CompileError with the preprocessor's diagnostics.
 std::string preprocess(const std::vector<std::string>& compiler, const std::string& work_dir,
-                       const std::string& stub_include_dir);
+                       const std::string& stub_include_dir, const std::vector<std::string>& include_dirs);
 
 // Predefined macros, as -D flags: __METAL__, __METAL_VERSION__ and friends.
 const std::vector<std::string>& metal_predefines();

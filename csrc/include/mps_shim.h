@@ -66,7 +66,9 @@ enum mps_shim_error_kind {
   MPS_SHIM_ERROR_OUT_OF_MEMORY = 8,    /* an allocation failed or exceeds the device's memory */
   MPS_SHIM_ERROR_OP = 9,               /* an ATen fallback op rejected its arguments */
   MPS_SHIM_ERROR_ENGINE = 10,          /* the engine could not run a kernel: an engine limit, a bad module */
-  MPS_SHIM_ERROR_INTERNAL = 11         /* an exception that is not mps_shim's own (a C++ callback's) */
+  MPS_SHIM_ERROR_INTERNAL = 11,        /* an exception that is not mps_shim's own (a C++ callback's) */
+  MPS_SHIM_ERROR_SIZE = 12,            /* a grid or threadgroup size out of range (a kind of dispatch error) */
+  MPS_SHIM_ERROR_KERNEL_REPORTED = 13  /* a kernel reported an error in c10's error buffer (TORCH_REPORT_ERROR) */
 };
 
 typedef struct AtenTensorOpaque AtenTensorOpaque;
@@ -207,9 +209,20 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_take_pending_error(void);
 MPS_SHIM_EXPORT void mps_shim_mark_last_error_read(void);
 /* The backend MPS_SHIM_BACKEND selects: "host" (the default), later "cuda" or "metal". "" on error. */
 MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
-/* Binds nbytes (1..64) copied from data to a scalar (constant T&) parameter. */
+/* As Metal's setBytes: binds nbytes (1..4096) copied from data to a parameter the kernel only
+ * reads (constant T& or T*, device const T& or T*); at least one value of the parameter's type. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_bytes(
     AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes);
+/* As aoti_torch_mps_create_shader_library, with folders that #include searches (after Metal's
+ * headers, before those of MPS_SHIM_INCLUDE_PATH, a colon-separated list read at every call). */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_create_shader_library_with_includes(
+    const char* source, const char* const* include_dirs, size_t num_include_dirs,
+    AOTIMetalShaderLibraryHandle* library_handle);
+/* Binds the runtime's error buffer, a c10::metal::ErrorMessages (c10/metal/error.h), at idx. After
+ * each dispatch of this function the runtime reads it: an error a kernel reported there with
+ * TORCH_REPORT_ERROR fails the dispatch, and so the command block, with the kernel's message
+ * (kind MPS_SHIM_ERROR_KERNEL_REPORTED), and the buffer is emptied. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunctionHandle func, unsigned idx);
 /* JSON describing every kernel of the library; owned by the library. NULL on error. */
 MPS_SHIM_EXPORT const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle);
 /* JSON: version, the registered backends ({"name": "available" or why not}), the selected backend, its

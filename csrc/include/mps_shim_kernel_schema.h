@@ -16,22 +16,32 @@
 
 /* A kernel parameter. binding: the buffer index for buffers and scalars, -1
  * otherwise; attribute as written ("buffer(2)", "thread_position_in_grid");
- * scalar_size: sizeof the referenced type, for scalars; line: in the user's source. */
-#define MPS_SHIM_PARAM_FIELDS(X)   \
-  X(string, name, "name")          \
-  X(string, type, "type")          \
-  X(param_kind, kind, "kind")      \
-  X(int, binding, "binding")       \
+ * space: "device", "constant" or "" (thread positions); value_size: sizeof
+ * the referenced or pointed-to type (0 for void); reference: 1 for `T&`,
+ * 0 for `T*`; writable: 1 when the kernel may write through it (device,
+ * not const); line: in the user's source. */
+#define MPS_SHIM_PARAM_FIELDS(X)    \
+  X(string, name, "name")           \
+  X(string, type, "type")           \
+  X(param_kind, kind, "kind")       \
+  X(int, binding, "binding")        \
   X(string, attribute, "attribute") \
-  X(uint, scalar_size, "size")     \
+  X(string, space, "space")         \
+  X(uint, value_size, "size")       \
+  X(int, reference, "reference")    \
+  X(int, writable, "writable")      \
   X(int, line, "line")
 
 /* A kernel. name: the host name get_kernel_function looks up; max_threads:
- * [[max_total_threads_per_threadgroup]] or 1024; execution_note: why a fibers
- * kernel could not run as lane loops, or "". Its parameters follow, in order. */
+ * [[max_total_threads_per_threadgroup]] or 1024; threadgroup_memory: bytes of
+ * the threadgroup arrays it and the functions it calls declare (Metal's
+ * staticThreadgroupMemoryLength; arrays of a size the front end cannot work
+ * out count 0); execution_note: why a fibers kernel could not run as lane
+ * loops, or "". Its parameters follow, in order. */
 #define MPS_SHIM_KERNEL_FIELDS(X)                \
   X(string, name, "name")                        \
   X(uint, max_threads, "max_threads")            \
+  X(uint, threadgroup_memory, "threadgroup_memory") \
   X(int, line, "line")                           \
   X(execution, execution, "execution")           \
   X(string, execution_note, "execution_note")

@@ -54,6 +54,16 @@ struct LaunchGrid {
   uint32_t group[3];
 };
 
+// How to compile a library: folders searched by #include, in order, after the
+// Metal headers (absolute paths; see resolve_compile_options).
+struct CompileOptions {
+  std::vector<std::string> include_dirs;
+};
+
+// The caller's include folders, then those of MPS_SHIM_INCLUDE_PATH
+// (colon-separated), made absolute. Throws naming a folder that does not exist.
+CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs);
+
 class CompiledLibrary {
  public:
   virtual ~CompiledLibrary() = default;
@@ -67,7 +77,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
-  virtual std::unique_ptr<CompiledLibrary> compile(const std::string& source) = 0;
+  virtual std::unique_ptr<CompiledLibrary> compile(const std::string& source, const CompileOptions& options) = 0;
   virtual void* allocate(size_t nbytes) = 0;
   virtual void deallocate(void* ptr) = 0;
   // Device memory a host pointer can read (true on the host backend).

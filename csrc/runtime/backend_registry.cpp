@@ -1,5 +1,9 @@
 #include "runtime/backend_registry.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
 #include <cstdlib>
 
 #include "util/error.h"
@@ -46,6 +50,34 @@ std::string backends_json() {
     s += concat(s.empty() ? "" : ", ", json_string(e.name), ": ", json_string(why.empty() ? "available" : why));
   }
   return concat("\"backends\": {", s, "}");
+}
+
+CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs) {
+  std::vector<std::pair<std::string, const char*>> wanted;  // folder, where it came from
+  for (const std::string& d : include_dirs) wanted.emplace_back(d, "include folder");
+  if (const char* env = std::getenv("MPS_SHIM_INCLUDE_PATH"); env && *env) {
+    const std::string path = env;
+    for (size_t pos = 0; pos <= path.size();) {
+      size_t colon = path.find(':', pos);
+      if (colon == std::string::npos) colon = path.size();
+      if (colon > pos) wanted.emplace_back(path.substr(pos, colon - pos), "MPS_SHIM_INCLUDE_PATH folder");
+      pos = colon + 1;
+    }
+  }
+  CompileOptions out;
+  for (const auto& [dir, origin] : wanted) {
+    struct stat st;
+    MPS_SHIM_CHECK(!dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), origin, " '", dir,
+                   "' is not a folder");
+    std::string absolute = dir;
+    if (dir[0] != '/') {  // the compiler runs in a folder of its own
+      char cwd[PATH_MAX];
+      MPS_SHIM_CHECK(getcwd(cwd, sizeof cwd) != nullptr, "cannot resolve the relative ", origin, " '", dir, "'");
+      absolute = concat(cwd, "/", dir);
+    }
+    out.include_dirs.push_back(absolute);
+  }
+  return out;
 }
 
 // Selected once; a failed selection (unknown name) is retried at the next call,

@@ -11,7 +11,8 @@ size_t element_size(int32_t code) {
     case DType::UInt8: case DType::Int8: case DType::Bool: return 1;
     case DType::Int16: case DType::UInt16: case DType::Float16: case DType::BFloat16: return 2;
     case DType::Int32: case DType::UInt32: case DType::Float32: return 4;
-    case DType::Int64: case DType::UInt64: case DType::Float64: return 8;
+    case DType::Int64: case DType::UInt64: case DType::Float64: case DType::ComplexFloat: return 8;
+    case DType::ComplexDouble: return 16;
   }
   return 0;
 }
@@ -26,6 +27,8 @@ const char* dtype_name(int32_t code) {
     case DType::Float16: return "float16";
     case DType::Float32: return "float32";
     case DType::Float64: return "float64";
+    case DType::ComplexFloat: return "complex64";
+    case DType::ComplexDouble: return "complex128";
     case DType::Bool: return "bool";
     case DType::BFloat16: return "bfloat16";
     case DType::UInt16: return "uint16";
@@ -38,7 +41,7 @@ const char* dtype_name(int32_t code) {
 DType checked_dtype(int32_t code) {
   MPS_SHIM_CHECK(element_size(code) != 0, "unsupported dtype code ", code,
                  " (supported: uint8 0, int8 1, int16 2, int32 3, int64 4, float16 5, float32 6, "
-                 "float64 7, bool 11, bfloat16 15, uint16 27, uint32 28, uint64 29)");
+                 "float64 7, complex64 9, complex128 10, bool 11, bfloat16 15, uint16 27, uint32 28, uint64 29)");
   return static_cast<DType>(code);
 }
 

@@ -1,10 +1,12 @@
 #include "runtime/library.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include "runtime/command_queue.h"
 #include "runtime/crosscheck.h"
+#include "runtime/error_buffer.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -48,9 +50,7 @@ std::string describe(const std::vector<KernelInfo>& kernels) {
   return out + "]}";
 }
 
-std::string param_label(const KernelParam& p) {
-  return concat(p.kind == ParamKind::Scalar ? "scalar" : "buffer", " parameter '", p.name, "' (", p.type, ")");
-}
+std::string param_label(const KernelParam& p) { return concat("parameter '", p.name, "' (", p.type, ")"); }
 
 }  // namespace
 
@@ -104,38 +104,68 @@ const KernelParam& KernelFunction::param_at(unsigned index, const char* what) co
 
 void KernelFunction::start_encoding() {
   encoding_epoch_ = CommandQueue::epoch();
+  error_buffer_bound_ = false;
   for (Binding& b : bindings_) {
     b.kind = Binding::Unbound;
     b.keep_alive.reset();
   }
 }
 
+std::string KernelFunction::binding_label(unsigned index, const KernelParam& p) const {
+  return concat("kernel '", info().name, "': binding ", index, " (", param_label(p), ")");
+}
+
+// As Metal binds: a tensor to any device or constant pointer or reference
+// parameter. A reference reads a whole value, so the tensor must hold one.
 void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
   const KernelParam& p = param_at(index, "set_arg_tensor");
-  MPS_SHIM_CHECK_AS(ArgumentError, p.kind == ParamKind::Buffer, "kernel '", info().name, "': binding ", index, " is the ",
-                 param_label(p), "; bind a value with set_arg_int, not a tensor");
   MPS_SHIM_CHECK_AS(ArgumentError, tensor.device() == DeviceType::MPS || backend().host_addressable(), "kernel '", info().name,
                  "': binding ", index, " needs an mps tensor, got a cpu tensor");
+  if (p.reference) {
+    const auto& storage = tensor.storage();
+    const size_t offset = size_t(tensor.storage_offset()) * tensor.element_size();
+    const size_t available = storage->nbytes > offset ? storage->nbytes - offset : 0;
+    MPS_SHIM_CHECK_AS(ArgumentError, tensor.numel() > 0 && available >= p.value_size, binding_label(index, p),
+                      " reads ", p.value_size, " bytes, but the tensor bound to it holds ",
+                      tensor.numel() > 0 ? available : 0);
+  }
   Binding& b = bindings_[index];
   b.kind = Binding::Buffer;
   b.address = tensor.data();
   b.keep_alive = tensor.storage();
 }
 
+void KernelFunction::set_error_buffer(unsigned index) {
+  const KernelParam& p = param_at(index, "set_arg_error_buffer");
+  MPS_SHIM_CHECK_AS(ArgumentError, p.writable && !p.reference, binding_label(index, p),
+                    " cannot take the error buffer: declare it `device c10::metal::ErrorMessages*`");
+  Binding& b = bindings_[index];
+  b.kind = Binding::Buffer;
+  b.address = ErrorBuffer::instance().data();
+  b.keep_alive.reset();  // the buffer lives as long as the process; the cross-check leaves it out
+  error_buffer_bound_ = true;
+}
+
+// As Metal's setBytes: up to 4 KiB, copied now, to any parameter the kernel
+// only reads. A reference must receive a whole value, a pointer at least one element.
 void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) {
   const KernelParam& p = param_at(index, "set_arg");
-  MPS_SHIM_CHECK_AS(ArgumentError, p.kind == ParamKind::Scalar, "kernel '", info().name, "': binding ", index, " is the ",
-                 param_label(p), "; bind a tensor with set_arg_tensor, not a value");
-  MPS_SHIM_CHECK_AS(ArgumentError, data != nullptr && nbytes >= 1 && nbytes <= kMaxScalarBytes, "kernel '", info().name, "': binding ",
-                 index, " takes 1 to ", kMaxScalarBytes, " bytes from a non-null pointer, got ", nbytes);
-  MPS_SHIM_CHECK_AS(ArgumentError, nbytes >= p.scalar_size, "kernel '", info().name, "': binding ", index, " (", param_label(p),
-                 ") needs ", p.scalar_size, " bytes but ", nbytes, " were bound");
+  MPS_SHIM_CHECK_AS(ArgumentError, !p.writable, binding_label(index, p),
+                    " is a buffer the kernel may write; bind a tensor with set_arg_tensor, not a value");
+  MPS_SHIM_CHECK_AS(ArgumentError, data != nullptr && nbytes >= 1 && nbytes <= kMaxBytes, "kernel '", info().name,
+                    "': binding ", index, " takes 1 to ", kMaxBytes, " bytes (Metal's setBytes limit) from a non-null pointer, got ",
+                    nbytes);
+  MPS_SHIM_CHECK_AS(ArgumentError, nbytes >= p.value_size, binding_label(index, p), " needs ", p.value_size,
+                    " bytes but ", nbytes, " were bound");
   Binding& b = bindings_[index];
+  if (!b.bytes) {
+    b.bytes.reset(static_cast<unsigned char*>(std::aligned_alloc(64, kMaxBytes)));
+    if (!b.bytes) throw OutOfMemoryError(concat("kernel '", info().name, "': no memory for bound bytes"));
+  }
+  std::memcpy(b.bytes.get(), data, nbytes);
+  if (nbytes < 64) std::memset(b.bytes.get() + nbytes, 0, 64 - nbytes);  // a short read past them sees zeros
   b.kind = Binding::Bytes;
-  std::memset(b.bytes, 0, sizeof b.bytes);
-  std::memcpy(b.bytes, data, nbytes);
-  b.nbytes = nbytes;
-  b.address = b.bytes;
+  b.address = b.bytes.get();
   b.keep_alive.reset();
 }
 
@@ -161,20 +191,20 @@ void KernelFunction::dispatch(const uint64_t* length, size_t dims, const uint64_
   bool empty = false;
   for (size_t d = 0; d < 3; ++d) {
     if (d < dims) {
-      MPS_SHIM_CHECK_AS(DispatchError, length[d] <= std::numeric_limits<uint32_t>::max(), "kernel '", name, "': grid size ", length[d],
+      MPS_SHIM_CHECK_AS(SizeError, length[d] <= std::numeric_limits<uint32_t>::max(), "kernel '", name, "': grid size ", length[d],
                      " in dimension ", d, " exceeds 2^32-1");
       grid[d] = uint32_t(length[d]);
       empty |= length[d] == 0;
     }
     if (group_size && d < dims) {
-      MPS_SHIM_CHECK_AS(DispatchError, group_size[d] >= 1, "kernel '", name, "': threadgroup size 0 in dimension ", d);
-      MPS_SHIM_CHECK_AS(DispatchError, group_size[d] <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+      MPS_SHIM_CHECK_AS(SizeError, group_size[d] >= 1, "kernel '", name, "': threadgroup size 0 in dimension ", d);
+      MPS_SHIM_CHECK_AS(SizeError, group_size[d] <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
                      " limit (asked for ", group_size[d], " threads in dimension ", d, ")");
       group[d] = uint32_t(group_size[d]);
     }
     group_total *= group[d];
   }
-  MPS_SHIM_CHECK_AS(DispatchError, group_total <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
+  MPS_SHIM_CHECK_AS(SizeError, group_total <= max_threads, "kernel '", name, "': Threadgroup size exceeds ", max_threads,
                  " limit (asked for ", group_total, " threads)");
   if (empty) return;
   MPS_SHIM_CHECK_AS(DispatchError, !CommandQueue::block_failed(), "kernel '", name,
@@ -202,9 +232,12 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
       buffers.push_back({unsigned(i), by_binding_[i], static_cast<unsigned char*>(b.address), end});
     }
     crosscheck_launch(library_.compiled(), index_, args_.data(), g, buffers);
-    return;
+  } else {
+    library_.compiled().launch(index_, args_.data(), g);
   }
-  library_.compiled().launch(index_, args_.data(), g);
+  if (error_buffer_bound_)
+    if (std::optional<std::string> reported = ErrorBuffer::instance().take())
+      fail<KernelReportedError>("kernel '", info().name, "' reported an error: ", *reported);
 }
 
 ShaderLibrary::ShaderLibrary(std::unique_ptr<CompiledLibrary> compiled) : compiled_(std::move(compiled)) {

@@ -24,22 +24,26 @@ class KernelFunction {
   void start_encoding();
   void set_tensor(unsigned index, const Tensor& tensor);
   void set_bytes(unsigned index, const void* data, size_t nbytes);
+  // Binds the process's kernel error buffer (runtime/error_buffer.h); dispatches then fail with what a kernel reports.
+  void set_error_buffer(unsigned index);
   // group_size == nullptr picks PyTorch's default; a grid with a zero extent is a no-op.
   void dispatch(const uint64_t* length, size_t dims, const uint64_t* group_size, size_t group_dims);
   void dispatch_single(uint64_t length, std::optional<uint64_t> group_size);
 
  private:
-  static constexpr size_t kMaxScalarBytes = 64;
+  // Metal's setBytes limit.
+  static constexpr size_t kMaxBytes = 4096;
   struct Binding {
     enum Kind { Unbound, Buffer, Bytes } kind = Unbound;
     void* address = nullptr;
     std::shared_ptr<Storage> keep_alive;  // a tensor's storage outlives the dispatch
-    size_t nbytes = 0;
-    alignas(16) unsigned char bytes[kMaxScalarBytes];
+    // Bound bytes: kMaxBytes, aligned for any Metal type, allocated on first use.
+    std::unique_ptr<unsigned char[], void (*)(void*)> bytes{nullptr, std::free};
   };
   const KernelParam& param_at(unsigned index, const char* what) const;
   void check_encoding(const char* what, ErrorKind kind) const;
   std::string describe_bindings() const;
+  std::string binding_label(unsigned index, const KernelParam& p) const;
   void launch(const uint32_t grid[3], const uint32_t group[3]);
 
   ShaderLibrary& library_;
@@ -47,6 +51,7 @@ class KernelFunction {
   std::vector<const KernelParam*> by_binding_;  // the parameter bound at each buffer index
   std::vector<Binding> bindings_;
   std::vector<void*> args_;
+  bool error_buffer_bound_ = false;  // since start_encoding
   // start_encoding's queue epoch: encoding state ends with the command block.
   uint64_t encoding_epoch_ = ~uint64_t(0);
 };

@@ -175,6 +175,7 @@ void store_float(DType t, char* p, double v) {
     case DType::UInt16: return store_as(p, saturate<uint16_t>(v));
     case DType::UInt32: return store_as(p, saturate<uint32_t>(v));
     case DType::UInt64: return store_as(p, saturate<uint64_t>(v));
+    case DType::ComplexFloat: case DType::ComplexDouble: break;  // never reach here (checked before)
   }
 }
 
@@ -276,6 +277,8 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   char* out = dst.data();
   const char* in = src.data();
   const DType dt = dst.dtype(), st = src.dtype();
+  MPS_SHIM_CHECK(dt == st || (!is_complex(dt) && !is_complex(st)), "copy_: complex tensors copy only to their own dtype (",
+                 dtype_name(int32_t(st)), " to ", dtype_name(int32_t(dt)), ")");
   if (dt == st) {
     const size_t el = dst.element_size();
     if (dst.is_contiguous() && src.is_contiguous() && src.numel() == dst.numel()) {

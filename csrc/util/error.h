@@ -26,6 +26,8 @@ enum class ErrorKind : int32_t {
   Op = 9,              // an ATen fallback op rejected its arguments
   Engine = 10,         // the engine could not run a kernel (deadlocked threadgroup, engine limit, bad module)
   Internal = 11,       // an unexpected exception: a bug in mps_shim
+  Size = 12,           // a grid or threadgroup size out of range
+  KernelReported = 13, // a kernel reported an error through c10's error buffer
 };
 
 // Any failure the user can act on. Throw a subclass when a finer kind applies.
@@ -55,6 +57,8 @@ MPS_SHIM_ERROR_CLASS(OutOfMemoryError, OutOfMemory);
 // An ATen fallback op (csrc/ops/) rejected its arguments: shapes, dtypes, options.
 MPS_SHIM_ERROR_CLASS(OpError, Op);
 MPS_SHIM_ERROR_CLASS(EngineError, Engine);
+MPS_SHIM_ERROR_CLASS(SizeError, Size);
+MPS_SHIM_ERROR_CLASS(KernelReportedError, KernelReported);
 
 #undef MPS_SHIM_ERROR_CLASS
 

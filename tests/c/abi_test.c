@@ -842,7 +842,7 @@ static void section_group_limits(void) {
 enum err_op {
   E_INDEX_TENSOR,
   E_INDEX_INT,
-  E_TENSOR_TO_SCALAR,
+  E_TENSOR_TOO_SMALL,
   E_INT_TO_BUFFER,
   E_UNBOUND,
   E_UNBOUND_AFTER_RESTART,
@@ -880,6 +880,8 @@ static void expect_in_block(err_job* j, const char* text, AOTITorchError rc) {
 }
 #define EXPECT_IN_BLOCK(j, call) expect_in_block(j, #call, (call))
 
+static AtenTensorHandle g_one_float; /* a 4-byte tensor */
+
 static void bind_add(AOTIMetalKernelFunctionHandle k, err_job* j) {
   OK(aoti_torch_mps_set_arg_tensor(k, 0, j->out));
   OK(aoti_torch_mps_set_arg_tensor(k, 1, j->a));
@@ -894,7 +896,8 @@ static void err_cb(AOTIMetalKernelFunctionHandle k, void* ud) {
   switch (j->op) {
     case E_INDEX_TENSOR: EXPECT_IN_BLOCK(j, aoti_torch_mps_set_arg_tensor(k, 9, j->out)); break;
     case E_INDEX_INT: EXPECT_IN_BLOCK(j, aoti_torch_mps_set_arg_int(k, 9, 1)); break;
-    case E_TENSOR_TO_SCALAR: EXPECT_IN_BLOCK(j, aoti_torch_mps_set_arg_tensor(k, 3, j->out)); break;
+    /* as Metal binds, a tensor may back `constant long& n`, but it must hold the 8 bytes read */
+    case E_TENSOR_TOO_SMALL: EXPECT_IN_BLOCK(j, aoti_torch_mps_set_arg_tensor(k, 3, g_one_float)); break;
     case E_INT_TO_BUFFER: EXPECT_IN_BLOCK(j, aoti_torch_mps_set_arg_int(k, 0, 1)); break;
     case E_UNBOUND:
       OK(aoti_torch_mps_set_arg_tensor(k, 0, j->out));
@@ -998,7 +1001,9 @@ static void section_errors(void) {
 
   block_error(__LINE__, k_add, E_INDEX_TENSOR, out, a, b, "no binding index 9");
   block_error(__LINE__, k_add, E_INDEX_INT, out, a, b, "no binding index 9");
-  block_error(__LINE__, k_add, E_TENSOR_TO_SCALAR, out, a, b, "set_arg_int");
+  g_one_float = mps_f32(1, zeros);
+  block_error(__LINE__, k_add, E_TENSOR_TOO_SMALL, out, a, b, "reads 8 bytes, but the tensor bound to it holds 4");
+  del(g_one_float);
   block_error(__LINE__, k_add, E_INT_TO_BUFFER, out, a, b, "set_arg_tensor");
   block_error(__LINE__, k_add, E_UNBOUND, out, a, b, "binding 2");
   CONTAINS(mps_shim_last_error(), "never set");

@@ -89,7 +89,7 @@ int main() {
   };
   CHECK(aoti_torch_mps_run_command_block(fill, aoti_torch_mps_shared_callback, &bad_group) == 1);
   CHECK(mps_shim_last_error_kind() == MPS_SHIM_ERROR_COMMAND_BLOCK);
-  EXPECT_PENDING(MPS_SHIM_ERROR_DISPATCH, "Threadgroup size exceeds");
+  EXPECT_PENDING(MPS_SHIM_ERROR_SIZE, "Threadgroup size exceeds");
 
   // A value bound to a buffer parameter.
   Encoder bad_arg = [&](AOTIMetalKernelFunctionHandle h) {

@@ -5,6 +5,7 @@
 #include "mps_shim_kernel_schema.h"
 
 #include "backends/host/lane_loops.h"
+#include "util/error.h"
 
 namespace mps_shim::host {
 
@@ -68,22 +69,38 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
 }
 
 // Each schema field (mps_shim_kernel_schema.h) of a parameter or kernel as a C initializer.
+// The type facts (value_size, reference, writable) are C++ expressions over
+// the parameter's declared type, so the compiler works them out.
 struct ParamFields {
   const ParamDecl& p;
-  std::string size;  // scalar_size: a C++ expression
+  std::string arg_type;  // "traits::arg<i>", or "" for the placeholder record
   std::string name() const { return quoted(p.name); }
   std::string type() const { return quoted(p.type); }
   std::string kind() const { return std::to_string(int(p.role)); }
   std::string binding() const { return std::to_string(p.binding); }
   std::string attribute() const { return quoted(p.attribute); }
-  std::string scalar_size() const { return size; }
+  std::string space() const {
+    using frontend::AddressSpace;
+    return quoted(p.role == ParamRole::ThreadPosition ? ""
+                  : p.space == AddressSpace::Device   ? "device"
+                  : p.space == AddressSpace::Constant ? "constant"
+                                                      : "");
+  }
+  std::string fact(const char* what) const {
+    return bound() ? concat("mps_host::param_", what, "<", arg_type, ">()") : "0";
+  }
+  std::string value_size() const { return fact("value_size"); }
+  std::string reference() const { return fact("is_reference"); }
+  std::string writable() const { return fact("writable"); }
   std::string line() const { return std::to_string(p.line); }
+  bool bound() const { return !arg_type.empty() && p.role != ParamRole::ThreadPosition; }
 };
 
 struct KernelFields {
   const KernelDecl& k;
   std::string name() const { return quoted(k.host_name); }
   std::string max_threads() const { return std::to_string(k.max_threads); }
+  std::string threadgroup_memory() const { return std::to_string(k.threadgroup_memory); }
   std::string line() const { return std::to_string(k.line); }
   std::string execution() const { return std::to_string(int(k.execution)); }
   std::string execution_note() const { return quoted(k.execution_note); }
@@ -103,15 +120,10 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_host::fn_traits<decltype(&" << fn << ")>;\n";
   out << "static const mps_shim_param_record mps_shim_params_" << index << "[] = {\n";
-  for (size_t i = 0; i < k.params.size(); ++i) {
-    const ParamDecl& p = k.params[i];
-    const std::string size = p.role == ParamRole::Scalar
-                                 ? "mps_host::scalar_size<" + traits + "::arg<" + std::to_string(i) + ">>()"
-                                 : "0";
-    emit_param_record(out, ParamFields{p, size});
-  }
+  for (size_t i = 0; i < k.params.size(); ++i)
+    emit_param_record(out, ParamFields{k.params[i], traits + "::arg<" + std::to_string(i) + ">"});
   const ParamDecl none;
-  if (k.params.empty()) emit_param_record(out, ParamFields{none, "0"});
+  if (k.params.empty()) emit_param_record(out, ParamFields{none, ""});
   out << "};\n";
   emit_entry(out, k, index, k.execution, "mps_shim_entry_");
   // A lane-loop kernel's original body on fibers, for MPS_SHIM_CROSSCHECK (runtime/crosscheck.cpp).

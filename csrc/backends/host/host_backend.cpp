@@ -49,11 +49,17 @@ class HostBackend : public Backend {
  public:
   const char* name() const override { return "host"; }
 
-  std::unique_ptr<CompiledLibrary> compile(const std::string& source) override {
+  std::unique_ptr<CompiledLibrary> compile(const std::string& source, const CompileOptions& compile_options) override {
     KernelCache& cache = KernelCache::instance();
     LoweringOptions options;
     if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") options.lane_loops = false;
-    const std::string key = cache.key(source, options.lane_loops ? "" : "lane_loops=0");
+    const std::string variant = options.lane_loops ? "" : "lane_loops=0";
+    // Included files are part of the library: with include folders the key
+    // is the preprocessed text, so an edited header compiles anew.
+    Source src{source, {}, compile_options.include_dirs};
+    if (!src.include_dirs.empty()) src.preprocessed = preprocess(src);
+    const std::string key = src.include_dirs.empty() ? cache.key(source, variant)
+                                                      : cache.key(src.preprocessed, variant + "|preprocessed");
     if (std::string path = cache.lookup(key); !path.empty()) return load_module(path);
     std::string module;
     try {
@@ -63,7 +69,7 @@ class HostBackend : public Backend {
       // the kernels whose copies failed, then, if that does not settle it, all.
       for (int round = 0;; ++round) {
         try {
-          module = build_module(source, options);
+          module = build_module(src, options);
           break;
         } catch (const LaneLoopCopyError& e) {
           const size_t before = options.lane_loop_error_lines.size();
@@ -72,7 +78,7 @@ class HostBackend : public Backend {
           if (round < 3 && !e.lines.empty() && options.lane_loop_error_lines.size() > before) continue;
           options.lane_loops = false;
           options.lane_loops_off_reason = concat("its lane-loop translation did not compile (", e.what(), ")");
-          module = build_module(source, options);
+          module = build_module(src, options);
           break;
         }
       }
@@ -83,7 +89,7 @@ class HostBackend : public Backend {
       if (!options.lane_loops) throw;
       options.lane_loops = false;
       options.lane_loops_off_reason = "its lane-loop translation did not compile";
-      module = build_module(source, options);
+      module = build_module(src, options);
     }
     const std::string path = cache.store(key, module);
     auto lib = load_module(path);
@@ -91,16 +97,28 @@ class HostBackend : public Backend {
     return lib;
   }
 
+  struct Source {
+    const std::string& text;
+    std::string preprocessed;  // "" until preprocessed
+    const std::vector<std::string>& include_dirs;
+  };
+
+  static std::string preprocess(const Source& src) {
+    ScopedDir work{KernelCache::instance().work_dir()};
+    write_file_atomic(join_path(work.path, frontend::kSourceName), src.text);
+    return frontend::preprocess(toolchain().compiler, work.path, KernelCache::instance().include_dir(), src.include_dirs);
+  }
+
   // Metal source -> shared object bytes. Throws CompileError for the user's
   // errors, LaneLoopCopyError when only the lane-loop copies of kernels failed.
-  std::string build_module(const std::string& source, const LoweringOptions& options) {
+  std::string build_module(const Source& src, const LoweringOptions& options) {
     KernelCache& cache = KernelCache::instance();
     const Toolchain& tc = toolchain();
     ScopedDir work{cache.work_dir()};
-    write_file_atomic(join_path(work.path, frontend::kSourceName), source);
+    const std::string& source = src.text;
     const std::string include_dir = cache.include_dir();
     start_precompiled_header(include_dir);
-    const std::string pre = frontend::preprocess(tc.compiler, work.path, include_dir);
+    const std::string pre = src.preprocessed.empty() ? preprocess(src) : src.preprocessed;
     const frontend::LexedSource lexed = frontend::lex(pre, frontend::kSourceName);
     const frontend::ParsedLibrary parsed = frontend::parse_library(lexed);
     const std::string cxx = emit_cxx(pre, lower_for_host(lexed, parsed, options));

@@ -44,6 +44,7 @@ inline double load_double(DType t, const char* p) {
     case DType::UInt16: return load_as<uint16_t>(p);
     case DType::UInt32: return load_as<uint32_t>(p);
     case DType::UInt64: return double(load_as<uint64_t>(p));
+    case DType::ComplexFloat: case DType::ComplexDouble: break;  // never reach here (checked before)
   }
   return 0;
 }

@@ -82,8 +82,20 @@ MPS_SHIM_INLINE P bind(void* p) {
   else return *static_cast<std::remove_reference_t<P>*>(p);
 }
 
+// Facts about a buffer parameter's type P (`T*` or `T&`), recorded for the
+// runtime's binding checks: the size of T (0 for void), whether P is a
+// reference, whether the kernel may write T.
 template <typename P>
-constexpr uint32_t scalar_size() { return uint32_t(sizeof(std::remove_cv_t<std::remove_reference_t<P>>)); }
+using param_value_t = std::remove_pointer_t<std::remove_reference_t<P>>;
+template <typename P>
+constexpr uint32_t param_value_size() {
+  if constexpr (std::is_void_v<param_value_t<P>>) return 0;
+  else return uint32_t(sizeof(param_value_t<P>));
+}
+template <typename P>
+constexpr int param_is_reference() { return std::is_reference_v<P> ? 1 : 0; }
+template <typename P>
+constexpr int param_writable() { return std::is_const_v<param_value_t<P>> ? 0 : 1; }
 
 // Calls body(ids) for every thread of threadgroups [first, end). Kernels that
 // use no threadgroup value on a 1-D grid run as one flat, vectorisable loop.
