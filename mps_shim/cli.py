@@ -12,12 +12,13 @@ def _read(path):
 
 
 def cmd_kernels(args):
-    from .library import ShaderLibrary
+    from .shader import compile_shader
 
-    lib = ShaderLibrary(_read(args.file))
+    lib = compile_shader(_read(args.file), args.include_dir).library
     for name in lib.kernel_names:
         info = lib.kernels[name]
-        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup, "
+        memory = f", {info['threadgroup_memory']} bytes of threadgroup memory" if info["threadgroup_memory"] else ""
+        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup{memory}, "
               f"runs as {info['execution'].replace('_', ' ')})")
         if info["execution_note"]:
             print(f"    on fibers because: {info['execution_note']}")
@@ -64,7 +65,7 @@ def _ints(text):
 def cmd_run(args):
     from .shader import compile_shader
 
-    lib = compile_shader(_read(args.file))
+    lib = compile_shader(_read(args.file), args.include_dir)
     values = [_parse_arg(a) for a in args.args]
     threads = _ints(args.threads)
     group = _ints(args.group_size)
@@ -154,10 +155,14 @@ def cmd_demo(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="mps-shim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("kernels", help="list the kernels of a Metal file with their parameters and bindings")
+    include = argparse.ArgumentParser(add_help=False)
+    include.add_argument("-I", "--include-dir", action="append", default=[], metavar="DIR",
+                         help="a folder #include searches (repeatable; torch's c10/metal headers are found without it)")
+    p = sub.add_parser("kernels", parents=[include],
+                       help="list the kernels of a Metal file with their parameters and bindings")
     p.add_argument("file")
     p.set_defaults(fn=cmd_kernels)
-    p = sub.add_parser("run", help="run one kernel on .npy inputs and write .npy outputs")
+    p = sub.add_parser("run", parents=[include], help="run one kernel on .npy inputs and write .npy outputs")
     p.add_argument("file")
     p.add_argument("--kernel", required=True)
     p.add_argument("args", nargs="*", help="arguments in buffer order: FILE.npy, zeros:SHAPE:DTYPE (SHAPE like "

@@ -214,7 +214,8 @@ MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_bytes(
     AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes);
 /* As aoti_torch_mps_create_shader_library, with folders that #include searches (after Metal's
- * headers, before those of MPS_SHIM_INCLUDE_PATH, a colon-separated list read at every call). */
+ * headers, before those of MPS_SHIM_INCLUDE_PATH, a colon-separated list read at every library
+ * creation, whose missing folders are skipped). A folder given here must exist. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_create_shader_library_with_includes(
     const char* source, const char* const* include_dirs, size_t num_include_dirs,
     AOTIMetalShaderLibraryHandle* library_handle);

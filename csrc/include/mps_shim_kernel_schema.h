@@ -16,8 +16,9 @@
 
 /* A kernel parameter. binding: the buffer index for buffers and scalars, -1
  * otherwise; attribute as written ("buffer(2)", "thread_position_in_grid");
- * space: "device", "constant" or "" (thread positions); value_size: sizeof
- * the referenced or pointed-to type (0 for void); reference: 1 for `T&`,
+ * space: "device", "constant" or "" (thread positions); value_size: the
+ * bytes of the referenced or pointed-to type (0 for void; a 3-vector counts
+ * its 3 lanes, not its padding); reference: 1 for `T&`,
  * 0 for `T*`; writable: 1 when the kernel may write through it (device,
  * not const); line: in the user's source. */
 #define MPS_SHIM_PARAM_FIELDS(X)    \

@@ -61,7 +61,8 @@ struct CompileOptions {
 };
 
 // The caller's include folders, then those of MPS_SHIM_INCLUDE_PATH
-// (colon-separated), made absolute. Throws naming a folder that does not exist.
+// (colon-separated; missing ones skipped), made absolute. Throws naming a
+// caller's folder that does not exist.
 CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs);
 
 class CompiledLibrary {

@@ -55,6 +55,7 @@ std::string backends_json() {
 CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs) {
   std::vector<std::pair<std::string, const char*>> wanted;  // folder, where it came from
   for (const std::string& d : include_dirs) wanted.emplace_back(d, "include folder");
+  // MPS_SHIM_INCLUDE_PATH applies to every library, so a folder of it that is missing is skipped.
   if (const char* env = std::getenv("MPS_SHIM_INCLUDE_PATH"); env && *env) {
     const std::string path = env;
     for (size_t pos = 0; pos <= path.size();) {
@@ -67,8 +68,9 @@ CompileOptions resolve_compile_options(const std::vector<std::string>& include_d
   CompileOptions out;
   for (const auto& [dir, origin] : wanted) {
     struct stat st;
-    MPS_SHIM_CHECK(!dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), origin, " '", dir,
-                   "' is not a folder");
+    const bool is_dir = !dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (!is_dir && origin[0] == 'M') continue;  // as compilers skip CPATH's missing folders
+    MPS_SHIM_CHECK(is_dir, origin, " '", dir, "' is not a folder");
     std::string absolute = dir;
     if (dir[0] != '/') {  // the compiler runs in a folder of its own
       char cwd[PATH_MAX];

@@ -1868,6 +1868,170 @@ static void section_threads(void) {
   CONTAINS(mps_shim_last_error(), "main_thread_error");
 }
 
+/* ------------------------------------------------------- metal binding */
+
+/* Metal's binding rules and the extensions torch.mps.compile_shader needs: include folders,
+ * bytes up to 4 KiB, a tensor behind a `constant T&`, argument buffers, c10's error buffer
+ * (its layout, written by hand here: c10/metal/error.h ships with torch). */
+static const char* kBindingSource =
+    "#include <metal_stdlib>\n"
+    "#include <twice.h>\n"
+    "using namespace metal;\n"
+    "kernel void lookup(device float* out, constant float* table, uint i [[thread_position_in_grid]]) {\n"
+    "  out[i] = twice(table[1023 - i]);\n"
+    "}\n"
+    "kernel void strided(device float* out, constant ulong2& strides, uint2 p [[thread_position_in_grid]]) {\n"
+    "  out[p.x * strides.x + p.y * strides.y] = p.x + 10.0f * p.y;\n"
+    "}\n"
+    "struct Inputs { device float* args[3]; };\n"
+    "kernel void sum3(device float* out, constant Inputs& in, uint i [[thread_position_in_grid]]) {\n"
+    "  out[i] = in.args[0][i] + in.args[1][i] + in.args[2][i];\n"
+    "}\n"
+    "struct Message { char file[128]; char func[128]; char message[250]; uint line; };\n"
+    "struct Messages { atomic_uint count; Message msg[30]; };\n"
+    "kernel void bounded(device float* x, constant int& limit, device Messages* errors,\n"
+    "                    uint i [[thread_position_in_grid]]) {\n"
+    "  if (int(i) >= limit) {\n"
+    "    const uint k = atomic_fetch_add_explicit(&errors->count, 1u, memory_order_relaxed);\n"
+    "    if (k < 30) { errors->msg[k].message[0] = 'h'; errors->msg[k].message[1] = 'i'; errors->msg[k].line = 42; }\n"
+    "    return;\n"
+    "  }\n"
+    "  x[i] = 1.0f;\n"
+    "}\n";
+
+typedef struct {
+  int op; /* 0 lookup, 1 lookup with 4097 bytes, 2 strided, 3 sum3, 4 bounded */
+  AtenTensorHandle out, strides, in[3];
+  const void* bytes;
+  size_t nbytes;
+  int64_t limit;
+} binding_job;
+
+static void binding_cb(AOTIMetalKernelFunctionHandle k, void* ud) {
+  binding_job* j = (binding_job*)ud;
+  OK(aoti_torch_mps_start_encoding(k));
+  OK(aoti_torch_mps_set_arg_tensor(k, 0, j->out));
+  if (j->op == 0 || j->op == 1) {
+    if (j->op == 1) {
+      FAILS(mps_shim_set_arg_bytes(k, 1, j->bytes, j->nbytes), "1 to 4096 bytes");
+      return;
+    }
+    OK(mps_shim_set_arg_bytes(k, 1, j->bytes, j->nbytes));
+    OK(aoti_torch_mps_dispatch_single(k, 1024));
+  } else if (j->op == 2) {
+    uint64_t grid[2] = {4, 3};
+    OK(aoti_torch_mps_set_arg_tensor(k, 1, j->strides)); /* a tensor behind `constant ulong2&` */
+    OK(aoti_torch_mps_dispatch_array(k, grid, 2));
+  } else if (j->op == 3) {
+    void* addresses[3];
+    for (int t = 0; t < 3; ++t) OK(aoti_torch_get_data_ptr(j->in[t], &addresses[t]));
+    OK(mps_shim_set_arg_bytes(k, 1, addresses, sizeof addresses)); /* an argument buffer */
+    OK(aoti_torch_mps_dispatch_single(k, 8));
+  } else {
+    OK(aoti_torch_mps_set_arg_int(k, 1, j->limit));
+    OK(mps_shim_set_arg_error_buffer(k, 2));
+    aoti_torch_mps_dispatch_single(k, 8); /* checked by the caller, through the block's result */
+  }
+}
+
+static void write_text(const char* path, const char* text) {
+  FILE* f = fopen(path, "w");
+  CHECK(f != NULL);
+  CHECK(fputs(text, f) >= 0);
+  CHECK(fclose(f) == 0);
+}
+
+static void section_binding(void) {
+  char dir[] = "/tmp/mps_shim_abi_XXXXXX", header[64];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(header, sizeof header, "%s/twice.h", dir);
+  write_text(header, "inline float twice(float x) { return 2.0f * x; }\n");
+
+  AOTIMetalShaderLibraryHandle lib = NULL;
+  FAILS(aoti_torch_mps_create_shader_library(kBindingSource, &lib), "twice.h");
+  const char* missing[1] = {"/no/such/folder"};
+  FAILS(mps_shim_create_shader_library_with_includes(kBindingSource, missing, 1, &lib), "'/no/such/folder' is not a folder");
+  const char* dirs[1] = {dir};
+  FAILS(mps_shim_create_shader_library_with_includes(kBindingSource, NULL, 1, &lib), "null include_dirs");
+  OK(mps_shim_create_shader_library_with_includes(kBindingSource, dirs, 1, &lib));
+  remove(header);
+  remove(dir);
+
+  AOTIMetalKernelFunctionHandle lookup, strided, sum3, bounded;
+  OK(aoti_torch_mps_get_kernel_function(lib, "lookup", &lookup));
+  OK(aoti_torch_mps_get_kernel_function(lib, "strided", &strided));
+  OK(aoti_torch_mps_get_kernel_function(lib, "sum3", &sum3));
+  OK(aoti_torch_mps_get_kernel_function(lib, "bounded", &bounded));
+
+  /* 4 KiB by value: a 1024-float table */
+  static float table[1025], got[1024];
+  for (int i = 0; i < 1025; ++i) table[i] = (float)i;
+  binding_job j;
+  memset(&j, 0, sizeof j);
+  j.out = new_1d(1024, F32, MPS);
+  j.bytes = table;
+  j.nbytes = 4096;
+  OK(aoti_torch_mps_run_command_block(lookup, binding_cb, &j));
+  d2h(got, j.out);
+  for (int i = 0; i < 1024; ++i) CHECK_EQ(got[i], 2 * (1023 - i));
+  j.op = 1;
+  j.nbytes = 4097;
+  FAILS(aoti_torch_mps_run_command_block(lookup, binding_cb, &j), "4096");
+  CHECK(mps_shim_take_pending_error() == AOTI_TORCH_FAILURE);
+  del(j.out);
+
+  /* a tensor bound to `constant ulong2& strides`: column-major 4x3 */
+  {
+    const int64_t strides_v[2] = {1, 4};
+    float grid_out[12];
+    j.op = 2;
+    j.out = new_1d(12, F32, MPS);
+    j.strides = new_1d(2, I64, MPS);
+    h2d(j.strides, strides_v);
+    OK(aoti_torch_mps_run_command_block(strided, binding_cb, &j));
+    d2h(grid_out, j.out);
+    for (int x = 0; x < 4; ++x)
+      for (int y = 0; y < 3; ++y) CHECK_EQ(grid_out[x + 4 * y], x + 10 * y);
+    del(j.out);
+    del(j.strides);
+  }
+
+  /* an argument buffer: three device addresses packed by value */
+  {
+    float v[8], sum[8];
+    j.op = 3;
+    j.out = new_1d(8, F32, MPS);
+    for (int t = 0; t < 3; ++t) {
+      for (int i = 0; i < 8; ++i) v[i] = (float)((t + 1) * 100 + i);
+      j.in[t] = mps_f32(8, v);
+    }
+    OK(aoti_torch_mps_run_command_block(sum3, binding_cb, &j));
+    d2h(sum, j.out);
+    for (int i = 0; i < 8; ++i) CHECK_EQ(sum[i], 600 + 3 * i);
+    for (int t = 0; t < 3; ++t) del(j.in[t]);
+    del(j.out);
+  }
+
+  /* the error buffer: a report fails the dispatch and the block, with the kernel's words */
+  {
+    j.op = 4;
+    j.out = new_1d(8, F32, MPS);
+    j.limit = 8;
+    OK(aoti_torch_mps_run_command_block(bounded, binding_cb, &j));
+    j.limit = 5;
+    FAILS(aoti_torch_mps_run_command_block(bounded, binding_cb, &j), "the command block failed");
+    CHECK_EQ(mps_shim_last_error_kind(), MPS_SHIM_ERROR_COMMAND_BLOCK);
+    CHECK(mps_shim_take_pending_error() == AOTI_TORCH_FAILURE);
+    CHECK_EQ(mps_shim_last_error_kind(), MPS_SHIM_ERROR_KERNEL_REPORTED);
+    CONTAINS(mps_shim_last_error(), "kernel 'bounded' reported an error: hi (:42, in )");
+    CONTAINS(mps_shim_last_error(), "2 more reports");
+    j.limit = 8; /* read and emptied: the next dispatch is clean */
+    OK(aoti_torch_mps_run_command_block(bounded, binding_cb, &j));
+    del(j.out);
+  }
+  OK(aoti_torch_mps_delete_shader_library(lib));
+}
+
 /* -------------------------------------------------------------------- main */
 
 typedef struct {
@@ -1879,6 +2043,7 @@ static const section kSections[] = {
     {"misc", section_misc},       {"kernels", section_kernels}, {"dispatch", section_dispatch},
     {"errors", section_errors},   {"blocks", section_blocks},   {"tensors", section_tensors},
     {"memory", section_memory},   {"threads", section_threads}, {"group_limits", section_group_limits},
+    {"binding", section_binding},
 };
 
 int main(int argc, char** argv) {

@@ -87,10 +87,14 @@ MPS_SHIM_INLINE P bind(void* p) {
 // reference, whether the kernel may write T.
 template <typename P>
 using param_value_t = std::remove_pointer_t<std::remove_reference_t<P>>;
+// A 3-vector's padding lane carries nothing, so 3 values suffice to bind one
+// (torch packs a list of 3 ints into 12 bytes for an int3).
 template <typename P>
 constexpr uint32_t param_value_size() {
-  if constexpr (std::is_void_v<param_value_t<P>>) return 0;
-  else return uint32_t(sizeof(param_value_t<P>));
+  using T = std::remove_cv_t<param_value_t<P>>;
+  if constexpr (std::is_void_v<T>) return 0;
+  else if constexpr (metal::vector_traits<T>::size == 3) return uint32_t(3 * sizeof(typename metal::vector_traits<T>::element));
+  else return uint32_t(sizeof(T));
 }
 template <typename P>
 constexpr int param_is_reference() { return std::is_reference_v<P> ? 1 : 0; }
