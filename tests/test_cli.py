@@ -223,3 +223,28 @@ kernel void spin(device atomic_int* flag, uint t [[thread_index_in_threadgroup]]
     spin = next(i for i, ln in enumerate(lines) if ln.startswith("spin "))
     assert lines[spin].endswith("runs as fibers)")
     assert lines[spin + 1].strip().startswith("on fibers because:") and "atomic_load_explicit" in lines[spin + 1]
+
+
+def test_include_folders(run_cli, tmp_path):
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "tile.h").write_text("constant constexpr uint kTile = 16;\n")
+    (tmp_path / "k.metal").write_text(textwrap.dedent("""\
+        #include <metal_stdlib>
+        #include <tile.h>
+        using namespace metal;
+        kernel void tiled(device float* out, uint i [[thread_index_in_threadgroup]]) {
+            threadgroup float tile[kTile];
+            tile[i] = i;
+            threadgroup_barrier(mem_flags::mem_threadgroup);
+            out[i] = tile[kTile - 1 - i];
+        }
+    """))
+    r = run_cli("kernels", tmp_path / "k.metal")
+    assert r.returncode != 0 and "tile.h" in r.stderr
+    r = run_cli("kernels", "-I", tmp_path / "inc", tmp_path / "k.metal")
+    assert r.returncode == 0, r.stderr
+    assert "tiled  (line 4, max 1024 threads per threadgroup" in r.stdout
+    r = run_cli("run", tmp_path / "k.metal", "--kernel", "tiled", "zeros:16", "--group-size", "16",
+                "-I", tmp_path / "inc", "-o", f"0={tmp_path / 'out.npy'}")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "out.npy").tolist() == list(range(15, -1, -1))
