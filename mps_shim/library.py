@@ -98,6 +98,10 @@ class KernelFunction:
         data = bytes(data)
         check(lib.mps_shim_set_arg_bytes(self._handle, index, data, len(data)))
 
+    def set_threadgroup_memory_length(self, index, nbytes):
+        """Metal's setThreadgroupMemoryLength for the [[threadgroup(index)]] parameter (a multiple of 16 bytes)."""
+        check(lib.mps_shim_set_threadgroup_memory_length(self._handle, index, nbytes))
+
     def set_arg_error_buffer(self, index):
         """Binds the runtime's c10::metal::ErrorMessages buffer; a kernel's TORCH_REPORT_ERROR fails the dispatch."""
         check(lib.mps_shim_set_arg_error_buffer(self._handle, index))

@@ -21,7 +21,8 @@ arg_casts converts the non-tensor arguments first: one name for all of them, or
 "uint8", or any numpy dtype name ("float16", "bfloat16", "int64"...).
 error_buf_idx binds c10's error buffer (c10/metal/error.h) at that buffer index;
 an error a kernel reports there with TORCH_REPORT_ERROR is raised after the
-dispatch as KernelReportedError (a RuntimeError).
+dispatch as KernelReportedError (a RuntimeError). threadgroup_memory={n: bytes}
+sets the length of each `threadgroup T* p [[threadgroup(n)]]` parameter.
 """
 import importlib.util
 import os
@@ -80,7 +81,7 @@ class BoundKernel:
 
     def __init__(self, function):
         self.function = function
-        self.bindings = sorted((p for p in function.params if p["kind"] != "thread_position"),
+        self.bindings = sorted((p for p in function.params if p["kind"] in ("buffer", "scalar")),
                                key=lambda p: p["binding"])
 
     @property
@@ -95,7 +96,8 @@ class BoundKernel:
     def static_thread_group_memory_length(self):
         return self.function.threadgroup_memory
 
-    def __call__(self, *args, threads=None, group_size=None, arg_casts=None, error_buf_idx=None):
+    def __call__(self, *args, threads=None, group_size=None, arg_casts=None, error_buf_idx=None,
+                 threadgroup_memory=None):
         name = self.function.name
         params = [p for p in self.bindings if p["binding"] != error_buf_idx]
         if error_buf_idx is not None and len(params) == len(self.bindings):
@@ -120,6 +122,8 @@ class BoundKernel:
                     fn.set_arg_bytes(param["binding"], value)
             if error_buf_idx is not None:
                 fn.set_arg_error_buffer(error_buf_idx)
+            for index, nbytes in (threadgroup_memory or {}).items():
+                fn.set_threadgroup_memory_length(index, nbytes)
             fn.dispatch(threads, group_size)
 
         self.function.run_command_block(encode)

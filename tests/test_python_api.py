@@ -165,7 +165,7 @@ KERNEL_HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
 @pytest.mark.parametrize("body, marker, words", [
     ("kernel void k(device float* out,\n              threadgroup float* scratch,\n"
      "              uint i [[thread_position_in_grid]]) {\n    out[i] = 1.0f;\n}\n",
-     "threadgroup float* scratch", ["threadgroup kernel parameters", "scratch"]),
+     "threadgroup float* scratch", ["a threadgroup kernel parameter is a pointer or reference with [[threadgroup(n)]]", "scratch"]),
     ("kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
      "    threadgroup float tile[8193];\n    out[i] = tile[0];\n}\n",
      "threadgroup float tile", ["32 KiB"]),

@@ -64,6 +64,13 @@ AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunctionHandle func,
   });
 }
 
+AOTITorchError mps_shim_set_threadgroup_memory_length(AOTIMetalKernelFunctionHandle func, unsigned idx, size_t nbytes) {
+  return guard(__func__, [&] {
+    std::lock_guard<std::recursive_mutex> lock(CommandQueue::mutex());
+    abi::kernel_functions().get(func)->set_threadgroup_memory_length(idx, nbytes);
+  });
+}
+
 const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle) {
   const char* out = nullptr;
   guard(__func__, [&] { out = abi::libraries().get(library_handle)->describe_json().c_str(); });

@@ -41,7 +41,7 @@ enum class ThreadAttr {
   DispatchQuadgroupsPerThreadgroup,
 };
 
-enum class ParamRole { Buffer, Scalar, ThreadPosition };
+enum class ParamRole { Buffer, Scalar, ThreadPosition, Threadgroup };
 
 struct ParamDecl {
   std::string name;
@@ -49,7 +49,7 @@ struct ParamDecl {
   AddressSpace space = AddressSpace::None;
   ParamRole role = ParamRole::Buffer;
   ThreadAttr thread_attr = ThreadAttr::None;
-  int binding = -1;       // buffer index for Buffer and Scalar
+  int binding = -1;       // buffer index for Buffer and Scalar, threadgroup index for Threadgroup
   std::string attribute;  // the attribute as written, e.g. "buffer(2)"
   int line = 0;
 };

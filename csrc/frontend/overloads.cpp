@@ -78,11 +78,17 @@ class OverloadFinder {
     return Scope::Other;
   }
 
+  // The scope's name; a class's with its template arguments, since the
+  // specialisations `S<1, T, false>` and `S<2, T, true>` are different classes.
   std::string scope_name(size_t first, size_t brace) const {
-    for (size_t k = first; k < brace; ++k)
-      if ((t_[k].is("namespace") || t_[k].is("struct") || t_[k].is("class") || t_[k].is("union")) && k + 1 < brace &&
-          t_[k + 1].is_identifier())
-        return std::string(t_[k + 1].text);
+    for (size_t k = first; k < brace; ++k) {
+      if (!(t_[k].is("namespace") || t_[k].is("struct") || t_[k].is("class") || t_[k].is("union")) || k + 1 >= brace ||
+          !t_[k + 1].is_identifier())
+        continue;
+      std::string name(t_[k + 1].text);
+      for (size_t j = k + 2; j < brace && !t_[j].is(":"); ++j) name += t_[j].text;  // up to a base clause
+      return name;
+    }
     return "";
   }
 

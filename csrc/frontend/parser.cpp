@@ -254,6 +254,14 @@ class Parser {
       body.push_back(k);
     }
     bool pointer = false, reference = false;
+    // `constant const int64_t strides[2]`: an array parameter is a pointer, as in C++
+    while (body.size() >= 3 && t_[body.back()].is("]")) {
+      size_t open = body.size() - 1;
+      while (open > 0 && !t_[body[open]].is("[")) --open;
+      if (open == 0) break;
+      body.resize(open);
+      pointer = true;
+    }
     for (size_t k : body) {
       const Token& tk = t_[k];
       if (tk.is("device")) p.space = AddressSpace::Device;
@@ -283,9 +291,15 @@ class Parser {
         p.thread_attr = ta;
       } else if (kUnsupportedAttrs.count(a.name)) {
         error(a.name_token, concat(who, ": [[", a.name, "]] is not supported by the host engine"));
-      } else if (a.name == "threadgroup" || p.space == AddressSpace::Threadgroup) {
-        error(a.name_token, concat(who, ": threadgroup kernel parameters need a length the AOTInductor ABI cannot "
-                                        "set; declare a threadgroup array inside the kernel instead"));
+      } else if (a.name == "threadgroup") {
+        p.attribute = concat("threadgroup(", a.arg, ")");
+        char* endp = nullptr;
+        const long idx = std::strtol(a.arg.c_str(), &endp, 0);
+        if (a.arg.empty() || *endp != '\0' || idx < 0 || idx > 30)
+          error(a.name_token, concat(who, ": threadgroup index '", a.arg, "' must be an integer from 0 to 30"));
+        if (p.space != AddressSpace::Threadgroup)
+          error(a.name_token, concat(who, ": [[threadgroup(n)]] needs a threadgroup pointer or reference"));
+        p.binding = int(idx);
       } else if (a.name == "texture" || a.name == "sampler") {
         error(a.name_token, concat(who, ": textures and samplers are not supported"));
       }
@@ -293,8 +307,10 @@ class Parser {
     if (p.thread_attr != ThreadAttr::None) {
       p.role = ParamRole::ThreadPosition;
     } else if (p.space == AddressSpace::Threadgroup) {
-      error(first, concat(who, ": threadgroup kernel parameters need a length the AOTInductor ABI cannot set; "
-                               "declare a threadgroup array inside the kernel instead"));
+      if (p.binding < 0 || !(pointer || reference))
+        error(first, concat(who, ": a threadgroup kernel parameter is a pointer or reference with "
+                                 "[[threadgroup(n)]]; the host sets its length per dispatch"));
+      p.role = ParamRole::Threadgroup;
     } else if (pointer && (p.space == AddressSpace::Device || p.space == AddressSpace::Constant)) {
       p.role = ParamRole::Buffer;
     } else if (reference && p.space == AddressSpace::Device) {
@@ -389,13 +405,16 @@ class Parser {
 
   // Explicit [[buffer(n)]] indices first; the others take the lowest free index in order.
   void assign_bindings(KernelDecl& k, const Decl& def) const {
-    std::set<int> used;
-    for (const ParamDecl& p : k.params)
-      if (p.role != ParamRole::ThreadPosition && p.binding >= 0 && !used.insert(p.binding).second)
-        error(def.name_token, concat("kernel '", k.host_name, "': two parameters use [[buffer(", p.binding, ")]]"));
+    std::set<int> used, threadgroup_used;  // buffer and threadgroup indices are separate
+    for (const ParamDecl& p : k.params) {
+      const bool group = p.role == ParamRole::Threadgroup;
+      if (p.role != ParamRole::ThreadPosition && p.binding >= 0 && !(group ? threadgroup_used : used).insert(p.binding).second)
+        error(def.name_token, concat("kernel '", k.host_name, "': two parameters use [[", group ? "threadgroup" : "buffer",
+                                     "(", p.binding, ")]]"));
+    }
     int next = 0;
     for (ParamDecl& p : k.params) {
-      if (p.role == ParamRole::ThreadPosition || p.binding >= 0) continue;
+      if (p.role == ParamRole::ThreadPosition || p.role == ParamRole::Threadgroup || p.binding >= 0) continue;
       while (used.count(next)) ++next;
       p.binding = next;
       used.insert(next);

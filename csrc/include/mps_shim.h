@@ -224,6 +224,12 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_create_shader_library_with_includes(
  * TORCH_REPORT_ERROR fails the dispatch, and so the command block, with the kernel's message
  * (kind MPS_SHIM_ERROR_KERNEL_REPORTED), and the buffer is emptied. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunctionHandle func, unsigned idx);
+/* Metal's setThreadgroupMemoryLength: the bytes (a multiple of 16) of the kernel's
+ * `threadgroup T* p [[threadgroup(idx)]]` parameter, for the dispatches after it until the next
+ * start_encoding. Every such parameter needs one; with the kernel's own threadgroup arrays they
+ * may total 32 KiB. Each threadgroup gets its own memory, uninitialised, as on the GPU. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_set_threadgroup_memory_length(
+    AOTIMetalKernelFunctionHandle func, unsigned idx, size_t nbytes);
 /* JSON describing every kernel of the library; owned by the library. NULL on error. */
 MPS_SHIM_EXPORT const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle);
 /* JSON: version, the registered backends ({"name": "available" or why not}), the selected backend, its

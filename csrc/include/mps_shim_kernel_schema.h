@@ -14,8 +14,8 @@
 #ifndef MPS_SHIM_KERNEL_SCHEMA_H
 #define MPS_SHIM_KERNEL_SCHEMA_H
 
-/* A kernel parameter. binding: the buffer index for buffers and scalars, -1
- * otherwise; attribute as written ("buffer(2)", "thread_position_in_grid");
+/* A kernel parameter. binding: the buffer index for buffers and scalars, the
+ * threadgroup index for [[threadgroup(n)]] parameters, -1 otherwise; attribute as written ("buffer(2)", "thread_position_in_grid");
  * space: "device", "constant" or "" (thread positions); value_size: the
  * bytes of the referenced or pointed-to type (0 for void; a 3-vector counts
  * its 3 lanes, not its padding); reference: 1 for `T&`,
@@ -48,10 +48,11 @@
   X(string, execution_note, "execution_note")
 
 /* X(NAME, value, json name) */
-#define MPS_SHIM_PARAM_KINDS(X) \
-  X(BUFFER, 0, "buffer")         \
-  X(SCALAR, 1, "scalar")         \
-  X(THREAD_POSITION, 2, "thread_position")
+#define MPS_SHIM_PARAM_KINDS(X)         \
+  X(BUFFER, 0, "buffer")                 \
+  X(SCALAR, 1, "scalar")                 \
+  X(THREAD_POSITION, 2, "thread_position") \
+  X(THREADGROUP, 3, "threadgroup") /* [[threadgroup(n)]]: binding is n */
 
 /* How a threadgroup's threads run. */
 #define MPS_SHIM_EXECUTIONS(X)                                                    \

@@ -17,7 +17,8 @@ class OpBackend;
 }
 
 enum class ParamKind : int { Buffer = MPS_SHIM_PARAM_BUFFER, Scalar = MPS_SHIM_PARAM_SCALAR,
-                              ThreadAttribute = MPS_SHIM_PARAM_THREAD_POSITION };
+                              ThreadAttribute = MPS_SHIM_PARAM_THREAD_POSITION,
+                              Threadgroup = MPS_SHIM_PARAM_THREADGROUP };
 // How a threadgroup's threads run: no thread waits for another; one fiber per
 // thread; or loops over the threads between barriers (lane loops).
 enum class KernelExecution : int { Independent = MPS_SHIM_EXECUTION_INDEPENDENT, Fibers = MPS_SHIM_EXECUTION_FIBERS,
@@ -52,7 +53,13 @@ enum class Engine { Native, Fibers };
 struct LaunchGrid {
   uint32_t grid[3];
   uint32_t group[3];
+  // The offset of each [[threadgroup(n)]] parameter's memory in a group's dynamic
+  // block (kMaxThreadgroupMemory in all), by n; null when the kernel has none.
+  const uint32_t* threadgroup_offsets = nullptr;
 };
+
+// Metal's threadgroup memory per threadgroup, static and dynamic together.
+constexpr uint32_t kMaxThreadgroupMemory = 32768;
 
 // How to compile a library: folders searched by #include, in order, after the
 // Metal headers (absolute paths; see resolve_compile_options).

@@ -1,5 +1,6 @@
 #include "runtime/library.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -71,12 +72,18 @@ const char* execution_name(KernelExecution execution) {
 
 KernelFunction::KernelFunction(ShaderLibrary& library, size_t index) : library_(library), index_(index) {
   for (const KernelParam& p : info().params) {
-    if (p.kind == ParamKind::ThreadAttribute) continue;
+    if (p.kind == ParamKind::Threadgroup) {
+      if (size_t(p.binding) >= threadgroup_params_.size()) threadgroup_params_.resize(size_t(p.binding) + 1, nullptr);
+      threadgroup_params_[size_t(p.binding)] = &p;
+    }
+    if (p.kind == ParamKind::ThreadAttribute || p.kind == ParamKind::Threadgroup) continue;
     if (size_t(p.binding) >= by_binding_.size()) by_binding_.resize(size_t(p.binding) + 1, nullptr);
     by_binding_[size_t(p.binding)] = &p;
   }
   bindings_.resize(by_binding_.size());
   args_.resize(by_binding_.size(), nullptr);
+  threadgroup_lengths_.assign(threadgroup_params_.size(), -1);
+  threadgroup_offsets_.assign(threadgroup_params_.size(), 0);
 }
 
 const KernelInfo& KernelFunction::info() const { return library_.compiled().kernels()[index_]; }
@@ -105,6 +112,7 @@ const KernelParam& KernelFunction::param_at(unsigned index, const char* what) co
 void KernelFunction::start_encoding() {
   encoding_epoch_ = CommandQueue::epoch();
   error_buffer_bound_ = false;
+  std::fill(threadgroup_lengths_.begin(), threadgroup_lengths_.end(), -1);
   for (Binding& b : bindings_) {
     b.kind = Binding::Unbound;
     b.keep_alive.reset();
@@ -133,6 +141,40 @@ void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
   b.kind = Binding::Buffer;
   b.address = tensor.data();
   b.keep_alive = tensor.storage();
+}
+
+void KernelFunction::set_threadgroup_memory_length(unsigned index, size_t nbytes) {
+  check_encoding("set_threadgroup_memory_length", ErrorKind::Argument);
+  std::string indices;
+  for (size_t i = 0; i < threadgroup_params_.size(); ++i)
+    if (threadgroup_params_[i]) indices += concat(indices.empty() ? "" : ", ", i);
+  MPS_SHIM_CHECK_AS(ArgumentError, index < threadgroup_params_.size() && threadgroup_params_[index], "kernel '",
+                    info().name, "' has no [[threadgroup(", index, ")]] parameter (its threadgroup indices: ",
+                    indices.empty() ? "none" : indices, ")");
+  MPS_SHIM_CHECK_AS(SizeError, nbytes % 16 == 0 && nbytes <= kMaxThreadgroupMemory, "kernel '", info().name,
+                    "': threadgroup memory length ", nbytes, " for [[threadgroup(", index,
+                    ")]] must be a multiple of 16 bytes and at most ", kMaxThreadgroupMemory);
+  threadgroup_lengths_[index] = int64_t(nbytes);
+}
+
+// Lays the [[threadgroup(n)]] memory out in one block, checking Metal's rules: every length
+// set, static and dynamic memory together within 32 KiB. Null when the kernel has none.
+const uint32_t* KernelFunction::place_threadgroup_memory() {
+  if (threadgroup_params_.empty()) return nullptr;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < threadgroup_params_.size(); ++i) {
+    const KernelParam* p = threadgroup_params_[i];
+    if (!p) continue;
+    MPS_SHIM_CHECK_AS(DispatchError, threadgroup_lengths_[i] >= 0, "kernel '", info().name, "': ", param_label(*p),
+                      " [[threadgroup(", i, ")]] has no memory length; set one with "
+                      "mps_shim_set_threadgroup_memory_length before the dispatch");
+    threadgroup_offsets_[i] = uint32_t(offset);
+    offset += uint64_t(threadgroup_lengths_[i]);
+  }
+  MPS_SHIM_CHECK_AS(SizeError, offset + info().threadgroup_memory <= kMaxThreadgroupMemory, "kernel '", info().name,
+                    "': ", offset, " bytes of threadgroup memory for its [[threadgroup(n)]] parameters and ",
+                    info().threadgroup_memory, " of its own exceed Metal's ", kMaxThreadgroupMemory);
+  return threadgroup_offsets_.data();
 }
 
 void KernelFunction::set_error_buffer(unsigned index) {
@@ -222,7 +264,7 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
                    ") was never set before dispatch");
     args_[i] = b.address;
   }
-  LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}};
+  LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}, place_threadgroup_memory()};
   if (info().execution == KernelExecution::LaneLoops && crosscheck_enabled()) {
     std::vector<CrosscheckBuffer> buffers;
     for (size_t i = 0; i < by_binding_.size(); ++i) {

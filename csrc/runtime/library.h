@@ -24,6 +24,8 @@ class KernelFunction {
   void start_encoding();
   void set_tensor(unsigned index, const Tensor& tensor);
   void set_bytes(unsigned index, const void* data, size_t nbytes);
+  // setThreadgroupMemoryLength: the length of the [[threadgroup(index)]] parameter's memory.
+  void set_threadgroup_memory_length(unsigned index, size_t nbytes);
   // Binds the process's kernel error buffer (runtime/error_buffer.h); dispatches then fail with what a kernel reports.
   void set_error_buffer(unsigned index);
   // group_size == nullptr picks PyTorch's default; a grid with a zero extent is a no-op.
@@ -45,6 +47,7 @@ class KernelFunction {
   std::string describe_bindings() const;
   std::string binding_label(unsigned index, const KernelParam& p) const;
   void launch(const uint32_t grid[3], const uint32_t group[3]);
+  const uint32_t* place_threadgroup_memory();
 
   ShaderLibrary& library_;
   size_t index_;
@@ -52,6 +55,9 @@ class KernelFunction {
   std::vector<Binding> bindings_;
   std::vector<void*> args_;
   bool error_buffer_bound_ = false;  // since start_encoding
+  std::vector<const KernelParam*> threadgroup_params_;  // by [[threadgroup(n)]] index
+  std::vector<int64_t> threadgroup_lengths_;            // -1: not set since start_encoding
+  std::vector<uint32_t> threadgroup_offsets_;
   // start_encoding's queue epoch: encoding state ends with the command block.
   uint64_t encoding_epoch_ = ~uint64_t(0);
 };

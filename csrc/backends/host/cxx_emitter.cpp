@@ -15,7 +15,8 @@ using frontend::ParamRole;
 using frontend::ThreadAttr;
 
 static_assert(int(ParamRole::Buffer) == MPS_SHIM_PARAM_BUFFER && int(ParamRole::Scalar) == MPS_SHIM_PARAM_SCALAR &&
-              int(ParamRole::ThreadPosition) == MPS_SHIM_PARAM_THREAD_POSITION);
+              int(ParamRole::ThreadPosition) == MPS_SHIM_PARAM_THREAD_POSITION &&
+              int(ParamRole::Threadgroup) == MPS_SHIM_PARAM_THREADGROUP);
 static_assert(int(KernelDecl::Execution::Independent) == MPS_SHIM_EXECUTION_INDEPENDENT &&
               int(KernelDecl::Execution::Fibers) == MPS_SHIM_EXECUTION_FIBERS &&
               int(KernelDecl::Execution::LaneLoops) == MPS_SHIM_EXECUTION_LANE_LOOPS);
@@ -42,7 +43,10 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
   for (size_t i = 0; i < k.params.size(); ++i) {
     const ParamDecl& p = k.params[i];
     if (p.role == ParamRole::ThreadPosition) continue;
-    out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(L->args[" << p.binding << "]);\n";
+    const std::string address = p.role == ParamRole::Threadgroup
+                                    ? concat("mps_host::threadgroup_block(L, ", p.binding, ")")
+                                    : concat("L->args[", p.binding, "]");
+    out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(" << address << ");\n";
   }
   using Execution = KernelDecl::Execution;
   if (execution == Execution::LaneLoops)  // the group function loops over the threads between barriers
@@ -81,8 +85,9 @@ struct ParamFields {
   std::string attribute() const { return quoted(p.attribute); }
   std::string space() const {
     using frontend::AddressSpace;
-    return quoted(p.role == ParamRole::ThreadPosition ? ""
-                  : p.space == AddressSpace::Device   ? "device"
+    return quoted(p.role == ParamRole::ThreadPosition  ? ""
+                  : p.space == AddressSpace::Threadgroup ? "threadgroup"
+                  : p.space == AddressSpace::Device      ? "device"
                   : p.space == AddressSpace::Constant ? "constant"
                                                       : "");
   }

@@ -50,7 +50,7 @@ class HostModule : public CompiledLibrary {
     MPS_SHIM_CHECK_AS(EngineError, !fibers || table_[index].fiber_entry, "kernel '", kernels_[index].name,
                       "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
-    mps_shim_launch L{args, {}, {}, {}, &failure};
+    mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {
       L.grid[d] = grid.grid[d];

@@ -82,6 +82,14 @@ MPS_SHIM_INLINE P bind(void* p) {
   else return *static_cast<std::remove_reference_t<P>*>(p);
 }
 
+// The memory of [[threadgroup(n)]] parameters: one block per worker thread,
+// Metal's 32 KiB, since a worker runs one threadgroup at a time (its fibers or
+// lane loops all on this thread); the runtime placed each index in it.
+MPS_SHIM_INLINE void* threadgroup_block(const mps_shim_launch* L, unsigned index) {
+  alignas(64) static thread_local unsigned char block[32768];
+  return block + L->threadgroup_offsets[index];
+}
+
 // Facts about a buffer parameter's type P (`T*` or `T&`), recorded for the
 // runtime's binding checks: the size of T (0 for void), whether P is a
 // reference, whether the kernel may write T.

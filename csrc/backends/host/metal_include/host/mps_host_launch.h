@@ -7,7 +7,7 @@
 
 #include "mps_shim_kernel_schema.h"
 
-#define MPS_SHIM_MODULE_ABI 7
+#define MPS_SHIM_MODULE_ABI 8
 
 extern "C" {
 
@@ -17,6 +17,9 @@ struct mps_shim_launch {
   uint32_t group[3];   // requested threads per threadgroup
   uint32_t groups[3];  // threadgroups per grid
   int32_t* failure;    // set (atomically) to an MPS_SHIM_LAUNCH_* code when a threadgroup fails
+  // Where each [[threadgroup(n)]] parameter's memory starts in a threadgroup's
+  // dynamic block (bytes, 16-aligned; the runtime checked the lengths).
+  const uint32_t* threadgroup_offsets;
 };
 
 #define MPS_SHIM_LAUNCH_OK 0
