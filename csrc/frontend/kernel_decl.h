@@ -60,6 +60,14 @@ struct KernelDecl {
   std::string template_args;  // "<float>" for template instantiations
   std::vector<ParamDecl> params;
   uint32_t max_threads = 1024;
+  // [[max_total_threads_per_threadgroup(EXPR)]] with a constant expression (not a
+  // literal): its text, the attribute's line, and what the backend needs to evaluate
+  // it where the kernel is defined: `template <...>` (templates) and the namespaces.
+  std::string max_threads_expr;
+  int max_threads_line = 0;
+  std::string max_threads_file;
+  std::string template_header;
+  std::string scope;  // "a::b::"
   uint32_t threadgroup_memory = 0;  // bytes of the threadgroup arrays of known size it reaches
   int line = 0;
   // True when a parameter needs the threadgroup structure (group ids or sizes);

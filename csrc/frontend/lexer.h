@@ -41,4 +41,9 @@ size_t matching_open_paren(const std::vector<Token>& tokens, size_t close, size_
 // Metal's address-space qualifiers.
 bool is_address_space(const Token& token);
 
+// True when the address space at token i qualifies a constructor
+// (`constexpr complex_t(U x) constant : ...`): C++ has no cv-qualified
+// constructors, so such a qualifier is erased, not made `const`.
+bool qualifies_constructor(const std::vector<Token>& tokens, size_t i);
+
 }  // namespace mps_shim::frontend

@@ -110,9 +110,10 @@ class OverloadFinder {
 
   // What the host compiler sees of a token: address spaces are erased, and
   // `constant` (read-only) becomes `const`; a repeated `const` is one.
-  static void append(std::string& s, const Token& t) {
+  void append(std::string& s, size_t k) const {
+    const Token& t = t_[k];
     std::string_view text = t.is("constant") ? "const" : t.text;
-    if (is_address_space(t) && !t.is("constant")) return;
+    if (is_address_space(t) && (!t.is("constant") || qualifies_constructor(t_, k))) return;
     if (text == "const" && s.size() >= 6 && s.compare(s.size() - 6, 6, "const ") == 0) return;
     s += text;
     s += ' ';
@@ -125,14 +126,14 @@ class OverloadFinder {
       const bool names_parameter = t_[j].is_identifier() && j + 1 < d.body_open &&
                                    (t_[j + 1].is(",") || t_[j + 1].is(")")) && j > d.name + 1 &&
                                    !t_[j - 1].is("(") && !t_[j - 1].is(",");
-      if (!names_parameter) append(key, t_[j]);
+      if (!names_parameter) append(key, j);
     }
     return key;
   }
 
   std::string erased(size_t first, size_t last) const {
     std::string s;
-    for (size_t j = first; j <= last; ++j) append(s, t_[j]);
+    for (size_t j = first; j <= last; ++j) append(s, j);
     return s;
   }
 

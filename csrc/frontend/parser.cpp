@@ -389,11 +389,20 @@ class Parser {
     k.body_open = def.body_open;
     for (const Decl* d : {&def, &inst}) {
       if (const Attr* a = find_attr(*d, "max_total_threads_per_threadgroup")) {
+        if (a->arg.empty()) error(a->name_token, "max_total_threads_per_threadgroup takes an integer from 1 to 1024");
         char* endp = nullptr;
         const long n = std::strtol(a->arg.c_str(), &endp, 0);
-        if (a->arg.empty() || *endp != '\0' || n < 1 || n > 1024)
-          error(a->name_token, "max_total_threads_per_threadgroup takes an integer from 1 to 1024");
-        k.max_threads = uint32_t(n);
+        if (*endp == '\0') {
+          if (n < 1 || n > 1024) error(a->name_token, "max_total_threads_per_threadgroup takes an integer from 1 to 1024");
+          k.max_threads = uint32_t(n);
+          k.max_threads_expr.clear();
+        } else {  // `WM * WN * 32`: the compiler works it out, per instantiation
+          k.max_threads_expr = a->arg;
+          k.max_threads_line = t_[a->name_token].line;
+          k.max_threads_file = src_.files[size_t(t_[a->name_token].file)];
+          k.template_header = def.is_template ? text(def.first, match(def.first + 1) + 1) : "";
+          k.scope = def.scope;
+        }
       }
     }
     assign_bindings(k, def);
@@ -449,8 +458,8 @@ class Parser {
         rewrite_number(i);
       } else if (tk.is("device") || tk.is("thread")) {
         set(i, std::string(tk.text.size(), ' '));
-      } else if (tk.is("constant")) {  // read-only; avoid `const const`
-        const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const");
+      } else if (tk.is("constant")) {  // read-only; avoid `const const`; constructors take no qualifier
+        const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const") || qualifies_constructor(t_, i);
         set(i, has_const ? "        " : "const   ");
       } else if (tk.is("threadgroup") && !repl_[i]) {
         read_threadgroup_decl(i);
