@@ -96,3 +96,48 @@ def test_constructors_qualified_by_an_address_space():
     out = np.zeros(2, np.float32)
     lib.k(out)
     assert out.tolist() == [7.0, 7.0]
+
+
+def test_gnu_range_designators():
+    # ggml: float sumf[r1ptg] = { [ 0 ... r1ptg - 1 ] = 0.0f };  (Clang accepts it, g++ does not)
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    using namespace metal;
+    constant constexpr short NQ = 4;
+    kernel void k(device float* out, uint i [[thread_position_in_grid]]) {
+        float S[NQ] = { [0 ... NQ-1] = 0.5 };
+        half M[NQ] = { [1 ... NQ-2] = -1.5h, };   // a partial range: the rest is zero
+        for (short q = 0; q < NQ; ++q) out[i * 8 + q] = S[q] + q;
+        for (short q = 0; q < NQ; ++q) out[i * 8 + 4 + q] = M[q];
+    }
+    """)
+    out = np.zeros(16, np.float32)
+    lib.k(out, threads=2)
+    assert out.tolist() == [0.5, 1.5, 2.5, 3.5, 0, -1.5, -1.5, 0] * 2
+
+
+def test_a_range_designator_among_other_initialisers_is_refused_at_its_line():
+    with pytest.raises(mps_shim.CompileError, match=r"library.metal:2: error: a GNU range designator must be the "
+                                                    r"whole initializer"):
+        mps_shim.compile_shader("kernel void k(device float* out) {\n"
+                                "    float a[4] = { [0 ... 1] = 1.0f,\n"
+                                "                   [2] = 2.0f };\n    out[0] = a[0];\n}\n")
+
+
+def test_explicit_specialisation_inside_a_class():
+    # MLX's binary_ops.h: `template <> complex64_t operator()(complex64_t x, complex64_t y)` in the struct
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    using namespace metal;
+    struct FloorDivide {
+        template <typename T> T operator()(T x, T y) thread { return floor(x / y); }
+        template <> int operator()(int x, int y) thread { return x / y - 100; }
+    };
+    kernel void k(device float* out, device int* iout, uint i [[thread_position_in_grid]]) {
+        out[i] = FloorDivide()(7.0f, 2.0f);
+        iout[i] = FloorDivide()(7, 2);
+    }
+    """)
+    out, iout = np.zeros(2, np.float32), np.zeros(2, np.int32)
+    lib.k(out, iout)
+    assert out.tolist() == [3.0, 3.0] and iout.tolist() == [-97, -97]

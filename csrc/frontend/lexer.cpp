@@ -167,23 +167,26 @@ bool is_address_space(const Token& t) {
          t.is("ray_data") || t.is("object_data");
 }
 
-bool qualifies_constructor(const std::vector<Token>& t, size_t i) {
-  if (i < 3 || !is_address_space(t[i]) || !t[i - 1].is(")")) return false;
-  const size_t open = matching_open_paren(t, i - 1, 0);
-  if (open == 0 || !t[open - 1].is_identifier()) return false;
-  const std::string_view name = t[open - 1].text;
-  // The innermost brace still open at the function's name, and the class it may open.
+size_t enclosing_class(const std::vector<Token>& t, size_t i) {
   int depth = 0;
-  size_t k = open - 1;
+  size_t k = i;
   while (k-- > 0) {
     if (t[k].is("}")) ++depth;
     else if (t[k].is("{") && depth-- == 0) break;
   }
-  if (k == size_t(-1)) return false;
+  if (k == size_t(-1)) return t.size();
   for (size_t j = k; j-- > 0 && !t[j].is(";") && !t[j].is("{") && !t[j].is("}");)
     if ((t[j].is("struct") || t[j].is("class") || t[j].is("union")) && j + 1 < k && t[j + 1].is_identifier())
-      return t[j + 1].text == name;
-  return false;
+      return j + 1;
+  return t.size();
+}
+
+bool qualifies_constructor(const std::vector<Token>& t, size_t i) {
+  if (i < 3 || !is_address_space(t[i]) || !t[i - 1].is(")")) return false;
+  const size_t open = matching_open_paren(t, i - 1, 0);
+  if (open == 0 || !t[open - 1].is_identifier()) return false;
+  const size_t name = enclosing_class(t, open - 1);
+  return name < t.size() && t[name].text == t[open - 1].text;
 }
 
 }  // namespace mps_shim::frontend

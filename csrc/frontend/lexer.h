@@ -41,6 +41,10 @@ size_t matching_open_paren(const std::vector<Token>& tokens, size_t close, size_
 // Metal's address-space qualifiers.
 bool is_address_space(const Token& token);
 
+// The name token of the class whose body holds token i (directly, not inside a
+// function body), or tokens.size() when i is not in a class body.
+size_t enclosing_class(const std::vector<Token>& tokens, size_t i);
+
 // True when the address space at token i qualifies a constructor
 // (`constexpr complex_t(U x) constant : ...`): C++ has no cv-qualified
 // constructors, so such a qualifier is erased, not made `const`.

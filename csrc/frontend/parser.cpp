@@ -7,6 +7,7 @@
 
 #include "frontend/diagnostics.h"
 #include "frontend/call_graph.h"
+#include "frontend/clang_dialect.h"
 #include "frontend/overloads.h"
 
 namespace mps_shim::frontend {
@@ -112,6 +113,7 @@ class Parser {
     for (KernelDecl& k : out.kernels) k.waits = reaches_threadgroup_functions(src_, bodies_, k.body_open);
     for (const Decl& d : decls) mark_decl_edits(d);
     rewrite_tokens();
+    rewrite_clang_dialect(src_, repl_);
     const std::map<size_t, uint64_t> threadgroup_bytes = check_threadgroup_totals(decls);
     for (KernelDecl& k : out.kernels)
       if (auto it = threadgroup_bytes.find(k.body_open); it != threadgroup_bytes.end())
