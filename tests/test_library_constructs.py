@@ -141,3 +141,30 @@ def test_explicit_specialisation_inside_a_class():
     out, iout = np.zeros(2, np.float32), np.zeros(2, np.int32)
     lib.k(out, iout)
     assert out.tolist() == [3.0, 3.0] and iout.tolist() == [-97, -97]
+
+
+def test_metal_3_2():
+    # MLX's fence.metal and logging.h: `volatile coherent(system) device uint*`, <metal_logging>
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    #if __METAL_VERSION__ >= 320
+    #include <metal_logging>
+    using logger_t = metal::os_log;
+    #endif
+    kernel void k(volatile coherent(system) device uint* flag [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+        logger_t log("subsystem", "category");
+        log.log_debug("thread %d", i);
+        flag[i] = __METAL_VERSION__;
+    }
+    """)
+    out = np.zeros(2, np.uint32)
+    lib.k(out)
+    assert out.tolist() == [320, 320]
+
+
+def test_metal_4_tensor_operations_are_refused_clearly():
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_shader("#include <metal_stdlib>\n"
+                                "#include <MetalPerformancePrimitives/MetalPerformancePrimitives.h>\n")
+    assert "library.metal:2" in str(info.value)
+    assert "MetalPerformancePrimitives (Metal 4 tensor operations) is not supported" in str(info.value)

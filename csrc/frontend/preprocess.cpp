@@ -7,8 +7,9 @@ namespace mps_shim::frontend {
 
 const std::vector<std::string>& metal_predefines() {
   static const std::vector<std::string> defs = {
-      "-D__METAL__=1", "-D__METAL_VERSION__=310", "-D__METAL_MACOS__=1", "-D__HAVE_BFLOAT__=1",
+      "-D__METAL__=1", "-D__METAL_VERSION__=320", "-D__METAL_MACOS__=1", "-D__HAVE_BFLOAT__=1",
       "-D__MPS_SHIM__=1", "-DMETAL_FUNC=inline __attribute__((__always_inline__))",
+      "-Dcoherent(scope)=",  // Metal 3.2's coherence qualifier: the host's memory is coherent
   };
   return defs;
 }
@@ -19,7 +20,7 @@ const std::vector<std::string>& metal_header_names() {
       "metal_integer", "metal_relational", "metal_geometric", "metal_numeric", "metal_types",
       "metal_type_traits", "metal_limits", "metal_pack", "metal_simdgroup", "metal_simdgroup_matrix",
       "metal_matrix", "metal_texture", "metal_graphics", "metal_utility", "metal_initializer_list",
-      "metal_bfloat", "metal_integer_math"};
+      "metal_bfloat", "metal_integer_math", "metal_logging"};
   return names;
 }
 

@@ -9,6 +9,7 @@
 #define MPS_HOST_METAL_H  // defined first: the sub-headers check it
 
 #include "metal/mps_metal_stdlib.h"
+#include "metal/mps_metal_logging.h"
 #include "host/mps_host_engine.h"
 
 #endif
