@@ -252,7 +252,7 @@ def test_packed_vectors_are_unpadded(lib):
 @pytest.mark.parametrize("body, construct", [
     ("texture2d<float> t [[texture(0)]], uint i [[thread_position_in_grid]]", "texture"),
     ("device float* o, uint i [[thread_position_in_grid]]) { sampler s; (void)s; } void g(", "sampler"),
-    ("device float* o, uint i [[thread_position_in_grid]]) { simdgroup_float8x8 m; } void g(", "simdgroup"),
+    ("device float* o, uint i [[thread_position_in_grid]]) { imageblock<float> m; } void g(", "image block"),
 ])
 def test_unsupported_constructs_name_the_construct_and_line(body, construct):
     source = "#include <metal_stdlib>\nusing namespace metal;\n\nkernel void f(" + body + ") {}\n"

@@ -15,7 +15,7 @@ bool is_qualifier(const Token& t) {
 // may spin until another thread of its group stores (only fibers can let the
 // other one run, and bound a wait that never ends).
 bool is_threadgroup_function(std::string_view name) {
-  return name == "threadgroup_barrier" || name == "simdgroup_barrier" || name.rfind("simd_", 0) == 0 ||
+  return name == "threadgroup_barrier" || name.rfind("simdgroup_", 0) == 0 || name.rfind("simd_", 0) == 0 ||
          name.rfind("quad_", 0) == 0 || name == "atomic_load_explicit" ||
          name == "atomic_compare_exchange_weak_explicit";
 }

@@ -51,9 +51,7 @@ const std::map<std::string, const char*> kUnsupportedTypes = {
     {"texturecube_array", "textures"}, {"texture2d_ms", "textures"}, {"texture2d_ms_array", "textures"},
     {"texture_buffer", "textures"}, {"depth2d", "depth textures"}, {"depth2d_array", "depth textures"},
     {"depthcube", "depth textures"}, {"depthcube_array", "depth textures"}, {"depth2d_ms", "depth textures"},
-    {"depth2d_ms_array", "depth textures"}, {"sampler", "samplers"}, {"simdgroup_matrix", "SIMD-group matrices"},
-    {"simdgroup_float8x8", "SIMD-group matrices"}, {"simdgroup_half8x8", "SIMD-group matrices"},
-    {"simdgroup_bfloat8x8", "SIMD-group matrices"}, {"imageblock", "image blocks"},
+    {"depth2d_ms_array", "depth textures"}, {"sampler", "samplers"}, {"imageblock", "image blocks"},
     {"visible_function_table", "function tables"}, {"intersection_function_table", "function tables"},
     {"acceleration_structure", "ray tracing"}, {"intersector", "ray tracing"}};
 

@@ -5,6 +5,7 @@
 
 #include "backends/host/lane_loops.h"
 #include "backends/host/simd_sites.h"
+#include "frontend/call_graph.h"
 #include "util/error.h"
 
 namespace mps_shim::host {
@@ -30,6 +31,17 @@ void place_threadgroup_memory(const ParsedLibrary& library, TokenEdits& edits) {
   }
 }
 
+// True when the body or a function it may call names a SIMD-group matrix
+// function (mps_metal_simdgroup_matrix.h), which only fibers run.
+bool uses_simdgroup_matrices(const frontend::LexedSource& src, const ParsedLibrary& library, size_t body_open) {
+  for (const frontend::FunctionBody* b : frontend::reachable_bodies(src, library.bodies, body_open))
+    for (size_t k = b->open; k < b->close; ++k) {
+      const std::string_view name = src.tokens[k].text;
+      if (name.rfind("simdgroup_", 0) == 0 && name != "simdgroup_barrier") return true;
+    }
+  return false;
+}
+
 // Kernels of definition `d` that need their threads to wait for each other
 // run as lane loops when the splitter accepts the body: the group function
 // `NAME__mps_lanes(params..., mps_host::GroupLanes&)` follows the definition.
@@ -53,6 +65,8 @@ void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrar
     split.why_not = concat("its lane-loop translation did not compile (", options.lane_loop_error, ")");
   } else if (d.specialisation) {
     split.why_not = "an explicit specialisation";
+  } else if (uses_simdgroup_matrices(src, library, d.body_open)) {
+    split.why_not = "it uses SIMD-group matrices (their products gather lanes on fibers)";
   } else {
     const LaneLoopRequest request{
         src, edits, d.body_open, d.last, d.params, max_threads,

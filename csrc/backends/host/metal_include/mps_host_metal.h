@@ -11,5 +11,6 @@
 #include "metal/mps_metal_stdlib.h"
 #include "metal/mps_metal_logging.h"
 #include "host/mps_host_engine.h"
+#include "host/mps_metal_simdgroup_matrix.h"
 
 #endif
