@@ -168,3 +168,24 @@ def test_metal_4_tensor_operations_are_refused_clearly():
                                 "#include <MetalPerformancePrimitives/MetalPerformancePrimitives.h>\n")
     assert "library.metal:2" in str(info.value)
     assert "MetalPerformancePrimitives (Metal 4 tensor operations) is not supported" in str(info.value)
+
+
+def test_metal_attributes_outside_kernels():
+    # ggml's argsort: a typedef'd kernel type whose parameters carry [[threadgroup(0)]] and
+    # [[threadgroup_position_in_grid]], used to declare the instantiations.
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    using namespace metal;
+    typedef void (fill_t)(device int* out, threadgroup int* shmem [[threadgroup(0)]],
+                          uint i [[thread_index_in_threadgroup]]);
+    template <int X>
+    kernel void fill(device int* out, threadgroup int* shmem [[threadgroup(0)]], uint i [[thread_index_in_threadgroup]]) {
+        shmem[i] = X * int(i);
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        out[i] = shmem[3 - i];
+    }
+    template [[host_name("fill_2")]] kernel fill_t fill<2>;
+    """)
+    out = np.zeros(4, np.int32)
+    lib.fill_2(out, group_size=4, threadgroup_memory={0: 16})
+    assert out.tolist() == [6, 4, 2, 0]

@@ -454,6 +454,17 @@ class Parser {
   void rewrite_tokens() {
     for (size_t i = 0; i < t_.size(); ++i) {
       const Token& tk = t_[i];
+      if (tk.is("[") && at(i + 1, "[") && !repl_[i]) {
+        // An attribute outside a kernel's declaration (a typedef'd kernel type's
+        // `[[threadgroup(0)]]`): Metal's mean nothing to the host compiler, and
+        // their words (`threadgroup`) must not be read as code.
+        const size_t close = match(i);
+        if (close < t_.size() && t_[close - 1].is("]")) {
+          blank(i, close);
+          i = close;
+          continue;
+        }
+      }
       if (tk.kind == TokenKind::Number) {
         rewrite_number(i);
       } else if (tk.is("device") || tk.is("thread")) {
