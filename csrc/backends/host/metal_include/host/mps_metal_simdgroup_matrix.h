@@ -49,7 +49,7 @@ MPS_SHIM_INLINE void gather(const metal::vec<T, 2>& mine, float out[8][8]) {
 
 namespace metal {
 
-template <typename T, int Cols, int Rows>
+template <typename T, int Cols, int Rows = Cols>
 struct simdgroup_matrix {
   static_assert(Cols == 8 && Rows == 8, "the host engine has 8x8 SIMD-group matrices");
   vec<T, 2> elements_;
@@ -62,7 +62,7 @@ typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
 typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
 
-template <typename T, int Cols, int Rows>
+template <typename T, int Cols, int Rows = Cols>
 MPS_SHIM_INLINE simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T value) {
   simdgroup_matrix<T, Cols, Rows> m;
   m.elements_ = vec<T, 2>(value, value);
