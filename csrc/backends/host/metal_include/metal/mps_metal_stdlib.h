@@ -41,11 +41,12 @@ typedef _Float16 half;
 
 namespace metal {
 
-// Metal's built-in types that C++ has no type for are classes here, in a
-// namespace of their own that holds nothing but them and their operators: as
-// for Apple's built-in types, argument-dependent lookup then finds no other
-// function (a call `simd_max(x)` on a bfloat inside c10::metal sees c10's own
-// simd_max only, never metal::simd_max too).
+// Metal's built-in types that C++ has no type for are classes here (bfloat;
+// the vectors in mps_metal_vector.h), in a namespace of their own that holds
+// nothing but them and their operators: as for Apple's built-in types,
+// argument-dependent lookup then finds no other function (a call
+// `simd_max(x)` on a bfloat inside c10::metal sees c10's own simd_max only,
+// never metal::simd_max too).
 namespace types {
 
 // bfloat16: stored as the top half of a float, rounded to nearest even.
