@@ -50,22 +50,83 @@ MPS_SHIM_INLINE uint32_t group_mask(const fib::SimdView& v) {
   return v.mask & (((1u << W) - 1u) << base);
 }
 
-// The order in which SIMD-group and quad-group functions combine lanes, one for
-// both engines (docs/architecture.md, "Order of SIMD-group reductions"): a
-// tree of neighbours, as a shuffle-xor butterfly with offsets 1, 2, 4, 8, 16
-// combines them. A reduction over N lanes (32, or 4 for a quad) pairs lanes
-// (2i, 2i + 1), then those pairs' results (2i, 2i + 1), ...: level k combines
-// the aligned blocks of 2^k lanes, left block first. So quad_sum is the first
-// two levels of simd_sum. An inactive lane is left out: a block with one
-// side inactive passes the other side on unchanged (as an exact identity
+// The combining operations, shared by both engines so that they round alike.
+struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
+struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
+struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::min(a, b)); } };
+struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
+struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
+struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
+struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
+
+// The order in which SIMD-group and quad-group functions combine lanes, one
+// for both engines (docs/architecture.md, "Order of SIMD-group reductions and
+// scans"): a tree of neighbours, as a shuffle-xor butterfly with offsets 1, 2,
+// 4, 8, 16 combines them. A reduction over N lanes (32, or 4 for a quad)
+// pairs lanes (2i, 2i + 1), then those pairs' results (2i, 2i + 1), ...: level
+// k combines the aligned blocks of 2^k lanes, left block first. So quad_sum is
+// the first two levels of simd_sum. An inactive lane is left out: a block with
+// one side inactive passes the other side on unchanged (as an exact identity
 // would). Scans use the same levels the other way round (Kogge-Stone, see
 // scan_values) and the last lane's inclusive scan of a full group is simd_sum.
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)  // g++ 12 and later, clang
+#define MPS_SHIM_VECTOR_TREE 1
+#endif
+#endif
+#ifdef MPS_SHIM_VECTOR_TREE
+// A level of pairs (2i, 2i + 1) over the lanes of lo, then hi (GCC vectors): even lanes op odd ones.
+template <typename V, typename Op, size_t... I>
+MPS_SHIM_INLINE auto pair_lanes(V lo, V hi, Op op, std::index_sequence<I...>) {
+  return op(__builtin_shufflevector(lo, hi, 2 * I...), __builtin_shufflevector(lo, hi, 2 * I + 1 ...));
+}
+template <typename V, typename Op>
+MPS_SHIM_INLINE auto pair_lanes(V lo, V hi, Op op) {
+  return pair_lanes(lo, hi, op, std::make_index_sequence<sizeof(V) / sizeof(lo[0])>());
+}
+// The levels left within one vector, down to its last pair.
+template <typename V, typename Op>
+MPS_SHIM_INLINE auto vector_tree(V v, Op op) {
+  if constexpr (sizeof(V) / sizeof(v[0]) == 2)
+    return op(v[0], v[1]);
+  else
+    return vector_tree(pair_lanes(v, v, op, std::make_index_sequence<sizeof(V) / sizeof(v[0]) / 2>()), op);
+}
+// The levels over C vectors of consecutive lanes, then within the last one.
+template <unsigned C, typename V, typename Op>
+MPS_SHIM_INLINE auto chunk_tree(const V* chunks, Op op) {
+  if constexpr (C == 1) {
+    return vector_tree(chunks[0], op);
+  } else {
+    V next[C / 2];
+    for (unsigned i = 0; i < C / 2; ++i) next[i] = pair_lanes(chunks[2 * i], chunks[2 * i + 1], op);
+    return chunk_tree<C / 2>(next, op);
+  }
+}
+#endif
+// Sums and products of numbers apply lane by lane to GCC vectors, one rounding per lane as on scalars.
+template <typename Op, typename T>
+constexpr bool kLaneWiseOp = (std::is_arithmetic_v<T> || std::is_same_v<T, _Float16>) && !std::is_same_v<T, bool> &&
+                             (std::is_same_v<Op, Sum> || std::is_same_v<Op, Product>) && sizeof(T) <= 8;
 template <unsigned N, typename T, typename Op>
 MPS_SHIM_INLINE void pair_level(const T* in, T* out, Op op) {
   for (unsigned i = 0; i < N / 2; ++i) out[i] = op(in[2 * i], in[2 * i + 1]);
 }
 template <unsigned N, typename T, typename Op>
 MPS_SHIM_INLINE T full_tree(const T* in, Op op) {
+#ifdef MPS_SHIM_VECTOR_TREE
+  if constexpr (N == 32 && kLaneWiseOp<Op, T>) {
+    // In 32-byte vectors (no 512-bit instructions, which slow a core's clock)
+    // and registers: vectorised inside lane loops too, where g++ left the
+    // array form scalar.
+    constexpr unsigned kLanes = 32 / sizeof(T), kChunks = 32 / kLanes;
+    typedef T V __attribute__((vector_size(32)));
+    V chunks[kChunks];
+    __builtin_memcpy(chunks, in, sizeof(chunks));
+    return T(chunk_tree<kChunks>(chunks, op));
+  } else
+#endif
   if constexpr (N == 2) {
     return op(in[0], in[1]);
   } else {
@@ -155,14 +216,14 @@ MPS_SHIM_INLINE bool scan_lane(const T* vals, uint32_t mask, unsigned lane, T& o
   }
 }
 
-// Combines the active lanes of the caller's group (combine_values); same result
-// on every lane, computed once per SIMD-group for the SIMD-group (W = 32).
 // The deposits of the W-lane group from lane `base` (an inactive lane reads as the first active one's).
 template <unsigned W, typename T>
 MPS_SHIM_INLINE void gather(const fib::SimdView& v, unsigned base, uint32_t mask, T* vals) {
   const T first = at<T>(v, base + unsigned(__builtin_ctz(mask)));
   for (unsigned l = 0; l < W; ++l) vals[l] = (mask >> l) & 1u ? at<T>(v, base + l) : first;
 }
+// Combines the active lanes of the caller's group (combine_values); same result
+// on every lane, computed once per SIMD-group for the SIMD-group (W = 32).
 template <unsigned W, typename T, typename Op>
 MPS_SHIM_INLINE T combine(const fib::SimdView& v, Op op) {
   const unsigned base = v.lane / W * W;
@@ -246,14 +307,6 @@ MPS_SHIM_INLINE void reconverge() {
   fib::simd_barrier();
 }
 
-// The combining operations, shared by both engines so that they round alike.
-struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
-struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
-struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::min(a, b)); } };
-struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
-struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
-struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
-struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
 
 }  // namespace simd
 }  // namespace mps_host

@@ -17,6 +17,7 @@
 
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "../host/mps_host_launch.h"
 #include "mps_host_vmath.h"
