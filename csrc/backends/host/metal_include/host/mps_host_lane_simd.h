@@ -26,15 +26,19 @@ struct ActiveLanes {
   unsigned groups;
   uint32_t mask[32];
   MPS_SHIM_INLINE explicit ActiveLanes(const GroupLanes& g) : groups((g.n + 31) / 32) {
-    const bool out = g.any_returned || g.any_off;
     for (unsigned sg = 0; sg < groups; ++sg) {
       const unsigned first = sg * 32, lanes = g.n - first < 32 ? g.n - first : 32;
       uint32_t m = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
-      if (out)
-        for (unsigned l = 0; l < lanes; ++l)
-          if ((g.any_returned && g.returned[first + l]) || (g.any_off && g.off[first + l])) m &= ~(1u << l);
+      if (g.any_returned) m &= ~set_bits(&g.returned[first], lanes);
+      if (g.any_off) m &= ~set_bits(&g.off[first], lanes);
       mask[sg] = m;
     }
+  }
+  // Bit l set where flags[l] is (branch-free: the compiler compares 32 bytes at once).
+  static MPS_SHIM_INLINE uint32_t set_bits(const unsigned char* flags, unsigned lanes) {
+    uint32_t bits = 0;
+    for (unsigned l = 0; l < lanes; ++l) bits |= uint32_t(flags[l] != 0) << l;
+    return bits;
   }
   // The active lanes of lane's W-lane group (W = 32: its SIMD-group; 4: its quad), as bits of the SIMD-group.
   template <unsigned W>
