@@ -107,7 +107,8 @@ def assert_same_bits(got, want, active):
 
 # ---- kernels ----------------------------------------------------------------------------------------------------------
 
-# Six results per thread: sum, product, and the four scans; `keep` holds lanes
+# Eight results per thread: sum, product, the four scans, a quad sum and a
+# quad scan; `keep` holds lanes
 # out of the SIMD-group functions (a divergent branch), so groups with holes
 # are exercised as well as partial ones.
 SOURCE = r"""
@@ -187,9 +188,9 @@ def check_all(out, x, active):
             assert_same_bits(np.ascontiguousarray(got), want, active)
 
 
-def values(rng, dtype, shape):
-    """Sums and products that round: sums of values in [0, 1), products of values near 1."""
-    return rng.random(shape).astype(np.float32).astype(dtype)
+def values(rng, dtype, shape, low=0.5, high=1.5):
+    """Values whose sums and products round in every type (and stay far from overflow and underflow)."""
+    return (low + (high - low) * rng.random(shape)).astype(np.float32).astype(dtype)
 
 
 # ---- half and bfloat: a tree, within torch's tolerance, and its exact bits --------------------------------------------
@@ -200,7 +201,7 @@ def test_simd_sum_of_32_values_is_a_tree(lib, name):
     dtype = DTYPES[name]
     # torch's assertEqual(atol=1e-2) keeps its rtol for float16 (1e-3); bfloat16's rtol is 1.6e-2
     atol, rtol = (1e-2, 1e-3) if name == "half" else (1e-2, 1.6e-2)
-    x = values(np.random.default_rng(14), dtype, 64 * 32)
+    x = values(np.random.default_rng(14), dtype, 64 * 32, 0.0, 1.0)
     out = run(lib, name, x, 256)
     lane_order_misses = 0
     for sg in range(64):
@@ -264,7 +265,7 @@ def test_last_lane_of_the_inclusive_scan_is_the_sum(lib):
 
 def test_prefix_sums_within_tolerance(lib):
     """Every lane's inclusive prefix sum in half against the exact prefix sum."""
-    x = values(np.random.default_rng(11), DTYPES["half"], 32)
+    x = values(np.random.default_rng(11), DTYPES["half"], 32, 0.0, 1.0)
     out = run(lib, "half", x, 32)
     exact = np.cumsum(x.astype(np.float64))
     np.testing.assert_allclose(out[2].astype(np.float64), exact, atol=1e-2, rtol=0)
