@@ -325,3 +325,39 @@ def test_address_space_overloads_with_different_bodies_are_rejected():
     with pytest.raises(mps_shim.CompileError) as info:
         mps_shim.compile_shader(source)
     assert "library.metal:13" in str(info.value) and "address space" in str(info.value)
+
+
+# bfloat and the vector types are Metal built-ins: argument-dependent lookup
+# from them finds no function of namespace metal, so a library's own function
+# of the same name, called unqualified, is the only candidate (as on Apple;
+# c10's reduction_utils.h calls simd_max(val) inside c10::metal, with bfloat).
+SAME_NAMES = r"""
+#include <metal_stdlib>
+
+namespace user {
+template <typename T> T simd_max(T v) { return ::metal::simd_max(v) + T(1); }
+template <typename T> T fract(T v) { return v * T(2); }
+template <typename T> T call_simd_max(T v) { return simd_max(v); }
+template <typename T> T call_fract(T v) { return fract(v); }
+}  // namespace user
+
+kernel void same_names(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    const bfloat b = bfloat(x[i]);
+    const float2 v = float2(x[i], -x[i]);
+    out[4 * i + 0] = float(user::call_simd_max(b));
+    out[4 * i + 1] = user::call_simd_max(v).y;
+    out[4 * i + 2] = float(user::call_fract(b));
+    out[4 * i + 3] = user::call_fract(half4(half(x[i]))).w;
+}
+"""
+
+
+def test_metal_functions_are_not_found_through_bfloat_or_vector_arguments():
+    lib = mps_shim.compile_shader(SAME_NAMES)
+    x = np.arange(32, dtype=np.float32) * 0.25 + 0.5
+    out = np.zeros((32, 4), np.float32)
+    lib.same_names(out, x, threads=32)
+    np.testing.assert_array_equal(out[:, 0], x.max() + 1)
+    np.testing.assert_array_equal(out[:, 1], -x.min() + 1)
+    np.testing.assert_array_equal(out[:, 2], 2 * x)
+    np.testing.assert_array_equal(out[:, 3], 2 * x)

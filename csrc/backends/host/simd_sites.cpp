@@ -33,12 +33,9 @@ size_t metal_call_start(const std::vector<Token>& t, size_t k, size_t first,
   if (k > first && (t[k - 1].is(".") || t[k - 1].is("->"))) return std::string_view::npos;
   if (!(k > first && t[k - 1].is("::"))) return library_functions.count(t[k].text) ? std::string_view::npos : k;
   if (k < first + 2 || !t[k - 2].is("metal")) return std::string_view::npos;
-  if (k - 2 > first && t[k - 3].is("::")) {
-    // `c10::metal::simd_sum` is another library's namespace; only `::metal::` is Metal's
-    if (k - 3 > first && (t[k - 4].is_identifier() || t[k - 4].is(">"))) return std::string_view::npos;
-    return k - 3;
-  }
-  return k - 2;
+  if (!(k - 2 > first && t[k - 3].is("::"))) return k - 2;
+  // `ns::metal::f(` (c10::metal::simd_sum) is another namespace's function; `::metal::f(` is Metal's.
+  return k - 3 > first && (t[k - 4].is_identifier() || t[k - 4].is(">")) ? std::string_view::npos : k - 3;
 }
 
 void tag_simd_call_sites(const LexedSource& source, const std::vector<FunctionBody>& bodies,

@@ -21,7 +21,7 @@ using frontend::FunctionBody;
 using frontend::LexedSource;
 
 // A call of one of Metal's own functions named at token k — `f(`, `metal::f(`
-// or `::metal::f(`, where an unqualified f is no member and no function of the
+// or `::metal::f(` (not `c10::metal::f(`), where an unqualified f is no member and no function of the
 // library's (c10 defines `simd_sum` wrappers of its own) — from its first
 // token; npos otherwise. Tokens before `first` are not looked at.
 size_t metal_call_start(const std::vector<frontend::Token>& t, size_t k, size_t first,

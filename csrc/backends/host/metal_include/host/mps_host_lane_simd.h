@@ -7,8 +7,8 @@
 // result — instead of replaying the statement once per operation.
 //
 // Results are bit for bit those of the per-thread functions of
-// mps_metal_simdgroup.h (both use mps_host::simd::combine_values and the same
-// lane rules): active lanes are the group's threads that have not returned and
+// mps_metal_simdgroup.h (both combine lanes through mps_host::simd's
+// combine_values and scan_values, in one tree order, and follow the same lane rules): active lanes are the group's threads that have not returned and
 // are not held out by a divergent branch; a lane reading an inactive or
 // missing lane gets its own value, or the fill value where the function has one.
 #ifndef MPS_HOST_LANE_SIMD_H
@@ -26,15 +26,19 @@ struct ActiveLanes {
   unsigned groups;
   uint32_t mask[32];
   MPS_SHIM_INLINE explicit ActiveLanes(const GroupLanes& g) : groups((g.n + 31) / 32) {
-    const bool out = g.any_returned || g.any_off;
     for (unsigned sg = 0; sg < groups; ++sg) {
       const unsigned first = sg * 32, lanes = g.n - first < 32 ? g.n - first : 32;
       uint32_t m = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
-      if (out)
-        for (unsigned l = 0; l < lanes; ++l)
-          if ((g.any_returned && g.returned[first + l]) || (g.any_off && g.off[first + l])) m &= ~(1u << l);
+      if (g.any_returned) m &= ~set_bits(&g.returned[first], lanes);
+      if (g.any_off) m &= ~set_bits(&g.off[first], lanes);
       mask[sg] = m;
     }
+  }
+  // Bit l set where flags[l] is (branch-free: the compiler compares 32 bytes at once).
+  static MPS_SHIM_INLINE uint32_t set_bits(const unsigned char* flags, unsigned lanes) {
+    uint32_t bits = 0;
+    for (unsigned l = 0; l < lanes; ++l) bits |= uint32_t(flags[l] != 0) << l;
+    return bits;
   }
   // The active lanes of lane's W-lane group (W = 32: its SIMD-group; 4: its quad), as bits of the SIMD-group.
   template <unsigned W>
@@ -81,33 +85,38 @@ MPS_SHIM_INLINE auto reduce(GroupLanes& g, V& values) {
   if constexpr (W == 32) {
     PerSimdGroup<T> out;
     for (unsigned sg = 0; sg < a.groups; ++sg)
-      if (a.mask[sg]) out.v[sg] = simd::combine_values(&x[sg * 32], a.mask[sg], Op());
+      if (a.mask[sg]) out.v[sg] = simd::combine_values<32>(&x[sg * 32], a.mask[sg], Op());
     return out;
-  } else {
+  } else {  // one result per quad, read by its lanes
     lane_values_t<V> out;
-    for (unsigned lane = 0; lane < g.n; ++lane) {
-      const uint32_t m = a.group_of<W>(lane);
-      if (m) out.v[lane] = simd::combine_values(&x[lane / 32 * 32], m, Op());
+    for (unsigned first = 0; first < g.n; first += W) {
+      const uint32_t m = a.group_of<W>(first) >> (first % 32);
+      if (!m) continue;
+      const T r = simd::combine_values<W>(&x[first], m, Op());
+      for (unsigned l = first; l < first + W; ++l) out.v[l] = r;
     }
     return out;
   }
 }
 
-// Inclusive or exclusive scans in lane order, starting from `identity`, as
-// simd::scan computes them lane by lane.
+// Inclusive or exclusive scans, starting from `identity`, in the order of
+// simd::scan_values (one pass per SIMD-group or quad; simd::scan computes the
+// same lane by lane).
 template <unsigned W, bool kInclusive, typename Op, typename V>
 __attribute__((noinline)) lane_values_t<V> scan(GroupLanes& g, V& values, element_t<V> identity) {
-  const element_t<V>* x = lane_data(values);
+  using T = element_t<V>;
+  const T* x = lane_data(values);
   const ActiveLanes a(g);
   lane_values_t<V> out;
   for (unsigned first = 0; first < g.n; first += W) {
-    const uint32_t m = a.group_of<W>(first);
-    element_t<V> acc = identity;
-    for (unsigned l = first; l < first + W && l < g.n; ++l) {
-      const bool active = (m >> (l % 32)) & 1u;
-      if (!kInclusive) out.v[l] = acc;
-      if (active) acc = Op()(acc, x[l]);
-      if (kInclusive) out.v[l] = acc;
+    const uint32_t m = a.group_of<W>(first) >> (first % 32);
+    if (!m) continue;
+    T inclusive[W];
+    uint32_t any_below;  // bit l: some lane <= l is active
+    simd::scan_values<W>(&x[first], m, inclusive, &any_below, Op());
+    for (unsigned l = 0; l < W; ++l) {
+      if (kInclusive) out.v[first + l] = inclusive[l];
+      else out.v[first + l] = l > 0 && ((any_below >> (l - 1)) & 1u) ? inclusive[l - 1] : identity;
     }
   }
   return out;

@@ -5,10 +5,11 @@
 // the other active lanes of its 32-lane SIMD-group (or 4-lane quad).
 //
 // Apple's semantics: only active lanes take part (a partial SIMD-group, or
-// lanes whose threads returned), reductions combine the active lanes in lane
-// order, shuffles do not wrap (a lane whose source is outside the group or
-// inactive keeps its own value), and the *_and_fill_* shuffles take the fill
-// value where the source falls off the group (or is inactive).
+// lanes whose threads returned), reductions and scans combine the active
+// lanes in a tree (combine_values, scan_values: one order for both engines),
+// shuffles do not wrap (a lane whose source is outside the group or inactive
+// keeps its own value), and the *_and_fill_* shuffles take the fill value
+// where the source falls off the group (or is inactive).
 #ifndef MPS_METAL_SIMDGROUP_H
 #define MPS_METAL_SIMDGROUP_H
 
@@ -49,32 +50,187 @@ MPS_SHIM_INLINE uint32_t group_mask(const fib::SimdView& v) {
   return v.mask & (((1u << W) - 1u) << base);
 }
 
-// Combines vals[l] of the lanes l in `mask`, in one order for both engines: a
-// full SIMD-group as a tree of pairs (l, l + 16), then (l, l + 8), ... (the
-// butterfly a GPU reduces with; vectorised here), any other set of lanes in
-// lane order.
-template <typename T, typename Op>
-MPS_SHIM_INLINE T combine_values(const T* vals, uint32_t mask, Op op) {
-  if (mask == 0xffffffffu) {
-    T a[16];
-    for (unsigned i = 0; i < 16; ++i) a[i] = op(vals[i], vals[i + 16]);
-    for (unsigned s = 8; s; s >>= 1)
-      for (unsigned i = 0; i < s; ++i) a[i] = op(a[i], a[i + s]);
-    return a[0];
+// The combining operations, shared by both engines so that they round alike.
+struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
+struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
+struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::min(a, b)); } };
+struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
+struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
+struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
+struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
+
+// The order in which SIMD-group and quad-group functions combine lanes, one
+// for both engines (docs/architecture.md, "Order of SIMD-group reductions and
+// scans"): a tree of neighbours, as a shuffle-xor butterfly with offsets 1, 2,
+// 4, 8, 16 combines them. A reduction over N lanes (32, or 4 for a quad)
+// pairs lanes (2i, 2i + 1), then those pairs' results (2i, 2i + 1), ...: level
+// k combines the aligned blocks of 2^k lanes, left block first. So quad_sum is
+// the first two levels of simd_sum. An inactive lane is left out: a block with
+// one side inactive passes the other side on unchanged (as an exact identity
+// would). Scans use the same levels the other way round (Kogge-Stone, see
+// scan_values) and the last lane's inclusive scan of a full group is simd_sum.
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)  // g++ 12 and later, clang
+#define MPS_SHIM_VECTOR_TREE 1
+#endif
+#endif
+#ifdef MPS_SHIM_VECTOR_TREE
+// A level of pairs (2i, 2i + 1) over the lanes of lo, then hi (GCC vectors): even lanes op odd ones.
+template <typename V, typename Op, size_t... I>
+MPS_SHIM_INLINE auto pair_lanes(V lo, V hi, Op op, std::index_sequence<I...>) {
+  return op(__builtin_shufflevector(lo, hi, 2 * I...), __builtin_shufflevector(lo, hi, 2 * I + 1 ...));
+}
+template <typename V, typename Op>
+MPS_SHIM_INLINE auto pair_lanes(V lo, V hi, Op op) {
+  return pair_lanes(lo, hi, op, std::make_index_sequence<sizeof(V) / sizeof(lo[0])>());
+}
+// The levels left within one vector, down to its last pair.
+template <typename V, typename Op>
+MPS_SHIM_INLINE auto vector_tree(V v, Op op) {
+  if constexpr (sizeof(V) / sizeof(v[0]) == 2)
+    return op(v[0], v[1]);
+  else
+    return vector_tree(pair_lanes(v, v, op, std::make_index_sequence<sizeof(V) / sizeof(v[0]) / 2>()), op);
+}
+// The levels over C vectors of consecutive lanes, then within the last one.
+template <unsigned C, typename V, typename Op>
+MPS_SHIM_INLINE auto chunk_tree(const V* chunks, Op op) {
+  if constexpr (C == 1) {
+    return vector_tree(chunks[0], op);
+  } else {
+    V next[C / 2];
+    for (unsigned i = 0; i < C / 2; ++i) next[i] = pair_lanes(chunks[2 * i], chunks[2 * i + 1], op);
+    return chunk_tree<C / 2>(next, op);
   }
-  T acc = vals[__builtin_ctz(mask)];
-  for (mask &= mask - 1; mask; mask &= mask - 1) acc = op(acc, vals[__builtin_ctz(mask)]);
-  return acc;
+}
+#endif
+// Sums and products of numbers apply lane by lane to GCC vectors, one rounding per lane as on scalars.
+template <typename Op, typename T>
+constexpr bool kLaneWiseOp = (std::is_arithmetic_v<T> || std::is_same_v<T, _Float16>) && !std::is_same_v<T, bool> &&
+                             (std::is_same_v<Op, Sum> || std::is_same_v<Op, Product>) && sizeof(T) <= 8;
+template <unsigned N, typename T, typename Op>
+MPS_SHIM_INLINE void pair_level(const T* in, T* out, Op op) {
+  for (unsigned i = 0; i < N / 2; ++i) out[i] = op(in[2 * i], in[2 * i + 1]);
+}
+template <unsigned N, typename T, typename Op>
+MPS_SHIM_INLINE T full_tree(const T* in, Op op) {
+#ifdef MPS_SHIM_VECTOR_TREE
+  if constexpr (N == 32 && kLaneWiseOp<Op, T>) {
+    // In 32-byte vectors (no 512-bit instructions, which slow a core's clock)
+    // and registers: vectorised inside lane loops too, where g++ left the
+    // array form scalar.
+    constexpr unsigned kLanes = 32 / sizeof(T), kChunks = 32 / kLanes;
+    typedef T V __attribute__((vector_size(32)));
+    V chunks[kChunks];
+    __builtin_memcpy(chunks, in, sizeof(chunks));
+    return T(chunk_tree<kChunks>(chunks, op));
+  } else
+#endif
+  if constexpr (N == 2) {
+    return op(in[0], in[1]);
+  } else {
+    T half_tree[N / 2];  // one array per level: vectorises (in place it did not)
+    pair_level<N>(in, half_tree, op);
+    return full_tree<N / 2>(half_tree, op);
+  }
+}
+// The tree over the lanes of `present` (bits of vals[0..N)); present != 0.
+template <unsigned N, typename T, typename Op>
+__attribute__((noinline)) T partial_tree(const T* vals, uint32_t present, Op op) {
+  T a[N];
+  for (unsigned i = 0; i < N; ++i) a[i] = vals[i];
+  for (unsigned d = 1; d < N; d *= 2)
+    for (unsigned i = 0; i < N; i += 2 * d) {
+      const bool left = (present >> i) & 1u, right = (present >> (i + d)) & 1u;
+      if (left && right) a[i] = op(a[i], a[i + d]);
+      else if (right) a[i] = a[i + d];
+      present |= uint32_t(right) << i;
+    }
+  return a[0];
 }
 
+// Combines vals[l] of the lanes l in `mask` (N-lane group, N = 32 or 4; mask != 0).
+template <unsigned N, typename T, typename Op>
+MPS_SHIM_INLINE T combine_values(const T* vals, uint32_t mask, Op op) {
+  constexpr uint32_t all = N == 32 ? 0xffffffffu : (1u << N) - 1u;
+  if (mask == all) return full_tree<N>(vals, op);
+  return partial_tree<N>(vals, mask, op);
+}
+
+// Inclusive scans of the lanes of `mask` (N-lane group, as combine_values):
+// Kogge-Stone, out[l] after level k combines lanes (l - 2^k, l] from out of
+// level k - 1 at l - 2^(k-1) (left) and at l. Inactive lanes are left out as
+// in partial_tree; out_mask bit l says whether any lane <= l is active.
+// scan_lane computes one lane's value with the same operations.
+template <unsigned N, typename T, typename Op>
+__attribute__((noinline)) void scan_values(const T* vals, uint32_t mask, T* out, uint32_t* out_mask, Op op) {
+  constexpr uint32_t all = N == 32 ? 0xffffffffu : (1u << N) - 1u;
+  T a[N], b[N];
+  for (unsigned i = 0; i < N; ++i) a[i] = vals[i];
+  T* cur = a;
+  T* next = b;
+  if (mask == all) {
+    for (unsigned d = 1; d < N; d *= 2) {
+      for (unsigned i = 0; i < d; ++i) next[i] = cur[i];
+      for (unsigned i = d; i < N; ++i) next[i] = op(cur[i - d], cur[i]);
+      T* t = cur;
+      cur = next, next = t;
+    }
+  } else {
+    for (unsigned d = 1; d < N; d *= 2) {
+      const uint32_t before = mask;
+      for (unsigned i = 0; i < d; ++i) next[i] = cur[i];
+      for (unsigned i = d; i < N; ++i) {
+        const bool left = (before >> (i - d)) & 1u, right = (before >> i) & 1u;
+        next[i] = left && right ? op(cur[i - d], cur[i]) : right ? cur[i] : cur[i - d];
+        mask |= uint32_t(left) << i;
+      }
+      T* t = cur;
+      cur = next, next = t;
+    }
+  }
+  for (unsigned i = 0; i < N; ++i) out[i] = cur[i];
+  *out_mask = mask;
+}
+
+// scan_values' out[lane] (level K of it), computed for that lane alone: the
+// same operations on the lanes <= lane only. False: no lane <= lane is active.
+template <unsigned K, typename T, typename Op>
+MPS_SHIM_INLINE bool scan_lane(const T* vals, uint32_t mask, unsigned lane, T& out, Op op) {
+  if constexpr (K == 0) {
+    out = vals[lane];
+    return (mask >> lane) & 1u;
+  } else {
+    constexpr unsigned d = 1u << (K - 1);
+    T right;
+    const bool has_right = scan_lane<K - 1>(vals, mask, lane, right, op);
+    if (lane < d) {
+      out = right;
+      return has_right;
+    }
+    T left;
+    const bool has_left = scan_lane<K - 1>(vals, mask, lane - d, left, op);
+    out = has_left && has_right ? op(left, right) : has_right ? right : left;
+    return has_left || has_right;
+  }
+}
+
+// The deposits of the W-lane group from lane `base` (an inactive lane reads as the first active one's).
+template <unsigned W, typename T>
+MPS_SHIM_INLINE void gather(const fib::SimdView& v, unsigned base, uint32_t mask, T* vals) {
+  const T first = at<T>(v, base + unsigned(__builtin_ctz(mask)));
+  for (unsigned l = 0; l < W; ++l) vals[l] = (mask >> l) & 1u ? at<T>(v, base + l) : first;
+}
 // Combines the active lanes of the caller's group (combine_values); same result
 // on every lane, computed once per SIMD-group for the SIMD-group (W = 32).
 template <unsigned W, typename T, typename Op>
 MPS_SHIM_INLINE T combine(const fib::SimdView& v, Op op) {
-  const uint32_t mask = group_mask<W>(v);
-  T vals[32];
-  for (uint32_t m = mask; m; m &= m - 1) vals[__builtin_ctz(m)] = at<T>(v, unsigned(__builtin_ctz(m)));
-  return combine_values(vals, mask, op);
+  const unsigned base = v.lane / W * W;
+  const uint32_t mask = group_mask<W>(v) >> base;
+  T vals[W];
+  gather<W>(v, base, mask, vals);
+  return combine_values<W>(vals, mask, op);
 }
 template <unsigned W, typename T, typename Op>
 MPS_SHIM_INLINE T reduce(const T& x, Op op) {
@@ -90,14 +246,18 @@ MPS_SHIM_INLINE T reduce(const T& x, Op op) {
   }
 }
 
-// Combines the active lanes of the group below the caller (inclusive: and the caller).
+// Combines the active lanes of the group below the caller (inclusive: and the
+// caller) in scan_values' order; `identity` where there are none.
 template <unsigned W, bool kInclusive, typename T, typename Op>
-MPS_SHIM_INLINE T scan(const T& x, T identity, Op op) {
+__attribute__((noinline)) T scan(const T& x, T identity, Op op) {
   const fib::SimdView v = fib::simd_exchange(pack(x));
-  const uint32_t below = (kInclusive ? (2u << v.lane) : (1u << v.lane)) - 1u;
-  T acc = identity;
-  for (uint32_t m = group_mask<W>(v) & below; m; m &= m - 1) acc = op(acc, at<T>(v, unsigned(__builtin_ctz(m))));
-  return acc;
+  const unsigned base = v.lane / W * W, lane = v.lane - base;
+  const uint32_t mask = group_mask<W>(v) >> base;
+  if (!kInclusive && lane == 0) return identity;
+  T vals[W];
+  gather<W>(v, base, mask, vals);
+  T out;
+  return scan_lane<W == 32 ? 5 : 2>(vals, mask, kInclusive ? lane : lane - 1, out, op) ? out : identity;
 }
 
 // The value of lane `src` (an index within the caller's group) or `fallback`.
@@ -147,14 +307,6 @@ MPS_SHIM_INLINE void reconverge() {
   fib::simd_barrier();
 }
 
-// The combining operations, shared by both engines so that they round alike.
-struct Sum { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a + b); } };
-struct Product { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a * b); } };
-struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::min(a, b)); } };
-struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
-struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
-struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
-struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
 
 }  // namespace simd
 }  // namespace mps_host

@@ -19,11 +19,11 @@ struct matrix {
   }
   // C columns, or C*R scalars (column-major), or any mix adding up to C*R lanes.
   template <typename... A,
-            typename = std::enable_if_t<(sizeof...(A) >= 2) && ((detail::lanes_of<A>::value + ...) == C * R)>>
+            typename = std::enable_if_t<(sizeof...(A) >= 2) && ((types::detail::lanes_of<A>::value + ...) == C * R)>>
   MPS_SHIM_INLINE constexpr matrix(const A&... a) : columns_{} {
     T flat[C * R] = {};
     int k = 0;
-    (detail::put(flat, k, a), ...);
+    (types::detail::put(flat, k, a), ...);
     for (int c = 0; c < C; ++c)
       for (int r = 0; r < R; ++r) columns_[c][r] = flat[c * R + r];
   }

@@ -17,6 +17,7 @@
 
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "../host/mps_host_launch.h"
 #include "mps_host_vmath.h"
@@ -40,6 +41,14 @@ typedef unsigned long ulong;
 typedef _Float16 half;
 
 namespace metal {
+
+// Metal's built-in types that C++ has no type for are classes here (bfloat;
+// the vectors in mps_metal_vector.h), in a namespace of their own that holds
+// nothing but them and their operators: as for Apple's built-in types,
+// argument-dependent lookup then finds no other function (a call
+// `simd_max(x)` on a bfloat inside c10::metal sees c10's own simd_max only,
+// never metal::simd_max too).
+namespace types {
 
 // bfloat16: stored as the top half of a float, rounded to nearest even.
 struct bfloat {
@@ -87,6 +96,10 @@ MPS_BF_COMPARE(==)
 MPS_BF_COMPARE(!=)
 #undef MPS_BF_COMPARE
 MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; return r; }
+
+}  // namespace types
+
+using types::bfloat;
 
 }  // namespace metal
 

@@ -10,6 +10,7 @@
 #define MPS_METAL_VECTOR_H
 
 namespace metal {
+namespace types {  // as bfloat (mps_metal_stdlib.h): lookup from a vector finds only its operators
 
 template <typename T, int N>
 struct vec;
@@ -324,6 +325,11 @@ template <typename T>
 struct packed_vec<T, 4> {
   MPS_PACKED_BODY(4, x, y, z, w)
 };
+}  // namespace types
+
+using types::packed_vec;
+using types::vec;
+
 }  // namespace metal
 
 #endif
