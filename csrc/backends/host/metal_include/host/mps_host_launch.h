@@ -7,7 +7,7 @@
 
 #include "mps_shim_kernel_schema.h"
 
-#define MPS_SHIM_MODULE_ABI 7
+#define MPS_SHIM_MODULE_ABI 8
 
 extern "C" {
 
