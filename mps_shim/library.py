@@ -85,19 +85,20 @@ class ShaderLibrary:
         that reads one the library never tests with is_function_constant_defined raises ArgumentError.
         """
         settings = self._constant_settings(name, constants or {})
-        key = (name, tuple((s[0], s[1]) for s in settings))
+        key = (name, tuple(sorted((canonical, data) for _, data, canonical in settings)))
         if key not in self._functions:
             out = ffi.new("AOTIMetalKernelFunctionHandle*")
             if settings:
                 array = ffi.new("mps_shim_function_constant[]", len(settings))
                 keep = []
-                for entry, (which, data) in zip(array, settings):
-                    keep.append(ffi.new("char[]", which.encode("utf-8")) if isinstance(which, str) else None)
-                    entry.name = keep[-1] if keep[-1] is not None else ffi.NULL
-                    entry.index = which if isinstance(which, int) else 0
+                for entry, (which, data, _) in zip(array, settings):  # name NULL: by index
+                    if isinstance(which, str):
+                        keep.append(ffi.new("char[]", which.encode("utf-8")))
+                        entry.name = keep[-1]
+                    else:
+                        entry.index = which
                     keep.append(ffi.new("char[]", data or b"\0"))
-                    entry.value = keep[-1]
-                    entry.size = len(data)
+                    entry.value, entry.size = keep[-1], len(data)
                 check(lib.mps_shim_get_kernel_function_with_constants(
                     self._handle, name.encode("utf-8"), array, len(settings), out))
             else:
@@ -112,7 +113,7 @@ class ShaderLibrary:
         return self._functions[key]
 
     def _constant_settings(self, kernel, constants):
-        """[(name or index, bytes)] for the C call, each value packed as its constant's declared type."""
+        """[(name or index, bytes, declared name)] for the C call, each value packed as its declared type."""
         if not isinstance(constants, dict):
             raise ArgumentError(f"kernel {kernel!r}: constants must be a dict {{name or index: value}}, "
                                 f"got {type(constants).__name__}")
@@ -124,8 +125,11 @@ class ShaderLibrary:
                                     f"got {which!r}")
             declared = self.function_constants.get(which) if isinstance(which, str) else by_index.get(which)
             # An unknown constant goes to the runtime as it is, which says what the library declares.
-            out.append((which, b"" if declared is None else _pack_constant(kernel, declared, value)))
-        return sorted(out, key=lambda s: (isinstance(s[0], int), s[0]))
+            if declared is None:
+                out.append((which, b"", str(which)))
+            else:
+                out.append((which, _pack_constant(kernel, declared, value), declared["name"]))
+        return out
 
 
 def _pack_constant(kernel, declared, value):
@@ -143,7 +147,7 @@ def _pack_constant(kernel, declared, value):
         if scalar is np.bool_ and not (isinstance(v, (bool, np.bool_)) or v in (0, 1)):
             raise ArgumentError(f"{where} is a bool, got {v!r}")
         if scalar not in (np.bool_, np.float16, np.float32, "bfloat"):
-            if float(v) != int(v):
+            if not float(v).is_integer():
                 raise ArgumentError(f"{where} is an integer, got {v!r}")
             info = np.iinfo(scalar)
             if not info.min <= int(v) <= info.max:
