@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
@@ -126,13 +127,20 @@ std::string tidy_diagnostics(const std::string& err) {
 
 // One compiler run: the module's bytes. Throws CompileError for the user's
 // errors, LaneLoopCopyError when only the lane-loop copies of kernels failed.
-std::string compile_once(const ParsedSource& src, const LoweringOptions& options, const std::string& keep_name) {
+// *lane_loops tells whether the translation holds lane-loop code.
+std::string compile_once(const ParsedSource& src, const LoweringOptions& options, const std::string& keep_name,
+                         bool* lane_loops = nullptr) {
   KernelCache& cache = KernelCache::instance();
   const Toolchain& tc = toolchain();
   ScopedDir work{cache.work_dir()};
   const std::string include_dir = cache.include_dir();
   start_precompiled_header(include_dir);
-  const std::string cxx = emit_cxx(src.preprocessed, lower_for_host(src.lexed, src.parsed, options));
+  const HostLibrary lowered = lower_for_host(src.lexed, src.parsed, options);
+  if (lane_loops)
+    *lane_loops = std::any_of(lowered.kernels.begin(), lowered.kernels.end(), [](const frontend::KernelDecl& k) {
+      return k.execution == frontend::KernelDecl::Execution::LaneLoops;
+    });
+  const std::string cxx = emit_cxx(src.preprocessed, lowered);
   write_file_atomic(join_path(work.path, "library.cpp"), cxx);
   // For engine developers: the translation of the last module compiled.
   // A folder (ending in '/') keeps every one, named by `keep_name`.
@@ -170,6 +178,7 @@ ParsedSource::ParsedSource(std::string text)
       parsed(frontend::parse_library(lexed)) {}
 
 std::string build_module(const ParsedSource& src, LoweringOptions options, const std::string& keep_name) {
+  bool lane_loops = false;  // whether the last translation had lane-loop code
   try {
     // Lane loops are an optimisation: a kernel whose translation does not
     // compile runs on fibers, and says why (the module is cached under the
@@ -177,7 +186,7 @@ std::string build_module(const ParsedSource& src, LoweringOptions options, const
     // the kernels whose copies failed, then, if that does not settle it, all.
     for (int round = 0;; ++round) {
       try {
-        return compile_once(src, options, keep_name);
+        return compile_once(src, options, keep_name, &lane_loops);
       } catch (const LaneLoopCopyError& e) {
         const size_t before = options.lane_loop_error_lines.size();
         if (options.lane_loop_error.empty()) options.lane_loop_error = e.what();
@@ -192,7 +201,7 @@ std::string build_module(const ParsedSource& src, LoweringOptions options, const
     // An error the compiler reports at the user's line may still come from a
     // lane-loop copy (a template instantiated from one): if the module
     // compiles without them, it runs on fibers; if not, the error is the user's.
-    if (!options.lane_loops) throw;
+    if (!options.lane_loops || !lane_loops) throw;
     options.lane_loops = false;
     options.lane_loops_off_reason = "its lane-loop translation did not compile";
     return compile_once(src, options, keep_name);
