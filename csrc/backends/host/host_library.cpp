@@ -143,15 +143,24 @@ class HostShaderLibrary : public CompiledLibrary {
     }
     if (todo.empty() && !infos_.empty()) return;
     if (load_whole_library()) return;  // compiled whole already, or found in the cache
+    const std::shared_ptr<const ParsedSource> src = source();
     const size_t threads = std::max<size_t>(1, Executor::instance().threads());
     const size_t modules = std::min(threads, std::max<size_t>(1, todo.size() / kMinKernelsPerModule));
     if (modules == 1 && todo.size() == infos_.size()) {  // the library as one module, as it always compiled
       LoweringOptions options = lowering_options();
       adopt(cached_module(KernelCache::instance().key(id_.key_text, id_.variant),
-                          [&] { return build_module(*src_, options, id_.keep_prefix); }),
+                          [&] { return build_module(*src, options, id_.keep_prefix); }),
             todo);
-      std::lock_guard<std::mutex> lock(whole_mutex_);
-      whole_checked_ = whole_compiled_ = true;
+      {
+        std::lock_guard<std::mutex> lock(whole_mutex_);
+        whole_checked_ = whole_compiled_ = true;
+      }
+      // Every kernel is compiled and there are no specialisations to make: the
+      // front end's reading is not needed again (a model holds many libraries).
+      if (constants_.empty()) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        src_.reset();
+      }
       return;
     }
     // One module per thread, built side by side: each compiler run reads the
@@ -163,7 +172,7 @@ class HostShaderLibrary : public CompiledLibrary {
     for (size_t m = 0; m < modules; ++m)
       workers.emplace_back([&, m] {
         try {
-          compile_part(parts[m], concat(id_.keep_prefix, ".part", m + 1, "of", modules));
+          compile_part(*src, parts[m], concat(id_.keep_prefix, ".part", m + 1, "of", modules));
         } catch (...) {
           errors[m] = std::current_exception();
         }
@@ -192,15 +201,21 @@ class HostShaderLibrary : public CompiledLibrary {
     return options;
   }
 
-  // The module's record of kernel `index`, with what the front end knows.
-  KernelInfo compiled_info(const HostModule& module, size_t entry, size_t index, const FunctionConstantValues& values) const {
+  std::shared_ptr<const ParsedSource> source() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return src_;
+  }
+
+  // The module's record of kernel `index`, with what the front end (`src`, if any) knows.
+  KernelInfo compiled_info(const ParsedSource* src, const HostModule& module, size_t entry, size_t index,
+                           const FunctionConstantValues& values) const {
     KernelInfo info = module.kernels().at(entry);
-    if (!src_) return info;
-    info.function_constants = src_->parsed.kernels[index].function_constants;
+    if (!src) return info;
+    info.function_constants = src->parsed.kernels[index].function_constants;
     for (size_t c = 0; c < values.size(); ++c)
       if (values[c])
         info.constant_values.emplace_back(constants_[c].name,
-                                          frontend::constant_value_text(src_->parsed.function_constants[c].type, *values[c]));
+                                          frontend::constant_value_text(src->parsed.function_constants[c].type, *values[c]));
     return info;
   }
 
@@ -209,7 +224,7 @@ class HostShaderLibrary : public CompiledLibrary {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t entry = 0; entry < indices.size(); ++entry) {
       const size_t index = indices[entry];
-      KernelInfo info = compiled_info(*module, entry, index, {});
+      KernelInfo info = compiled_info(src_.get(), *module, entry, index, {});
       infos_[index] = info;
       compiled_[index].emplace("", module_kernel(module, entry, std::move(info)));
     }
@@ -229,8 +244,9 @@ class HostShaderLibrary : public CompiledLibrary {
 
   std::shared_ptr<CompiledKernel> compile_kernel(size_t index, const FunctionConstantValues& values,
                                                  const std::string& values_key) {
-    MPS_SHIM_CHECK_AS(EngineError, src_ != nullptr, "kernel '", infos_[index].name, "' is not in the compiled library");
-    const std::string& name = src_->parsed.kernels[index].host_name;
+    const std::shared_ptr<const ParsedSource> src = source();
+    MPS_SHIM_CHECK_AS(EngineError, src != nullptr, "kernel '", kernel_info(index).name, "' has no module");
+    const std::string& name = src->parsed.kernels[index].host_name;
     LoweringOptions options = lowering_options();
     options.all_kernels = false;
     options.kernels = {index};
@@ -239,25 +255,27 @@ class HostShaderLibrary : public CompiledLibrary {
     if (!values_key.empty()) keep += "." + sha256_hex(values_key.data(), values_key.size()).substr(0, 8);
     const std::shared_ptr<HostModule> module =
         cached_module(KernelCache::instance().key(id_.key_text, concat(id_.variant, "|kernel=", name, "|", values_key)),
-                      [&] { return build_module(*src_, options, keep); });
-    return module_kernel(module, 0, compiled_info(*module, 0, index, values));
+                      [&] { return build_module(*src, options, keep); });
+    return module_kernel(module, 0, compiled_info(src.get(), *module, 0, index, values));
   }
 
-  void compile_part(const std::vector<size_t>& indices, const std::string& keep) {
+  void compile_part(const ParsedSource& src, const std::vector<size_t>& indices, const std::string& keep) {
     std::string names;
-    for (size_t i : indices) names += src_->parsed.kernels[i].host_name + ",";
+    for (size_t i : indices) names += src.parsed.kernels[i].host_name + ",";
     LoweringOptions options = lowering_options();
     options.all_kernels = false;
     options.kernels = indices;
     adopt(cached_module(KernelCache::instance().key(id_.key_text, concat(id_.variant, "|kernels=", names)),
-                        [&] { return build_module(*src_, options, keep); }),
+                        [&] { return build_module(src, options, keep); }),
           indices);
   }
 
   const Identity id_;
-  const std::shared_ptr<const ParsedSource> src_;  // null when loaded without the front end
   std::vector<FunctionConstantInfo> constants_;
-  mutable std::mutex mutex_;  // guards infos_ and compiled_
+  mutable std::mutex mutex_;  // guards src_, infos_ and compiled_
+  // The front end's reading: null when loaded without the front end, or once
+  // every kernel is compiled and the library has no function constants.
+  std::shared_ptr<const ParsedSource> src_;
   std::vector<KernelInfo> infos_;
   std::vector<std::map<std::string, std::shared_ptr<CompiledKernel>>> compiled_;  // per kernel, by values key
   std::mutex whole_mutex_;  // guards the two flags
