@@ -158,8 +158,8 @@ def main():
         if os.path.isdir(metal):
             print(f"ggml ({ggml}):")
             show("ggml-metal.metal, eager (compile_all)",
-                 child(folder, {"path": os.path.join(metal, "ggml-metal.metal"), "include_dirs": [metal, os.path.join(ggml, "src")],
-                                "eager": False, "compile_all": True}))
+                 child(folder, {"path": os.path.join(metal, "ggml-metal.metal"),
+                                "include_dirs": [metal, os.path.join(ggml, "src")], "eager": False, "compile_all": True}))
         else:
             print(f"ggml: skipped ({metal} not found; set MPS_SHIM_GGML_DIR)")
 

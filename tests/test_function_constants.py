@@ -87,6 +87,17 @@ def test_the_library_lists_its_function_constants(library):
     assert library.kernels["plain"]["function_constants"] == []
 
 
+@pytest.mark.parametrize("metal_type", ["bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong",
+                                        "half", "bfloat", "float", "int16_t", "uint8_t", "float3", "half4", "bool2"])
+def test_each_type_has_its_mtl_data_type_code(metal_type):
+    lib = ShaderLibrary(f"constant {metal_type} c [[function_constant(0)]];\n"
+                        "kernel void k(device int* o, uint i [[thread_position_in_grid]]) { o[i] = 0; }\n", eager=False)
+    aliases = {"int16_t": "short", "uint8_t": "uchar"}
+    name = aliases.get(metal_type, metal_type)
+    assert lib.function_constants["c"]["type"] == name
+    assert lib.function_constants["c"]["data_type"] == getattr(clib, "MPS_SHIM_DATA_TYPE_" + name.upper())
+
+
 def test_specialisations_give_different_results(library):
     x = np.arange(6, dtype=np.float32)
     doubled = run(library.get_kernel_function("apply", {"MODE": 1, "SHIFT": False}), np.zeros(6, np.float32), x)

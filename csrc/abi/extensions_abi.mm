@@ -63,7 +63,8 @@ AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsign
 AOTITorchError mps_shim_create_shader_library_with_includes(const char* source, const char* const* include_dirs,
                                                             size_t num_include_dirs,
                                                             AOTIMetalShaderLibraryHandle* library_handle) {
-  return guard(__func__, [&] { abi::create_library(source, include_folders(include_dirs, num_include_dirs), library_handle); });
+  return guard(__func__,
+               [&] { abi::create_library(source, include_folders(include_dirs, num_include_dirs), library_handle); });
 }
 
 AOTITorchError mps_shim_create_shader_library_with_options(const char* source, const mps_shim_library_options* options,

@@ -122,7 +122,8 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   out << "using " << traits << " = mps_host::fn_traits<decltype(&" << fn << ")>;\n";
   out << "static const mps_shim_param_record mps_shim_params_" << index << "[] = {\n";
   for (size_t i = 0; i < k.params.size(); ++i)  // a parameter absent from this specialisation has no record
-    if (!k.params[i].absent) emit_param_record(out, ParamFields{k.params[i], traits + "::arg<" + std::to_string(i) + ">"});
+    if (!k.params[i].absent)
+      emit_param_record(out, ParamFields{k.params[i], traits + "::arg<" + std::to_string(i) + ">"});
   const ParamDecl none;
   if (present_params(k) == 0) emit_param_record(out, ParamFields{none, ""});
   out << "};\n";

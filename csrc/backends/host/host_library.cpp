@@ -214,8 +214,8 @@ class HostShaderLibrary : public CompiledLibrary {
     info.function_constants = src->parsed.kernels[index].function_constants;
     for (size_t c = 0; c < values.size(); ++c)
       if (values[c])
-        info.constant_values.emplace_back(constants_[c].name,
-                                          frontend::constant_value_text(src->parsed.function_constants[c].type, *values[c]));
+        info.constant_values.emplace_back(
+            constants_[c].name, frontend::constant_value_text(src->parsed.function_constants[c].type, *values[c]));
     return info;
   }
 

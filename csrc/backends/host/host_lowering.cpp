@@ -132,7 +132,8 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
     if (k.waits) k.execution = KernelDecl::Execution::Fibers;
-    for (frontend::ParamDecl& p : k.params) p.absent = !p.function_constant.empty() && !constant_is_true(library, options, p);
+    for (frontend::ParamDecl& p : k.params)
+      p.absent = !p.function_constant.empty() && !constant_is_true(library, options, p);
     wanted.insert(k.body_open);
   }
   for (const KernelDefinition& d : library.definitions)
@@ -142,7 +143,8 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
   if (!options.all_kernels) {  // the other kernels' bodies are left out, unless the module's kernels call them
     std::set<size_t> reached;
     for (size_t body : wanted)
-      for (const frontend::FunctionBody* b : frontend::reachable_bodies(source, library.bodies, body)) reached.insert(b->open);
+      for (const frontend::FunctionBody* b : frontend::reachable_bodies(source, library.bodies, body))
+        reached.insert(b->open);
     for (const KernelDefinition& d : library.definitions)
       if (!reached.count(d.body_open)) leave_out_body(source, d, edits);
   }
