@@ -294,10 +294,11 @@ typedef struct mps_shim_function_constant {
  * once and cached apart (in the library and on disk); the same values give the same handle, and no
  * values the same as aoti_torch_mps_get_kernel_function. A constant without a value is undefined:
  * is_function_constant_defined is false and it reads as zero (Metal leaves the value undefined). Fails
- * (MPS_SHIM_ERROR_ARGUMENT) for a name or index the library does not declare, a type other than the
- * declared one, a size other than the type's, a constant given twice, and a constant the kernel reads
- * that has no value and that the library never tests with is_function_constant_defined (Metal's
- * required constants). */
+ * (MPS_SHIM_ERROR_ARGUMENT) for a name or index the library does not declare (Metal ignores values for
+ * constants a function lacks; a constant of the library that the kernel does not read is accepted here
+ * too, but a name no declaration has is taken for a mistake), a type other than the declared one, a
+ * size other than the type's, a constant given twice, and a constant the kernel reads that has no value
+ * and that the library never tests with is_function_constant_defined (Metal's required constants). */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_get_kernel_function_with_constants(
     AOTIMetalShaderLibraryHandle library_handle, const char* kernel_name, const mps_shim_function_constant* constants,
     size_t num_constants, AOTIMetalKernelFunctionHandle* function_handle);
