@@ -33,8 +33,9 @@ std::string describe(const KernelParam& x) {
 }
 
 // One kernel: the schema's fields, its parameters, whether it is compiled and
-// the names of the function constants it may read.
-std::string describe(const KernelInfo& x, const std::vector<FunctionConstantInfo>& constants) {
+// the names of the function constants it may read; with `values`, a
+// specialisation's "constants" too.
+std::string describe(const KernelInfo& x, const std::vector<FunctionConstantInfo>& constants, bool values = false) {
   std::string out = "{";
   bool first = true;
   MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_JSON_FIELD)
@@ -43,7 +44,14 @@ std::string describe(const KernelInfo& x, const std::vector<FunctionConstantInfo
   out += concat("], \"compiled\": ", x.compiled ? "true" : "false", ", \"function_constants\": [");
   for (size_t c = 0; c < x.function_constants.size(); ++c)
     out += concat(c ? ", " : "", json_string(constants.at(x.function_constants[c]).name));
-  return out + "]}";
+  out += "]";
+  if (values) {
+    out += ", \"constants\": {";
+    for (size_t c = 0; c < x.constant_values.size(); ++c)
+      out += concat(c ? ", " : "", json_string(x.constant_values[c].first), ": ", json_string(x.constant_values[c].second));
+    out += "}";
+  }
+  return out + "}";
 }
 #undef MPS_SHIM_JSON_FIELD
 
@@ -96,13 +104,7 @@ const char* execution_name(KernelExecution execution) {
 
 KernelFunction::KernelFunction(std::shared_ptr<CompiledKernel> compiled, const std::vector<FunctionConstantInfo>& constants)
     : compiled_(std::move(compiled)) {
-  describe_ = describe(info(), constants);
-  describe_.pop_back();
-  describe_ += ", \"constants\": {";
-  for (size_t c = 0; c < info().constant_values.size(); ++c)
-    describe_ += concat(c ? ", " : "", json_string(info().constant_values[c].first), ": ",
-                        json_string(info().constant_values[c].second));
-  describe_ += "}}";
+  describe_ = describe(info(), constants, true);
   for (const KernelParam& p : info().params) {
     if (p.kind == ParamKind::ThreadAttribute) continue;
     if (size_t(p.binding) >= by_binding_.size()) by_binding_.resize(size_t(p.binding) + 1, nullptr);
