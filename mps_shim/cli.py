@@ -18,13 +18,19 @@ def cmd_kernels(args):
     for name in lib.kernel_names:
         info = lib.kernels[name]
         memory = f", {info['threadgroup_memory']} bytes of threadgroup memory" if info["threadgroup_memory"] else ""
-        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup{memory}, "
-              f"runs as {info['execution'].replace('_', ' ')})")
+        runs = ("not compiled yet: runs as lane loops or fibers" if info["execution"] == "undecided" else
+                f"runs as {info['execution'].replace('_', ' ')}")
+        print(f"{name}  (line {info['line']}, max {info['max_threads']} threads per threadgroup{memory}, {runs})")
         if info["execution_note"]:
             print(f"    on fibers because: {info['execution_note']}")
         for p in info["params"]:
             where = f"buffer({p['binding']})" if p["kind"] != "thread_position" else f"[[{p['attribute']}]]"
             print(f"    {where:<34} {p['kind']:<15} {p['type']} {p['name']}")
+        if info["function_constants"]:
+            print(f"    reads function constants: {', '.join(info['function_constants'])}")
+    for c in sorted(lib.function_constants.values(), key=lambda c: c["index"]):
+        optional = "optional" if not c["required"] else "required where read"
+        print(f"function constant {c['name']}  ({c['type']}, index {c['index']}, line {c['line']}, {optional})")
     return 0
 
 

@@ -5,45 +5,159 @@ import os
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 from ._callbacks import run_command_block
 from ._native import ffi, lib
-from .errors import check
-from .tensor import Tensor, as_tensor
+from .errors import ArgumentError, check
+from .tensor import Tensor, as_tensor, bfloat16_bits
+
+
+# ShaderLibrary(eager=...) -> mps_shim_compile_mode
+_COMPILE_MODES = {None: 0, True: 1, False: 2}
+
+# A function constant's Metal scalar type -> numpy dtype ("bfloat" is packed apart).
+_CONSTANT_SCALARS = {"bool": np.bool_, "char": np.int8, "uchar": np.uint8, "short": np.int16, "ushort": np.uint16,
+                     "int": np.int32, "uint": np.uint32, "long": np.int64, "ulong": np.uint64, "half": np.float16,
+                     "float": np.float32, "bfloat": "bfloat"}
 
 
 class ShaderLibrary:
-    """Metal Shading Language source compiled by the active backend."""
+    """Metal Shading Language source read by the active backend; its kernels compile now or at first use.
 
-    def __init__(self, source, include_dirs=()):
-        """Compiles `source`; #include searches `include_dirs` (then MPS_SHIM_INCLUDE_PATH's folders)."""
+    kernels: name -> description (parameters, bindings, execution...); a kernel not compiled yet is
+    described by the front end ("compiled": False, parameter sizes 0, "execution" "undecided" where it
+    may wait). function_constants: name -> {"type", "index", "required", ...}.
+    """
+
+    def __init__(self, source, include_dirs=(), eager=None):
+        """Reads `source` and lists its kernels; #include searches `include_dirs` (then MPS_SHIM_INCLUDE_PATH's).
+
+        eager=True compiles every kernel now; eager=False leaves each kernel to its first
+        get_kernel_function (creation only preprocesses and parses, so errors only the C++ compiler
+        finds surface there); None (the default) compiles libraries of at most 64 kernels now and
+        larger ones kernel by kernel, unless MPS_SHIM_EAGER=1 or 0 says otherwise.
+        """
         if not isinstance(source, str):
             raise TypeError(f"Metal source must be a str, got {type(source).__name__}")
+        if eager not in _COMPILE_MODES:
+            raise TypeError(f"eager must be True, False or None, got {eager!r}")
         if isinstance(include_dirs, (str, bytes, os.PathLike)):
             include_dirs = [include_dirs]
         dirs = [ffi.new("char[]", os.fsencode(d)) for d in include_dirs]
         out = ffi.new("AOTIMetalShaderLibraryHandle*")
-        if dirs:
-            check(lib.mps_shim_create_shader_library_with_includes(
-                source.encode("utf-8"), ffi.new("char*[]", dirs), len(dirs), out))
+        if dirs or eager is not None:
+            options = ffi.new("mps_shim_library_options*")
+            dir_array = ffi.new("char*[]", dirs)  # kept alive until the call returns
+            options.include_dirs = dir_array
+            options.num_include_dirs = len(dirs)
+            options.compile = _COMPILE_MODES[eager]
+            check(lib.mps_shim_create_shader_library_with_options(source.encode("utf-8"), options, out))
         else:
             check(lib.aoti_torch_mps_create_shader_library(source.encode("utf-8"), out))
         self._handle = ffi.gc(out[0], lib.aoti_torch_mps_delete_shader_library)
+        self._functions = {}
+        self._describe()
+
+    def _describe(self):
         described = lib.mps_shim_library_describe(self._handle)
         if described == ffi.NULL:
             check(1)
-        self.kernels = {k["name"]: k for k in json.loads(ffi.string(described).decode())["kernels"]}
-        self._functions = {}
+        info = json.loads(ffi.string(described).decode())
+        self.kernels = {k["name"]: k for k in info["kernels"]}
+        self.function_constants = {c["name"]: c for c in info["function_constants"]}
 
     @property
     def kernel_names(self):
         return sorted(self.kernels)
 
-    def get_kernel_function(self, name):
-        if name not in self._functions:
+    def compile_all(self):
+        """Compiles every kernel not compiled yet (all of them on the worker threads); raises CompileError."""
+        check(lib.mps_shim_compile_all(self._handle))
+        self._describe()
+
+    def get_kernel_function(self, name, constants=None):
+        """The kernel `name`, compiled on first use; `constants` specialises it.
+
+        constants: {name or index: value} of function constants (`constant T x [[function_constant(i)]]`);
+        values are converted to the declared type (a vector takes a sequence). Each specialisation is a
+        kernel function of its own, compiled once. A constant without a value is undefined: a kernel
+        that reads one the library never tests with is_function_constant_defined raises ArgumentError.
+        """
+        settings = self._constant_settings(name, constants or {})
+        key = (name, tuple(sorted((canonical, data) for _, data, canonical in settings)))
+        if key not in self._functions:
             out = ffi.new("AOTIMetalKernelFunctionHandle*")
-            check(lib.aoti_torch_mps_get_kernel_function(self._handle, name.encode("utf-8"), out))
-            self._functions[name] = KernelFunction(self, out[0], self.kernels[name])
-        return self._functions[name]
+            if settings:
+                array = ffi.new("mps_shim_function_constant[]", len(settings))
+                keep = []
+                for entry, (which, data, _) in zip(array, settings):  # name NULL: by index
+                    if isinstance(which, str):
+                        keep.append(ffi.new("char[]", which.encode("utf-8")))
+                        entry.name = keep[-1]
+                    else:
+                        entry.index = which
+                    keep.append(ffi.new("char[]", data or b"\0"))
+                    entry.value, entry.size = keep[-1], len(data)
+                check(lib.mps_shim_get_kernel_function_with_constants(
+                    self._handle, name.encode("utf-8"), array, len(settings), out))
+            else:
+                check(lib.aoti_torch_mps_get_kernel_function(self._handle, name.encode("utf-8"), out))
+            described = lib.mps_shim_kernel_function_describe(out[0])
+            if described == ffi.NULL:
+                check(1)
+            info = json.loads(ffi.string(described).decode())
+            self._functions[key] = KernelFunction(self, out[0], info)
+            if not settings:  # the library's description of the kernel is now the compiled one
+                self.kernels[name] = {k: v for k, v in info.items() if k != "constants"}
+        return self._functions[key]
+
+    def _constant_settings(self, kernel, constants):
+        """[(name or index, bytes, declared name)] for the C call, each value packed as its declared type."""
+        if not isinstance(constants, dict):
+            raise ArgumentError(f"kernel {kernel!r}: constants must be a dict {{name or index: value}}, "
+                                f"got {type(constants).__name__}")
+        by_index = {c["index"]: c for c in self.function_constants.values()}
+        out = []
+        for which, value in constants.items():
+            if isinstance(which, bool) or not isinstance(which, (str, int)):
+                raise ArgumentError(f"kernel {kernel!r}: a function constant is named by its name or index, "
+                                    f"got {which!r}")
+            declared = self.function_constants.get(which) if isinstance(which, str) else by_index.get(which)
+            # An unknown constant goes to the runtime as it is, which says what the library declares.
+            if declared is None:
+                out.append((which, b"", str(which)))
+            else:
+                out.append((which, _pack_constant(kernel, declared, value), declared["name"]))
+        return out
+
+
+def _pack_constant(kernel, declared, value):
+    """`value` as the bytes of the constant's type: a number, or a sequence of them for a vector."""
+    name, type_name = declared["name"], declared["type"]
+    lanes = int(type_name[-1]) if type_name[-1] in "234" else 1
+    scalar = _CONSTANT_SCALARS[type_name[:-1] if lanes > 1 else type_name]
+    values = list(value) if lanes > 1 and isinstance(value, (list, tuple, np.ndarray)) else [value]
+    where = f"kernel {kernel!r}: function constant {name!r} ({type_name})"
+    if len(values) != lanes:
+        raise ArgumentError(f"{where} takes {lanes} values, got {len(values)}")
+    for v in values:
+        if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
+            raise ArgumentError(f"{where}: cannot take {v!r}")
+        if scalar is np.bool_ and not (isinstance(v, (bool, np.bool_)) or v in (0, 1)):
+            raise ArgumentError(f"{where} is a bool, got {v!r}")
+        if scalar not in (np.bool_, np.float16, np.float32, "bfloat"):
+            if not float(v).is_integer():
+                raise ArgumentError(f"{where} is an integer, got {v!r}")
+            info = np.iinfo(scalar)
+            if not info.min <= int(v) <= info.max:
+                raise ArgumentError(f"{where}: {v!r} does not fit ({info.min} to {info.max})")
+    if scalar == "bfloat":
+        return bfloat16_bits(values).astype("<u2").tobytes()
+    if scalar in (np.float16, np.float32):
+        with np.errstate(over="ignore"):
+            return np.asarray(values, np.float64).astype(scalar).tobytes()
+    return np.asarray([int(v) for v in values]).astype(scalar).tobytes()
 
 
 def _sizes(values, what):

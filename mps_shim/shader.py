@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import ArgumentError, CompileError
 from .library import ShaderLibrary
-from .tensor import Tensor, _bfloat16_dtype, as_tensor
+from .tensor import Tensor, _bfloat16_dtype, as_tensor, bfloat16_bits
 
 SIMD_WIDTH = 32  # threads of a SIMD-group, on every engine
 
@@ -53,14 +53,14 @@ def torch_include_dir():
 class CompiledShader:
     """A compiled library whose kernels are attributes; dir() lists the kernels."""
 
-    def __init__(self, source, include_dirs=()):
+    def __init__(self, source, include_dirs=(), eager=None):
         include_dirs = [include_dirs] if isinstance(include_dirs, (str, bytes, os.PathLike)) else list(include_dirs)
         wants_c10 = isinstance(source, str) and _C10_INCLUDE.search(source) is not None
         torch_include = torch_include_dir() if wants_c10 else None
         if torch_include:
             include_dirs.append(torch_include)  # as torch.mps.compile_shader embeds the headers torch ships
         try:
-            self.library = ShaderLibrary(source, include_dirs)
+            self.library = ShaderLibrary(source, include_dirs, eager=eager)
         except CompileError as e:
             if wants_c10 and not torch_include:
                 raise CompileError(f"{e}\nThe <c10/metal/...> headers come with torch: pip install torch, "
@@ -70,7 +70,9 @@ class CompiledShader:
     def __getattr__(self, name):
         if name.startswith("__") or "library" not in self.__dict__:
             raise AttributeError(name)
-        return BoundKernel(self.library.get_kernel_function(name))  # KernelNotFoundError is an AttributeError
+        if name not in self.library.kernels:
+            self.library.get_kernel_function(name)  # raises KernelNotFoundError (an AttributeError), listing them
+        return BoundKernel(self.library, name)
 
     def __dir__(self):
         return self.library.kernel_names
@@ -79,10 +81,14 @@ class CompiledShader:
 class BoundKernel:
     """One kernel, callable with arguments, with the attributes of torch's compiled kernels."""
 
-    def __init__(self, function):
-        self.function = function
-        self.bindings = sorted((p for p in function.params if p["kind"] in ("buffer", "scalar")),
-                               key=lambda p: p["binding"])
+    def __init__(self, library, name):
+        self.library = library
+        self.name = name
+
+    @property
+    def function(self):
+        """The kernel function (the default specialisation), compiled on first use."""
+        return self.library.get_kernel_function(self.name)
 
     @property
     def max_threads_per_threadgroup(self):
@@ -96,13 +102,17 @@ class BoundKernel:
     def static_thread_group_memory_length(self):
         return self.function.threadgroup_memory
 
-    def __call__(self, *args, threads=None, group_size=None, arg_casts=None, error_buf_idx=None,
+    def __call__(self, *args, threads=None, group_size=None, arg_casts=None, error_buf_idx=None, constants=None,
                  threadgroup_memory=None):
-        name = self.function.name
-        params = [p for p in self.bindings if p["binding"] != error_buf_idx]
-        if error_buf_idx is not None and len(params) == len(self.bindings):
+        """Binds the arguments in buffer-index order and dispatches; `constants` specialises the kernel
+        ({name or index: value} of its function constants, as ShaderLibrary.get_kernel_function)."""
+        function = self.library.get_kernel_function(self.name, constants)
+        name = function.name
+        bindings = sorted((p for p in function.params if p["kind"] in ("buffer", "scalar")), key=lambda p: p["binding"])
+        params = [p for p in bindings if p["binding"] != error_buf_idx]
+        if error_buf_idx is not None and len(params) == len(bindings):
             raise ArgumentError(f"kernel {name!r}: error_buf_idx={error_buf_idx!r} is not one of its buffer indices "
-                                f"({', '.join(str(p['binding']) for p in self.bindings) or 'none'})")
+                                f"({', '.join(str(p['binding']) for p in bindings) or 'none'})")
         if len(args) != len(params):
             wanted = ", ".join(f"{p['name'] or '?'} ({p['type']})" for p in params)
             raise TypeError(f"kernel {name!r} takes {len(params)} arguments ({wanted}), got {len(args)}")
@@ -126,11 +136,11 @@ class BoundKernel:
                 fn.set_threadgroup_memory_length(index, nbytes)
             fn.dispatch(threads, group_size)
 
-        self.function.run_command_block(encode)
+        function.run_command_block(encode)
         del bound  # the tensors of argument buffers lived until here
 
     def __repr__(self):
-        return f"BoundKernel({self.function.name!r})"
+        return f"BoundKernel({self.name!r})"
 
 
 class _ArgumentBuffer(bytes):
@@ -178,10 +188,7 @@ def _cast_dtype(cast):
 def _pack(values, cast, default):
     """Numbers as bytes of dtype `cast` (or `default`); bfloat16 rounds to nearest even."""
     if cast == "bfloat16":
-        bits = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
-        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-        nan = np.isnan(np.asarray(values, np.float32))
-        return np.where(nan, ((bits >> 16) | 0x40).astype(np.uint16), rounded).astype("<u2").tobytes()
+        return bfloat16_bits(values).astype("<u2").tobytes()
     dtype = cast if cast is not None else default
     with np.errstate(over="ignore"):  # out of range floats become infinity, as Metal converts
         return np.asarray(values).astype(dtype).tobytes()
@@ -256,10 +263,12 @@ def _scalar_tensor(value, cast):
     return value.reshape(1).view(torch.uint8).numpy().tobytes()
 
 
-def compile_shader(source, include_dirs=()):
+def compile_shader(source, include_dirs=(), eager=None):
     """Compiles Metal source; its kernels become callable attributes.
 
     `#include <c10/metal/...>` finds the headers of an installed torch, as torch.mps.compile_shader
-    does; include_dirs adds folders of your own (so does MPS_SHIM_INCLUDE_PATH).
+    does; include_dirs adds folders of your own (so does MPS_SHIM_INCLUDE_PATH). eager: as for
+    ShaderLibrary (large libraries compile each kernel at its first call). A kernel with function
+    constants takes them at the call: lib.k(out, x, constants={"FC_mode": 2}).
     """
-    return CompiledShader(source, include_dirs)
+    return CompiledShader(source, include_dirs, eager)

@@ -62,6 +62,14 @@ def _is_bfloat16(dt):
     return bfloat16 is not None and dt == bfloat16
 
 
+def bfloat16_bits(values):
+    """The bfloat16 bits (uint16) of float values, rounded to nearest even as Metal converts; NaN stays NaN."""
+    floats = np.asarray(values, np.float32)
+    bits = floats.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(floats), ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+
+
 def dtype_code(dtype):
     """The c10 code for a numpy dtype (ml_dtypes.bfloat16 included), or for the name 'bfloat16'."""
     if isinstance(dtype, str) and dtype == "bfloat16":

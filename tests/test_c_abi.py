@@ -18,7 +18,7 @@ import mps_shim
 
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 ABI_SECTIONS = ["misc", "kernels", "dispatch", "errors", "blocks", "tensors", "memory", "threads", "group_limits",
-                "binding"]
+                "binding", "constants"]
 
 
 def _compiler(env_var, default):

@@ -12,6 +12,24 @@
 using namespace mps_shim;
 using mps_shim::abi::guard;
 
+static_assert(int(CompileMode::Auto) == MPS_SHIM_COMPILE_AUTO && int(CompileMode::Eager) == MPS_SHIM_COMPILE_EAGER &&
+              int(CompileMode::Lazy) == MPS_SHIM_COMPILE_LAZY);
+
+namespace {
+
+std::vector<std::string> include_folders(const char* const* include_dirs, size_t num_include_dirs) {
+  MPS_SHIM_CHECK(include_dirs != nullptr || num_include_dirs == 0, "null include_dirs with num_include_dirs ",
+                 num_include_dirs);
+  std::vector<std::string> dirs;
+  for (size_t i = 0; i < num_include_dirs; ++i) {
+    MPS_SHIM_CHECK(include_dirs[i] != nullptr, "include_dirs[", i, "] is null");
+    dirs.emplace_back(include_dirs[i]);
+  }
+  return dirs;
+}
+
+}  // namespace
+
 extern "C" {
 
 const char* mps_shim_last_error(void) { return abi::last_error_message(); }
@@ -45,16 +63,49 @@ AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsign
 AOTITorchError mps_shim_create_shader_library_with_includes(const char* source, const char* const* include_dirs,
                                                             size_t num_include_dirs,
                                                             AOTIMetalShaderLibraryHandle* library_handle) {
+  return guard(__func__,
+               [&] { abi::create_library(source, include_folders(include_dirs, num_include_dirs), library_handle); });
+}
+
+AOTITorchError mps_shim_create_shader_library_with_options(const char* source, const mps_shim_library_options* options,
+                                                          AOTIMetalShaderLibraryHandle* library_handle) {
   return guard(__func__, [&] {
-    MPS_SHIM_CHECK(include_dirs != nullptr || num_include_dirs == 0, "null include_dirs with num_include_dirs ",
-                   num_include_dirs);
-    std::vector<std::string> dirs;
-    for (size_t i = 0; i < num_include_dirs; ++i) {
-      MPS_SHIM_CHECK(include_dirs[i] != nullptr, "include_dirs[", i, "] is null");
-      dirs.emplace_back(include_dirs[i]);
-    }
-    abi::create_library(source, dirs, library_handle);
+    const mps_shim_library_options none{};
+    const mps_shim_library_options& o = options ? *options : none;
+    MPS_SHIM_CHECK(o.compile >= MPS_SHIM_COMPILE_AUTO && o.compile <= MPS_SHIM_COMPILE_LAZY,
+                   "unknown compile mode ", o.compile, " (MPS_SHIM_COMPILE_AUTO, _EAGER or _LAZY)");
+    abi::create_library(source, include_folders(o.include_dirs, o.num_include_dirs), library_handle,
+                        CompileMode(o.compile));
   });
+}
+
+AOTITorchError mps_shim_compile_all(AOTIMetalShaderLibraryHandle library_handle) {
+  return guard(__func__, [&] { abi::libraries().get(library_handle)->compile_all(); });
+}
+
+AOTITorchError mps_shim_get_kernel_function_with_constants(AOTIMetalShaderLibraryHandle library_handle,
+                                                          const char* kernel_name,
+                                                          const mps_shim_function_constant* constants,
+                                                          size_t num_constants,
+                                                          AOTIMetalKernelFunctionHandle* function_handle) {
+  return guard(__func__, [&] {
+    MPS_SHIM_CHECK(constants != nullptr || num_constants == 0, "null constants with num_constants ", num_constants);
+    std::vector<ConstantSetting> settings;
+    for (size_t i = 0; i < num_constants; ++i) {
+      const mps_shim_function_constant& c = constants[i];
+      MPS_SHIM_CHECK_AS(ArgumentError, c.value != nullptr || c.size == 0, "constants[", i, "]: null value");
+      settings.push_back({c.name ? c.name : "", c.index, c.type,
+                          std::string(static_cast<const char*>(c.value), c.value ? c.size : 0)});
+      MPS_SHIM_CHECK_AS(ArgumentError, !c.name || *c.name, "constants[", i, "]: an empty name (NULL selects by index)");
+    }
+    abi::get_function(library_handle, kernel_name, settings, function_handle);
+  });
+}
+
+const char* mps_shim_kernel_function_describe(AOTIMetalKernelFunctionHandle func) {
+  const char* out = nullptr;
+  guard(__func__, [&] { out = abi::kernel_functions().get(func)->describe_json().c_str(); });
+  return out;
 }
 
 AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunctionHandle func, unsigned idx) {

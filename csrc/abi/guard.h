@@ -51,9 +51,15 @@ void check_out(T* out, const char* name) {
   MPS_SHIM_CHECK(out != nullptr, "null output pointer '", name, "'");
 }
 
-// Compiles `source` with the include folders (and MPS_SHIM_INCLUDE_PATH's) and
-// registers the library and its kernel functions as handles.
+// Reads `source` with the include folders (and MPS_SHIM_INCLUDE_PATH's),
+// compiling it now or kernel by kernel as `mode` says, and registers the
+// library as a handle.
 void create_library(const char* source, const std::vector<std::string>& include_dirs,
-                    AOTIMetalShaderLibraryHandle* library_handle);
+                    AOTIMetalShaderLibraryHandle* library_handle, CompileMode mode = CompileMode::Auto);
+
+// The kernel function `name` of the library (compiled on first use) as a
+// registered handle.
+void get_function(AOTIMetalShaderLibraryHandle library_handle, const char* name,
+                  const std::vector<ConstantSetting>& constants, AOTIMetalKernelFunctionHandle* function_handle);
 
 }  // namespace mps_shim::abi

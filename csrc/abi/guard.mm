@@ -126,13 +126,21 @@ HandleRegistry<KernelFunction>& kernel_functions() {
 }
 
 void create_library(const char* source, const std::vector<std::string>& include_dirs,
-                    AOTIMetalShaderLibraryHandle* library_handle) {
+                    AOTIMetalShaderLibraryHandle* library_handle, CompileMode mode) {
   check_out(library_handle, "library_handle");
   MPS_SHIM_CHECK(source != nullptr, "null Metal source");
-  auto* lib = new ShaderLibrary(backend().compile(source, resolve_compile_options(include_dirs)));
+  auto* lib = new ShaderLibrary(backend().compile(source, resolve_compile_options(include_dirs, mode)));
   libraries().add(lib);
-  for (KernelFunction* f : lib->functions()) kernel_functions().add(f);
   *library_handle = reinterpret_cast<AOTIMetalShaderLibraryHandle>(lib);
+}
+
+void get_function(AOTIMetalShaderLibraryHandle library_handle, const char* name,
+                  const std::vector<ConstantSetting>& constants, AOTIMetalKernelFunctionHandle* function_handle) {
+  check_out(function_handle, "function_handle");
+  MPS_SHIM_CHECK(name != nullptr, "null kernel name");
+  KernelFunction& f = libraries().get(library_handle)->function(name, constants);
+  kernel_functions().add(&f);  // made at its first request: registered then (adding again is harmless)
+  *function_handle = reinterpret_cast<AOTIMetalKernelFunctionHandle>(&f);
 }
 
 }  // namespace mps_shim::abi

@@ -45,12 +45,7 @@ AOTITorchError aoti_torch_mps_delete_shader_library(AOTIMetalShaderLibraryHandle
 
 AOTITorchError aoti_torch_mps_get_kernel_function(AOTIMetalShaderLibraryHandle library_handle, const char* kernel_name,
                                                   AOTIMetalKernelFunctionHandle* function_handle) {
-  return guard(__func__, [&] {
-    abi::check_out(function_handle, "function_handle");
-    MPS_SHIM_CHECK(kernel_name != nullptr, "null kernel name");
-    ShaderLibrary* lib = abi::libraries().get(library_handle);
-    *function_handle = reinterpret_cast<AOTIMetalKernelFunctionHandle>(&lib->function(kernel_name));
-  });
+  return guard(__func__, [&] { abi::get_function(library_handle, kernel_name, {}, function_handle); });
 }
 
 AOTITorchError aoti_torch_mps_start_encoding(AOTIMetalKernelFunctionHandle func) {

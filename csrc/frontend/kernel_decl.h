@@ -52,6 +52,11 @@ struct ParamDecl {
   int binding = -1;       // buffer index for Buffer and Scalar, threadgroup index for Threadgroup
   std::string attribute;  // the attribute as written, e.g. "buffer(2)"
   int line = 0;
+  // [[function_constant(c)]]: the parameter exists only in specialisations
+  // where the function constant c is true; `absent` is set by a backend's
+  // lowering for one where it is not (the kernel then receives a null binding).
+  std::string function_constant;
+  bool absent = false;
 };
 
 struct KernelDecl {
@@ -87,6 +92,8 @@ struct KernelDecl {
   Execution execution = Execution::Independent;
   std::string execution_note;  // for Fibers: why the kernel could not run as lane loops
   size_t body_open = 0;  // token index of the definition's body, for analyses
+  // The function constants it may read (indices into ParsedLibrary::function_constants).
+  std::vector<size_t> function_constants;
 };
 
 struct Edit {
@@ -123,12 +130,41 @@ struct ThreadgroupDecl {
   std::vector<ThreadgroupObject> objects;
 };
 
+// A Metal scalar or vector type a function constant may have, by its
+// MTLDataType code (the values of mps_shim.h's MPS_SHIM_DATA_TYPE_*).
+struct ConstantType {
+  uint32_t code = 0;   // MTLDataType: MTLDataTypeShort = 37, ...
+  std::string name;    // Metal's spelling: "short", "float4"
+  char scalar = 0;     // 'b' bool, 'i' signed, 'u' unsigned, 'h' half, 'B' bfloat, 'f' float
+  uint32_t scalar_size = 0;
+  uint32_t lanes = 1;  // 1 for scalars; a value holds `lanes` packed scalars (a 3-vector 3)
+  uint32_t size() const { return scalar_size * lanes; }
+};
+
+struct FunctionConstant {
+  std::string name;
+  std::string type_text;  // as declared: "int32_t"
+  ConstantType type;
+  uint32_t index = 0;
+  int line = 0;
+  size_t first = 0, last = 0;  // the declaration's tokens, `constant` ... `;`
+  bool optional = false;       // named by is_function_constant_defined somewhere in the library
+};
+
+// `is_function_constant_defined(name)`: tokens [first, last] and which constant.
+struct DefinedCheck {
+  size_t first = 0, last = 0;
+  size_t constant = 0;  // index into ParsedLibrary::function_constants
+};
+
 struct ParsedLibrary {
   std::vector<KernelDecl> kernels;
   std::vector<KernelDefinition> definitions;
   std::vector<ThreadgroupDecl> threadgroup_decls;  // in source order
   std::vector<FunctionBody> bodies;  // the library's functions (call_graph.h)
   TokenEdits edits;  // Metal -> C++ spelling, per token
+  std::vector<FunctionConstant> function_constants;  // in source order (function_constants.h)
+  std::vector<DefinedCheck> defined_checks;          // is_function_constant_defined calls
 };
 
 // The edits as (offset, length, text) of the preprocessed source, sorted, never overlapping.

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "frontend/diagnostics.h"
+#include "frontend/function_constants.h"
 #include "frontend/call_graph.h"
 #include "frontend/clang_dialect.h"
 #include "frontend/overloads.h"
@@ -289,6 +290,8 @@ class Parser {
       } else if (ThreadAttr ta = thread_attr_from_name(a.name); ta != ThreadAttr::None) {
         p.attribute = a.name;
         p.thread_attr = ta;
+      } else if (a.name == "function_constant") {  // present only where the constant is true
+        p.function_constant = a.arg;
       } else if (kUnsupportedAttrs.count(a.name)) {
         error(a.name_token, concat(who, ": [[", a.name, "]] is not supported by the host engine"));
       } else if (a.name == "threadgroup") {
@@ -637,7 +640,11 @@ ThreadAttr thread_attr_from_name(const std::string& name) {
   return ThreadAttr::None;
 }
 
-ParsedLibrary parse_library(const LexedSource& source) { return Parser(source).run(); }
+ParsedLibrary parse_library(const LexedSource& source) {
+  ParsedLibrary library = Parser(source).run();
+  find_function_constants(source, library);
+  return library;
+}
 
 std::vector<Edit> source_edits(const LexedSource& source, const TokenEdits& edits) {
   std::vector<Edit> out;

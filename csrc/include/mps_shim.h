@@ -230,8 +230,87 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunc
  * may total 32 KiB. Each threadgroup gets its own memory, uninitialised, as on the GPU. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_threadgroup_memory_length(
     AOTIMetalKernelFunctionHandle func, unsigned idx, size_t nbytes);
-/* JSON describing every kernel of the library; owned by the library. NULL on error. */
+/* JSON describing the library: {"kernels": [...], "function_constants": [...]}. Each kernel has the
+ * kernel record's fields (mps_shim_kernel_schema.h) with its "params", "compiled" and the names of the
+ * "function_constants" it may read; a kernel not compiled yet is described by the front end (parameter
+ * sizes 0; "execution" "undecided" where lane loops or fibers is decided when it compiles). Each function
+ * constant has "name", "type", "data_type" (MPS_SHIM_DATA_TYPE_*), "size", "index", "line" and
+ * "required" (not tested by is_function_constant_defined anywhere). Owned by the library, valid until
+ * its next kernel compiles (get_kernel_function, mps_shim_compile_all) or it is deleted. NULL on error. */
 MPS_SHIM_EXPORT const char* mps_shim_library_describe(AOTIMetalShaderLibraryHandle library_handle);
+/* When a library's kernels compile (mps_shim_library_options.compile). */
+enum mps_shim_compile_mode {
+  MPS_SHIM_COMPILE_AUTO = 0,  /* MPS_SHIM_EAGER=1 / =0 if set, else EAGER for a library of at most 64 kernels
+                                 (compile errors surface at creation, as upstream) and LAZY above */
+  MPS_SHIM_COMPILE_EAGER = 1, /* every kernel at creation */
+  MPS_SHIM_COMPILE_LAZY = 2   /* creation preprocesses and parses the source and lists its kernels; each
+                                 kernel compiles at its first get_kernel_function (errors only the C++
+                                 compiler finds surface there) */
+};
+typedef struct mps_shim_library_options {
+  const char* const* include_dirs; /* folders #include searches, as for ..._with_includes; may be NULL */
+  size_t num_include_dirs;
+  int32_t compile;                 /* an mps_shim_compile_mode */
+} mps_shim_library_options;
+/* As aoti_torch_mps_create_shader_library, with options (NULL: the defaults, all zero). */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_create_shader_library_with_options(
+    const char* source, const mps_shim_library_options* options, AOTIMetalShaderLibraryHandle* library_handle);
+/* Compiles every kernel of the library not compiled yet (their default specialisations), the work
+ * spread over the worker threads (MPS_SHIM_NUM_THREADS); a compile error fails it. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_compile_all(AOTIMetalShaderLibraryHandle library_handle);
+
+/* The types of function-constant values: the codes of Metal's MTLDataType. */
+enum mps_shim_data_type {
+  MPS_SHIM_DATA_TYPE_NONE = 0, /* the constant's declared type */
+  MPS_SHIM_DATA_TYPE_FLOAT = 3, MPS_SHIM_DATA_TYPE_FLOAT2 = 4,
+  MPS_SHIM_DATA_TYPE_FLOAT3 = 5, MPS_SHIM_DATA_TYPE_FLOAT4 = 6,
+  MPS_SHIM_DATA_TYPE_HALF = 16, MPS_SHIM_DATA_TYPE_HALF2 = 17,
+  MPS_SHIM_DATA_TYPE_HALF3 = 18, MPS_SHIM_DATA_TYPE_HALF4 = 19,
+  MPS_SHIM_DATA_TYPE_INT = 29, MPS_SHIM_DATA_TYPE_INT2 = 30,
+  MPS_SHIM_DATA_TYPE_INT3 = 31, MPS_SHIM_DATA_TYPE_INT4 = 32,
+  MPS_SHIM_DATA_TYPE_UINT = 33, MPS_SHIM_DATA_TYPE_UINT2 = 34,
+  MPS_SHIM_DATA_TYPE_UINT3 = 35, MPS_SHIM_DATA_TYPE_UINT4 = 36,
+  MPS_SHIM_DATA_TYPE_SHORT = 37, MPS_SHIM_DATA_TYPE_SHORT2 = 38,
+  MPS_SHIM_DATA_TYPE_SHORT3 = 39, MPS_SHIM_DATA_TYPE_SHORT4 = 40,
+  MPS_SHIM_DATA_TYPE_USHORT = 41, MPS_SHIM_DATA_TYPE_USHORT2 = 42,
+  MPS_SHIM_DATA_TYPE_USHORT3 = 43, MPS_SHIM_DATA_TYPE_USHORT4 = 44,
+  MPS_SHIM_DATA_TYPE_CHAR = 45, MPS_SHIM_DATA_TYPE_CHAR2 = 46,
+  MPS_SHIM_DATA_TYPE_CHAR3 = 47, MPS_SHIM_DATA_TYPE_CHAR4 = 48,
+  MPS_SHIM_DATA_TYPE_UCHAR = 49, MPS_SHIM_DATA_TYPE_UCHAR2 = 50,
+  MPS_SHIM_DATA_TYPE_UCHAR3 = 51, MPS_SHIM_DATA_TYPE_UCHAR4 = 52,
+  MPS_SHIM_DATA_TYPE_BOOL = 53, MPS_SHIM_DATA_TYPE_BOOL2 = 54,
+  MPS_SHIM_DATA_TYPE_BOOL3 = 55, MPS_SHIM_DATA_TYPE_BOOL4 = 56,
+  MPS_SHIM_DATA_TYPE_LONG = 81, MPS_SHIM_DATA_TYPE_LONG2 = 82,
+  MPS_SHIM_DATA_TYPE_LONG3 = 83, MPS_SHIM_DATA_TYPE_LONG4 = 84,
+  MPS_SHIM_DATA_TYPE_ULONG = 85, MPS_SHIM_DATA_TYPE_ULONG2 = 86,
+  MPS_SHIM_DATA_TYPE_ULONG3 = 87, MPS_SHIM_DATA_TYPE_ULONG4 = 88,
+  MPS_SHIM_DATA_TYPE_BFLOAT = 121, MPS_SHIM_DATA_TYPE_BFLOAT2 = 122,
+  MPS_SHIM_DATA_TYPE_BFLOAT3 = 123, MPS_SHIM_DATA_TYPE_BFLOAT4 = 124
+};
+/* A function constant's value, as MTLFunctionConstantValues sets one. */
+typedef struct mps_shim_function_constant {
+  const char* name;   /* the constant's name; NULL: it is the one declared [[function_constant(index)]] */
+  uint32_t index;
+  uint32_t type;      /* an mps_shim_data_type: the declared type, or NONE */
+  const void* value;  /* the value: bool 1 byte, then the type's scalars in order (a 3-vector 3 of them) */
+  size_t size;        /* bytes at value: the type's size */
+} mps_shim_function_constant;
+/* As aoti_torch_mps_get_kernel_function, specialised with function-constant values (Metal's
+ * newFunctionWithName:constantValues:). Each specialisation is a kernel function of its own, compiled
+ * once and cached apart (in the library and on disk); the same values give the same handle, and no
+ * values the same as aoti_torch_mps_get_kernel_function. A constant without a value is undefined:
+ * is_function_constant_defined is false and it reads as zero (Metal leaves the value undefined). Fails
+ * (MPS_SHIM_ERROR_ARGUMENT) for a name or index the library does not declare (Metal ignores values for
+ * constants a function lacks; a constant of the library that the kernel does not read is accepted here
+ * too, but a name no declaration has is taken for a mistake), a type other than the declared one, a
+ * size other than the type's, a constant given twice, and a constant the kernel reads that has no value
+ * and that the library never tests with is_function_constant_defined (Metal's required constants). */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_get_kernel_function_with_constants(
+    AOTIMetalShaderLibraryHandle library_handle, const char* kernel_name, const mps_shim_function_constant* constants,
+    size_t num_constants, AOTIMetalKernelFunctionHandle* function_handle);
+/* JSON describing one kernel function, as an entry of mps_shim_library_describe (compiled), plus its
+ * specialisation's "constants" ({name: value as text}); owned by the function. NULL on error. */
+MPS_SHIM_EXPORT const char* mps_shim_kernel_function_describe(AOTIMetalKernelFunctionHandle func);
 /* JSON: version, the registered backends ({"name": "available" or why not}), the selected backend, its
  * compiler, cache folder, worker threads. Static storage; NULL on error (an unknown MPS_SHIM_BACKEND). */
 MPS_SHIM_EXPORT const char* mps_shim_runtime_info(void);

@@ -54,11 +54,13 @@
   X(THREAD_POSITION, 2, "thread_position") \
   X(THREADGROUP, 3, "threadgroup") /* [[threadgroup(n)]]: binding is n */
 
-/* How a threadgroup's threads run. */
+/* How a threadgroup's threads run. A kernel not compiled yet whose threads
+ * may wait for each other is "undecided" (modules never record that value). */
 #define MPS_SHIM_EXECUTIONS(X)                                                    \
   X(INDEPENDENT, 0, "independent") /* no thread waits for another */              \
   X(FIBERS, 1, "fibers")           /* one fiber per thread */                     \
-  X(LANE_LOOPS, 2, "lane_loops")   /* loops over the threads between barriers */
+  X(LANE_LOOPS, 2, "lane_loops")   /* loops over the threads between barriers */  \
+  X(UNDECIDED, 3, "undecided")     /* lane loops or fibers, decided when it compiles */
 
 #define MPS_SHIM_PARAM_KIND_CONSTANT_(NAME, value, json) MPS_SHIM_PARAM_##NAME = value,
 enum mps_shim_param_kind { MPS_SHIM_PARAM_KINDS(MPS_SHIM_PARAM_KIND_CONSTANT_) };

@@ -52,7 +52,7 @@ std::string backends_json() {
   return concat("\"backends\": {", s, "}");
 }
 
-CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs) {
+CompileOptions resolve_compile_options(const std::vector<std::string>& include_dirs, CompileMode mode) {
   std::vector<std::pair<std::string, const char*>> wanted;  // folder, where it came from
   for (const std::string& d : include_dirs) wanted.emplace_back(d, "include folder");
   // MPS_SHIM_INCLUDE_PATH applies to every library, so a folder of it that is missing is skipped.
@@ -79,6 +79,9 @@ CompileOptions resolve_compile_options(const std::vector<std::string>& include_d
     }
     out.include_dirs.push_back(absolute);
   }
+  out.mode = mode;
+  if (const char* eager = std::getenv("MPS_SHIM_EAGER"); mode == CompileMode::Auto && eager && *eager)
+    out.mode = std::string(eager) == "0" ? CompileMode::Lazy : CompileMode::Eager;
   return out;
 }
 

@@ -64,15 +64,15 @@ bool crosscheck_enabled() {
   return env && std::strcmp(env, "1") == 0;
 }
 
-void crosscheck_launch(CompiledLibrary& library, size_t kernel_index, void* const* args, const LaunchGrid& grid,
+void crosscheck_launch(CompiledKernel& kernel, void* const* args, const LaunchGrid& grid,
                        const std::vector<CrosscheckBuffer>& buffers) {
-  const std::string& name = library.kernels()[kernel_index].name;
+  const std::string& name = kernel.info().name;
   std::vector<Range> ranges = merge_ranges(buffers);
   for (Range& r : ranges) r.saved.assign(r.begin, r.end);
 
   std::string fiber_error;
   try {
-    library.launch(kernel_index, args, grid, Engine::Fibers);
+    kernel.launch(args, grid, Engine::Fibers);
   } catch (const Error& e) {
     fiber_error = e.what();
   }
@@ -80,7 +80,7 @@ void crosscheck_launch(CompiledLibrary& library, size_t kernel_index, void* cons
     for (size_t i = 0, n = size_t(r.end - r.begin); i < n; ++i) std::swap(r.begin[i], r.saved[i]);
   }
 
-  library.launch(kernel_index, args, grid);  // lane loops: its own failure is reported as usual
+  kernel.launch(args, grid);  // lane loops: its own failure is reported as usual
   MPS_SHIM_CHECK_AS(DispatchError, fiber_error.empty(), "kernel '", name,
                     "': engine cross-check (MPS_SHIM_CROSSCHECK): lane loops completed but on fibers the dispatch "
                     "failed: ", fiber_error);

@@ -23,7 +23,7 @@ bool crosscheck_enabled();
 // Runs a lane-loop kernel on fibers, then (from the same inputs) on lane
 // loops, and throws DispatchError naming the first differing byte. The
 // buffers keep the lane-loop results.
-void crosscheck_launch(CompiledLibrary& library, size_t kernel_index, void* const* args, const LaunchGrid& grid,
+void crosscheck_launch(CompiledKernel& kernel, void* const* args, const LaunchGrid& grid,
                        const std::vector<CrosscheckBuffer>& buffers);
 
 }  // namespace mps_shim

@@ -33,27 +33,60 @@ std::string describe(const KernelParam& x) {
   return out;
 }
 
-std::string describe(const KernelInfo& x) {
-  std::string out;
+// One kernel: the schema's fields, its parameters, whether it is compiled and
+// the names of the function constants it may read; with `values`, a
+// specialisation's "constants" too.
+std::string describe(const KernelInfo& x, const std::vector<FunctionConstantInfo>& constants, bool values = false) {
+  std::string out = "{";
   bool first = true;
   MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_JSON_FIELD)
-  return out;
+  out += ", \"params\": [";
+  for (size_t p = 0; p < x.params.size(); ++p) out += concat(p ? ", " : "", "{", describe(x.params[p]), "}");
+  out += concat("], \"compiled\": ", x.compiled ? "true" : "false", ", \"function_constants\": [");
+  for (size_t c = 0; c < x.function_constants.size(); ++c)
+    out += concat(c ? ", " : "", json_string(constants.at(x.function_constants[c]).name));
+  out += "]";
+  if (values) {
+    out += ", \"constants\": {";
+    for (size_t c = 0; c < x.constant_values.size(); ++c)
+      out += concat(c ? ", " : "", json_string(x.constant_values[c].first), ": ", json_string(x.constant_values[c].second));
+    out += "}";
+  }
+  return out + "}";
 }
 #undef MPS_SHIM_JSON_FIELD
 
-std::string describe(const std::vector<KernelInfo>& kernels) {
+std::string describe(const FunctionConstantInfo& c) {
+  return concat("{\"name\": ", json_string(c.name), ", \"type\": ", json_string(c.type), ", \"data_type\": ",
+                c.data_type, ", \"size\": ", c.size, ", \"index\": ", c.index, ", \"line\": ", c.line,
+                ", \"required\": ", c.required ? "true" : "false", "}");
+}
+
+std::string describe(const CompiledLibrary& library) {
+  const std::vector<FunctionConstantInfo>& constants = library.function_constants();
   std::string out = "{\"kernels\": [";
-  for (size_t k = 0; k < kernels.size(); ++k) {
-    out += concat(k ? ", " : "", "{", describe(kernels[k]), ", \"params\": [");
-    for (size_t p = 0; p < kernels[k].params.size(); ++p) out += concat(p ? ", " : "", "{", describe(kernels[k].params[p]), "}");
-    out += "]}";
-  }
+  for (size_t k = 0; k < library.kernel_count(); ++k)
+    out += concat(k ? ", " : "", describe(library.kernel_info(k), constants));
+  out += "], \"function_constants\": [";
+  for (size_t c = 0; c < constants.size(); ++c) out += concat(c ? ", " : "", describe(constants[c]));
   return out + "]}";
 }
 
 std::string param_label(const KernelParam& p) { return concat("parameter '", p.name, "' (", p.type, ")"); }
 
 }  // namespace
+
+std::string function_constant_key(const FunctionConstantValues& values, const std::vector<FunctionConstantInfo>& constants) {
+  static const char* digits = "0123456789abcdef";
+  std::string key;
+  for (size_t c = 0; c < values.size(); ++c) {
+    if (!values[c]) continue;
+    key += concat(constants[c].index, "=");
+    for (unsigned char b : *values[c]) key += {digits[b >> 4], digits[b & 15]};
+    key += ";";
+  }
+  return key;
+}
 
 #define MPS_SHIM_NAME(NAME, value, json) \
   if (v == value) return json;
@@ -70,7 +103,9 @@ const char* execution_name(KernelExecution execution) {
 }
 #undef MPS_SHIM_NAME
 
-KernelFunction::KernelFunction(ShaderLibrary& library, size_t index) : library_(library), index_(index) {
+KernelFunction::KernelFunction(std::shared_ptr<CompiledKernel> compiled, const std::vector<FunctionConstantInfo>& constants)
+    : compiled_(std::move(compiled)) {
+  describe_ = describe(info(), constants, true);
   for (const KernelParam& p : info().params) {
     if (p.kind == ParamKind::Threadgroup) {
       if (size_t(p.binding) >= threadgroup_params_.size()) threadgroup_params_.resize(size_t(p.binding) + 1, nullptr);
@@ -85,8 +120,6 @@ KernelFunction::KernelFunction(ShaderLibrary& library, size_t index) : library_(
   threadgroup_lengths_.assign(threadgroup_params_.size(), -1);
   threadgroup_offsets_.assign(threadgroup_params_.size(), 0);
 }
-
-const KernelInfo& KernelFunction::info() const { return library_.compiled().kernels()[index_]; }
 
 std::string KernelFunction::describe_bindings() const {
   std::string s;
@@ -273,9 +306,9 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
       auto* end = static_cast<unsigned char*>(b.keep_alive->data) + b.keep_alive->nbytes;
       buffers.push_back({unsigned(i), by_binding_[i], static_cast<unsigned char*>(b.address), end});
     }
-    crosscheck_launch(library_.compiled(), index_, args_.data(), g, buffers);
+    crosscheck_launch(*compiled_, args_.data(), g, buffers);
   } else {
-    library_.compiled().launch(index_, args_.data(), g);
+    compiled_->launch(args_.data(), g);
   }
   if (error_buffer_bound_)
     if (std::optional<std::string> reported = ErrorBuffer::instance().take())
@@ -283,23 +316,99 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
 }
 
 ShaderLibrary::ShaderLibrary(std::unique_ptr<CompiledLibrary> compiled) : compiled_(std::move(compiled)) {
-  const auto& kernels = compiled_->kernels();
-  for (size_t i = 0; i < kernels.size(); ++i)
-    functions_.emplace(kernels[i].name, std::make_unique<KernelFunction>(*this, i));
-  describe_ = describe(kernels);
+  for (size_t i = 0; i < compiled_->kernel_count(); ++i) index_.emplace(compiled_->kernel_info(i).name, i);
 }
 
-KernelFunction& ShaderLibrary::function(const std::string& name) {
-  auto it = functions_.find(name);
-  if (it != functions_.end()) return *it->second;
-  std::string names;
-  for (const auto& [n, f] : functions_) names += concat(names.empty() ? "" : ", ", "'", n, "'");
-  fail<KernelNotFoundError>("no kernel named '", name, "' in this library; it has ", names.empty() ? "no kernels" : names);
+// The values of `constants` in the order of the library's declarations,
+// checked as Metal checks MTLFunctionConstantValues when it makes a function.
+FunctionConstantValues ShaderLibrary::resolve(const KernelInfo& kernel, const std::vector<ConstantSetting>& constants) const {
+  const std::vector<FunctionConstantInfo>& declared = compiled_->function_constants();
+  auto listing = [&] {
+    std::string s;
+    for (const FunctionConstantInfo& c : declared) s += concat(s.empty() ? "" : ", ", "'", c.name, "' (", c.index, ")");
+    return s.empty() ? std::string("none") : s;
+  };
+  FunctionConstantValues values(declared.size());
+  for (const ConstantSetting& setting : constants) {
+    size_t c = 0;
+    while (c < declared.size() && (setting.name.empty() ? declared[c].index != setting.index : declared[c].name != setting.name))
+      ++c;
+    const std::string which = setting.name.empty() ? concat("index ", setting.index) : concat("'", setting.name, "'");
+    MPS_SHIM_CHECK_AS(ArgumentError, c < declared.size(), "kernel '", kernel.name, "': the library declares no function "
+                      "constant ", which, " (its function constants: ", listing(), ")");
+    const FunctionConstantInfo& d = declared[c];
+    MPS_SHIM_CHECK_AS(ArgumentError, !values[c], "kernel '", kernel.name, "': function constant '", d.name,
+                      "' is given twice");
+    MPS_SHIM_CHECK_AS(ArgumentError, setting.data_type == 0 || setting.data_type == d.data_type, "kernel '", kernel.name,
+                      "': function constant '", d.name, "' is declared ", d.type, " (MTLDataType ", d.data_type,
+                      ") but the value given has MTLDataType ", setting.data_type);
+    MPS_SHIM_CHECK_AS(ArgumentError, setting.bytes.size() == d.size, "kernel '", kernel.name, "': function constant '",
+                      d.name, "' (", d.type, ") takes ", d.size, " bytes, got ", setting.bytes.size());
+    values[c] = setting.bytes;
+  }
+  for (size_t c : kernel.function_constants) {
+    const FunctionConstantInfo& d = declared[c];
+    MPS_SHIM_CHECK_AS(ArgumentError, values[c] || !d.required, "kernel '", kernel.name, "' reads function constant '",
+                      d.name, "' (", d.type, ", index ", d.index, ", line ", d.line, "), which has no value: set it ",
+                      "when getting the function (a constant is optional only where the library tests it with "
+                      "is_function_constant_defined)");
+  }
+  return values;
+}
+
+KernelFunction& ShaderLibrary::function(const std::string& name, const std::vector<ConstantSetting>& constants) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    std::string names;
+    for (const auto& [n, i] : index_) names += concat(names.empty() ? "" : ", ", "'", n, "'");
+    fail<KernelNotFoundError>("no kernel named '", name, "' in this library; it has ",
+                              names.empty() ? "no kernels" : names);
+  }
+  const size_t index = it->second;
+  FunctionConstantValues values;
+  if (!compiled_->function_constants().empty()) {
+    values = resolve(compiled_->kernel_info(index), constants);
+  } else {
+    MPS_SHIM_CHECK_AS(ArgumentError, constants.empty(), "kernel '", name, "': the library declares no function "
+                      "constants, but ", constants.size(), " values were given");
+  }
+  Slot* slot;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_ptr<Slot>& s = slots_[{index, function_constant_key(values, compiled_->function_constants())}];
+    if (!s) s = std::make_unique<Slot>();
+    slot = s.get();
+  }
+  std::lock_guard<std::mutex> lock(slot->mutex);  // one compile per function; other functions compile meanwhile
+  if (!slot->function) {
+    auto made = std::make_unique<KernelFunction>(compiled_->kernel(index, values), compiled_->function_constants());
+    std::lock_guard<std::mutex> library_lock(mutex_);  // functions() reads slots under it
+    slot->function = std::move(made);
+    stale_ = true;
+  }
+  return *slot->function;
+}
+
+void ShaderLibrary::compile_all() {
+  compiled_->compile_all();
+  std::lock_guard<std::mutex> lock(mutex_);
+  stale_ = true;
+}
+
+const std::string& ShaderLibrary::describe_json() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stale_) {
+    describe_ = describe(*compiled_);
+    stale_ = false;
+  }
+  return describe_;
 }
 
 std::vector<KernelFunction*> ShaderLibrary::functions() {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<KernelFunction*> out;
-  for (auto& [n, f] : functions_) out.push_back(f.get());
+  for (auto& [key, slot] : slots_)
+    if (slot->function) out.push_back(slot->function.get());
   return out;
 }
 

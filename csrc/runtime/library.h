@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,12 +15,14 @@
 
 namespace mps_shim {
 
-class ShaderLibrary;
-
+// One kernel of one specialisation: its argument bindings and dispatches.
 class KernelFunction {
  public:
-  KernelFunction(ShaderLibrary& library, size_t index);
-  const KernelInfo& info() const;
+  // `constants`: the library's function constants, which info() refers to by index.
+  KernelFunction(std::shared_ptr<CompiledKernel> compiled, const std::vector<FunctionConstantInfo>& constants);
+  const KernelInfo& info() const { return compiled_->info(); }
+  // JSON of info(), as one entry of the library's describe, plus the specialisation's "constants".
+  const std::string& describe_json() const { return describe_; }
 
   void start_encoding();
   void set_tensor(unsigned index, const Tensor& tensor);
@@ -49,8 +52,8 @@ class KernelFunction {
   void launch(const uint32_t grid[3], const uint32_t group[3]);
   const uint32_t* place_threadgroup_memory();
 
-  ShaderLibrary& library_;
-  size_t index_;
+  std::shared_ptr<CompiledKernel> compiled_;
+  std::string describe_;
   std::vector<const KernelParam*> by_binding_;  // the parameter bound at each buffer index
   std::vector<Binding> bindings_;
   std::vector<void*> args_;
@@ -62,18 +65,48 @@ class KernelFunction {
   uint64_t encoding_epoch_ = ~uint64_t(0);
 };
 
+// A value for one function constant, as a caller gives it: by name, or by
+// index when the name is empty; `data_type` 0 means the declared type.
+struct ConstantSetting {
+  std::string name;
+  uint32_t index = 0;
+  uint32_t data_type = 0;
+  std::string bytes;
+};
+
+// A library's kernels, compiled on demand by its backend library. Each kernel
+// and specialisation is one KernelFunction, made at its first request and
+// owned by the library. Requests may come from any thread: two for the same
+// function compile it once, others wait; different functions compile at once.
 class ShaderLibrary {
  public:
   explicit ShaderLibrary(std::unique_ptr<CompiledLibrary> compiled);
-  KernelFunction& function(const std::string& name);  // throws, listing the kernels
-  CompiledLibrary& compiled() { return *compiled_; }
-  const std::string& describe_json() const { return describe_; }
+  // The kernel `name` specialised with `constants` (empty: the default
+  // specialisation). Throws KernelNotFoundError listing the kernels;
+  // ArgumentError for an unknown constant, a value of the wrong type or size,
+  // or a required constant the kernel reads that has no value; CompileError.
+  KernelFunction& function(const std::string& name, const std::vector<ConstantSetting>& constants = {});
+  // Compiles every kernel's default specialisation not compiled yet.
+  void compile_all();
+  // JSON of every kernel (what is known so far: see CompiledLibrary::kernels)
+  // and the library's function constants. Valid until the next call that may
+  // compile (function, compile_all) or the library's deletion.
+  const std::string& describe_json();
   std::vector<KernelFunction*> functions();
 
  private:
+  struct Slot {  // one function, made once
+    std::mutex mutex;
+    std::unique_ptr<KernelFunction> function;
+  };
+  FunctionConstantValues resolve(const KernelInfo& kernel, const std::vector<ConstantSetting>& constants) const;
+
   std::unique_ptr<CompiledLibrary> compiled_;
-  std::map<std::string, std::unique_ptr<KernelFunction>> functions_;
+  std::map<std::string, size_t> index_;  // kernel name -> index in compiled_->kernels()
+  std::mutex mutex_;                     // guards slots_, describe_, stale_
+  std::map<std::pair<size_t, std::string>, std::unique_ptr<Slot>> slots_;  // by (kernel, values)
   std::string describe_;
+  bool stale_ = true;
 };
 
 }  // namespace mps_shim

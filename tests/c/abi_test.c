@@ -2032,6 +2032,104 @@ static void section_binding(void) {
   OK(aoti_torch_mps_delete_shader_library(lib));
 }
 
+/* ------------------------------------------------ lazy libraries, constants */
+
+static const char* kConstantsSource =
+    "#include <metal_stdlib>\n"
+    "using namespace metal;\n"
+    "constant short MODE [[function_constant(1200 + 0)]];\n"
+    "constant float GAIN [[function_constant(4)]];\n"
+    "constant bool HAS_GAIN = is_function_constant_defined(GAIN);\n"
+    "kernel void apply(device float* out, uint i [[thread_position_in_grid]]) {\n"
+    "  float v = float(i) * float(MODE);\n"
+    "  out[i] = HAS_GAIN ? v * GAIN : v;\n"
+    "}\n"
+    "kernel void iota(device float* out, uint i [[thread_position_in_grid]]) { out[i] = float(i); }\n";
+
+typedef struct {
+  AtenTensorHandle out;
+  uint64_t n;
+} out_job;
+
+static void out_cb(AOTIMetalKernelFunctionHandle k, void* ud) {
+  out_job* j = (out_job*)ud;
+  OK(aoti_torch_mps_start_encoding(k));
+  OK(aoti_torch_mps_set_arg_tensor(k, 0, j->out));
+  OK(aoti_torch_mps_dispatch_single(k, j->n));
+}
+
+static void run_out(AOTIMetalKernelFunctionHandle k, float* got, uint64_t n) {
+  out_job j;
+  j.out = new_1d((int64_t)n, F32, MPS);
+  j.n = n;
+  OK(aoti_torch_mps_run_command_block(k, out_cb, &j));
+  d2h(got, j.out);
+  del(j.out);
+}
+
+static void section_constants(void) {
+  AOTIMetalShaderLibraryHandle lib = NULL;
+  mps_shim_library_options options;
+  memset(&options, 0, sizeof options);
+  options.compile = MPS_SHIM_COMPILE_LAZY;
+  OK(mps_shim_create_shader_library_with_options(kConstantsSource, &options, &lib));
+  const char* described = mps_shim_library_describe(lib);
+  CONTAINS(described, "\"name\": \"apply\"");
+  CONTAINS(described, "\"compiled\": false");
+  CONTAINS(described, "{\"name\": \"MODE\", \"type\": \"short\", \"data_type\": 37, \"size\": 2, \"index\": 1200");
+  CONTAINS(described, "\"name\": \"GAIN\", \"type\": \"float\", \"data_type\": 3, \"size\": 4, \"index\": 4, "
+                      "\"line\": 4, \"required\": false");
+
+  AOTIMetalKernelFunctionHandle apply2 = NULL, apply2_again = NULL, apply3 = NULL, iota = NULL;
+  FAILS(aoti_torch_mps_get_kernel_function(lib, "apply", &apply2), "reads function constant 'MODE'");
+  mps_shim_take_pending_error();
+  short two = 2, three = 3;
+  float half_gain = 0.5f;
+  mps_shim_function_constant by_index[1] = {{NULL, 1200, MPS_SHIM_DATA_TYPE_SHORT, &two, sizeof two}};
+  OK(mps_shim_get_kernel_function_with_constants(lib, "apply", by_index, 1, &apply2));
+  OK(mps_shim_get_kernel_function_with_constants(lib, "apply", by_index, 1, &apply2_again));
+  CHECK(apply2 == apply2_again); /* the same values: the same function */
+  mps_shim_function_constant by_name[2] = {{"MODE", 0, MPS_SHIM_DATA_TYPE_NONE, &three, sizeof three},
+                                           {"GAIN", 0, MPS_SHIM_DATA_TYPE_FLOAT, &half_gain, sizeof half_gain}};
+  OK(mps_shim_get_kernel_function_with_constants(lib, "apply", by_name, 2, &apply3));
+  CHECK(apply3 != apply2);
+  CONTAINS(mps_shim_kernel_function_describe(apply3), "\"constants\": {\"MODE\": \"3\", \"GAIN\": \"0.5\"}");
+  float got[8];
+  run_out(apply2, got, 8);
+  for (int i = 0; i < 8; ++i) CHECKF(got[i] == 2.0f * i, "apply MODE=2: got[%d] = %g", i, got[i]);
+  run_out(apply3, got, 8);
+  for (int i = 0; i < 8; ++i) CHECKF(got[i] == 1.5f * i, "apply MODE=3 GAIN=0.5: got[%d] = %g", i, got[i]);
+
+  int wrong = 2;
+  mps_shim_function_constant bad_type[1] = {{"MODE", 0, MPS_SHIM_DATA_TYPE_INT, &wrong, sizeof wrong}};
+  FAILS(mps_shim_get_kernel_function_with_constants(lib, "apply", bad_type, 1, &apply3), "declared short");
+  CHECK_EQ(mps_shim_last_error_kind(), MPS_SHIM_ERROR_ARGUMENT);
+  mps_shim_function_constant unknown[1] = {{NULL, 7, MPS_SHIM_DATA_TYPE_NONE, &two, sizeof two}};
+  FAILS(mps_shim_get_kernel_function_with_constants(lib, "apply", unknown, 1, &apply3),
+        "declares no function constant index 7");
+  FAILS(mps_shim_get_kernel_function_with_constants(lib, "apply", NULL, 1, &apply3), "null constants");
+  mps_shim_take_pending_error();
+
+  OK(aoti_torch_mps_get_kernel_function(lib, "iota", &iota));
+  CONTAINS(mps_shim_library_describe(lib), "\"compiled\": true");
+  run_out(iota, got, 4);
+  for (int i = 0; i < 4; ++i) CHECK_EQ(got[i], i);
+  OK(mps_shim_compile_all(lib));
+  FAILS(mps_shim_compile_all(NULL), "null shader library handle");
+  mps_shim_take_pending_error();
+  OK(aoti_torch_mps_delete_shader_library(lib));
+
+  options.compile = 7;
+  FAILS(mps_shim_create_shader_library_with_options(kConstantsSource, &options, &lib), "unknown compile mode 7");
+  options.compile = MPS_SHIM_COMPILE_EAGER;
+  OK(mps_shim_create_shader_library_with_options(kConstantsSource, &options, &lib));
+  CHECK(strstr(mps_shim_library_describe(lib), "\"compiled\": false") == NULL);
+  OK(aoti_torch_mps_delete_shader_library(lib));
+  OK(mps_shim_create_shader_library_with_options(kConstantsSource, NULL, &lib)); /* the defaults */
+  OK(aoti_torch_mps_delete_shader_library(lib));
+  mps_shim_take_pending_error();
+}
+
 /* -------------------------------------------------------------------- main */
 
 typedef struct {
@@ -2043,7 +2141,7 @@ static const section kSections[] = {
     {"misc", section_misc},       {"kernels", section_kernels}, {"dispatch", section_dispatch},
     {"errors", section_errors},   {"blocks", section_blocks},   {"tensors", section_tensors},
     {"memory", section_memory},   {"threads", section_threads}, {"group_limits", section_group_limits},
-    {"binding", section_binding},
+    {"binding", section_binding}, {"constants", section_constants},
 };
 
 int main(int argc, char** argv) {

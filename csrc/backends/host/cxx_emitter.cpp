@@ -43,9 +43,9 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
   for (size_t i = 0; i < k.params.size(); ++i) {
     const ParamDecl& p = k.params[i];
     if (p.role == ParamRole::ThreadPosition) continue;
-    const std::string address = p.role == ParamRole::Threadgroup
-                                    ? concat("mps_host::threadgroup_block(L, ", p.binding, ")")
-                                    : concat("L->args[", p.binding, "]");
+    const std::string address = p.absent ? std::string("nullptr")  // not in this specialisation
+                                : p.role == ParamRole::Threadgroup ? concat("mps_host::threadgroup_block(L, ", p.binding, ")")
+                                                                  : concat("L->args[", p.binding, "]");
     out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(" << address << ");\n";
   }
   using Execution = KernelDecl::Execution;
@@ -72,6 +72,12 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
   out << ");\n  });\n}\n";
 }
 
+size_t present_params(const KernelDecl& k) {
+  size_t n = 0;
+  for (const ParamDecl& p : k.params) n += p.absent ? 0 : 1;
+  return n;
+}
+
 // Each schema field (mps_shim_kernel_schema.h) of a parameter or kernel as a C initializer.
 // The type facts (value_size, reference, writable) are C++ expressions over
 // the parameter's declared type, so the compiler works them out.
@@ -83,14 +89,7 @@ struct ParamFields {
   std::string kind() const { return std::to_string(int(p.role)); }
   std::string binding() const { return std::to_string(p.binding); }
   std::string attribute() const { return quoted(p.attribute); }
-  std::string space() const {
-    using frontend::AddressSpace;
-    return quoted(p.role == ParamRole::ThreadPosition  ? ""
-                  : p.space == AddressSpace::Threadgroup ? "threadgroup"
-                  : p.space == AddressSpace::Device      ? "device"
-                  : p.space == AddressSpace::Constant ? "constant"
-                                                      : "");
-  }
+  std::string space() const { return quoted(address_space_name(p)); }
   std::string fact(const char* what) const {
     return bound() ? concat("mps_host::param_", what, "<", arg_type, ">()") : "0";
   }
@@ -150,10 +149,11 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_host::fn_traits<decltype(&" << fn << ")>;\n";
   out << "static const mps_shim_param_record mps_shim_params_" << index << "[] = {\n";
-  for (size_t i = 0; i < k.params.size(); ++i)
-    emit_param_record(out, ParamFields{k.params[i], traits + "::arg<" + std::to_string(i) + ">"});
+  for (size_t i = 0; i < k.params.size(); ++i)  // a parameter absent from this specialisation has no record
+    if (!k.params[i].absent)
+      emit_param_record(out, ParamFields{k.params[i], traits + "::arg<" + std::to_string(i) + ">"});
   const ParamDecl none;
-  if (k.params.empty()) emit_param_record(out, ParamFields{none, ""});
+  if (present_params(k) == 0) emit_param_record(out, ParamFields{none, ""});
   out << "};\n";
   emit_entry(out, k, index, k.execution, "mps_shim_entry_");
   // A lane-loop kernel's original body on fibers, for MPS_SHIM_CROSSCHECK (runtime/crosscheck.cpp).
@@ -162,6 +162,15 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
 }
 
 }  // namespace
+
+const char* address_space_name(const ParamDecl& p) {
+  using frontend::AddressSpace;
+  return p.role == ParamRole::ThreadPosition    ? ""
+         : p.space == AddressSpace::Threadgroup ? "threadgroup"
+         : p.space == AddressSpace::Device      ? "device"
+         : p.space == AddressSpace::Constant    ? "constant"
+                                                : "";
+}
 
 std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library) {
   std::string code;
@@ -185,7 +194,7 @@ std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library
     const KernelFields f{k, i};
     out << "  {mps_shim_entry_" << i << ", "
         << (k.execution == KernelDecl::Execution::LaneLoops ? "mps_shim_fiber_entry_" + std::to_string(i) : "nullptr")
-        << ", " << (k.uses_threadgroups ? 1 : 0) << ", " << k.params.size() << ", mps_shim_params_" << i
+        << ", " << (k.uses_threadgroups ? 1 : 0) << ", " << present_params(k) << ", mps_shim_params_" << i
         MPS_SHIM_KERNEL_FIELDS(MPS_SHIM_EMIT_FIELD) << "},\n";
   }
   if (library.kernels.empty()) out << "  {},\n";

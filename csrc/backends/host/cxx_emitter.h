@@ -12,4 +12,7 @@ namespace mps_shim::host {
 
 std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library);
 
+// A parameter's address space as kernel records name it: "device", "constant" or "".
+const char* address_space_name(const frontend::ParamDecl& p);
+
 }  // namespace mps_shim::host

@@ -5,12 +5,17 @@
 // - the execution of each kernel that waits: lane loops (lane_loops.h: a group
 //   function `NAME__mps_lanes` after the kernel, lane versions of the library
 //   functions it inlines after theirs) where the splitter accepts it, else fibers;
-// - SIMD-group call sites and reconvergence points for the fiber engine (simd_sites.h).
+// - SIMD-group call sites and reconvergence points for the fiber engine (simd_sites.h);
+// - one specialisation of the function constants (frontend/function_constants.h);
+// - a module of some of the library's kernels: only those get entry points and
+//   lane-loop functions, and the bodies of the other kernels are left out, so
+//   the compiler neither generates nor checks them.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "frontend/function_constants.h"
 #include "frontend/kernel_decl.h"
 #include "frontend/lexer.h"
 
@@ -26,10 +31,17 @@ struct LoweringOptions {
   // first error: the kernels whose bodies hold them run on fibers.
   std::vector<int> lane_loop_error_lines;
   std::string lane_loop_error;
+  // The kernels the module holds (indices into the parsed library's kernels),
+  // in the order of its kernel table; all of them when `all_kernels`.
+  bool all_kernels = true;
+  std::vector<size_t> kernels;
+  // The values of the library's function constants (none: all undefined).
+  frontend::ConstantValues constants;
 };
 
-// What the emitter writes: the kernels with their execution decided, and the
-// source edits (the front end's and the host's).
+// What the emitter writes: the module's kernels with their execution decided
+// (and parameters absent in this specialisation marked), and the source edits
+// (the front end's and the host's).
 struct HostLibrary {
   std::vector<frontend::KernelDecl> kernels;
   std::vector<frontend::Edit> edits;  // sorted by offset, never overlapping

@@ -13,10 +13,10 @@ namespace {
 // Enough threads per task that scheduling costs vanish next to the work.
 constexpr uint64_t kMinThreadsPerTask = 32768;
 
-class HostModule : public CompiledLibrary {
+class LoadedModule : public HostModule {
  public:
   // The dlopen handle is not kept: the module is never closed (see the destructor).
-  HostModule(const mps_shim_kernel_record* table, uint32_t count) : table_(table) {
+  LoadedModule(const mps_shim_kernel_record* table, uint32_t count) : table_(table) {
     for (uint32_t i = 0; i < count; ++i) {
       const mps_shim_kernel_record& r = table[i];
       KernelInfo info;
@@ -32,6 +32,7 @@ class HostModule : public CompiledLibrary {
         MPS_SHIM_PARAM_FIELDS(MPS_SHIM_READ_FIELD)
       }
 #undef MPS_SHIM_READ_FIELD
+      info.compiled = true;
       kernels_.push_back(std::move(info));
     }
   }
@@ -41,7 +42,7 @@ class HostModule : public CompiledLibrary {
   // calling into unmapped code (a crash at exit with two models loaded). One
   // mapping serves every library built from the same source, so the cost is
   // bounded by the number of distinct kernel sources.
-  ~HostModule() override = default;
+  ~LoadedModule() override = default;
 
   const std::vector<KernelInfo>& kernels() const override { return kernels_; }
 
@@ -90,9 +91,28 @@ class HostModule : public CompiledLibrary {
   std::vector<KernelInfo> kernels_;
 };
 
+class ModuleKernel : public CompiledKernel {
+ public:
+  ModuleKernel(std::shared_ptr<HostModule> module, size_t index, KernelInfo info)
+      : module_(std::move(module)), index_(index), info_(std::move(info)) {}
+  const KernelInfo& info() const override { return info_; }
+  void launch(void* const* args, const LaunchGrid& grid, Engine engine) override {
+    module_->launch(index_, args, grid, engine);
+  }
+
+ private:
+  std::shared_ptr<HostModule> module_;
+  size_t index_;
+  KernelInfo info_;
+};
+
 }  // namespace
 
-std::unique_ptr<CompiledLibrary> load_module(const std::string& path) {
+std::shared_ptr<CompiledKernel> module_kernel(std::shared_ptr<HostModule> module, size_t index, KernelInfo info) {
+  return std::make_shared<ModuleKernel>(std::move(module), index, std::move(info));
+}
+
+std::shared_ptr<HostModule> load_module(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   MPS_SHIM_CHECK_AS(EngineError, handle != nullptr, "cannot load compiled kernels from ", path, ": ", dlerror());
   const auto* abi = static_cast<const uint32_t*>(dlsym(handle, "mps_shim_module_abi"));
@@ -102,7 +122,7 @@ std::unique_ptr<CompiledLibrary> load_module(const std::string& path) {
     dlclose(handle);
     fail<EngineError>("compiled kernel module ", path, " has no kernel table of ABI version ", MPS_SHIM_MODULE_ABI);
   }
-  return std::make_unique<HostModule>(table, *count);
+  return std::make_shared<LoadedModule>(table, *count);
 }
 
 }  // namespace mps_shim::host
