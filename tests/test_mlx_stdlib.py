@@ -75,6 +75,12 @@ kernel void bf_simd(device bfloat* out, device const bfloat* x, uint i [[thread_
   out[4 * i + 3] = simd_prefix_inclusive_sum(v);
 }
 
+// Metal's own simd_sum(float), beside the library's bfloat simd_sum (an untagged call: the library defines the name).
+kernel void float_simd_beside_wrappers(device float* out, device const float* x, uint i [[thread_position_in_grid]]) {
+  if (x[i] > 0.5f) out[i] = simd_sum(x[i]);
+  out[32 + i] = simd_max(x[i]);
+}
+
 // The float builtins directly, and the simd-group size builtin.
 kernel void float_builtins(device float* out, device const float* x, uint i [[thread_position_in_grid]]) {
   out[4 * i + 0] = __metal_simd_sum(x[i]);
@@ -137,6 +143,16 @@ def test_wrappers_of_simd_builtins_wait_like_simd_functions(bf16_lib):
     """A kernel calling only the wrappers runs its threads together (never one thread at a time)."""
     assert bf16_lib.library.kernels["bf_simd"]["execution"] in ("lane_loops", "fibers")
     assert bf16_lib.library.kernels["float_builtins"]["execution"] in ("lane_loops", "fibers")
+
+
+def test_metal_simd_sum_beside_library_wrappers(bf16_lib):
+    n = 32
+    x = np.arange(n, dtype=np.float32) / 32
+    out = np.zeros(2 * n, np.float32)
+    bf16_lib.float_simd_beside_wrappers(out, x, threads=n)
+    on = x > 0.5
+    np.testing.assert_allclose(out[:n][on], np.full(on.sum(), x[on].sum()), rtol=1e-6)
+    np.testing.assert_array_equal(out[n:], np.full(n, x.max()))
 
 
 def test_float_builtins(bf16_lib):
