@@ -15,6 +15,7 @@ bool is_qualifier(const Token& t) {
 // may spin until another thread of its group stores (only fibers can let the
 // other one run, and bound a wait that never ends).
 bool is_threadgroup_function(std::string_view name) {
+  name = metal_builtin_name(name);
   return name == "threadgroup_barrier" || name.rfind("simdgroup_", 0) == 0 || name.rfind("simd_", 0) == 0 ||
          name.rfind("quad_", 0) == 0 || name == "atomic_load_explicit" ||
          name == "atomic_compare_exchange_weak_explicit";
@@ -25,7 +26,10 @@ bool is_unevaluated(const Token& t) {
          t.is("__typeof__");
 }
 
-bool is_simd_function(std::string_view name) { return name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0; }
+bool is_simd_function(std::string_view name) {
+  name = metal_builtin_name(name);
+  return name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0;
+}
 
 bool is_waiting_function(std::string_view name) { return is_threadgroup_function(name) && !is_simd_function(name); }
 
@@ -70,6 +74,13 @@ bool reaches(const LexedSource& source, const std::vector<FunctionBody>& bodies,
 }
 
 }  // namespace
+
+std::string_view metal_builtin_name(std::string_view name) {
+  constexpr std::string_view kPrefix = "__metal_";
+  if (name.rfind(kPrefix, 0) != 0) return name;
+  const std::string_view rest = name.substr(kPrefix.size());
+  return rest.rfind("simd_", 0) == 0 || rest.rfind("quad_", 0) == 0 ? rest : name;
+}
 
 std::vector<FunctionBody> function_bodies(const LexedSource& source) {
   const std::vector<Token>& t = source.tokens;

@@ -40,4 +40,10 @@ enum class CallKind {
 };
 CallKind call_kind(const LexedSource& source, const std::vector<FunctionBody>& bodies, std::string_view name);
 
+// The Metal function behind one of Apple's internal SIMD-group builtins
+// (`__metal_simd_sum` is `simd_sum`; MLX's bf16_math.h wraps them), so that
+// every list of Metal's SIMD-group functions counts the builtins too; any
+// other name as it is.
+std::string_view metal_builtin_name(std::string_view name);
+
 }  // namespace mps_shim::frontend

@@ -102,10 +102,15 @@ class OverloadFinder {
     }
     if (k == first) return std::nullopt;
     const size_t open = matching_open_paren(t_, k - 1, first);
-    if (open == first || !t_[open - 1].is_identifier()) return std::nullopt;
+    if (open == first) return std::nullopt;
+    size_t name = open - 1;
+    // An operator (`operator+=(`, `operator vec<T, 2>(`, `operator()(`): named by the word operator.
+    for (size_t j = open - 1; j > first && !t_[name].is_identifier(); --j)
+      if (t_[j - 1].is("operator")) name = j - 1;
+    if (!t_[name].is_identifier()) return std::nullopt;
     bool space = false;
     for (size_t j = first; j < brace; ++j) space |= is_address_space(t_[j]);
-    return Definition{first, open - 1, brace, close, space};
+    return Definition{first, name, brace, close, space};
   }
 
   // What the host compiler sees of a token: address spaces are erased, and

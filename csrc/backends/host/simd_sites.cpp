@@ -20,6 +20,7 @@ bool metal_simd_function(std::string_view name) {
       "prefix_inclusive_product", "prefix_exclusive_product", "shuffle", "broadcast", "shuffle_up", "shuffle_down",
       "shuffle_xor", "shuffle_rotate_up", "shuffle_rotate_down", "shuffle_and_fill_up", "shuffle_and_fill_down",
       "broadcast_first", "ballot", "all", "any", "is_first", "active_threads_mask"};
+  name = frontend::metal_builtin_name(name);
   if (name == "simd_vote_all") return true;
   for (std::string_view prefix : {"simd_", "quad_"})
     if (name.rfind(prefix, 0) == 0) return functions.count(name.substr(prefix.size())) != 0;

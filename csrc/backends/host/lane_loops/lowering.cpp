@@ -135,6 +135,7 @@ int lane_vector_arity(std::string_view name) {
       {"prefix_exclusive_product", 1}, {"broadcast_first", 1}, {"shuffle", 2}, {"broadcast", 2},
       {"shuffle_up", 2}, {"shuffle_down", 2}, {"shuffle_xor", 2}, {"shuffle_and_fill_down", 3},
       {"shuffle_and_fill_up", 3}};  // and_fill: 3 arguments, or 4 with a modulo
+  name = frontend::metal_builtin_name(name);
   for (std::string_view prefix : {"simd_", "quad_"})
     if (name.rfind(prefix, 0) == 0) {
       auto it = arity.find(name.substr(prefix.size()));
@@ -229,7 +230,7 @@ std::string Splitter::hoist_call(const HoistedCall& c) {
     arrays.push_back(array);
   }
   if (!shape) {
-    std::string call = "auto " + id + " = mps_host::lanes::" + std::string(t_[c.name].text) + "(mps_g";
+    std::string call = "auto " + id + " = mps_host::lanes::" + std::string(frontend::metal_builtin_name(t_[c.name].text)) + "(mps_g";
     for (const std::string& a : arrays) call += ", " + a;
     out_ += call + ");\n";
     return id + "[mps_lane]";

@@ -57,7 +57,19 @@ struct Min { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const 
 struct Max { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(metal::max(a, b)); } };
 struct And { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a & b); } };
 struct Or { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a | b); } };
-struct Xor { template <typename T> MPS_SHIM_INLINE T operator()(T a, T b) const { return T(a ^ b); } };
+// (Floating-point scalars by their bits: Apple's __metal_simd_xor takes a float,
+// as MLX's bf16_math.h calls it.)
+struct Xor {
+  template <typename T>
+  MPS_SHIM_INLINE T operator()(T a, T b) const {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, metal::bfloat>) {
+      using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t>;
+      return __builtin_bit_cast(T, U(__builtin_bit_cast(U, a) ^ __builtin_bit_cast(U, b)));
+    } else {
+      return T(a ^ b);
+    }
+  }
+};
 
 // The order in which SIMD-group and quad-group functions combine lanes, one
 // for both engines (docs/architecture.md, "Order of SIMD-group reductions and

@@ -281,11 +281,8 @@ MPS_SHIM_INLINE T fract_narrow(T x, float below_one) {
 // The functions whose half and bfloat versions are not "float, rounded once",
 // overloaded per type (relational ones too, so that every type has them).
 MPS_SHIM_INLINE half fract(half x) { return fract_narrow(x, 0x1.ffcp-1f); }
-MPS_SHIM_INLINE metal::bfloat fract(metal::bfloat x) { return fract_narrow(x, 0x1.fep-1f); }
 MPS_SHIM_INLINE half nextafter(half x, half y) { return nextafter16(x, y); }
-MPS_SHIM_INLINE metal::bfloat nextafter(metal::bfloat x, metal::bfloat y) { return nextafter16(x, y); }
 MPS_SHIM_INLINE half fma(half a, half b, half c) { return fma_narrow(a, b, c); }
-MPS_SHIM_INLINE metal::bfloat fma(metal::bfloat a, metal::bfloat b, metal::bfloat c) { return fma_narrow(a, b, c); }
 MPS_SHIM_INLINE bool isnormal(half x) { const float a = __builtin_fabsf(float(x)); return a >= 0x1p-14f && a < kInf; }
 #define MPS_MM_WIDEN(name)                                     \
   MPS_SHIM_INLINE bool name(half x) { return name(float(x)); } \
@@ -357,11 +354,17 @@ namespace metal {
 // Function bodies call the float kernels directly (never the metal:: overload
 // set, whose many vector candidates make resolution slow to compile).
 // M(T, ...) for each floating-point scalar, M(T, N, ...) for each vector.
-#define MPS_MM_SCALARS(M, ...) M(float, __VA_ARGS__) M(half, __VA_ARGS__) M(bfloat, __VA_ARGS__)
-#define MPS_MM_VECTORS(M, ...)                                                                        \
-  M(float, 2, __VA_ARGS__) M(float, 3, __VA_ARGS__) M(float, 4, __VA_ARGS__) M(half, 2, __VA_ARGS__)  \
-  M(half, 3, __VA_ARGS__) M(half, 4, __VA_ARGS__) M(bfloat, 2, __VA_ARGS__) M(bfloat, 3, __VA_ARGS__) \
-  M(bfloat, 4, __VA_ARGS__)
+// Apple's stdlib has the common, math and geometric functions for float and
+// half only: a bfloat argument converts to float and the result is a float
+// (libraries such as MLX's bf16_math.h add their own bfloat overloads). The
+// relational functions and select also take bfloat (MPS_MM_ALL_*).
+#define MPS_MM_SCALARS(M, ...) M(float, __VA_ARGS__) M(half, __VA_ARGS__)
+#define MPS_MM_VECTORS(M, ...)                                                                       \
+  M(float, 2, __VA_ARGS__) M(float, 3, __VA_ARGS__) M(float, 4, __VA_ARGS__) M(half, 2, __VA_ARGS__) \
+  M(half, 3, __VA_ARGS__) M(half, 4, __VA_ARGS__)
+#define MPS_MM_ALL_SCALARS(M, ...) MPS_MM_SCALARS(M, __VA_ARGS__) M(bfloat, __VA_ARGS__)
+#define MPS_MM_ALL_VECTORS(M, ...) \
+  MPS_MM_VECTORS(M, __VA_ARGS__) M(bfloat, 2, __VA_ARGS__) M(bfloat, 3, __VA_ARGS__) M(bfloat, 4, __VA_ARGS__)
 #define MPS_MM_IMPL ::mps_host::metal_math
 
 // T name(T...): computed in float and rounded once to T (the F forms), or by
@@ -442,20 +445,20 @@ namespace metal {
 
 // ---- relational (6.4) ----------------------------------------------------------
 // (half and bfloat widen exactly to float; isnormal knows each type's range.)
-MPS_MM_SCALARS(MPS_MM_P1_S, isnan)
-MPS_MM_SCALARS(MPS_MM_P1_S, isinf)
-MPS_MM_SCALARS(MPS_MM_P1_S, isfinite)
-MPS_MM_SCALARS(MPS_MM_P1_S, isnormal)
-MPS_MM_SCALARS(MPS_MM_P1_S, signbit)
-MPS_MM_SCALARS(MPS_MM_P2_S, isordered)
-MPS_MM_SCALARS(MPS_MM_P2_S, isunordered)
-MPS_MM_VECTORS(MPS_MM_P1_V, isnan)
-MPS_MM_VECTORS(MPS_MM_P1_V, isinf)
-MPS_MM_VECTORS(MPS_MM_P1_V, isfinite)
-MPS_MM_VECTORS(MPS_MM_P1_V, isnormal)
-MPS_MM_VECTORS(MPS_MM_P1_V, signbit)
-MPS_MM_VECTORS(MPS_MM_P2_V, isordered)
-MPS_MM_VECTORS(MPS_MM_P2_V, isunordered)
+MPS_MM_ALL_SCALARS(MPS_MM_P1_S, isnan)
+MPS_MM_ALL_SCALARS(MPS_MM_P1_S, isinf)
+MPS_MM_ALL_SCALARS(MPS_MM_P1_S, isfinite)
+MPS_MM_ALL_SCALARS(MPS_MM_P1_S, isnormal)
+MPS_MM_ALL_SCALARS(MPS_MM_P1_S, signbit)
+MPS_MM_ALL_SCALARS(MPS_MM_P2_S, isordered)
+MPS_MM_ALL_SCALARS(MPS_MM_P2_S, isunordered)
+MPS_MM_ALL_VECTORS(MPS_MM_P1_V, isnan)
+MPS_MM_ALL_VECTORS(MPS_MM_P1_V, isinf)
+MPS_MM_ALL_VECTORS(MPS_MM_P1_V, isfinite)
+MPS_MM_ALL_VECTORS(MPS_MM_P1_V, isnormal)
+MPS_MM_ALL_VECTORS(MPS_MM_P1_V, signbit)
+MPS_MM_ALL_VECTORS(MPS_MM_P2_V, isordered)
+MPS_MM_ALL_VECTORS(MPS_MM_P2_V, isunordered)
 
 MPS_SHIM_INLINE bool all(bool x) { return x; }
 MPS_SHIM_INLINE bool any(bool x) { return x; }
@@ -485,8 +488,8 @@ MPS_MM_ALLANY(4)
     return a;                                                                      \
   }                                                                                \
   MPS_VECTOR_OVERLOAD vec<T, N> select(vec<T, N> a, vec<T, N> b, bool c) { return c ? b : a; }
-MPS_MM_SCALARS(MPS_MM_SEL_S, 0)
-MPS_MM_VECTORS(MPS_MM_SEL_V, 0)
+MPS_MM_ALL_SCALARS(MPS_MM_SEL_S, 0)
+MPS_MM_ALL_VECTORS(MPS_MM_SEL_V, 0)
 
 // ---- common (6.2) and math (6.5) -------------------------------------------------
 MPS_MM_UNARY(fabs, fabs)
@@ -658,7 +661,6 @@ MPS_MM_VECTORS(MPS_MM_GEOMETRIC, 0)
 #undef MPS_MM_GEOMETRIC
 MPS_VECTOR_OVERLOAD float3 cross(float3 x, float3 y) { return MPS_MM_IMPL::cross_v(x, y); }
 MPS_VECTOR_OVERLOAD half3 cross(half3 x, half3 y) { return MPS_MM_IMPL::cross_v(x, y); }
-MPS_VECTOR_OVERLOAD bfloat3 cross(bfloat3 x, bfloat3 y) { return MPS_MM_IMPL::cross_v(x, y); }
 
 // ---- select on integer and bool types (6.4) ---------------------------------------
 // (abs, min, max and clamp on integers are in mps_metal_integer.h.)
@@ -707,6 +709,8 @@ namespace fast { MPS_MM_NAMES }
 
 #undef MPS_MM_SCALARS
 #undef MPS_MM_VECTORS
+#undef MPS_MM_ALL_SCALARS
+#undef MPS_MM_ALL_VECTORS
 #undef MPS_MM_IMPL
 #undef MPS_MM_F1_S
 #undef MPS_MM_F1_V

@@ -51,43 +51,41 @@ namespace metal {
 namespace types {
 
 // bfloat16: stored as the top half of a float, rounded to nearest even.
+// Constant expressions like Apple's built-in type (MLX's complex.h
+// static_asserts on bfloat arithmetic).
 struct bfloat {
   uint16_t bits;
   bfloat() = default;
-  MPS_SHIM_INLINE bfloat(float f) {
-    uint32_t u;
-    __builtin_memcpy(&u, &f, 4);
-    bits = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
-                                            : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
+  MPS_SHIM_INLINE constexpr bfloat(float f) : bits(round_bits(__builtin_bit_cast(uint32_t, f))) {}
   template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> || std::is_same_v<T, half>>>
-  MPS_SHIM_INLINE bfloat(T v) : bfloat(float(v)) {}
-  MPS_SHIM_INLINE operator float() const {
-    const uint32_t u = uint32_t(bits) << 16;
-    float f;
-    __builtin_memcpy(&f, &u, 4);
-    return f;
+  MPS_SHIM_INLINE constexpr bfloat(T v) : bfloat(float(v)) {}
+  MPS_SHIM_INLINE constexpr operator float() const { return __builtin_bit_cast(float, uint32_t(bits) << 16); }
+
+ private:
+  static constexpr uint16_t round_bits(uint32_t u) {
+    return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
+                                           : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   }
 };
 
 #define MPS_BF_BINARY(op)                                                                                      \
-  MPS_SHIM_INLINE bfloat operator op(bfloat a, bfloat b) { return bfloat(float(a) op float(b)); }              \
-  MPS_SHIM_INLINE float operator op(bfloat a, float b) { return float(a) op b; }                               \
-  MPS_SHIM_INLINE float operator op(float a, bfloat b) { return a op float(b); }                               \
+  MPS_SHIM_INLINE constexpr bfloat operator op(bfloat a, bfloat b) { return bfloat(float(a) op float(b)); }    \
+  MPS_SHIM_INLINE constexpr float operator op(bfloat a, float b) { return float(a) op b; }                     \
+  MPS_SHIM_INLINE constexpr float operator op(float a, bfloat b) { return a op float(b); }                     \
   template <typename I, typename = std::enable_if_t<std::is_integral_v<I>>>                                   \
-  MPS_SHIM_INLINE bfloat operator op(bfloat a, I b) { return bfloat(float(a) op float(b)); }                   \
+  MPS_SHIM_INLINE constexpr bfloat operator op(bfloat a, I b) { return bfloat(float(a) op float(b)); }         \
   template <typename I, typename = std::enable_if_t<std::is_integral_v<I>>>                                   \
-  MPS_SHIM_INLINE bfloat operator op(I a, bfloat b) { return bfloat(float(a) op float(b)); }                   \
-  MPS_SHIM_INLINE bfloat& operator op##=(bfloat & a, bfloat b) { return a = a op b; }
+  MPS_SHIM_INLINE constexpr bfloat operator op(I a, bfloat b) { return bfloat(float(a) op float(b)); }         \
+  MPS_SHIM_INLINE constexpr bfloat& operator op##=(bfloat & a, bfloat b) { return a = a op b; }
 MPS_BF_BINARY(+)
 MPS_BF_BINARY(-)
 MPS_BF_BINARY(*)
 MPS_BF_BINARY(/)
 #undef MPS_BF_BINARY
 #define MPS_BF_COMPARE(op)                                                                                     \
-  MPS_SHIM_INLINE bool operator op(bfloat a, bfloat b) { return float(a) op float(b); }                        \
-  MPS_SHIM_INLINE bool operator op(bfloat a, float b) { return float(a) op b; }                                \
-  MPS_SHIM_INLINE bool operator op(float a, bfloat b) { return a op float(b); }
+  MPS_SHIM_INLINE constexpr bool operator op(bfloat a, bfloat b) { return float(a) op float(b); }              \
+  MPS_SHIM_INLINE constexpr bool operator op(bfloat a, float b) { return float(a) op b; }                      \
+  MPS_SHIM_INLINE constexpr bool operator op(float a, bfloat b) { return a op float(b); }
 MPS_BF_COMPARE(<)
 MPS_BF_COMPARE(>)
 MPS_BF_COMPARE(<=)
@@ -95,7 +93,7 @@ MPS_BF_COMPARE(>=)
 MPS_BF_COMPARE(==)
 MPS_BF_COMPARE(!=)
 #undef MPS_BF_COMPARE
-MPS_SHIM_INLINE bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; return r; }
+MPS_SHIM_INLINE constexpr bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0x8000u; return r; }
 
 }  // namespace types
 
@@ -186,6 +184,8 @@ enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_te
 // Metal's common, math, relational and geometric functions.
 #include "mps_metal_math.h"
 #include "../host/mps_metal_simdgroup.h"
+// Apple's internal builtins (__metal_fabs, __metal_simd_sum, ...).
+#include "mps_metal_builtins.h"
 
 // Metal's built-in type names (and the as_type operator) work without
 // `using namespace metal`.
