@@ -5,6 +5,11 @@
 
 namespace mps_shim::frontend {
 
+bool is_simdgroup_matrix_function(std::string_view name) {
+  return name == "simdgroup_load" || name == "simdgroup_store" || name == "simdgroup_multiply" ||
+         name == "simdgroup_multiply_accumulate";
+}
+
 namespace {
 
 bool is_qualifier(const Token& t) {
@@ -16,7 +21,8 @@ bool is_qualifier(const Token& t) {
 // other one run, and bound a wait that never ends).
 bool is_threadgroup_function(std::string_view name) {
   name = metal_builtin_name(name);
-  return name == "threadgroup_barrier" || name.rfind("simdgroup_", 0) == 0 || name.rfind("simd_", 0) == 0 ||
+  return name == "threadgroup_barrier" || name == "simdgroup_barrier" || is_simdgroup_matrix_function(name) ||
+         name.rfind("simd_", 0) == 0 ||
          name.rfind("quad_", 0) == 0 || name == "atomic_load_explicit" ||
          name == "atomic_compare_exchange_weak_explicit";
 }

@@ -31,6 +31,10 @@ bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<
 std::vector<const FunctionBody*> reachable_bodies(const LexedSource& source, const std::vector<FunctionBody>& bodies,
                                                   size_t body_open);
 
+// simdgroup_load, _store, _multiply, _multiply_accumulate: the SIMD-group matrix
+// functions that exchange values between lanes (fibers only).
+bool is_simdgroup_matrix_function(std::string_view name);
+
 // What a call to `name` may reach, directly or through the library's functions
 // of that name.
 enum class CallKind {

@@ -37,8 +37,9 @@ void place_threadgroup_memory(const ParsedLibrary& library, TokenEdits& edits) {
 bool uses_simdgroup_matrices(const frontend::LexedSource& src, const ParsedLibrary& library, size_t body_open) {
   for (const frontend::FunctionBody* b : frontend::reachable_bodies(src, library.bodies, body_open))
     for (size_t k = b->open; k < b->close; ++k) {
-      const std::string_view name = src.tokens[k].text;
-      if (name.rfind("simdgroup_", 0) == 0 && name != "simdgroup_barrier") return true;
+      if (frontend::is_simdgroup_matrix_function(src.tokens[k].text) && k + 1 < b->close &&
+          src.tokens[k + 1].is("("))
+        return true;
     }
   return false;
 }
