@@ -189,3 +189,36 @@ def test_metal_attributes_outside_kernels():
     out = np.zeros(4, np.int32)
     lib.fill_2(out, group_size=4, threadgroup_memory={0: 16})
     assert out.tolist() == [6, 4, 2, 0]
+
+
+def test_mlx_spellings_of_constants_fences_and_traits():
+    # MLX: `#define MLX_MTL_CONST static constant constexpr const`, a conversion operator qualified
+    # `const threadgroup`, metal::atomic_thread_fence(mem_flags, order, thread_scope_system), Apple's
+    # internal _disjunction, and a library's own metal::is_empty (Apple has none).
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    #pragma METAL internals : enable
+    namespace metal {
+    template <typename T> struct is_empty : metal::bool_constant<__is_empty(T)> {};
+    }
+    using namespace metal;
+    #define MLX_MTL_CONST static constant constexpr const
+    template <typename T>
+    constexpr constant bool is_small = _disjunction<is_same<T, int>, is_same<T, short>>::value;
+    struct Flag {
+        bool v;
+        constexpr METAL_FUNC operator bool() const threadgroup { return v; }
+        constexpr METAL_FUNC operator bool() const thread { return v; }
+    };
+    struct Empty {};
+    kernel void k(device int* out, uint i [[thread_position_in_grid]]) {
+        MLX_MTL_CONST int kRows = 3;
+        Flag f{true};
+        out[i] = kRows + int(bool(f)) * 10 + int(is_small<short>) * 100 + int(is_empty<Empty>::value) * 1000;
+        metal::atomic_thread_fence(metal::mem_flags::mem_device, metal::memory_order_seq_cst,
+                                   metal::thread_scope_system);
+    }
+    """)
+    out = np.zeros(2, np.int32)
+    lib.k(out)
+    assert out.tolist() == [1113, 1113]

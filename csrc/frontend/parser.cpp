@@ -473,8 +473,11 @@ class Parser {
       } else if (tk.is("device") || tk.is("thread")) {
         set(i, std::string(tk.text.size(), ' '));
       } else if (tk.is("constant")) {  // read-only; avoid `const const`; constructors take no qualifier
-        const bool has_const = (i > 0 && t_[i - 1].is("const")) || at(i + 1, "const") || qualifies_constructor(t_, i);
+        const bool has_const = declares_const(i) || qualifies_constructor(t_, i);
         set(i, has_const ? "        " : "const   ");
+      } else if (tk.is("threadgroup") && !repl_[i] && i > 1 &&
+                 (t_[i - 1].is(")") || (t_[i - 1].is("const") && t_[i - 2].is(")")))) {
+        set(i, std::string(tk.text.size(), ' '));  // a member function's qualifier: `operator bool() const threadgroup`
       } else if (tk.is("threadgroup") && !repl_[i]) {
         read_threadgroup_decl(i);
       } else if (tk.is_identifier() && !repl_[i]) {
@@ -612,6 +615,20 @@ class Parser {
     for (const auto& b : bodies_)
       if (b.open < i && i < b.close) return b.open;
     return 0;
+  }
+
+  // True when the specifiers around the `constant` at i already say const
+  // (MLX's `static constant constexpr const int N = ...`).
+  bool declares_const(size_t i) const {
+    auto specifier = [&](size_t k) {
+      return t_[k].is("static") || t_[k].is("constexpr") || t_[k].is("inline") || t_[k].is("volatile") ||
+             t_[k].is("thread_local");
+    };
+    for (size_t k = i + 1; k < t_.size() && (specifier(k) || t_[k].is("const")); ++k)
+      if (t_[k].is("const")) return true;
+    for (size_t k = i; k-- > 0 && (specifier(k) || t_[k].is("const"));)
+      if (t_[k].is("const")) return true;
+    return false;
   }
 
   // An unsuffixed floating literal is float in Metal; `h` makes half.

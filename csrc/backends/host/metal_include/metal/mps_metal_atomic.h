@@ -19,7 +19,9 @@ enum memory_order {
   memory_order_seq_cst = __ATOMIC_SEQ_CST,
 };
 
-enum class thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device };
+// Unscoped, as Apple's: MLX names metal::thread_scope_system.
+enum thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device,
+                    thread_scope_system };
 
 template <typename T>
 struct atomic {
@@ -123,7 +125,8 @@ MPS_SHIM_INLINE float atomic_fetch_sub_explicit(volatile atomic<float>* o, float
 }
 
 // Fences: with one memory, a full fence orders everything.
-MPS_SHIM_INLINE void atomic_thread_fence(int /*mem_flags*/, memory_order order, thread_scope = thread_scope::thread_scope_device) {
+template <typename MemFlags>  // metal::mem_flags, declared after this header
+MPS_SHIM_INLINE void atomic_thread_fence(MemFlags, memory_order order, thread_scope = thread_scope_device) {
   __atomic_thread_fence(order);
 }
 

@@ -106,6 +106,9 @@ using std::decay_t;
 using std::declval;
 using std::disjunction;
 using std::disjunction_v;
+// Apple's internal spellings (`#pragma METAL internals : enable`), which MLX's atomic.h uses.
+template <class... B> using _disjunction = std::disjunction<B...>;
+template <class... B> using _conjunction = std::conjunction<B...>;
 using std::enable_if;
 using std::enable_if_t;
 using std::negation;
@@ -161,8 +164,6 @@ using std::is_copy_constructible;
 using std::is_copy_constructible_v;
 using std::is_default_constructible;
 using std::is_default_constructible_v;
-using std::is_empty;
-using std::is_empty_v;
 using std::is_enum;
 using std::is_enum_v;
 using std::is_function;
