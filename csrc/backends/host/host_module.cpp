@@ -10,6 +10,13 @@ namespace mps_shim::host {
 
 namespace {
 
+// The fiber engine's per-thread state, shared by every module (mps_shim_launch::fiber_slot);
+// kept for the thread's life.
+void** fiber_slot() {
+  static thread_local void* slot = nullptr;
+  return &slot;
+}
+
 // Enough threads per task that scheduling costs vanish next to the work.
 constexpr uint64_t kMinThreadsPerTask = 32768;
 
@@ -51,7 +58,7 @@ class LoadedModule : public HostModule {
     MPS_SHIM_CHECK_AS(EngineError, !fibers || table_[index].fiber_entry, "kernel '", kernels_[index].name,
                       "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
-    mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets};
+    mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets, fiber_slot};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {
       L.grid[d] = grid.grid[d];

@@ -444,6 +444,7 @@ inline void run_groups_as_fibers(const mps_shim_launch* L, uint64_t first, uint6
     uint3 gid, base, size, grid, group, groups;
   };
   const fibers::DeadlockHandler handler{nullptr, nullptr, 0};
+  fibers::detail::shared_slot = L->fiber_slot;
   for (uint64_t g = first; g < end; ++g) {
     if (__atomic_load_n(L->failure, __ATOMIC_RELAXED) != MPS_SHIM_LAUNCH_OK) return;
     Ctx ctx{&body, uint3(uint(g % groups.x), uint(g / groups.x % groups.y), uint(g / (uint64_t(groups.x) * groups.y))),

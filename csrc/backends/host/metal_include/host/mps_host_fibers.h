@@ -372,9 +372,18 @@ inline const DeadlockHandler* default_handler = nullptr;
 
 inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
+// Set by the entry points from the launch: the runtime's per-thread slot, which
+// makes one pool per OS thread serve every module. Each module keeping its own
+// held 2 memory mappings per stack for as long as the process ran, and a test
+// suite's modules exhausted vm.max_map_count. Without it (the engine's own
+// C++ tests), the pool is this module's and is unmapped at thread exit.
+inline void** (*shared_slot)(void) = nullptr;
+
 inline ThreadState* thread_state() {
-  ThreadStateOwner& owner = tls_owner;
-  if (owner.p) return owner.p;
+  void** shared = shared_slot ? shared_slot() : nullptr;
+  if (shared && *shared) return static_cast<ThreadState*>(*shared);
+  ThreadStateOwner* owner = shared ? nullptr : &tls_owner;
+  if (owner && owner->p) return owner->p;
   long ps = sysconf(_SC_PAGESIZE);
   const size_t page = ps > 0 ? size_t(ps) : 4096;
   const size_t bytes = round_up(sizeof(ThreadState), page);
@@ -384,7 +393,8 @@ inline ThreadState* thread_state() {
   ts->self_bytes = bytes;
   ts->guard_bytes = round_up(kGuardBytes ? kGuardBytes : 1, page);
   ts->map_bytes = ts->guard_bytes + round_up(kStackBytes + kStackColours * 64, page);
-  owner.p = ts;
+  if (shared) *shared = ts;
+  else owner->p = ts;
   return ts;
 }
 

@@ -7,7 +7,7 @@
 
 #include "mps_shim_kernel_schema.h"
 
-#define MPS_SHIM_MODULE_ABI 8
+#define MPS_SHIM_MODULE_ABI 9
 
 extern "C" {
 
@@ -20,6 +20,10 @@ struct mps_shim_launch {
   // Where each [[threadgroup(n)]] parameter's memory starts in a threadgroup's
   // dynamic block (bytes, 16-aligned; the runtime checked the lengths).
   const uint32_t* threadgroup_offsets;
+  // The calling OS thread's slot for the fiber engine's state (stacks), kept by
+  // the runtime, so that every module loaded shares one pool per thread
+  // (mps_host_fibers.h) instead of mapping its own.
+  void** (*fiber_slot)(void);
 };
 
 #define MPS_SHIM_LAUNCH_OK 0
