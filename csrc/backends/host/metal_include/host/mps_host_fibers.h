@@ -49,9 +49,11 @@
 // (RTLD_LOCAL or RTLD_GLOBAL) each use their own, with their own thread state.
 // Define MPS_HOST_FIBER_SWITCH to rename the assembly symbols per module.
 //
-// Stacks: a pool per OS thread (and per module), mapped lazily with mmap up to
-// the largest group the thread ran (at most 1024), each with a PROT_NONE guard
-// below it, reused by every later group, unmapped at thread exit.
+// Stacks: a pool per OS thread, mapped lazily with mmap up to the largest
+// group the thread ran (at most 1024), each with a PROT_NONE guard below it,
+// reused by every later group. Under libmps_shim the pool is shared by every
+// module (the runtime keeps it: shared_slot) and lives as long as the thread;
+// without it, each module has its own, unmapped at thread exit.
 //
 // Cost (x86-64, one OS thread): ~7 ns per work-item per barrier, ~9 ns per lane
 // per simd_sum for 256-thread groups; most of it is the cache misses of
@@ -64,7 +66,8 @@
 // time per OS thread (no nesting); a group never migrates between OS threads;
 // kernels must not throw (an exception cannot unwind past a fiber's first
 // frame: std::terminate). Each stack costs 2 memory mappings: 1024-thread
-// groups on T worker threads need 2048*T of vm.max_map_count (default 65530).
+// groups on T worker threads need 2048*T of vm.max_map_count (default 65530),
+// once per process under libmps_shim.
 // Not for use under AddressSanitizer or with x86 shadow stacks (CET) enforced.
 // Build modules with the default TLS dialect: with -mtls-dialect=gnu2 the
 // first TLS access from a dlopen'ed module clobbered a live vector register
