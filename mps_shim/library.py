@@ -195,6 +195,8 @@ class KernelFunction:
     def run_command_block(self, callback):
         """Runs callback(self) inside a command block; exceptions it raises propagate."""
         run_command_block(self, callback)
+        for tensor in self._bound.values():  # numpy arrays copied to a GPU get the results back
+            tensor.sync_to_host()
 
     def start_encoding(self):
         check(lib.aoti_torch_mps_start_encoding(self._handle))

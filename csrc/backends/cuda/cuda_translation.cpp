@@ -1,0 +1,138 @@
+#include "backends/cuda/cuda_translation.h"
+
+#include <set>
+#include <sstream>
+
+#include "backends/common/lowering.h"
+#include "backends/host/lane_loops.h"  // thread_ids_member: the ThreadIds fields are the host's names
+#include "util/error.h"
+
+namespace mps_shim::cuda {
+
+using frontend::KernelDecl;
+using frontend::ParamDecl;
+using frontend::ParamRole;
+
+namespace {
+
+// CUDA declares these at global scope (its vector types and its math
+// library), so after `using namespace metal` an unqualified use is ambiguous:
+// the translation names Metal's own.
+const std::set<std::string>& cuda_global_vector_types() {
+  static const std::set<std::string> names = [] {
+    std::set<std::string> s;
+    for (const char* t : {"char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "float"})
+      for (int n = 2; n <= 4; ++n) s.insert(concat(t, n));
+    return s;
+  }();
+  return names;
+}
+const std::set<std::string>& cuda_global_functions() {
+  static const std::set<std::string> names = {
+      "abs",   "acos",  "acosh",     "asin",  "asinh", "atan",   "atan2", "atanh",    "cbrt",      "ceil",
+      "copysign", "cos", "cosh",     "cospi", "erf",   "erfc",   "exp",   "exp10",    "exp2",      "expm1",
+      "fabs",  "fdim",  "floor",     "fma",   "fmax",  "fmin",   "fmod",  "frexp",    "hypot",     "ilogb",
+      "isfinite", "isinf", "isnan",  "ldexp", "lgamma", "log",   "log10", "log1p",    "log2",      "logb",
+      "max",   "min",   "modf",      "nextafter", "pow", "remainder", "rint", "round",  "rsqrt",     "signbit",
+      "sin",   "sincos", "sinh",     "sinpi", "sqrt",  "tan",    "tanh",  "tanpi",    "tgamma",    "trunc"};
+  return names;
+}
+
+bool after_member_access(const frontend::LexedSource& src, size_t i) {
+  if (i == 0) return false;
+  const std::string_view prev = src.tokens[i - 1].text;
+  return prev == "." || prev == "->" || prev == "::";
+}
+
+// Qualifies the user's unqualified uses of the names CUDA also declares.
+void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::ParsedLibrary& library,
+                          frontend::TokenEdits& edits) {
+  std::set<std::string> own;  // functions the library defines itself keep their overload set
+  for (const frontend::FunctionBody& b : library.bodies) own.insert(b.name);
+  for (size_t i = 0; i < src.tokens.size(); ++i) {
+    const frontend::Token& t = src.tokens[i];
+    if (t.kind != frontend::TokenKind::Identifier || edits[i] || after_member_access(src, i)) continue;
+    const std::string name(t.text);
+    if (cuda_global_vector_types().count(name) ||
+        (cuda_global_functions().count(name) && !own.count(name) && i + 1 < src.tokens.size() &&
+         src.tokens[i + 1].is("(")))
+      edits[i] = "metal::" + name;
+  }
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index) {
+  const std::string fn = k.function + k.template_args;
+  const std::string traits = "mps_shim_traits_" + std::to_string(index);
+  out << "using " << traits << " = mps_cuda::fn_traits<decltype(&" << fn << ")>;\n";
+  out << "extern \"C\" __global__ void ";
+  if (k.max_threads_expr.empty()) out << "__launch_bounds__(" << k.max_threads << ") ";
+  out << "mps_shim_entry_" << index << "(";
+  std::vector<std::string> args;
+  for (size_t i = 0; i < k.params.size(); ++i) {
+    const ParamDecl& p = k.params[i];
+    const std::string arg = concat(traits, "::arg<", i, ">");
+    if (p.role == ParamRole::ThreadPosition) {
+      args.push_back(concat("mps_cuda::thread_value<", arg, ">(mps_t.", host::thread_ids_member(p.thread_attr), ")"));
+    } else if (p.role == ParamRole::Threadgroup) {
+      out << "unsigned mps_o" << i << ", ";
+      args.push_back(concat("(", arg, ")(mps_cuda::dynamic_threadgroup_memory + mps_o", i, ")"));
+    } else if (p.type.find('&') != std::string::npos) {
+      out << "const void* mps_p" << i << ", mps_cuda::value_bytes<" << arg << "> mps_v" << i << ", ";
+      args.push_back(concat("mps_cuda::bind_reference<", arg, ">(mps_p", i, ", mps_v", i, ")"));
+    } else {
+      out << "void* mps_p" << i << ", ";
+      args.push_back(concat("(", arg, ")mps_p", i));
+    }
+  }
+  out << "mps_cuda::Grid mps_grid) {\n  mps_cuda::ThreadIds mps_t;\n"
+      << "  if (!mps_cuda::thread_ids(mps_grid, mps_t)) return;\n  " << fn << "(";
+  for (size_t i = 0; i < args.size(); ++i) out << (i ? ", " : "") << args[i];
+  out << ");\n}\n";
+}
+
+}  // namespace
+
+std::vector<EntryParamInfo> entry_params(const KernelDecl& k) {
+  std::vector<EntryParamInfo> out;
+  for (const ParamDecl& p : k.params) {
+    if (p.role == ParamRole::ThreadPosition) continue;
+    if (p.role == ParamRole::Threadgroup) {
+      out.push_back({EntryParam::ThreadgroupOffset, p.binding, p.absent});
+    } else if (p.type.find('&') != std::string::npos) {
+      out.push_back({EntryParam::ReferenceAddress, p.binding, p.absent});
+      out.push_back({EntryParam::ReferenceValue, p.binding, p.absent});
+    } else {
+      out.push_back({EntryParam::Address, p.binding, p.absent});
+    }
+  }
+  return out;
+}
+
+CudaTranslation translate_for_cuda(const std::string& preprocessed, const frontend::LexedSource& source,
+                                   const frontend::ParsedLibrary& library, bool all_kernels,
+                                   const std::vector<size_t>& indices, const frontend::ConstantValues& constants) {
+  frontend::TokenEdits edits = library.edits;
+  lowering::place_threadgroup_memory(library, "__shared__", edits);
+  qualify_cuda_clashes(source, library, edits);
+  CudaTranslation out;
+  out.kernels = lowering::module_kernels(library, all_kernels, indices, constants);
+  frontend::specialise_function_constants(source, library, constants, edits);
+  if (!all_kernels) lowering::leave_out_other_kernels(source, library, out.kernels, edits);
+  std::ostringstream entries;
+  entries << "\n#line 1 " << quoted("<mps_shim entry points>") << "\n";
+  for (size_t i = 0; i < out.kernels.size(); ++i) emit_entry(entries, out.kernels[i], i);
+  out.source = "#include \"cuda_engine/mps_cuda_metal.h\"\n" +
+               lowering::apply_edits(preprocessed, frontend::source_edits(source, edits)) + entries.str();
+  return out;
+}
+
+}  // namespace mps_shim::cuda
