@@ -56,7 +56,7 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
     if (cuda_global_vector_types().count(name) ||
         (cuda_global_functions().count(name) && !own.count(name) && i + 1 < src.tokens.size() &&
          src.tokens[i + 1].is("(")))
-      edits[i] = "metal::" + name;
+      edits[i] = "::metal::" + name;
   }
 }
 
