@@ -65,6 +65,12 @@ class CudaKernel : public CompiledKernel {
              std::vector<EntryParamInfo> params)
       : module_(std::move(module)), entry_(entry), info_(std::move(info)), params_(std::move(params)) {}
 
+  ~CudaKernel() override {
+    if (staging_.empty()) return;
+    const Device& dev = Device::instance();
+    for (const auto& [binding, ptr] : staging_) dev.api->cuMemFree(ptr);
+  }
+
   const KernelInfo& info() const override { return info_; }
 
   void launch(void* const* args, const LaunchGrid& grid, Engine) override {
