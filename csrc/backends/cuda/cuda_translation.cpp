@@ -34,8 +34,16 @@ const std::set<std::string>& cuda_global_functions() {
       "fabs",  "fdim",  "floor",     "fma",   "fmax",  "fmin",   "fmod",  "frexp",    "hypot",     "ilogb",
       "isfinite", "isinf", "isnan",  "ldexp", "lgamma", "log",   "log10", "log1p",    "log2",      "logb",
       "max",   "min",   "modf",      "nextafter", "pow", "remainder", "rint", "round",  "rsqrt",     "signbit",
-      "sin",   "sincos", "sinh",     "sinpi", "sqrt",  "tan",    "tanh",  "tanpi",    "tgamma",    "trunc"};
+      "sin",   "sincos", "sinh",     "sinpi", "sqrt",  "tan",    "tanh",  "tanpi",    "tgamma",    "trunc",
+      "all",   "any",   "clamp",     "saturate"};
   return names;
+}
+
+// CUDA's float math (`expf`, `expm1f`, ...): a library that defines one itself
+// (PyTorch's c10 defines expm1f) gets its own under another name, since Metal
+// has no such function and CUDA's would collide with it.
+bool cuda_float_function(const std::string& name) {
+  return name.size() > 1 && name.back() == 'f' && cuda_global_functions().count(name.substr(0, name.size() - 1));
 }
 
 bool after_member_access(const frontend::LexedSource& src, size_t i) {
@@ -51,8 +59,14 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
   for (const frontend::FunctionBody& b : library.bodies) own.insert(b.name);
   for (size_t i = 0; i < src.tokens.size(); ++i) {
     const frontend::Token& t = src.tokens[i];
-    if (t.kind != frontend::TokenKind::Identifier || edits[i] || after_member_access(src, i)) continue;
+    if (t.kind != frontend::TokenKind::Identifier || edits[i]) continue;
     const std::string name(t.text);
+    if (own.count(name) && cuda_float_function(name) && (i == 0 || !src.tokens[i - 1].is(".")) &&
+        (i == 0 || !src.tokens[i - 1].is("->"))) {
+      edits[i] = "mps_library_" + name;
+      continue;
+    }
+    if (after_member_access(src, i)) continue;
     if (cuda_global_vector_types().count(name) ||
         (cuda_global_functions().count(name) && !own.count(name) && i + 1 < src.tokens.size() &&
          src.tokens[i + 1].is("(")))

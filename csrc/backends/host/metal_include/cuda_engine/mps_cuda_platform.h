@@ -96,8 +96,8 @@ template <typename T> using word_t = typename atomic_word<T>::type;
 inline void fence_for(int order) {
   if (order != __ATOMIC_RELAXED) __threadfence();
 }
-template <typename T> inline void atomic_load(volatile T* p, T* out, int order) {
-  *out = __builtin_bit_cast(T, *reinterpret_cast<volatile word_t<T>*>(p));
+template <typename T> inline void atomic_load(const volatile T* p, T* out, int order) {
+  *out = __builtin_bit_cast(T, *reinterpret_cast<const volatile word_t<T>*>(p));
   fence_for(order);
 }
 template <typename T> inline void atomic_store(volatile T* p, T* value, int order) {
