@@ -1,0 +1,171 @@
+"""MLX's Metal kernels (mlx/backend/metal/kernels/*.metal, loaded whole and compiled kernel by
+kernel) against numpy references written from each kernel's semantics. Kernel names, argument
+indices, grids and function constants are the ones MLX's host code (mlx/backend/metal/*.cpp) uses.
+Needs an MLX checkout (tests/third_party.py)."""
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import mps_shim
+from third_party import mlx_dir
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+BF16 = np.dtype(ml_dtypes.bfloat16)
+MLX_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", BF16: "bfloat16"}
+
+_libraries = {}
+
+
+def library(name):
+    """The whole .metal file, one library per file for the module (kernels compile at first use)."""
+    if name not in _libraries:
+        root = mlx_dir()
+        with open(os.path.join(root, "mlx", "backend", "metal", "kernels", name + ".metal")) as f:
+            _libraries[name] = mps_shim.ShaderLibrary(f.read(), include_dirs=[root], eager=False)
+    return _libraries[name]
+
+
+def i32(*values):
+    return np.asarray(values, np.int32).tobytes()
+
+
+def i64(*values):
+    return np.asarray(values, np.int64).tobytes()
+
+
+def f32bytes(*values):
+    return np.asarray(values, np.float32).tobytes()
+
+
+def run(lib, kernel, args, grid, group, constants=None, threadgroup_memory=None):
+    """dispatchThreads(grid, group) of `kernel` with args {buffer index: array or packed bytes}."""
+    fn = lib.get_kernel_function(kernel, constants)
+
+    def encode(f):
+        f.start_encoding()
+        for index, value in args.items():
+            if isinstance(value, bytes):
+                f.set_arg_bytes(index, value)
+            else:
+                f.set_arg_tensor(index, value)
+        for index, nbytes in (threadgroup_memory or {}).items():
+            f.set_threadgroup_memory_length(index, nbytes)
+        f.dispatch(list(grid), list(group))
+
+    fn.run_command_block(encode)
+
+
+def groups(count, group):
+    """MLX's dispatchThreadgroups(count, group) as the threads it covers."""
+    return [c * g for c, g in zip(count, group)]
+
+
+def f32(a):
+    return np.asarray(a, np.float32)
+
+
+def strides_of(a):
+    return [s // a.itemsize for s in a.strides]
+
+
+# ---------------------------------------------------------------------------------------------
+# ternary.metal: Select (condition ? b : c)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16])
+def test_select_contiguous(dtype):
+    n = 1000
+    rng = np.random.default_rng(0)
+    a = rng.random(n) < 0.4
+    b = rng.standard_normal(n).astype(np.float32).astype(dtype)
+    c = rng.standard_normal(n).astype(np.float32).astype(dtype)
+    d = np.zeros(n, dtype)
+    wpt = 8 // np.dtype(dtype).itemsize  # WorkPerThread<T>: 8 bytes a thread
+    nthreads = -(-n // wpt)
+    run(library("ternary"), f"vn_Select{MLX_NAMES[np.dtype(dtype)]}", {0: a, 1: b, 2: c, 3: d, 4: i32(n)},
+        [nthreads], [min(1024, nthreads)])
+    np.testing.assert_array_equal(f32(d), f32(np.where(a, b, c)))
+
+
+def test_select_vector_scalar():
+    n = 300
+    rng = np.random.default_rng(1)
+    a = rng.random(n) < 0.5
+    b = rng.standard_normal(n).astype(np.float32)
+    c = np.array([7.5], np.float32)
+    d = np.zeros(n, np.float32)
+    run(library("ternary"), "vs_Selectfloat32", {0: a, 1: b, 2: c, 3: d, 4: i32(n)}, [n], [256])
+    np.testing.assert_array_equal(d, np.where(a, b, 7.5))
+
+
+def test_select_general_broadcast_3d():
+    # a (4,1,6) condition, b transposed, c broadcast along the middle: the g3 kernel's strides
+    shape = (4, 5, 6)
+    rng = np.random.default_rng(2)
+    a = rng.random((4, 1, 6)) < 0.5
+    bt = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    b = bt.transpose(2, 1, 0)
+    c = rng.standard_normal((4, 1, 6)).astype(np.float32)
+    d = np.zeros(shape, np.float32)
+    sa = [6, 0, 1]
+    sb = strides_of(b)
+    sc = [6, 0, 1]
+    run(library("ternary"), "g3_Selectfloat32", {0: a, 1: bt, 2: c, 3: d, 4: i64(*sa), 5: i64(*sb), 6: i64(*sc)},
+        [6, 5, 4], [6, 5, 4])
+    np.testing.assert_array_equal(d, np.where(a, b, c))
+
+
+def test_select_general_nd_two_per_thread():
+    shape = (2, 3, 4, 7)  # 4 dims: gn2, two elements of the last dim per thread, the last thread one
+    rng = np.random.default_rng(3)
+    a = rng.random(shape) < 0.5
+    b = rng.standard_normal(shape).astype(np.float32)
+    cbig = rng.standard_normal((2, 3, 4, 14)).astype(np.float32)
+    c = cbig[..., ::2]
+    d = np.zeros(shape, np.float32)
+    dim0 = -(-shape[-1] // 2)
+    run(library("ternary"), "gn2_Selectfloat32",
+        {0: a, 1: b, 2: cbig, 3: d, 4: i32(*shape), 5: i64(*strides_of(a)), 6: i64(*strides_of(b)),
+         7: i64(*strides_of(c)), 8: i32(4)},
+        [dim0, 4, 6], [dim0, 4, 6])
+    np.testing.assert_array_equal(d, np.where(a, b, c))
+
+
+# ---------------------------------------------------------------------------------------------
+# copy.metal
+
+def test_copy_general_strided_with_cast():
+    rng = np.random.default_rng(4)
+    big = rng.standard_normal((6, 10, 8)).astype(np.float32)
+    src = big[::2, 1:9, ::-1]  # strides (160, 8, -1), offset into the buffer
+    shape = src.shape
+    out = np.zeros(shape, np.float16)
+    offset = (src.__array_interface__["data"][0] - big.__array_interface__["data"][0]) // 4
+    run(library("copy"), "g3_copyfloat32float16", {0: big.reshape(-1)[offset:], 1: out, 3: i64(*strides_of(src))},
+        [shape[2], shape[1], shape[0]], [shape[2], shape[1], shape[0]])
+    np.testing.assert_array_equal(out, src.astype(np.float16))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_copy_general_general_nd(dtype):
+    rng = np.random.default_rng(5)
+    shape = (3, 2, 4, 5)
+    src_full = rng.standard_normal((3, 2, 5, 4)).astype(np.float32).astype(dtype)
+    src = src_full.transpose(0, 1, 3, 2)
+    dst_full = np.zeros((3, 2, 4, 10), dtype)
+    dst = dst_full[..., ::2]
+    name = MLX_NAMES[np.dtype(dtype)]
+    dim0 = -(-shape[-1] // 2)
+    run(library("copy"), f"ggn2_copy{name}{name}",
+        {0: src_full, 1: dst_full, 2: i32(*shape), 3: i64(*strides_of(src)), 4: i64(*strides_of(dst)), 5: i32(4)},
+        [dim0, 4, 6], [dim0, 4, 6])
+    np.testing.assert_array_equal(f32(dst), f32(src))
+    assert not f32(dst_full[..., 1::2]).any()  # the gaps are untouched
+
+
+def test_copy_scalar_fill():
+    n = 37
+    out = np.zeros(n, np.int32)
+    run(library("copy"), "s_copyfloat32int32", {0: np.array([-3.75], np.float32), 1: out, 2: i32(n)}, [n], [n])
+    np.testing.assert_array_equal(out, np.full(n, -3, np.int32))
