@@ -169,3 +169,63 @@ def test_copy_scalar_fill():
     out = np.zeros(n, np.int32)
     run(library("copy"), "s_copyfloat32int32", {0: np.array([-3.75], np.float32), 1: out, 2: i32(n)}, [n], [n])
     np.testing.assert_array_equal(out, np.full(n, -3, np.int32))
+
+
+# ---------------------------------------------------------------------------------------------
+# reduce.metal (REDUCE_N_READS = REDUCE_N_WRITES = 4)
+
+def test_all_reduce_sum_one_threadgroup():
+    n = 3001
+    x = np.random.default_rng(6).standard_normal(n).astype(np.float32)
+    out = np.zeros(1, np.float32)
+    group = -(-(-(-n // 4)) // 32) * 32
+    run(library("reduce"), "all_reduce_sumfloat32", {0: x, 1: out, 2: i64(n), 3: i64(n)}, [group], [group])
+    np.testing.assert_allclose(out[0], x.astype(np.float64).sum(), rtol=1e-5, atol=1e-4)
+
+
+def test_all_reduce_two_passes_float16():
+    # MLX's path for inputs over 4096 elements: 128 partial rows, then one SIMD-group over them
+    n = 20000
+    x = np.random.default_rng(7).random(n).astype(np.float16)
+    lib = library("reduce")
+    rows = 32 * 4
+    row_size = -(-n // rows)
+    group = -(-min(-(-row_size // 4), 1024) // 32) * 32
+    partial = np.zeros(rows, np.float16)
+    run(lib, "all_reduce_sumfloat16", {0: x, 1: partial, 2: i64(n), 3: i64(row_size)}, [group, rows], [group, 1])
+    out = np.zeros(1, np.float16)
+    run(lib, "all_reduce_sumfloat16", {0: partial, 1: out, 2: i64(rows), 3: i64(rows)}, [32], [32])
+    want_partial = np.array([x[r * row_size:(r + 1) * row_size].astype(np.float64).sum() for r in range(rows)])
+    np.testing.assert_allclose(f32(partial), want_partial, rtol=2e-3)
+    np.testing.assert_allclose(float(out[0]), x.astype(np.float64).sum(), rtol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_row_reduce_simple_sum(dtype):
+    rows, row_size = 10, 700  # 128 threads a row; four rows per threadgroup, the last group overlapping
+    # small integers: every partial sum is exact in bfloat16 too (MLX accumulates in the input type)
+    x = np.random.default_rng(8).integers(-4, 5, (rows, row_size)).astype(np.float32).astype(dtype)
+    out = np.zeros(rows, dtype)
+    name = MLX_NAMES[np.dtype(dtype)]
+    run(library("reduce"), f"row_reduce_simple_sum{name}", {0: x, 1: out, 2: i64(row_size), 3: i64(rows)},
+        [128, -(-rows // 4)], [128, 1])
+    np.testing.assert_array_equal(f32(out), f32(x).sum(axis=1))
+
+
+def test_row_reduce_looped_max_over_two_axes():
+    # x (4, 3, 200) reduced over axes 0 and 2: rows of 200, four of them a result, strided 600
+    x = np.random.default_rng(9).standard_normal((4, 3, 200)).astype(np.float32)
+    out = np.zeros(3, np.float32)
+    args = {0: x, 1: out, 2: i64(200), 3: i64(4), 4: i32(3), 5: i64(200), 6: i32(1), 7: i32(4), 8: i64(600),
+            9: i32(1)}
+    run(library("reduce"), "row_reduce_looped_1_reduce_maxfloat32", args, [32, 3], [32, 1])
+    np.testing.assert_array_equal(out, x.max(axis=(0, 2)))
+
+
+def test_row_reduce_small_prod_one_thread_per_output():
+    # few rows per output: each thread walks its own rows (non_row_reductions <= 8)
+    x = (np.random.default_rng(10).random((2, 5, 6)) + 0.5).astype(np.float32)
+    out = np.zeros(5, np.float32)
+    args = {0: x, 1: out, 2: i64(6), 3: i64(2), 4: i32(5), 5: i64(6), 6: i32(1), 7: i32(2), 8: i64(30), 9: i32(1)}
+    run(library("reduce"), "row_reduce_small_1_reduce_prodfloat32", args, [5, 1], [5, 1])
+    np.testing.assert_allclose(out, x.astype(np.float64).prod(axis=(0, 2)), rtol=1e-5)
