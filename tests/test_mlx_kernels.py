@@ -229,3 +229,79 @@ def test_row_reduce_small_prod_one_thread_per_output():
     args = {0: x, 1: out, 2: i64(6), 3: i64(2), 4: i32(5), 5: i64(6), 6: i32(1), 7: i32(2), 8: i64(30), 9: i32(1)}
     run(library("reduce"), "row_reduce_small_1_reduce_prodfloat32", args, [5, 1], [5, 1])
     np.testing.assert_allclose(out, x.astype(np.float64).prod(axis=(0, 2)), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax.metal, layer_norm.metal, rms_norm.metal: one threadgroup a row, 32 * ceil(ceil(n / reads) / 32)
+# threads (reads: 4, layer_norm 8), or 1024 threads looping over rows longer than the looped limit
+
+def _row_group(axis_size, reads, looped_limit):
+    if axis_size > looped_limit:
+        return 1024
+    return 32 * -(-(-(-axis_size // reads)) // 32)
+
+
+def _softmax(x):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("kernel,dtype,axis_size,rtol", [
+    ("block_softmax_float32", np.float32, 1000, 1e-5),
+    ("block_softmax_float32", np.float32, 37, 1e-5),         # a partial SIMD-group's worth of reads
+    ("looped_softmax_float32", np.float32, 5000, 1e-5),
+    ("block_softmax_precise_float16", np.float16, 500, 2e-3),
+    ("block_softmax_bfloat16", BF16, 300, 2e-2),
+])
+def test_softmax(kernel, dtype, axis_size, rtol):
+    rows = 3
+    x = (np.random.default_rng(11).standard_normal((rows, axis_size)) * 3).astype(np.float32).astype(dtype)
+    out = np.zeros_like(x)
+    group = _row_group(axis_size, 4, 4096)
+    run(library("softmax"), kernel, {0: x, 1: out, 2: i32(axis_size)}, [rows * group], [group])
+    want = _softmax(f32(x))
+    np.testing.assert_allclose(f32(out), want, rtol=rtol, atol=rtol * want.max())
+
+
+# layer_norm_single_row sets thread_x[n:N_READS] with n = axis_size - lid * N_READS, negative for the
+# threads past the row's end when the group is rounded up to whole SIMD-groups: a write before the
+# private array (undefined behaviour in MLX's kernel; on the host it corrupts the thread's stack).
+# The sizes here leave every thread a share (n >= 0) while the last share is partial.
+@pytest.mark.parametrize("dtype,axis_size", [(np.float32, 1020), (np.float32, 7000), (BF16, 250)])
+def test_layer_norm(dtype, axis_size):
+    rows, eps = 3, 1e-5
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((rows, axis_size)) * 2 + 1).astype(np.float32).astype(dtype)
+    w = rng.standard_normal(axis_size).astype(np.float32).astype(dtype)
+    b = np.array([0.25], np.float32).astype(dtype)  # one bias broadcast: b_stride 0
+    out = np.zeros_like(x)
+    looped = axis_size > 6656
+    group = _row_group(axis_size, 4 if looped else 8, 6656)
+    kernel = ("layer_norm_looped" if looped else "layer_norm") + MLX_NAMES[np.dtype(dtype)]
+    run(library("layer_norm"), kernel,
+        {0: x, 1: w, 2: b, 3: out, 4: f32bytes(eps), 5: struct.pack("<I", axis_size), 6: struct.pack("<I", 1),
+         7: struct.pack("<I", 0)}, [rows * group], [group])
+    xf = f32(x).astype(np.float64)
+    normed = (xf - xf.mean(axis=1, keepdims=True)) / np.sqrt(xf.var(axis=1, keepdims=True) + eps)
+    want = normed * f32(w) + 0.25
+    tol = 1e-4 if dtype == np.float32 else 3e-2
+    np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype,axis_size", [(np.float32, 1000), (np.float32, 5000), (np.float16, 256)])
+def test_rms_norm(dtype, axis_size):
+    rows, eps = 4, 1e-6
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((rows, axis_size)).astype(np.float32).astype(dtype)
+    w = (rng.random(axis_size) + 0.5).astype(np.float32).astype(dtype)
+    out = np.zeros_like(x)
+    group = _row_group(axis_size, 4, 4096)
+    kernel = ("rms_looped" if axis_size > 4096 else "rms") + MLX_NAMES[np.dtype(dtype)]
+    run(library("rms_norm"), kernel,
+        {0: x, 1: w, 2: out, 3: f32bytes(eps), 4: struct.pack("<I", axis_size), 5: struct.pack("<I", 1)},
+        [rows * group], [group])
+    xf = f32(x).astype(np.float64)
+    want = xf / np.sqrt((xf ** 2).mean(axis=1, keepdims=True) + eps) * f32(w)
+    tol = 1e-5 if dtype == np.float32 else 2e-3
+    np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol)
