@@ -305,3 +305,54 @@ def test_rms_norm(dtype, axis_size):
     want = xf / np.sqrt((xf ** 2).mean(axis=1, keepdims=True) + eps) * f32(w)
     tol = 1e-5 if dtype == np.float32 else 2e-3
     np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# rope.metal: function constants forward (1), traditional (2), hs_transpose (3)
+
+def _rope(x, offsets, scale, inv_freq, traditional, forward=True):
+    """x (B, N, T, D) rotated by angle scale * (t + offset[b]) * inv_freq[i] in pairs (i, i + D/2), or
+    (2i, 2i + 1) when traditional; the inverse rotation when not forward."""
+    x = x.astype(np.float64)
+    d = x.shape[-1]
+    t = np.arange(x.shape[2])[None, :, None] + np.asarray(offsets)[:, None, None]
+    theta = (scale * t * inv_freq[None, None, :])[:, None]  # (B, 1, T, D/2)
+    c, s = np.cos(theta), np.sin(theta)
+    if not forward:
+        s = -s
+    i1 = np.arange(0, d, 2) if traditional else np.arange(d // 2)
+    i2 = i1 + 1 if traditional else i1 + d // 2
+    out = x.copy()
+    out[..., i1] = x[..., i1] * c - x[..., i2] * s
+    out[..., i2] = x[..., i1] * s + x[..., i2] * c
+    return out
+
+
+@pytest.mark.parametrize("traditional,forward", [(False, True), (True, True), (False, False)])
+def test_rope(traditional, forward):
+    B, N, T, D, base, scale = 2, 5, 6, 16, 10000.0, 0.5
+    x = np.random.default_rng(14).standard_normal((B, N, T, D)).astype(np.float32)
+    out = np.zeros_like(x)
+    offsets = np.array([3, 7], np.int32)
+    strides = i64(T * D, D, 1)
+    grid = [D // 2, T, B * -(-N // 4)]  # four heads a thread, the last thread one
+    run(library("rope"), "rope_float32",
+        {0: x, 1: out, 2: offsets, 3: f32bytes(scale), 4: strides, 5: strides, 6: i64(1), 7: i32(N),
+         10: f32bytes(np.log2(base))},
+        grid, [D // 2, T, 2], constants={"forward": forward, "traditional": traditional, "hs_transpose": False})
+    inv_freq = base ** (-np.arange(D // 2) / (D // 2))
+    np.testing.assert_allclose(out, _rope(x, offsets, scale, inv_freq, traditional, forward), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16])
+def test_rope_single_with_freqs(dtype):
+    # one position (T == 1) for all heads: rope_single_freqs, the frequencies given
+    B, N, D = 1, 3, 8
+    x = np.random.default_rng(15).standard_normal((B, N, 1, D)).astype(np.float32).astype(dtype)
+    out = np.zeros_like(x)
+    freqs = np.array([1.0, 4.0, 16.0, 64.0], np.float32)
+    run(library("rope"), f"rope_single_freqs_{MLX_NAMES[np.dtype(dtype)]}",
+        {0: x, 1: out, 2: np.array([5], np.int32), 3: f32bytes(1.0), 4: i64(D), 10: freqs, 11: i64(1)},
+        [D // 2, B * N], [D // 2, B * N], constants={"forward": True, "traditional": False, "hs_transpose": False})
+    want = _rope(f32(x), [5], 1.0, 1 / freqs.astype(np.float64), False)
+    np.testing.assert_allclose(f32(out), want, rtol=1e-2, atol=1e-2)
