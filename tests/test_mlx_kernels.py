@@ -356,3 +356,31 @@ def test_rope_single_with_freqs(dtype):
         [D // 2, B * N], [D // 2, B * N], constants={"forward": True, "traditional": False, "hs_transpose": False})
     want = _rope(f32(x), [5], 1.0, 1 / freqs.astype(np.float64), False)
     np.testing.assert_allclose(f32(out), want, rtol=1e-2, atol=1e-2)
+
+
+# ---------------------------------------------------------------------------------------------
+# arg_reduce.metal: one threadgroup an output, four reads a thread
+
+def _arg_reduce(kernel, x, axis):
+    axis_size = x.shape[axis]
+    shape = [s for i, s in enumerate(x.shape) if i != axis]
+    in_strides = [s for i, s in enumerate(strides_of(x)) if i != axis]
+    out = np.zeros(shape, np.uint32)
+    group = 32 * -(-min(-(-axis_size // 4), 1024) // 32)
+    run(library("arg_reduce"), kernel,
+        {0: x, 1: out, 2: i32(*shape), 3: i64(*in_strides), 4: i64(*strides_of(out)), 5: i64(len(shape)),
+         6: i64(strides_of(x)[axis]), 7: i64(axis_size)},
+        [group, out.size], [group, 1])
+    return out
+
+
+def test_argmax_strided_axis():
+    x = np.random.default_rng(16).standard_normal((3, 700, 5)).astype(np.float32)
+    np.testing.assert_array_equal(_arg_reduce("argmax_float32", x, 1), x.argmax(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float16])
+def test_argmin_ties_take_the_first(dtype):
+    x = np.random.default_rng(17).integers(-3, 4, (4, 300)).astype(dtype)  # many equal minima a row
+    name = "int16" if dtype == np.int16 else "float16"
+    np.testing.assert_array_equal(_arg_reduce(f"argmin_{name}", x, 1), x.argmin(axis=1))
