@@ -384,3 +384,58 @@ def test_argmin_ties_take_the_first(dtype):
     x = np.random.default_rng(17).integers(-3, 4, (4, 300)).astype(dtype)  # many equal minima a row
     name = "int16" if dtype == np.int16 else "float16"
     np.testing.assert_array_equal(_arg_reduce(f"argmin_{name}", x, 1), x.argmin(axis=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# scan.metal: contig_scan_* (one threadgroup a row), strided_scan_* (32 x 32 tiles of the strided axis)
+
+def _contig_group(size, reads=4):
+    if size <= reads * 1024:
+        return 32 * -(-size // (reads * 32))
+    if size <= reads * 2048:
+        return 32 * -(-(size // 2) // (reads * 32))
+    return 1024
+
+
+@pytest.mark.parametrize("kernel,size", [
+    ("contig_scan_inclusive_sum_float32_float32", 1000),
+    ("contig_scan_exclusive_sum_int32_int32", 5000),       # more than one pass of the threadgroup over the row
+    ("contig_scan_reverse_inclusive_max_float32_float32", 300),
+    ("contig_scan_reverse_exclusive_sum_int32_int32", 77),
+])
+def test_contiguous_scan(kernel, size):
+    rows = 3
+    rng = np.random.default_rng(18)
+    is_int = "int32" in kernel
+    x = rng.integers(-50, 50, (rows, size)).astype(np.int32) if is_int else rng.standard_normal((rows, size)).astype(
+        np.float32)
+    out = np.zeros_like(x)
+    group = _contig_group(size)
+    run(library("scan"), kernel, {0: x, 1: out, 2: i64(size)}, [group, rows], [group, 1])
+    reverse, exclusive = "reverse" in kernel, "exclusive" in kernel
+    src = x[:, ::-1] if reverse else x
+    if "max" in kernel:
+        want = np.maximum.accumulate(src, axis=1)
+    else:
+        want = np.cumsum(src.astype(np.float64), axis=1).astype(x.dtype)
+    if exclusive:
+        want = np.concatenate([np.zeros((rows, 1), x.dtype), want[:, :-1]], axis=1)
+    if reverse:
+        want = want[:, ::-1]
+    if is_int:
+        np.testing.assert_array_equal(out, want)
+    else:
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_strided_scan_cumsum(dtype):
+    # x (2, 50, 40) scanned along axis 1 (stride 40: two 32-wide blocks, the second partial)
+    x = np.random.default_rng(19).integers(-3, 4, (2, 50, 40)).astype(np.float32).astype(dtype)
+    out = np.zeros_like(x)
+    size, stride = 50, 40
+    blocks = -(-stride // 32)
+    name = MLX_NAMES[np.dtype(dtype)]
+    run(library("scan"), f"strided_scan_inclusive_sum_{name}_{name}",
+        {0: x, 1: out, 2: i64(size), 3: i64(stride), 4: i64(blocks)}, [256, 2 * blocks], [256, 1])
+    np.testing.assert_array_equal(f32(out), np.cumsum(f32(x), axis=1))  # small integers: exact in bfloat16
