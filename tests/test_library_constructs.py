@@ -222,3 +222,39 @@ def test_mlx_spellings_of_constants_fences_and_traits():
     out = np.zeros(2, np.int32)
     lib.k(out)
     assert out.tolist() == [1113, 1113]
+
+
+# MLX's sort.h declares its threadgroup arrays in both branches of an `if` on a template
+# parameter; each branch sees only its own.
+BRANCH_THREADGROUP_ARRAYS = r"""
+#include <metal_stdlib>
+using namespace metal;
+template <bool WITH_INDEX, int N>
+kernel void reverse(device const float* x, device float* out, uint i [[thread_position_in_threadgroup]]) {
+  if (WITH_INDEX) {
+    threadgroup float vals[N];
+    threadgroup int idx[N];
+    vals[i] = x[i];
+    idx[i] = int(i);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = vals[N - 1 - i] + 1000.0f * float(idx[N - 1 - i]);
+  } else {
+    threadgroup float vals[N];
+    vals[i] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = vals[N - 1 - i];
+  }
+}
+template [[host_name("reverse_indexed")]] kernel void reverse<true, 64>(device const float*, device float*, uint);
+template [[host_name("reverse_plain")]] kernel void reverse<false, 64>(device const float*, device float*, uint);
+"""
+
+
+def test_threadgroup_arrays_declared_in_both_branches():
+    lib = mps_shim.compile_shader(BRANCH_THREADGROUP_ARRAYS)
+    x = np.arange(64, dtype=np.float32) * 0.5
+    out = np.zeros(64, np.float32)
+    lib.reverse_plain(x, out, group_size=64)
+    np.testing.assert_array_equal(out, x[::-1])
+    lib.reverse_indexed(x, out, group_size=64)
+    np.testing.assert_array_equal(out, x[::-1] + 1000.0 * np.arange(64)[::-1])

@@ -439,3 +439,46 @@ def test_strided_scan_cumsum(dtype):
     run(library("scan"), f"strided_scan_inclusive_sum_{name}_{name}",
         {0: x, 1: out, 2: i64(size), 3: i64(stride), 4: i64(blocks)}, [256, 2 * blocks], [256, 1])
     np.testing.assert_array_equal(f32(out), np.cumsum(f32(x), axis=1))  # small integers: exact in bfloat16
+
+
+# ---------------------------------------------------------------------------------------------
+# sort.metal: one threadgroup of bn threads sorts a row of up to bn * 4 elements (merge sort in
+# threadgroup memory); NaN sorts last
+
+def _block_bn(size):
+    need = -(-size // 4)
+    return next(bn for bn in (32, 64, 128, 256, 512) if bn >= need)
+
+
+def test_block_sort_float32_with_nans():
+    rows, size = 3, 200
+    x = np.random.default_rng(20).standard_normal((rows, size)).astype(np.float32)
+    x[0, [5, 77]] = np.nan
+    out = np.zeros_like(x)
+    bn = _block_bn(size)
+    run(library("sort"), f"c_block_sort_float32_float32_bn{bn}_tn4",
+        {0: x, 1: out, 2: i32(size), 3: i32(1), 4: i32(1), 5: i32(size), 6: i32(size)}, [bn, rows], [bn, 1])
+    np.testing.assert_array_equal(out, np.sort(x, axis=1))  # numpy also puts NaN last
+
+
+@pytest.mark.parametrize("dtype", [np.int32, BF16])
+def test_arg_block_sort_is_stable(dtype):
+    rows, size = 2, 500
+    x = np.random.default_rng(21).integers(-20, 20, (rows, size)).astype(np.float32).astype(dtype)
+    out = np.zeros((rows, size), np.uint32)
+    bn = _block_bn(size)
+    name = "int32" if dtype == np.int32 else "bfloat16"
+    run(library("sort"), f"carg_block_sort_{name}_uint32_bn{bn}_tn4",
+        {0: x, 1: out, 2: i32(size), 3: i32(1), 4: i32(1), 5: i32(size), 6: i32(size)}, [bn, rows], [bn, 1])
+    np.testing.assert_array_equal(out, np.argsort(f32(x), axis=1, kind="stable"))
+
+
+def test_block_sort_non_contiguous_axis():
+    # sorting axis 1 of x (4, 90, 3): rows strided by 3, segments at (270, 1)
+    x = np.random.default_rng(22).standard_normal((4, 90, 3)).astype(np.float16)
+    out = np.zeros_like(x)
+    bn = _block_bn(90)
+    run(library("sort"), f"nc_block_sort_float16_float16_bn{bn}_tn4",
+        {0: x, 1: out, 2: i32(90), 3: i32(3), 4: i32(3), 5: i32(2), 6: i32(4, 3), 7: i64(270, 1), 8: i64(270, 1)},
+        [bn, 12], [bn, 1])
+    np.testing.assert_array_equal(out, np.sort(x, axis=1))

@@ -525,7 +525,11 @@ class Parser {
     if (end >= t_.size()) error(i, "unterminated threadgroup declaration");
     // Metal's limit: 32 KiB of threadgroup memory, checked per function by the
     // backend and across the functions a kernel calls in check_threadgroup_totals.
-    ThreadgroupDecl decl{i, end, enclosing_body(i), {}};
+    ThreadgroupDecl decl{i, end, enclosing_body(i), 0, 0, {}};
+    if (decl.function) {
+      decl.block_open = innermost_block(i);
+      decl.block_close = match(decl.block_open);
+    }
     std::vector<ThreadgroupObject>& objects = decl.objects;
     for (size_t first = k - 1; first < end;) {  // each declarator of `T a[N], b, *p;`
       size_t last = first;
@@ -611,6 +615,16 @@ class Parser {
   }
 
   // The function body (its opening brace) that contains token i, or 0.
+  // The `{` of the innermost block holding token i (i inside some function body).
+  size_t innermost_block(size_t i) const {
+    int depth = 0;
+    for (size_t k = i; k-- > 0;) {
+      if (t_[k].is("}")) ++depth;
+      else if (t_[k].is("{") && depth-- == 0) return k;
+    }
+    return 0;
+  }
+
   size_t enclosing_body(size_t i) const {
     for (const auto& b : bodies_)
       if (b.open < i && i < b.close) return b.open;

@@ -21,13 +21,21 @@ namespace {
 // A threadgroup's threads all run on one OS thread and one threadgroup runs
 // on an OS thread at a time, so a function-local `static thread_local` object
 // is exactly the group's memory. Each declaration is followed by a check of
-// its function's threadgroup objects so far against Metal's 32 KiB.
+// its function's threadgroup objects so far against Metal's 32 KiB: those
+// still visible there (an earlier branch's arrays are out of scope; the
+// front end's per-kernel total counts them all where it knows the sizes).
 void place_threadgroup_memory(const ParsedLibrary& library, TokenEdits& edits) {
-  std::map<size_t, std::string> sums;  // by function body: "sizeof(a) + sizeof(b)"
-  for (const frontend::ThreadgroupDecl& d : library.threadgroup_decls) {
+  const auto& decls = library.threadgroup_decls;
+  for (size_t i = 0; i < decls.size(); ++i) {
+    const frontend::ThreadgroupDecl& d = decls[i];
     edits[d.keyword] = "static thread_local";
-    std::string& sum = sums[d.function];
-    for (const frontend::ThreadgroupObject& o : d.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
+    std::string sum;
+    for (size_t j = 0; j <= i; ++j) {
+      const frontend::ThreadgroupDecl& e = decls[j];
+      if (e.function != d.function || (e.function && (e.block_open > d.keyword || d.keyword > e.block_close))) continue;
+      for (const frontend::ThreadgroupObject& o : e.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
+    }
+    if (sum.empty()) continue;  // declarators that are all pointers or references
     edits[d.end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
   }
 }
