@@ -361,3 +361,23 @@ def test_metal_functions_are_not_found_through_bfloat_or_vector_arguments():
     np.testing.assert_array_equal(out[:, 1], -x.min() + 1)
     np.testing.assert_array_equal(out[:, 2], 2 * x)
     np.testing.assert_array_equal(out[:, 3], 2 * x)
+
+
+def test_uniform_values_behave_as_their_type():
+    # MLX's gemv.h: loop bounds declared uniform<int>, made with make_uniform (a constexpr one too)
+    lib = mps_shim.compile_shader("""
+    #include <metal_uniform>
+    using namespace metal;
+    kernel void blocks(device int* out, constant int& n, uint i [[thread_position_in_grid]]) {
+      constexpr const uniform<int> stride = make_uniform(4);
+      const uniform<int> size = make_uniform(n);
+      const uniform<int> full = size / stride;
+      const uniform<int> rest = size - stride * full;
+      int sum = 0;
+      for (int b = 0; b < full; ++b) sum += stride;
+      out[i] = sum * 100 + rest + int(i);
+    }
+    """)
+    out = np.zeros(3, np.int32)
+    lib.blocks(out, np.int32(11))
+    assert out.tolist() == [803, 804, 805]

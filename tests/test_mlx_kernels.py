@@ -482,3 +482,59 @@ def test_block_sort_non_contiguous_axis():
         {0: x, 1: out, 2: i32(90), 3: i32(3), 4: i32(3), 5: i32(2), 6: i32(4, 3), 7: i64(270, 1), 8: i64(270, 1)},
         [bn, 12], [bn, 1])
     np.testing.assert_array_equal(out, np.sort(x, axis=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# gemv.metal: out = mat @ vec ("gemv_", mat row-major M x K) or vec @ mat ("gemv_t_", mat K x N),
+# optionally alpha * out + beta * bias (axpby); blocks as MLX's gemv_axbpy picks them
+
+def _gemv(kernel, mat, vec, out, in_len, out_len, ld, per_group, group, batch, bias=None, alpha=1.0, beta=0.0,
+          bias_stride=1):
+    args = {0: mat, 1: vec, 3: out, 4: i32(in_len), 5: i32(out_len), 6: i32(ld), 9: i32(1), 10: i32(batch),
+            11: i64(vec.shape[-1] if vec.ndim > 1 else 0), 12: i64(mat[0].size if mat.ndim > 2 else 0)}
+    # Without axpby MLX leaves the bias arguments unbound (the kernel never reads them); every
+    # binding must be set here, so they get placeholders.
+    args.update({2: bias if bias is not None else np.zeros(1, out.dtype), 7: f32bytes(alpha), 8: f32bytes(beta),
+                 13: i64(0), 14: i32(bias_stride)})
+    run(library("gemv"), kernel, args, groups([-(-out_len // per_group), 1, batch], group), group)
+
+
+def test_gemv_batched_float32():
+    B, M, K = 2, 300, 200
+    rng = np.random.default_rng(23)
+    mat = rng.standard_normal((B, M, K)).astype(np.float32)
+    vec = rng.standard_normal((B, K)).astype(np.float32)
+    out = np.zeros((B, M), np.float32)
+    _gemv("gemv_float32_bm4_bn1_sm1_sn32_tm4_tn4_nc0_axpby0", mat, vec, out, K, M, K, per_group=16,
+          group=[32, 1, 4], batch=B)
+    want = np.einsum("bmk,bk->bm", mat.astype(np.float64), vec)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
+def test_gemv_small_k_axpby_float16():
+    # K <= 64: eight SIMD-groups of 4 x 8 threads; out = 0.5 * (mat @ vec) + 2 * bias
+    M, K = 50, 40
+    rng = np.random.default_rng(24)
+    mat = rng.standard_normal((M, K)).astype(np.float16)
+    vec = rng.standard_normal(K).astype(np.float16)
+    bias = rng.standard_normal(M).astype(np.float16)
+    out = np.zeros(M, np.float16)
+    _gemv("gemv_float16_bm1_bn1_sm8_sn4_tm4_tn4_nc0_axpby1", mat, vec, out, K, M, K, per_group=32,
+          group=[32, 1, 1], batch=1, bias=bias, alpha=0.5, beta=2.0)
+    want = 0.5 * (mat.astype(np.float64) @ vec.astype(np.float64)) + 2.0 * bias
+    np.testing.assert_allclose(f32(out), want, rtol=1e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_gemv_transposed(dtype):
+    K, N = 130, 300
+    rng = np.random.default_rng(25)
+    mat = rng.standard_normal((K, N)).astype(np.float32).astype(dtype)
+    vec = rng.standard_normal(K).astype(np.float32).astype(dtype)
+    out = np.zeros(N, dtype)
+    name = MLX_NAMES[np.dtype(dtype)]
+    _gemv(f"gemv_t_{name}_bm1_bn2_sm8_sn4_tm4_tn4_nc0_axpby0", mat, vec, out, K, N, N, per_group=32,
+          group=[32, 2, 1], batch=1)
+    want = f32(vec).astype(np.float64) @ f32(mat)
+    tol = 1e-4 if dtype == np.float32 else 5e-2
+    np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol * 4)
