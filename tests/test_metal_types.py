@@ -327,6 +327,42 @@ def test_address_space_overloads_with_different_bodies_are_rejected():
     assert "library.metal:13" in str(info.value) and "address space" in str(info.value)
 
 
+# MLX's steel/utils/type_traits.h: one specialisation per address space of a pointer, and its own
+# metal::void_t (Apple's metal namespace has none).
+POINTER_TRAITS = r"""
+#include <metal_stdlib>
+namespace metal {
+template <typename... Ts> struct make_void { typedef void type; };
+template <typename... Ts> using void_t = typename make_void<Ts...>::type;
+template <typename T> struct pointer_element {};
+template <typename T> struct pointer_element<thread T*> { using type = remove_cv_t<T>; };
+template <typename T> struct pointer_element<device T*> { using type = remove_cv_t<T>; };
+template <typename T> struct pointer_element<threadgroup T*> { using type = remove_cv_t<T>; };
+}  // namespace metal
+template <typename P, typename = metal::void_t<>> struct has_element : metal::false_type {};
+template <typename P> struct has_element<P, metal::void_t<typename metal::pointer_element<P>::type>> : metal::true_type {};
+kernel void traits(device int* out, device const short* p, uint i [[thread_position_in_grid]]) {
+  typename metal::pointer_element<decltype(p)>::type v = p[i];
+  out[i] = int(sizeof(v)) * 10 + int(has_element<decltype(p)>::value) + int(has_element<int>::value) * 100;
+}
+"""
+
+
+def test_class_specialisations_on_address_spaces_are_one():
+    lib = mps_shim.compile_shader(POINTER_TRAITS)
+    out = np.zeros(2, np.int32)
+    lib.traits(out, np.zeros(2, np.int16))
+    assert out.tolist() == [21, 21]
+
+
+def test_class_specialisations_on_address_spaces_with_different_bodies_are_rejected():
+    source = POINTER_TRAITS.replace("struct pointer_element<device T*> { using type = remove_cv_t<T>; }",
+                                    "struct pointer_element<device T*> { using type = T; }")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_shader(source)
+    assert "library.metal:8" in str(info.value) and "differ only in address space" in str(info.value)
+
+
 # bfloat and the vector types are Metal built-ins: argument-dependent lookup
 # from them finds no function of namespace metal, so a library's own function
 # of the same name, called unqualified, is the only candidate (as on Apple;

@@ -19,7 +19,8 @@ _libraries = {}
 
 
 def library(name):
-    """The whole .metal file, one library per file for the module (kernels compile at first use)."""
+    """The whole .metal file (a path under kernels/, without .metal), one library per file for the
+    module (kernels compile at first use)."""
     if name not in _libraries:
         root = mlx_dir()
         with open(os.path.join(root, "mlx", "backend", "metal", "kernels", name + ".metal")) as f:
@@ -538,3 +539,84 @@ def test_gemv_transposed(dtype):
     want = f32(vec).astype(np.float64) @ f32(mat)
     tol = 1e-4 if dtype == np.float32 else 5e-2
     np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol * 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# steel_gemm_fused.metal: D = A @ B (A M x K, or K x M stored when "t"; B K x N, or N x K),
+# optionally alpha * (A @ B) + beta * C; SIMD-group matrices, function constants for batching,
+# the C source and alignment (MLX's steel_matmul_regular_axpby)
+
+GEMM_PARAMS = np.dtype([(n, np.int32) for n in ("M", "N", "K", "lda", "ldb", "ldd", "tiles_n", "tiles_m")] +
+                       [(n, np.int64) for n in ("batch_stride_a", "batch_stride_b", "batch_stride_d")] +
+                       [(n, np.int32) for n in ("swizzle_log", "gemm_k_iterations_aligned", "batch_ndim")],
+                       align=True)
+ADDMM_PARAMS = np.dtype([("ldc", np.int32), ("fdc", np.int32), ("batch_stride_c", np.int64), ("alpha", np.float32),
+                         ("beta", np.float32)], align=True)
+
+
+def _steel_gemm(a, b, trans_a, trans_b, out_dtype, tile=(32, 32, 16, 2, 2), c=None, alpha=1.0, beta=0.0):
+    """a, b: (batch, rows, cols) as stored; returns D (batch, M, N)."""
+    bm, bn, bk, wm, wn = tile
+    batch = a.shape[0]
+    M, K = (a.shape[2], a.shape[1]) if trans_a else (a.shape[1], a.shape[2])
+    N = b.shape[1] if trans_b else b.shape[2]
+    d = np.zeros((batch, M, N), out_dtype)
+    tn, tm = -(-N // bn), -(-M // bm)
+    swizzle_log = 0 if tm <= 3 else 1
+    params = np.zeros((), GEMM_PARAMS)
+    for name, value in dict(M=M, N=N, K=K, lda=a.shape[2], ldb=b.shape[2], ldd=N, tiles_n=tn, tiles_m=tm,
+                            batch_stride_a=a[0].size, batch_stride_b=b[0].size, batch_stride_d=M * N,
+                            swizzle_log=swizzle_log, gemm_k_iterations_aligned=K // bk, batch_ndim=1).items():
+        params[name] = value
+    use_out_source = c is not None
+    constants = {"has_batch": False, "use_out_source": use_out_source,
+                 "do_axpby": use_out_source and (alpha != 1.0 or beta != 1.0),
+                 "align_M": M % bm == 0, "align_N": N % bn == 0, "align_K": K % bk == 0}
+    args = {0: a, 1: b, 3: d, 4: params.tobytes()}
+    if use_out_source:
+        addmm = np.zeros((), ADDMM_PARAMS)
+        addmm["ldc"], addmm["fdc"], addmm["batch_stride_c"] = c.shape[2], 1, c[0].size
+        addmm["alpha"], addmm["beta"] = alpha, beta
+        args.update({2: c, 5: addmm.tobytes()})
+    t = 1 << swizzle_log
+    name = MLX_NAMES[np.dtype(a.dtype)]
+    kernel = (f"steel_gemm_fused_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}_{name}_{name}"
+              f"_bm{bm}_bn{bn}_bk{bk}_wm{wm}_wn{wn}")
+    run(library("steel/gemm/kernels/steel_gemm_fused"), kernel, args, groups([tn * t, -(-tm // t), batch], [32, wn, wm]), [32, wn, wm],
+        constants=constants)
+    return d
+
+
+def _matmul(a, b, trans_a, trans_b):
+    a64, b64 = f32(a).astype(np.float64), f32(b).astype(np.float64)
+    return (a64.transpose(0, 2, 1) if trans_a else a64) @ (b64.transpose(0, 2, 1) if trans_b else b64)
+
+
+def test_steel_gemm_unaligned_batched_float32():
+    rng = np.random.default_rng(26)
+    a = rng.standard_normal((2, 70, 50)).astype(np.float32)
+    b = rng.standard_normal((2, 50, 90)).astype(np.float32)
+    d = _steel_gemm(a, b, False, False, np.float32)
+    np.testing.assert_allclose(d, _matmul(a, b, False, False), rtol=1e-4, atol=1e-4)
+
+
+def test_steel_gemm_aligned_transposed_swizzled_float32():
+    # 128 x 64 by 32 x 32 tiles: four tile rows, so tiles are swizzled in pairs (swizzle_log 1)
+    rng = np.random.default_rng(27)
+    a = rng.standard_normal((1, 32, 128)).astype(np.float32)  # A^T stored: K x M
+    b = rng.standard_normal((1, 64, 32)).astype(np.float32)   # B^T stored: N x K
+    d = _steel_gemm(a, b, True, True, np.float32)
+    np.testing.assert_allclose(d, _matmul(a, b, True, True), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16])
+def test_steel_gemm_addmm_half_types(dtype):
+    # D = 0.5 * (A @ B^T) + 2 * C, in 64 x 32 tiles of 4 x 1 SIMD-groups
+    rng = np.random.default_rng(28)
+    a = rng.standard_normal((1, 40, 24)).astype(np.float32).astype(dtype)
+    b = rng.standard_normal((1, 36, 24)).astype(np.float32).astype(dtype)
+    c = rng.standard_normal((1, 40, 36)).astype(np.float32).astype(dtype)
+    d = _steel_gemm(a, b, False, True, dtype, tile=(64, 32, 8, 4, 1), c=c, alpha=0.5, beta=2.0)
+    want = 0.5 * _matmul(a, b, False, True) + 2.0 * f32(c)
+    tol = 1e-2 if dtype == np.float16 else 5e-2
+    np.testing.assert_allclose(f32(d), want, rtol=tol, atol=tol * 2)
