@@ -193,13 +193,19 @@ def test_metal_attributes_outside_kernels():
 
 def test_mlx_spellings_of_constants_fences_and_traits():
     # MLX: `#define MLX_MTL_CONST static constant constexpr const`, a conversion operator qualified
-    # `const threadgroup`, metal::atomic_thread_fence(mem_flags, order, thread_scope_system), Apple's
-    # internal _disjunction, and a library's own metal::is_empty (Apple has none).
+    # `const threadgroup`, metal::atomic_thread_fence(mem_flags, order, thread_scope_system) with the
+    # library's own metal::thread_scope_system (fence.metal), Apple's internal _disjunction, and a
+    # library's own metal::is_empty (Apple has none).
     lib = mps_shim.compile_shader("""
     #include <metal_stdlib>
     #pragma METAL internals : enable
+    #ifndef __METAL_MEMORY_SCOPE_SYSTEM__
+    #define __METAL_MEMORY_SCOPE_SYSTEM__ 3
+    #endif
     namespace metal {
     template <typename T> struct is_empty : metal::bool_constant<__is_empty(T)> {};
+    constexpr constant metal::thread_scope thread_scope_system =
+        static_cast<thread_scope>(__METAL_MEMORY_SCOPE_SYSTEM__);
     }
     using namespace metal;
     #define MLX_MTL_CONST static constant constexpr const

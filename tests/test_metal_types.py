@@ -327,6 +327,30 @@ def test_address_space_overloads_with_different_bodies_are_rejected():
     assert "library.metal:13" in str(info.value) and "address space" in str(info.value)
 
 
+def test_braced_vector_initialisers_fill_lanes_in_order():
+    # MLX's random.metal: `uint4 ks = {key.x, key.y, key.x ^ key.y ^ 0x1BD11BDA};` (w is 0), as clang's
+    # vector initialiser lists; a braced single scalar is the first lane, not a splat.
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void braces(device uint4* out, device const uint2* key, uint i [[thread_position_in_grid]]) {
+      const uint2 k = key[i];
+      uint4 ks = {k.x, k.y, k.x ^ k.y ^ 0x1BD11BDA};
+      float4 first = {2.5f};
+      float2 ints = {3, 4};
+      float3 whole = {float2(5, 6), 7.0f};
+      out[3 * i] = ks;
+      out[3 * i + 1] = uint4(first);
+      out[3 * i + 2] = uint4(uint(ints.x), uint(ints.y), uint(whole.x), uint(whole.z));
+    }
+    """)
+    key = np.array([[1, 2], [7, 9]], np.uint32)
+    out = np.zeros((2, 3, 4), np.uint32)
+    lib.braces(out, key, threads=2)
+    for i, (a, b) in enumerate(key):
+        assert out[i].tolist() == [[a, b, a ^ b ^ 0x1BD11BDA, 0], [2, 0, 0, 0], [3, 4, 5, 7]]
+
+
 # MLX's steel/utils/type_traits.h: one specialisation per address space of a pointer, and its own
 # metal::void_t (Apple's metal namespace has none).
 POINTER_TRAITS = r"""
