@@ -264,3 +264,44 @@ def test_threadgroup_arrays_declared_in_both_branches():
     np.testing.assert_array_equal(out, x[::-1])
     lib.reverse_indexed(x, out, group_size=64)
     np.testing.assert_array_equal(out, x[::-1] + 1000.0 * np.arange(64)[::-1])
+
+
+# MLX's steel_gemm_masked.h: two kernel templates of one name, told apart by their template
+# parameters (a type where the other has a value).
+OVERLOADED_TEMPLATES = r"""
+#include <metal_stdlib>
+using namespace metal;
+struct Half { float f = 0.5f; };
+template <typename T, typename Scale, int N>
+kernel void scale(device T* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = T(i) * Scale().f + T(N);
+}
+template <typename T, int N, bool NEGATE = false>
+kernel void scale(device T* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = (NEGATE ? -T(i) : T(i)) * T(N);
+}
+template [[host_name("by_struct")]] kernel decltype(scale<float, Half, 100>) scale<float, Half, 100>;
+template [[host_name("by_value")]] kernel decltype(scale<float, 3>) scale<float, 3>;
+template [[host_name("by_value_negated")]] kernel decltype(scale<float, 3, true>) scale<float, 3, true>;
+"""
+
+
+def test_kernel_templates_overloaded_by_template_parameters():
+    lib = mps_shim.compile_shader(OVERLOADED_TEMPLATES)
+    out = np.zeros(4, np.float32)
+    lib.by_struct(out)
+    assert out.tolist() == [100, 100.5, 101, 101.5]
+    lib.by_value(out)
+    assert out.tolist() == [0, 3, 6, 9]
+    lib.by_value_negated(out)
+    assert out.tolist() == [0, -3, -6, -9]
+
+
+def test_an_instantiation_both_overloads_fit_is_an_error_at_its_line():
+    source = OVERLOADED_TEMPLATES.replace("template <typename T, int N, bool NEGATE = false>",
+                                          "template <typename T, typename U, int N>")
+    source = source.replace("T(i) * T(N)", "T(i) * T(N) * T(sizeof(U))")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_shader(source)
+    msg = str(info.value)
+    assert "library.metal:13:" in msg and "matches 2 of the 2 template kernels named 'scale'" in msg, msg

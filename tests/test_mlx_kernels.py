@@ -662,3 +662,41 @@ def test_random_bits(bytes_per_key):
         {0: keys, 1: out, 2: struct.pack("<?", bool(odd)), 3: struct.pack("<Q", bytes_per_key)},
         [len(keys), rows], [len(keys), rows])
     np.testing.assert_array_equal(out.view(np.uint8), want.view(np.uint8)[:, :bytes_per_key])
+
+
+# ---------------------------------------------------------------------------------------------
+# steel_gemm_masked.metal: D = (A * lhs_mask) @ (B * rhs_mask) * out_mask with one mask value per
+# 32 x 32 block (block_masked_gemm; two templates of that name, overloaded by template parameters)
+
+@pytest.mark.parametrize("out_mask_kind,op_mask_kind,M,N,K", [
+    ("bool_", "float32", 64, 96, 64),     # boolean output blocks, multiplicative operand blocks
+    ("nomask", "bool_", 70, 40, 48),      # boolean operand blocks only; unaligned M, N and K
+])
+def test_block_masked_gemm(out_mask_kind, op_mask_kind, M, N, K):
+    bs = 32
+    rng = np.random.default_rng(29)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    tm, tn, tk = -(-M // bs), -(-N // bs), -(-K // bs)
+    mask = {"bool_": lambda s: rng.random(s) < 0.6, "float32": lambda s: rng.uniform(0.5, 2, s).astype(np.float32)}
+    out_mask = mask[out_mask_kind]((tm, tn)) if out_mask_kind != "nomask" else None
+    lhs_mask, rhs_mask = mask[op_mask_kind]((tm, tk)), mask[op_mask_kind]((tk, tn))
+    d = np.full((M, N), np.nan, np.float32)
+    params = np.zeros((), GEMM_PARAMS)
+    for name, value in dict(M=M, N=N, K=K, lda=K, ldb=N, ldd=N, tiles_n=tn, tiles_m=tm, batch_stride_d=M * N,
+                            gemm_k_iterations_aligned=K // 16, batch_ndim=1).items():
+        params[name] = value
+    strides = [] if out_mask is None else [1, tn]
+    strides += [1, tk, 1, tn]
+    placeholder = np.zeros(1, np.bool_)
+    args = {0: a, 1: b, 3: d, 4: params.tobytes(), 6: i32(1), 7: i64(0, 0, 0, 0, 0),
+            10: out_mask if out_mask is not None else placeholder, 11: lhs_mask, 12: rhs_mask, 13: i32(*strides)}
+    aligned = lambda ok: "t" if ok else "n"  # noqa: E731
+    kernel = (f"steel_gemm_block_outmask_{out_mask_kind}_opmask_{op_mask_kind}_nn_float32_float32"
+              f"_bm32_bn32_bk16_wm2_wn2_MN_{aligned(M % bs == 0 and N % bs == 0)}aligned_K_{aligned(K % 16 == 0)}aligned")
+    run(library("steel/gemm/kernels/steel_gemm_masked"), kernel, args, groups([tn, tm, 1], [32, 2, 2]), [32, 2, 2])
+    expand = lambda m, rows, cols: np.kron(m.astype(np.float64), np.ones((bs, bs)))[:rows, :cols]  # noqa: E731
+    want = (a * expand(lhs_mask, M, K)) @ (b * expand(rhs_mask, K, N))
+    if out_mask is not None:
+        want = want * expand(out_mask, M, N)
+    np.testing.assert_allclose(d, want, rtol=1e-4, atol=1e-4)
