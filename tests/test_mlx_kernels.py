@@ -265,6 +265,25 @@ def test_softmax(kernel, dtype, axis_size, rtol):
     np.testing.assert_allclose(f32(out), want, rtol=rtol, atol=rtol * want.max())
 
 
+@pytest.mark.parametrize("kernel,dtype,axis_size", [
+    ("block_logsumexp_float32", np.float32, 999),
+    ("looped_logsumexp_float32", np.float32, 9000),
+    ("block_logsumexp_float16", np.float16, 300),
+])
+def test_logsumexp(kernel, dtype, axis_size):
+    looped_limit = 4096  # LOGSUMEXP_LOOPED_LIMIT of logsumexp.cpp
+    rows = 3
+    x = (np.random.default_rng(30).standard_normal((rows, axis_size)) * 4).astype(np.float32).astype(dtype)
+    x[1, 7] = -np.inf  # a row with one -inf element still has a finite log-sum
+    out = np.zeros(rows, dtype)
+    group = _row_group(axis_size, 4, looped_limit)
+    run(library("logsumexp"), kernel, {0: x, 1: out, 2: i32(axis_size)}, [rows * group], [group])
+    xf = f32(x).astype(np.float64)
+    m = xf.max(axis=1, keepdims=True)
+    want = (m + np.log(np.exp(xf - m).sum(axis=1, keepdims=True)))[:, 0]
+    np.testing.assert_allclose(f32(out), want, rtol=1e-5 if dtype == np.float32 else 2e-3)
+
+
 # layer_norm_single_row sets thread_x[n:N_READS] with n = axis_size - lid * N_READS, negative for the
 # threads past the row's end when the group is rounded up to whole SIMD-groups: a write before the
 # private array (undefined behaviour in MLX's kernel; on the host it corrupts the thread's stack).
