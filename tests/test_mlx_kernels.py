@@ -601,7 +601,8 @@ def _steel_gemm(a, b, trans_a, trans_b, out_dtype, tile=(32, 32, 16, 2, 2), c=No
     name = MLX_NAMES[np.dtype(a.dtype)]
     kernel = (f"steel_gemm_fused_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}_{name}_{name}"
               f"_bm{bm}_bn{bn}_bk{bk}_wm{wm}_wn{wn}")
-    run(library("steel/gemm/kernels/steel_gemm_fused"), kernel, args, groups([tn * t, -(-tm // t), batch], [32, wn, wm]), [32, wn, wm],
+    group = [32, wn, wm]
+    run(library("steel/gemm/kernels/steel_gemm_fused"), kernel, args, groups([tn * t, -(-tm // t), batch], group), group,
         constants=constants)
     return d
 
@@ -710,12 +711,51 @@ def test_block_masked_gemm(out_mask_kind, op_mask_kind, M, N, K):
     placeholder = np.zeros(1, np.bool_)
     args = {0: a, 1: b, 3: d, 4: params.tobytes(), 6: i32(1), 7: i64(0, 0, 0, 0, 0),
             10: out_mask if out_mask is not None else placeholder, 11: lhs_mask, 12: rhs_mask, 13: i32(*strides)}
-    aligned = lambda ok: "t" if ok else "n"  # noqa: E731
+    mn_aligned, k_aligned = "t" if M % bs == 0 and N % bs == 0 else "n", "t" if K % 16 == 0 else "n"
     kernel = (f"steel_gemm_block_outmask_{out_mask_kind}_opmask_{op_mask_kind}_nn_float32_float32"
-              f"_bm32_bn32_bk16_wm2_wn2_MN_{aligned(M % bs == 0 and N % bs == 0)}aligned_K_{aligned(K % 16 == 0)}aligned")
+              f"_bm32_bn32_bk16_wm2_wn2_MN_{mn_aligned}aligned_K_{k_aligned}aligned")
     run(library("steel/gemm/kernels/steel_gemm_masked"), kernel, args, groups([tn, tm, 1], [32, 2, 2]), [32, 2, 2])
     expand = lambda m, rows, cols: np.kron(m.astype(np.float64), np.ones((bs, bs)))[:rows, :cols]  # noqa: E731
     want = (a * expand(lhs_mask, M, K)) @ (b * expand(rhs_mask, K, N))
     if out_mask is not None:
         want = want * expand(out_mask, M, N)
     np.testing.assert_allclose(d, want, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# scaled_dot_product_attention.metal: sdpa_vector, one threadgroup of 32 SIMD-groups per query
+# (each SIMD-group takes every 32nd key; an online softmax, then the groups combine)
+
+def _attention(q, k, v, scale, keep=None):
+    """softmax(scale * q k^T) v per head, keys grouped over query heads (GQA); keep: (Hq, Lq, N)."""
+    gqa = q.shape[1] // k.shape[1]
+    kk, vv = np.repeat(k, gqa, axis=1).astype(np.float64), np.repeat(v, gqa, axis=1).astype(np.float64)
+    s = scale * np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), kk)
+    if keep is not None:
+        s = np.where(keep, s, -np.inf)
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    return np.einsum("bhqk,bhkd->bhqd", p / p.sum(axis=-1, keepdims=True), vv)
+
+
+@pytest.mark.parametrize("dtype,causal", [(np.float32, False), (np.float32, True), (np.float16, False)])
+def test_sdpa_vector(dtype, causal):
+    B, Hq, Hkv, Lq, N, D = 1, 4, 2, 2, 100, 64
+    rng = np.random.default_rng(31)
+    q = rng.standard_normal((B, Hq, Lq, D)).astype(dtype)
+    k = rng.standard_normal((B, Hkv, N, D)).astype(dtype)
+    v = rng.standard_normal((B, Hkv, N, D)).astype(dtype)
+    out = np.zeros((B, Hq, Lq, D), dtype)
+    scale = 1 / np.sqrt(D)
+    name = {np.float32: "float", np.float16: "float16_t"}[dtype]
+    run(library("scaled_dot_product_attention"), f"sdpa_vector_{name}_{D}_{D}",
+        {0: q, 1: k, 2: v, 3: out, 4: i32(Hq // Hkv), 5: i32(N), 6: i64(N * D), 7: i64(D), 8: i64(N * D), 9: i64(D),
+         10: f32bytes(scale)},
+        groups([B * Hq, Lq, 1], [1024, 1, 1]), [1024, 1, 1],
+        constants={"has_mask": False, "query_transposed": False, "do_causal": causal, "bool_mask": False,
+                   "float_mask": False, "has_sinks": False})
+    keep = None
+    if causal:  # query i of Lq sees the keys up to N - Lq + i
+        keep = np.arange(N)[None, :] <= (N - Lq + np.arange(Lq))[:, None]
+    want = _attention(q, k, v, scale, keep)
+    tol = 1e-4 if dtype == np.float32 else 5e-3
+    np.testing.assert_allclose(f32(out), want, rtol=tol, atol=tol)
