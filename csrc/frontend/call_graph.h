@@ -15,6 +15,11 @@ namespace mps_shim::frontend {
 struct FunctionBody {
   std::string name;
   size_t open, close;  // the braces
+  // A member function's class, by its name and the aliases the library gives
+  // it (`using K = GEMVKernel<T, ...>`); empty for a free function. A call
+  // `K::run(...)` reaches only the `run`s of the classes named K, when it
+  // names any; otherwise every `run`.
+  std::vector<std::string> class_names;
 };
 
 // Bodies of functions defined at namespace or class scope.

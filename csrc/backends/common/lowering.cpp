@@ -1,6 +1,5 @@
 #include "backends/common/lowering.h"
 
-#include <map>
 #include <set>
 
 #include "frontend/call_graph.h"
@@ -10,11 +9,17 @@ namespace mps_shim::lowering {
 
 void place_threadgroup_memory(const frontend::ParsedLibrary& library, const char* storage,
                               frontend::TokenEdits& edits) {
-  std::map<size_t, std::string> sums;  // by function body: "sizeof(a) + sizeof(b)"
-  for (const frontend::ThreadgroupDecl& d : library.threadgroup_decls) {
+  const auto& decls = library.threadgroup_decls;
+  for (size_t i = 0; i < decls.size(); ++i) {
+    const frontend::ThreadgroupDecl& d = decls[i];
     edits[d.keyword] = storage;
-    std::string& sum = sums[d.function];
-    for (const frontend::ThreadgroupObject& o : d.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
+    std::string sum;  // the objects still visible here: an earlier branch's arrays are out of scope
+    for (size_t j = 0; j <= i; ++j) {
+      const frontend::ThreadgroupDecl& e = decls[j];
+      if (e.function != d.function || (e.function && (e.block_open > d.keyword || d.keyword > e.block_close))) continue;
+      for (const frontend::ThreadgroupObject& o : e.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
+    }
+    if (sum.empty()) continue;  // declarators that are all pointers or references
     edits[d.end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
   }
 }

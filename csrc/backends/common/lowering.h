@@ -10,7 +10,8 @@ namespace mps_shim::lowering {
 
 // `threadgroup T x[N];` becomes `<storage> T x[N];` (the host: a function-local
 // `static thread_local`; CUDA: `__shared__`), each declaration followed by a
-// check of its function's threadgroup objects so far against Metal's 32 KiB.
+// check against Metal's 32 KiB of its function's threadgroup objects visible
+// there (the front end's per-kernel total counts them all where it knows the sizes).
 void place_threadgroup_memory(const frontend::ParsedLibrary& library, const char* storage,
                               frontend::TokenEdits& edits);
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -186,6 +187,13 @@ MPS_SHIM_INLINE constexpr To as_type(const From& v) {
 
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+
+// <metal_uniform>: uniform<T> promises Apple's compiler that every thread holds the same value (a
+// scheduling hint there); here a uniform value is simply the value, with all of T's operations.
+template <typename T>
+using uniform = T;
+template <typename T>
+MPS_SHIM_INLINE constexpr T make_uniform(const T& v) { return v; }
 
 
 }  // namespace metal
