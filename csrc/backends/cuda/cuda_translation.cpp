@@ -1,5 +1,6 @@
 #include "backends/cuda/cuda_translation.h"
 
+#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -46,20 +47,86 @@ bool cuda_float_function(const std::string& name) {
   return name.size() > 1 && name.back() == 'f' && cuda_global_functions().count(name.substr(0, name.size() - 1));
 }
 
+// `text` (edits' replacements, template arguments) with CUDA's vector type
+// names written ::metal::float4: whole identifiers not already qualified.
+std::string qualify_vector_names(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (!(std::isalpha(static_cast<unsigned char>(c)) || c == '_')) {
+      out += c;
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+    const std::string word = text.substr(i, end - i);
+    const bool qualified = out.size() >= 2 && out.compare(out.size() - 2, 2, "::") == 0;
+    const bool member = !out.empty() && out.back() == '.';
+    out += !qualified && !member && cuda_global_vector_types().count(word) ? "::metal::" + word : word;
+    i = end;
+  }
+  return out;
+}
+
+// A call `name(`, not a declaration `type name(...)` of a variable.
+bool is_call(const frontend::LexedSource& src, size_t i) {
+  if (i + 1 >= src.tokens.size() || !src.tokens[i + 1].is("(")) return false;
+  if (i == 0 || !src.tokens[i - 1].is_identifier()) return true;
+  static const std::set<std::string_view> keywords = {"return", "case", "else", "do", "throw", "co_return"};
+  return keywords.count(src.tokens[i - 1].text) > 0;
+}
+
 bool after_member_access(const frontend::LexedSource& src, size_t i) {
   if (i == 0) return false;
   const std::string_view prev = src.tokens[i - 1].text;
   return prev == "." || prev == "->" || prev == "::";
 }
 
+// The namespace around each `{` of the source ("a::b", "" for the global one).
+std::vector<std::string> namespaces_at_braces(const frontend::LexedSource& src) {
+  std::vector<std::string> at(src.tokens.size());
+  std::vector<std::string> stack;  // per open brace: its namespace path
+  std::string pending;             // `namespace a::b` read, its `{` not yet
+  bool in_namespace_head = false;
+  for (size_t i = 0; i < src.tokens.size(); ++i) {
+    const frontend::Token& t = src.tokens[i];
+    const std::string current = stack.empty() ? "" : stack.back();
+    if (t.is("namespace")) {
+      in_namespace_head = true;
+      pending = current;
+    } else if (in_namespace_head && t.is_identifier()) {
+      pending += (pending.empty() ? "" : "::") + std::string(t.text);
+    } else if (t.is("{")) {
+      at[i] = current;
+      stack.push_back(in_namespace_head ? pending : current);
+      in_namespace_head = false;
+    } else if (t.is("}")) {
+      if (!stack.empty()) stack.pop_back();
+    } else if (in_namespace_head && !t.is("::")) {
+      in_namespace_head = false;  // `namespace x = y;`, `using namespace x;`
+    }
+  }
+  return at;
+}
+
 // Qualifies the user's unqualified uses of the names CUDA also declares.
 void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::ParsedLibrary& library,
                           frontend::TokenEdits& edits) {
-  std::set<std::string> own;  // functions the library defines itself keep their overload set
-  for (const frontend::FunctionBody& b : library.bodies) own.insert(b.name);
+  // Functions the library defines outside namespace metal keep their overload
+  // set (a qualified call would miss them); those it adds to namespace metal
+  // (MLX's bfloat math) are found by a qualified call like Metal's own.
+  const std::vector<std::string> ns = namespaces_at_braces(src);
+  std::set<std::string> own;
+  for (const frontend::FunctionBody& b : library.bodies)
+    if (ns[b.open] != "metal") own.insert(b.name);
   for (size_t i = 0; i < src.tokens.size(); ++i) {
     const frontend::Token& t = src.tokens[i];
-    if (t.kind != frontend::TokenKind::Identifier || edits[i]) continue;
+    if (edits[i]) {
+      *edits[i] = qualify_vector_names(*edits[i]);
+      continue;
+    }
+    if (t.kind != frontend::TokenKind::Identifier) continue;
     const std::string name(t.text);
     if (own.count(name) && cuda_float_function(name) && (i == 0 || !src.tokens[i - 1].is(".")) &&
         (i == 0 || !src.tokens[i - 1].is("->"))) {
@@ -68,8 +135,7 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
     }
     if (after_member_access(src, i)) continue;
     if (cuda_global_vector_types().count(name) ||
-        (cuda_global_functions().count(name) && !own.count(name) && i + 1 < src.tokens.size() &&
-         src.tokens[i + 1].is("(")))
+        (cuda_global_functions().count(name) && !own.count(name) && is_call(src, i)))
       edits[i] = "::metal::" + name;
   }
 }
@@ -84,7 +150,7 @@ std::string quoted(const std::string& s) {
 }
 
 void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index) {
-  const std::string fn = k.function + k.template_args;
+  const std::string fn = k.function + qualify_vector_names(k.template_args);
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_cuda::fn_traits<decltype(&" << fn << ")>;\n";
   out << "extern \"C\" __global__ void ";
@@ -136,11 +202,11 @@ CudaTranslation translate_for_cuda(const std::string& preprocessed, const fronte
                                    const std::vector<size_t>& indices, const frontend::ConstantValues& constants) {
   frontend::TokenEdits edits = library.edits;
   lowering::place_threadgroup_memory(library, "__shared__", edits);
-  qualify_cuda_clashes(source, library, edits);
   CudaTranslation out;
   out.kernels = lowering::module_kernels(library, all_kernels, indices, constants);
   frontend::specialise_function_constants(source, library, constants, edits);
   if (!all_kernels) lowering::leave_out_other_kernels(source, library, out.kernels, edits);
+  qualify_cuda_clashes(source, library, edits);
   std::ostringstream entries;
   entries << "\n#line 1 " << quoted("<mps_shim entry points>") << "\n";
   for (size_t i = 0; i < out.kernels.size(); ++i) emit_entry(entries, out.kernels[i], i);

@@ -6,6 +6,7 @@
 #define MPS_SHIM_CUDA 1
 
 #include "metal/mps_metal_stdlib.h"
+#include "metal/mps_metal_logging.h"
 #include "mps_param_facts.h"
 #include "cuda_engine/mps_cuda_launch.h"
 
