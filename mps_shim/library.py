@@ -25,7 +25,7 @@ _CONSTANT_SCALARS = {"bool": np.bool_, "char": np.int8, "uchar": np.uint8, "shor
 def compile_check(source, backend="cuda", include_dirs=()):
     """Compiles `source` for `backend` without running it, where that backend needs no device for
     it: "cuda" translates every kernel to CUDA C++ and compiles it with NVRTC (for
-    MPS_SHIM_CUDA_ARCH, default sm_90). Raises CompileError naming the Metal line where it does
+    MPS_SHIM_CUDA_ARCH, default compute_90: to PTX). Raises CompileError naming the Metal line where it does
     not compile, EngineError where NVRTC or libcu++'s headers are missing (pip install
     nvidia-cuda-nvrtc-cu12 nvidia-cuda-cccl-cu12)."""
     if isinstance(include_dirs, (str, bytes, os.PathLike)):

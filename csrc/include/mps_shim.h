@@ -214,7 +214,7 @@ MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
 MPS_SHIM_EXPORT int32_t mps_shim_device_memory_is_host(void);
 /* Compiles source (with n_include_dirs folders for #include) for `backend_name` without running
  * it, where that backend can do so without its device ("cuda": NVRTC, for MPS_SHIM_CUDA_ARCH,
- * default sm_90). Fails with kind MPS_SHIM_ERROR_COMPILE where it does not compile, ENGINE where
+ * default compute_90: PTX, without ptxas). Fails with kind MPS_SHIM_ERROR_COMPILE where it does not compile, ENGINE where
  * the backend has no such check or lacks its compiler here. Setting MPS_SHIM_COMPILE_CHECK=cuda
  * runs this check on every library created. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_compile_check(const char* backend_name, const char* source,

@@ -100,6 +100,8 @@ bool load_nvrtc(NvrtcApi& api, std::string& why) {
   MPS_CUDA_BIND(h, api, nvrtcGetProgramLog, "nvrtcGetProgramLog", missing);
   MPS_CUDA_BIND(h, api, nvrtcGetCUBINSize, "nvrtcGetCUBINSize", missing);
   MPS_CUDA_BIND(h, api, nvrtcGetCUBIN, "nvrtcGetCUBIN", missing);
+  MPS_CUDA_BIND(h, api, nvrtcGetPTXSize, "nvrtcGetPTXSize", missing);
+  MPS_CUDA_BIND(h, api, nvrtcGetPTX, "nvrtcGetPTX", missing);
   MPS_CUDA_BIND(h, api, nvrtcDestroyProgram, "nvrtcDestroyProgram", missing);
   MPS_CUDA_BIND(h, api, nvrtcGetErrorString, "nvrtcGetErrorString", missing);
   if (!missing.empty()) {

@@ -184,7 +184,15 @@ class CudaLibrary : public CompiledLibrary {
     const CudaTranslation t =
         translate_for_cuda(src_->preprocessed, src_->lexed, src_->parsed, all, indices, values);
     const Device& dev = Device::instance();
-    const std::string cubin = compile_cuda(t.source, dev.arch);
+    std::string cubin;
+    try {
+      cubin = compile_cuda(t.source, dev.arch);
+    } catch (const CompileError& e) {
+      // ptxas of some NVRTC releases fails on code it generated itself (C7600 on
+      // sm_90 with NVRTC 12.9): the driver's own assembler gets the PTX instead.
+      if (std::string(e.what()).find("ptxas") == std::string::npos) throw;
+      cubin = compile_cuda(t.source, "compute_" + dev.arch.substr(3));
+    }
     dev.make_current();
     auto module = std::make_shared<CudaModule>();
     check_cuda(dev.api->cuModuleLoadData(&module->module, cubin.data()), "cuModuleLoadData");
@@ -274,13 +282,15 @@ std::string cuda_unavailable() {
 MPS_SHIM_REGISTER_BACKEND("cuda", CudaBackend, cuda_unavailable);
 
 // Every kernel of the library, translated and compiled by NVRTC for
-// MPS_SHIM_CUDA_ARCH (default sm_90) with no function constant set: no GPU needed.
+// MPS_SHIM_CUDA_ARCH (default compute_90: to PTX, which is what the translation
+// decides; ptxas, the driver's part, is left out) with no function constant set:
+// no GPU needed.
 void check_cuda_compile(const std::string& source, const CompileOptions& options) {
   const host::ParsedSource src(host::preprocess_source(source, options.include_dirs));
   if (src.parsed.kernels.empty()) return;
   const CudaTranslation t = translate_for_cuda(src.preprocessed, src.lexed, src.parsed, true, {}, {});
   const char* arch = std::getenv("MPS_SHIM_CUDA_ARCH");
-  compile_cuda(t.source, arch && *arch ? arch : "sm_90");
+  compile_cuda(t.source, arch && *arch ? arch : "compute_90");
 }
 
 const bool check_registered = [] {

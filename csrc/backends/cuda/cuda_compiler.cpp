@@ -1,11 +1,13 @@
 #include "backends/cuda/cuda_compiler.h"
 
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
 #include "backends/cuda/cuda_api.h"
 #include "backends/host/kernel_cache.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 namespace mps_shim::cuda {
 
@@ -44,6 +46,7 @@ std::string compile_cuda(const std::string& source, const std::string& arch) {
   MPS_SHIM_CHECK_AS(EngineError, api != nullptr, "the CUDA backend cannot compile: ", why);
   const std::string& cxx_include = libcudacxx_include_dirs(&why);
   MPS_SHIM_CHECK_AS(EngineError, !cxx_include.empty(), "the CUDA backend cannot compile: ", why);
+  if (const char* keep = std::getenv("MPS_SHIM_KEEP_CUDA"); keep && *keep) write_file_atomic(keep, source);
   host::KernelCache& cache = host::KernelCache::instance();
   const std::string key = cache.key(source, concat("cuda|", arch, "|nvrtc ", nvrtc_version(), "|", cxx_include));
   if (std::optional<std::string> cubin = cache.read(key)) return *cubin;
@@ -68,12 +71,13 @@ std::string compile_cuda(const std::string& source, const std::string& arch) {
   if (log_size) api->nvrtcGetProgramLog(prog, log.data());
   while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
   if (result != 0) throw CompileError(host_style_diagnostics(log));
+  const bool ptx = arch.rfind("compute_", 0) == 0;
   size_t size = 0;
-  api->nvrtcGetCUBINSize(prog, &size);
-  std::string cubin(size, '\0');
-  api->nvrtcGetCUBIN(prog, cubin.data());
-  cache.store(key, cubin);
-  return cubin;
+  (ptx ? api->nvrtcGetPTXSize : api->nvrtcGetCUBINSize)(prog, &size);
+  std::string image(size, '\0');
+  (ptx ? api->nvrtcGetPTX : api->nvrtcGetCUBIN)(prog, image.data());
+  cache.store(key, image);
+  return image;
 }
 
 }  // namespace mps_shim::cuda

@@ -6,7 +6,9 @@
 
 namespace mps_shim::cuda {
 
-// The cubin of `source` for `arch` ("sm_90"). Throws CompileError with
+// The cubin of `source` for a real architecture `arch` ("sm_90"), or its PTX
+// for a virtual one ("compute_90": NVRTC's front end and code generation,
+// without ptxas; the driver assembles PTX when it loads it). Throws CompileError with
 // NVRTC's diagnostics (they name library.metal's lines), or EngineError when
 // NVRTC or libcu++'s headers are missing.
 std::string compile_cuda(const std::string& source, const std::string& arch);

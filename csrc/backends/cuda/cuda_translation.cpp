@@ -115,11 +115,12 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
                           frontend::TokenEdits& edits) {
   // Functions the library defines outside namespace metal keep their overload
   // set (a qualified call would miss them); those it adds to namespace metal
-  // (MLX's bfloat math) are found by a qualified call like Metal's own.
+  // (MLX's bfloat math) are found by a qualified call like Metal's own, and
+  // those of metal::fast or metal::precise are never called unqualified.
   const std::vector<std::string> ns = namespaces_at_braces(src);
   std::set<std::string> own;
   for (const frontend::FunctionBody& b : library.bodies)
-    if (ns[b.open] != "metal") own.insert(b.name);
+    if (ns[b.open] != "metal" && ns[b.open].rfind("metal::", 0) != 0) own.insert(b.name);
   for (size_t i = 0; i < src.tokens.size(); ++i) {
     const frontend::Token& t = src.tokens[i];
     if (edits[i]) {

@@ -17,7 +17,7 @@
 #define MPS_SHIM_INLINE __forceinline__
 #define MPS_SHIM_KERNEL static __forceinline__
 // ptxas fails on some calls of out-of-line device functions (C7600): inline.
-#define MPS_SHIM_OUT_OF_LINE inline
+#define MPS_SHIM_OUT_OF_LINE __forceinline__
 
 // ---- GCC builtins the headers call, as CUDA's functions ----------------------
 #define __builtin_sinf sinf

@@ -31,7 +31,7 @@ inline unsigned lane_id() { return threadIdx.x + blockDim.x * (threadIdx.y + blo
 
 // Any value of up to 16 bytes, shuffled as 32-bit words.
 template <typename T>
-inline T shuffle_from(uint32_t mask, const T& v, unsigned src) {
+__forceinline__ T shuffle_from(uint32_t mask, const T& v, unsigned src) {
   static_assert(sizeof(T) <= 16, "SIMD-group functions carry values of at most 16 bytes");
   constexpr unsigned kWords = (sizeof(T) + 3) / 4;
   uint32_t w[kWords] = {};
@@ -57,13 +57,13 @@ struct Group {
 
 // vals[l]: lane l's value for the active lanes of the group, the first active one's elsewhere.
 template <unsigned W, typename T>
-inline void gather(const Group<W>& g, const T& x, T* vals) {
+__forceinline__ void gather(const Group<W>& g, const T& x, T* vals) {
   const unsigned first = unsigned(__ffs(int(g.mask)) - 1);
   for (unsigned l = 0; l < W; ++l) vals[l] = shuffle_from(g.warp_mask, x, g.base + ((g.mask >> l) & 1u ? l : first));
 }
 
 template <unsigned W, typename T, typename Op>
-inline T reduce(const T& x, Op op) {
+__forceinline__ T reduce(const T& x, Op op) {
   const Group<W> g;
   if (g.full()) {  // level k: aligned blocks of 2^k lanes, left block first
     T v = x;
@@ -80,7 +80,7 @@ inline T reduce(const T& x, Op op) {
 
 // Inclusive (or exclusive) scan of the active lanes below the caller; `identity` where there are none.
 template <unsigned W, bool kInclusive, typename T, typename Op>
-inline T scan(const T& x, T identity, Op op) {
+__forceinline__ T scan(const T& x, T identity, Op op) {
   const Group<W> g;
   if (g.full()) {  // Kogge-Stone
     T v = x;
@@ -102,7 +102,7 @@ inline T scan(const T& x, T identity, Op op) {
 
 // Lane `src` of the caller's group, or `fallback` when it is outside the group or inactive.
 template <unsigned W, typename T>
-inline T pick(const Group<W>& g, const T& x, long src, const T& fallback) {
+__forceinline__ T pick(const Group<W>& g, const T& x, long src, const T& fallback) {
   const T v = shuffle_from(g.warp_mask, x, g.base + (g.active(src) ? unsigned(src) : g.lane));
   return g.active(src) ? v : fallback;
 }
