@@ -147,3 +147,164 @@ def test_soft_max_f32(ggml, n, threads):
     expected = np.exp(z - z.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     assert np.allclose(y, expected, rtol=1e-5, atol=1e-7)
+
+
+# --- unary ops (kernel_unary_*: one kernel, the operation picked by function constant FC_unary_op) ---
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * x * (1 + 0.044715 * x * x)))
+
+
+def _gelu_erf(x):
+    from math import erf
+    return 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+
+
+# op codes: OP_UNARY_NUM_* of ggml-metal-impl.h; `args` are the ggml_metal_kargs_unary fields the op reads
+_UNARY = {
+    "scale": (10, {"scale": 1.7, "bias": -0.3}, lambda x: 1.7 * x - 0.3),
+    "clamp": (12, {"min": -0.5, "max": 0.8}, lambda x: np.clip(x, -0.5, 0.8)),
+    "sqr": (13, {}, lambda x: x * x),
+    "leaky_relu": (18, {"slope": 0.1}, lambda x: np.where(x > 0, x, 0.1 * x)),
+    "tanh": (100, {}, np.tanh),
+    "relu": (101, {}, lambda x: np.maximum(x, 0)),
+    "sigmoid": (102, {}, lambda x: 1 / (1 + np.exp(-x))),
+    "gelu": (103, {}, _gelu_tanh),
+    "gelu_erf": (104, {}, _gelu_erf),
+    "silu": (106, {}, lambda x: x / (1 + np.exp(-x))),
+    "elu": (107, {}, lambda x: np.where(x > 0, x, np.expm1(x))),
+    "hardswish": (112, {}, lambda x: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "softplus": (115, {}, lambda x: np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_UNARY))
+@pytest.mark.parametrize("dtype, vec", [(np.float32, False), (np.float32, True), (np.float16, False),
+                                        (np.float16, True)])
+@pytest.mark.parametrize("contiguous_count", [True, False])
+def test_unary(ggml, op, dtype, vec, contiguous_count):
+    # FC_unary_cnt: ggml's small contiguous tensors run one thread per element (n threadgroups of 1);
+    # otherwise rows of ne00 elements, nth threads per threadgroup (ggml_metal_op_unary)
+    library, ffi = ggml
+    code, params, reference = _UNARY[op]
+    rows, n = 3, 200
+    rng = np.random.default_rng(code)
+    x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+    y = np.zeros_like(x)
+    es, w = x.itemsize, 4 if vec else 1
+    ne0 = n // w
+    args = _args(ffi, "ggml_metal_kargs_unary", ne00=ne0, ne01=rows, ne02=1, ne03=1, nb00=es, nb01=es * n,
+                 nb02=es * n * rows, nb03=es * n * rows, ne0=ne0, ne1=rows, ne2=1, ne3=1, nb0=es, nb1=es * n,
+                 nb2=es * n * rows, nb3=es * n * rows, **params)
+    t = "f32" if dtype == np.float32 else "f16"
+    name = f"kernel_unary_{t}_{t}" + ("_4" if vec else "")
+    fn = library.get_kernel_function(name, constants={"FC_unary_op": code, "FC_unary_cnt": contiguous_count})
+    if contiguous_count:
+        _run(fn, [x, y], args, groups=(rows * ne0, 1, 1), group_size=(1, 1, 1))
+    else:
+        nth = min(ne0, 256)
+        _run(fn, [x, y], args, groups=(-(-ne0 // nth) * rows, 1, 1), group_size=(nth, 1, 1))
+    expected = reference(x.astype(np.float64))
+    if dtype == np.float16:
+        # computed in float, rounded once to half: within a half ulp or two of the rounded reference
+        assert np.allclose(y.astype(np.float32), expected.astype(np.float16).astype(np.float32), rtol=2e-3,
+                           atol=1e-4)
+    else:
+        assert np.allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- ggml's block formats (ggml-common.h: block_q4_0, block_q8_0) and their quantizers (quantize_q*_0) ---
+
+QK = 32
+_Q8_0 = np.dtype([("d", "<f2"), ("qs", "i1", QK)])        # value = qs[j] * d
+_Q4_0 = np.dtype([("d", "<f2"), ("qs", "u1", QK // 2)])   # value j < 16: (qs[j] & 15) - 8, j >= 16: (qs[j-16] >> 4) - 8; times d
+
+
+def quantize_q8_0(x):
+    """Rows of x (length a multiple of 32) as block_q8_0 bytes: d = amax/127, q = round(x/d) half away
+    from zero, in float32 as the Metal quantizer computes it."""
+    b = x.reshape(-1, QK).astype(np.float32)
+    d = np.abs(b).max(axis=1) / np.float32(127)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    v = b * inv[:, None]
+    blocks = np.empty(len(b), _Q8_0)
+    blocks["d"] = d
+    blocks["qs"] = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
+    return blocks.view(np.uint8).reshape(x.shape[:-1] + (-1,))
+
+
+def quantize_q4_0(x):
+    """Rows of x as block_q4_0 bytes: d = (the value of largest magnitude)/-8, q = min(15, trunc(x/d + 8.5))."""
+    b = x.reshape(-1, QK).astype(np.float32)
+    signed_max = b[np.arange(len(b)), np.abs(b).argmax(axis=1)]
+    d = signed_max / np.float32(-8)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = np.minimum(15, np.trunc(b * inv[:, None] + np.float32(8.5))).astype(np.uint8)
+    blocks = np.empty(len(b), _Q4_0)
+    blocks["d"] = d
+    blocks["qs"] = q[:, :QK // 2] | (q[:, QK // 2:] << 4)
+    return blocks.view(np.uint8).reshape(x.shape[:-1] + (-1,))
+
+
+def dequantize(kind, data, n):
+    """The float32 values of rows of block bytes (n values a row)."""
+    blocks = np.ascontiguousarray(data).reshape(-1).view(_Q8_0 if kind == "q8_0" else _Q4_0)
+    d = blocks["d"].astype(np.float32)[:, None]
+    if kind == "q8_0":
+        q = blocks["qs"].astype(np.float32)
+    else:
+        q = np.concatenate([blocks["qs"] & 15, blocks["qs"] >> 4], axis=1).astype(np.float32) - 8
+    return (q * d).reshape(data.shape[:-1] + (n,))
+
+
+_QUANTIZE = {"q8_0": quantize_q8_0, "q4_0": quantize_q4_0}
+
+
+def _weights(kind, rows, n, rng):
+    """src0 of a product or get_rows in ggml type `kind`: (the bytes as passed, their float64 values)."""
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    if kind == "f32":
+        return x, x.astype(np.float64)
+    if kind == "f16":
+        h = x.astype(np.float16)
+        return h, h.astype(np.float64)
+    q = _QUANTIZE[kind](x)
+    return q, dequantize(kind, q, n).astype(np.float64)
+
+
+def test_block_codecs_roundtrip():
+    # the numpy codecs the quantized tests rely on: each value within half a step d of the input clamped
+    # to what the block can represent (q8_0: [-127, 127]*d; q4_0: [-8, 7]*d, d of either sign), plus
+    # |q| times the rounding of d to half (q is computed with d in float, as ggml's quantizers do)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    for kind, dtype, qmin, qmax in (("q8_0", _Q8_0, -127, 127), ("q4_0", _Q4_0, -8, 7)):
+        q = _QUANTIZE[kind](x)
+        assert q.shape == (4, 2 * dtype.itemsize)
+        d = q.reshape(-1).view(dtype)["d"].astype(np.float64).repeat(QK).reshape(x.shape)
+        lo, hi = np.minimum(qmin * d, qmax * d), np.maximum(qmin * d, qmax * d)
+        err = np.abs(dequantize(kind, q, 64) - np.clip(x, lo, hi))
+        assert np.all(err <= np.abs(d) * (0.5 + max(-qmin, qmax) * 2.0 ** -11))
+
+
+# --- get_rows: dst[i] = float(src0[rows[i]]) ---
+
+@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0"])
+def test_get_rows(ggml, kind):
+    library, ffi = ggml
+    nrows, n = 10, 128
+    rng = np.random.default_rng(len(kind))
+    src0, values = _weights(kind, nrows, n, rng)
+    idx = np.array([3, 0, 9, 3, 7], np.int32)
+    dst = np.zeros((len(idx), n), np.float32)
+    quantized = kind.startswith("q")
+    # quantized rows move 16 values (a float4x4) per thread
+    ne00t = n // 16 if quantized else n
+    args = _args(ffi, "ggml_metal_kargs_get_rows", ne00t=ne00t, ne00=n, nb01=src0.strides[0],
+                 nb02=src0.nbytes, nb03=src0.nbytes, ne10=len(idx), nb10=4, nb11=idx.nbytes, nb12=idx.nbytes,
+                 nb1=4 * n, nb2=dst.nbytes, nb3=dst.nbytes)
+    fn = library.get_kernel_function("kernel_get_rows_" + kind)
+    nth = min(ne00t, fn.max_threads)
+    _run(fn, [src0, idx, dst], args, groups=(-(-ne00t // nth) * len(idx), 1, 1), group_size=(nth, 1, 1))
+    # dequantizing is exact in float: (q - 8)*d and q*d need at most 15 significant bits
+    assert np.array_equal(dst, values[idx].astype(np.float32))
