@@ -308,3 +308,66 @@ def test_get_rows(ggml, kind):
     _run(fn, [src0, idx, dst], args, groups=(-(-ne00t // nth) * len(idx), 1, 1), group_size=(nth, 1, 1))
     # dequantizing is exact in float: (q - 8)*d and q*d need at most 15 significant bits
     assert np.array_equal(dst, values[idx].astype(np.float32))
+
+
+# --- matrix-vector products: dst[i1][i0] = sum_k src0[i0][k] * src1[i1][k], src1 and dst float ---
+
+def _mul_mv_args(ffi, src0, m, n, k, nr0):
+    return _args(ffi, "ggml_metal_kargs_mul_mv", ne00=k, ne01=m, ne02=1, nb00=src0.itemsize, nb01=src0.strides[0],
+                 nb02=src0.nbytes, nb03=src0.nbytes, ne10=k, ne11=n, ne12=1, nb10=4, nb11=4 * k, nb12=4 * k * n,
+                 nb13=4 * k * n, ne0=m, ne1=n, nr0=nr0, r2=1, r3=1)
+
+
+# (src0 type, k, kernel suffix, simdgroups, src0 rows per simdgroup or threadgroup, threadgroup memory) as
+# ggml_metal_library_get_pipeline_mul_mv picks them: f32/f16 by k (_short below 32 columns, _4 when k % 4 == 0,
+# nsg = min(4, ceil(k/128))); the quantized kernels by their N_SG_*/N_R0_* of ggml-metal-impl.h. ggml sets the
+# threadgroup memory length even where it is 0 (q4_0); _short has no threadgroup parameter
+_MUL_MV = [("f32", 256, "_4", 2, 2, 32 * 4 * 2), ("f32", 100, "", 1, 2, 32 * 4 * 2),
+           ("f16", 384, "_4", 3, 2, 32 * 4 * 2), ("f16", 70, "", 1, 2, 32 * 4 * 2), ("f16", 20, "_short", 1, 32, None),
+           ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2)]
+
+
+@pytest.mark.parametrize("kind, k, suffix, nsg, nr0, smem", _MUL_MV, ids=lambda v: str(v))
+@pytest.mark.parametrize("n", [1, 3])
+def test_mul_mv(ggml, kind, k, suffix, nsg, nr0, smem, n):
+    library, ffi = ggml
+    m = 16  # a multiple of the rows a threadgroup takes: the q4_0 kernel reads whole row groups unchecked
+    rng = np.random.default_rng(k + n)
+    src0, values = _weights(kind, m, k, rng)
+    src1 = rng.standard_normal((n, k)).astype(np.float32)
+    dst = np.zeros((n, m), np.float32)
+    fn = library.get_kernel_function(f"kernel_mul_mv_{kind}_f32{suffix}", constants={
+        "FC_mul_mv_nsg": nsg, "FC_mul_mv_ne12": 1, "FC_mul_mv_r2": 1, "FC_mul_mv_r3": 1})
+    # each threadgroup: nr0 rows (q4_0: nr0 per SIMD-group), one src1 row; SIMD-groups split k
+    rows_per_group = nr0 * nsg if kind == "q4_0" else nr0
+    _run(fn, [src0, src1, dst], _mul_mv_args(ffi, src0, m, n, k, nr0), groups=(-(-m // rows_per_group), n, 1),
+         group_size=(32, nsg, 1), threadgroup_memory=None if smem is None else {0: smem})
+    expected = src1.astype(np.float64) @ values.T
+    # float32 accumulation of k products in another order than numpy's
+    assert np.allclose(dst, expected, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+# --- matrix-matrix products (SIMD-group matrices) with src0 in f16 or a block format ---
+
+@pytest.mark.parametrize("kind", ["f16", "q4_0", "q8_0"])
+@pytest.mark.parametrize("m, n, k", [(64, 32, 64), (96, 40, 128)])
+def test_mul_mm(ggml, kind, m, n, k):
+    # src0 rows are dequantized 16 values at a time into half tiles; the second shape leaves partial
+    # 64x32 output tiles, which ggml writes through threadgroup memory (FC_mul_mm_bc_out, 8 KiB)
+    library, ffi = ggml
+    rng = np.random.default_rng(m + k)
+    src0, values = _weights(kind, m, k, rng)
+    src1 = rng.standard_normal((n, k)).astype(np.float32)
+    dst = np.zeros((n, m), np.float32)
+    bc_out = m % 64 != 0 or n % 32 != 0
+    args = _args(ffi, "ggml_metal_kargs_mul_mm", ne00=k, ne02=1, nb01=src0.strides[0], nb02=src0.nbytes,
+                 nb03=src0.nbytes, ne12=1, nb10=4, nb11=4 * k, nb12=src1.nbytes, nb13=src1.nbytes, ne0=m, ne1=n,
+                 r2=1, r3=1)
+    fn = library.get_kernel_function(f"kernel_mul_mm_{kind}_f32", constants={
+        "FC_mul_mm_bc_inp": k % 32 != 0, "FC_mul_mm_bc_out": bc_out, "FC_mul_mm_ne12": 1, "FC_mul_mm_ne13": 1,
+        "FC_mul_mm_r2": 1, "FC_mul_mm_r3": 1})
+    _run(fn, [src0, src1, dst], args, groups=(-(-n // 32), -(-m // 64), 1), group_size=(32, 4, 1),
+         threadgroup_memory={0: 8192 if bc_out else 4096 + 2048})
+    # both operands are rounded to half in threadgroup memory; products accumulate in float
+    expected = src1.astype(np.float16).astype(np.float64) @ values.astype(np.float16).astype(np.float64).T
+    assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
