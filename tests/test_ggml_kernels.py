@@ -371,3 +371,25 @@ def test_mul_mm(ggml, kind, m, n, k):
     # both operands are rounded to half in threadgroup memory; products accumulate in float
     expected = src1.astype(np.float16).astype(np.float64) @ values.astype(np.float16).astype(np.float64).T
     assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["q8_0", "q4_0"])
+def test_cpy_f32_to_block_format(ggml, kind):
+    # one thread quantizes one block of 32; ggml_metal_op_cpy: nk0 = blocks a row, nth = min(nk0, 256)
+    library, ffi = ggml
+    rows, n = 5, 256
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    x[1, :QK] = 0  # a zero block: d = 0 and no division by it
+    expected = _QUANTIZE[kind](x)
+    y = np.zeros_like(expected)
+    block = y.shape[1] // (n // QK)
+    nk0 = n // QK
+    args = _args(ffi, "ggml_metal_kargs_cpy", nk0=nk0, ne00=n, ne01=rows, ne02=1, ne03=1, nb00=4, nb01=4 * n,
+                 nb02=x.nbytes, nb03=x.nbytes, ne0=n, ne1=rows, ne2=1, ne3=1, nb0=block, nb1=y.strides[0],
+                 nb2=y.nbytes, nb3=y.nbytes)
+    fn = library.get_kernel_function("kernel_cpy_f32_" + kind)
+    nth = min(nk0, 256)
+    _run(fn, [x, y], args, groups=(-(-nk0 // nth) * rows, 1, 1), group_size=(nth, 1, 1))
+    # the same float32 arithmetic as the numpy quantizer: identical bytes
+    assert np.array_equal(y, expected)
