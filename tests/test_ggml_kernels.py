@@ -179,10 +179,19 @@ _UNARY = {
 
 
 @pytest.mark.parametrize("op", sorted(_UNARY))
-@pytest.mark.parametrize("dtype, vec", [(np.float32, False), (np.float32, True), (np.float16, False),
-                                        (np.float16, True)])
-@pytest.mark.parametrize("contiguous_count", [True, False])
-def test_unary(ggml, op, dtype, vec, contiguous_count):
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_unary(ggml, op, dtype):
+    _check_unary(ggml, op, dtype, vec=False, contiguous_count=True)
+
+
+@pytest.mark.parametrize("op", ["scale", "gelu", "silu"])
+@pytest.mark.parametrize("dtype, vec, contiguous_count", [(np.float32, True, True), (np.float16, True, True),
+                                                          (np.float32, False, False), (np.float16, True, False)])
+def test_unary_float4_and_row_dispatch(ggml, op, dtype, vec, contiguous_count):
+    _check_unary(ggml, op, dtype, vec, contiguous_count)
+
+
+def _check_unary(ggml, op, dtype, vec, contiguous_count):
     # FC_unary_cnt: ggml's small contiguous tensors run one thread per element (n threadgroups of 1);
     # otherwise rows of ne00 elements, nth threads per threadgroup (ggml_metal_op_unary)
     library, ffi = ggml
