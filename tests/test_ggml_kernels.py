@@ -402,3 +402,28 @@ def test_cpy_f32_to_block_format(ggml, kind):
     _run(fn, [x, y], args, groups=(-(-nk0 // nth) * rows, 1, 1), group_size=(nth, 1, 1))
     # the same float32 arithmetic as the numpy quantizer: identical bytes
     assert np.array_equal(y, expected)
+
+
+@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0"])
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_mul_mv_ext_small_batches(ggml, kind, n):
+    # ggml's choice for 2..8 src1 rows when k % 128 == 0 (ggml_metal_op_mul_mat): r1ptg src1 rows a
+    # threadgroup, nxpsg threads along a row (16 when k % 256 == 0 and n < 3, else 8), 2 SIMD-groups
+    library, ffi = ggml
+    m, k, nsg = 20, 256, 2
+    nxpsg = 16 if k % 256 == 0 and n < 3 else 8
+    r1ptg = {2: 2, 3: 3, 4: 4, 5: 5, 6: 3, 7: 4, 8: 4}[n]
+    rows_per_group = (32 // nxpsg) * nsg
+    rng = np.random.default_rng(n * 10 + len(kind))
+    src0, values = _weights(kind, m, k, rng)
+    src1 = rng.standard_normal((n, k)).astype(np.float32)
+    dst = np.zeros((n, m), np.float32)
+    args = _args(ffi, "ggml_metal_kargs_mul_mv_ext", ne00=k, ne01=m, ne02=1, nb00=src0.itemsize,
+                 nb01=src0.strides[0], nb02=src0.nbytes, nb03=src0.nbytes, ne10=k, ne11=n, ne12=1, nb10=4,
+                 nb11=4 * k, nb12=src1.nbytes, nb13=src1.nbytes, ne0=m, ne1=n, r2=1, r3=1)
+    fn = library.get_kernel_function(f"kernel_mul_mv_ext_{kind}_f32_r1_{r1ptg}", constants={
+        "FC_mul_mv_nsg": nsg, "FC_mul_mv_nxpsg": nxpsg, "FC_mul_mv_ne12": 1, "FC_mul_mv_r2": 1, "FC_mul_mv_r3": 1})
+    _run(fn, [src0, src1, dst], args, groups=(-(-m // rows_per_group), -(-n // r1ptg), 1), group_size=(32, nsg, 1))
+    expected = src1.astype(np.float64) @ values.T
+    # float32 accumulation of k products in another order than numpy's
+    assert np.allclose(dst, expected, rtol=1e-5, atol=1e-5 * np.sqrt(k))
