@@ -427,3 +427,51 @@ def test_mul_mv_ext_small_batches(ggml, kind, n):
     expected = src1.astype(np.float64) @ values.T
     # float32 accumulation of k products in another order than numpy's
     assert np.allclose(dst, expected, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+# --- rotary position embedding: pairs of a head's first n_dims values rotated by pos * base^(-2i/n_dims) ---
+
+@pytest.mark.parametrize("mode", ["norm", "neox"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("freq_factors, backward", [(False, False), (True, False), (False, True)])
+def test_rope(ggml, mode, dtype, freq_factors, backward):
+    # x: tokens x heads x head_dim (ggml ne02, ne01, ne00); one threadgroup per (head, token). norm rotates
+    # adjacent pairs (2i, 2i+1), neox the halves (i, i + n_dims/2); values past n_dims are copied.
+    # src2, optional, divides each pair's frequency; FC_rope_is_back rotates the other way (the gradient).
+    library, ffi = ggml
+    tokens, heads, head_dim, n_dims = 3, 4, 64, 48
+    base, freq_scale, attn_factor = 10000.0, 0.5, 0.9
+    rng = np.random.default_rng(head_dim + freq_factors)
+    x = rng.standard_normal((tokens, heads, head_dim)).astype(dtype)
+    pos = np.array([0, 5, 17], np.int32)
+    factors = rng.uniform(1, 4, n_dims // 2).astype(np.float32)
+    y = np.zeros_like(x)
+    es = x.itemsize
+    nb = [es, es * head_dim, es * head_dim * heads, x.nbytes]
+    args = _args(ffi, "ggml_metal_kargs_rope", ne00=head_dim, ne01=heads, ne02=tokens, ne03=1, nb00=nb[0],
+                 nb01=nb[1], nb02=nb[2], nb03=nb[3], ne0=head_dim, ne1=heads, ne2=tokens, ne3=1, nb0=nb[0], nb1=nb[1],
+                 nb2=nb[2], nb3=nb[3], n_past=0, n_dims=n_dims, n_offs=0, n_ctx_orig=4096, freq_base=base,
+                 freq_scale=freq_scale, ext_factor=0.0, attn_factor=attn_factor, beta_fast=32.0, beta_slow=1.0,
+                 src2=freq_factors, inplace=False)
+    t = "f32" if dtype == np.float32 else "f16"
+    fn = library.get_kernel_function(f"kernel_rope_{mode}_{t}", constants={"FC_rope_is_imrope": False,
+                                                                           "FC_rope_is_back": backward})
+    _run(fn, [x, pos, factors if freq_factors else x, y], args, groups=(heads, tokens, 1),
+         group_size=(min(1024, head_dim), 1, 1))
+
+    i = np.arange(n_dims // 2)
+    theta = pos[:, None].astype(np.float64) * base ** (-2.0 * i / n_dims) * freq_scale
+    if freq_factors:
+        theta = theta / factors
+    cos, sin = np.cos(theta)[:, None, :] * attn_factor, np.sin(theta)[:, None, :] * attn_factor
+    if backward:
+        sin = -sin
+    xf = x.astype(np.float64)
+    first, second = (slice(0, n_dims, 2), slice(1, n_dims, 2)) if mode == "norm" else \
+        (slice(0, n_dims // 2), slice(n_dims // 2, n_dims))
+    expected = xf.copy()
+    expected[..., first] = xf[..., first] * cos - xf[..., second] * sin
+    expected[..., second] = xf[..., first] * sin + xf[..., second] * cos
+    # float32 pow/sin/cos of angles up to ~17 rad; f16 results rounded once
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=2e-3, atol=2e-3)
+    assert np.allclose(y.astype(np.float64), expected, **tol)
