@@ -475,3 +475,74 @@ def test_rope(ggml, mode, dtype, freq_factors, backward):
     # float32 pow/sin/cos of angles up to ~17 rad; f16 results rounded once
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=2e-3, atol=2e-3)
     assert np.allclose(y.astype(np.float64), expected, **tol)
+
+
+# --- gated linear units: dst = act(a) * b, a and b two tensors or the halves of one row ---
+
+_GLU = {"reglu": lambda a: np.maximum(a, 0), "geglu": _gelu_tanh, "swiglu": lambda a: a / (1 + np.exp(-a))}
+
+
+@pytest.mark.parametrize("op", sorted(_GLU))
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("split, swapped", [(False, False), (True, False), (True, True)])
+def test_glu(ggml, op, dtype, split, swapped):
+    # one src: the activation's input is the row's first half (second when swapped: ggml's i00/i10)
+    library, ffi = ggml
+    rows, n = 3, 96
+    rng = np.random.default_rng(n + split + swapped)
+    es = np.dtype(dtype).itemsize
+    if split:
+        x = (rng.standard_normal((rows, 2 * n)) * 2).astype(dtype)
+        a, b = (x[:, n:], x[:, :n]) if swapped else (x[:, :n], x[:, n:])
+        args = _args(ffi, "ggml_metal_kargs_glu", ne00=2 * n, nb01=es * 2 * n, ne10=2 * n, nb11=es * 2 * n, ne0=n,
+                     nb1=es * n, i00=n if swapped else 0, i10=0 if swapped else n)
+        buffers = [x, x]
+    else:
+        a, b = ((rng.standard_normal((rows, n)) * 2).astype(dtype) for _ in range(2))
+        args = _args(ffi, "ggml_metal_kargs_glu", ne00=n, nb01=es * n, ne10=n, nb11=es * n, ne0=n, nb1=es * n)
+        buffers = [a, b]
+    y = np.zeros((rows, n), dtype)
+    t = "f32" if dtype == np.float32 else "f16"
+    fn = library.get_kernel_function(f"kernel_{op}_{t}")
+    ne00 = 2 * n if split else n
+    _run(fn, buffers + [y], args, groups=(rows, 1, 1), group_size=(min(fn.max_threads, ne00 // 2), 1, 1))
+    expected = _GLU[op](a.astype(np.float64)) * b.astype(np.float64)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=2e-3, atol=1e-3)
+    assert np.allclose(y.astype(np.float64), expected, **tol)
+
+
+# --- set_rows: dst[rows[i]] = src[i], converting (how ggml writes the KV cache) ---
+
+@pytest.mark.parametrize("kind", ["f32", "f16", "q8_0", "q4_0"])
+@pytest.mark.parametrize("index_type", [np.int32, np.int64])
+def test_set_rows(ggml, kind, index_type):
+    library, ffi = ggml
+    nrows, n = 12, 128
+    rng = np.random.default_rng(n + len(kind))
+    src = rng.standard_normal((4, n)).astype(np.float32)
+    rows = np.array([7, 2, 11, 0], index_type)
+    if kind in ("f32", "f16"):
+        dst = np.full((nrows, n), -1, kind == "f32" and np.float32 or np.float16)
+        expected = dst.copy()
+        expected[rows] = src.astype(dst.dtype)
+        nk0 = n
+    else:
+        dst = _QUANTIZE[kind](np.full((nrows, n), -1, np.float32))
+        expected = dst.copy()
+        expected[rows] = _QUANTIZE[kind](src)
+        nk0 = n // QK
+    # ggml_metal_op_set_rows: nth doubles from 32 up to nk0; short rows share a threadgroup (nrptg rows)
+    nth = 32
+    while nth < nk0 and nth < 1024:
+        nth *= 2
+    nrptg = 1
+    if nth > nk0:
+        nrptg, nth = -(-nth // nk0), nk0
+    args = _args(ffi, "ggml_metal_kargs_set_rows", nk0=nk0, ne01=len(rows), nb01=4 * n, nb02=src.nbytes,
+                 nb03=src.nbytes, ne11=1, ne12=1, nb10=rows.itemsize, nb11=rows.nbytes, nb12=rows.nbytes,
+                 nb1=dst.strides[0], nb2=dst.nbytes, nb3=dst.nbytes)
+    it = "i32" if index_type == np.int32 else "i64"
+    fn = library.get_kernel_function(f"kernel_set_rows_f32_{it}_{kind}")
+    _run(fn, [src, rows, dst], args, groups=(-(-len(rows) // nrptg), 1, 1), group_size=(nth, nrptg, 1))
+    # conversions and quantizers as the numpy ones: identical bytes; rows not named are left alone
+    assert np.array_equal(dst, expected)
