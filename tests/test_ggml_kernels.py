@@ -546,3 +546,108 @@ def test_set_rows(ggml, kind, index_type):
     _run(fn, [src, rows, dst], args, groups=(-(-len(rows) // nrptg), 1, 1), group_size=(nth, nrptg, 1))
     # conversions and quantizers as the numpy ones: identical bytes; rows not named are left alone
     assert np.array_equal(dst, expected)
+
+
+# --- flash attention: out[q][h] = softmax(scale * Q[h][q] . K[h']^T + mask[q]) V[h'], h' = h / (heads / kv heads) ---
+
+def _attention_reference(q, k, v, mask, scale, sinks=None):
+    """q: heads x queries x dk (float32), k/v: kv heads x kv x d (half), mask: queries x kv or None;
+    the kernels hold q as half. Returns queries x heads x dv, ggml's dst layout."""
+    heads, kv_heads = q.shape[0], k.shape[0]
+    qh = q.astype(np.float16).astype(np.float64)
+    kk = np.repeat(k.astype(np.float64), heads // kv_heads, axis=0)
+    vv = np.repeat(v.astype(np.float64), heads // kv_heads, axis=0)
+    s = scale * qh @ kk.transpose(0, 2, 1)
+    if mask is not None:
+        s = s + mask.astype(np.float64)[None]
+    m = s.max(axis=2, keepdims=True)
+    if sinks is not None:
+        m = np.maximum(m, sinks.astype(np.float64)[:, None, None])
+    p = np.exp(s - m)
+    total = p.sum(axis=2, keepdims=True)
+    if sinks is not None:
+        total += np.exp(sinks.astype(np.float64)[:, None, None] - m)
+    return (p @ vv / total).transpose(1, 0, 2)
+
+
+def _attention_inputs(rng, heads, kv_heads, queries, kv, d):
+    q = rng.standard_normal((heads, queries, d)).astype(np.float32)
+    k = rng.standard_normal((kv_heads, kv, d)).astype(np.float16)
+    v = rng.standard_normal((kv_heads, kv, d)).astype(np.float16)
+    return q, k, v
+
+
+def _attention_mask(queries, padded_rows, kv):
+    """f16 mask rows (padded as ggml pads them): kv block 0 all 0, block 1 causal from 64, block 2 all -inf,
+    so ggml's block scan sees each of its three cases."""
+    mask = np.zeros((padded_rows, kv), np.float16)
+    cols = np.arange(kv)
+    mask[:, :] = np.where(cols[None, :] > 64 + np.arange(padded_rows)[:, None] * 3, -np.inf, 0)
+    mask[:, 128:] = -np.inf
+    return mask
+
+
+def _attention_args(ffi, struct, q, k, v, mask, scale, **extra):
+    heads, queries, d = q.shape
+    kv_heads, kv, dv = v.shape
+    mask_rows, mask_cols = mask.shape if mask is not None else (0, 0)
+    return _args(ffi, struct, ne01=queries, ne02=heads, ne03=1, nb01=4 * d, nb02=4 * d * queries, nb03=q.nbytes,
+                 ne11=kv, ne_12_2=kv_heads, ne_12_3=1, ns10=d, nb11=2 * d, nb12=2 * d * kv, nb13=k.nbytes, ns20=dv,
+                 nb21=2 * dv, nb22=2 * dv * kv, nb23=v.nbytes, ne31=mask_rows, ne32=1, ne33=1, nb31=2 * mask_cols,
+                 nb32=2 * mask_cols * mask_rows, nb33=2 * mask_cols * mask_rows, ne1=heads, ne2=queries, ne3=1,
+                 scale=scale, max_bias=0.0, m0=0.0, m1=0.0, n_head_log2=0, logit_softcap=0.0, **extra)
+
+
+def _attention_constants(prefix, has_mask, has_sinks, d, dv, nsg, **extra):
+    return dict({f"FC_{prefix}_has_mask": has_mask, f"FC_{prefix}_has_sinks": has_sinks,
+                 f"FC_{prefix}_has_bias": False, f"FC_{prefix}_has_scap": False, f"FC_{prefix}_has_kvpad": False,
+                 f"FC_{prefix}_ns10": d, f"FC_{prefix}_ns20": dv, f"FC_{prefix}_nsg": nsg}, **extra)
+
+
+def _attention_blocks(ggml, mask, queries, q_per_group, c_per_group):
+    """ggml's pre-pass over the mask (kernel_flash_attn_ext_blk): per (query block, kv block) 0 = all -inf,
+    1 = mixed, 2 = all zero."""
+    library, ffi = ggml
+    rows, cols = mask.shape
+    nblk1, nblk0 = -(-queries // q_per_group), -(-cols // c_per_group)
+    blk = np.full((nblk1, nblk0), 7, np.int8)
+    args = _args(ffi, "ggml_metal_kargs_flash_attn_ext_blk", ne01=queries, ne30=cols, ne31=rows, ne32=1, ne33=1,
+                 nb31=2 * cols, nb32=mask.nbytes, nb33=mask.nbytes)
+    fn = library.get_kernel_function("kernel_flash_attn_ext_blk", constants={
+        "FC_flash_attn_ext_blk_nqptg": q_per_group, "FC_flash_attn_ext_blk_ncpsg": c_per_group})
+    _run(fn, [mask, blk], args, groups=(nblk0, nblk1, 1), group_size=(32, 1, 1))
+    return blk
+
+
+def test_flash_attn_ext_mask_blocks(ggml):
+    mask = _attention_mask(12, 16, 192)
+    blk = _attention_blocks(ggml, mask, 12, 8, 64)
+    # per query block (8 rows each): kv block 0 all zero, 1 mixed, 2 all -inf
+    assert blk.tolist() == [[2, 1, 0], [2, 1, 0]]
+
+
+@pytest.mark.parametrize("has_mask, has_sinks", [(True, False), (False, False), (True, True)])
+def test_flash_attn_ext_f16(ggml, has_mask, has_sinks):
+    # the prompt kernel (SIMD-group matrices): 8 queries a threadgroup, 64 kv entries per step, 4 SIMD-groups;
+    # 12 queries leave a partial query block; 4 heads share 2 kv heads
+    library, ffi = ggml
+    heads, kv_heads, queries, kv, d = 4, 2, 12, 192, 64
+    nqptg, ncpsg, nsg = 8, 64, 4
+    rng = np.random.default_rng(3 + has_mask + 2 * has_sinks)
+    q, k, v = _attention_inputs(rng, heads, kv_heads, queries, kv, d)
+    mask = _attention_mask(queries, 16, kv) if has_mask else None
+    sinks = rng.standard_normal(heads).astype(np.float32) if has_sinks else None
+    scale = 1 / np.sqrt(d)
+    dst = np.zeros((queries, heads, d), np.float32)
+    blk = _attention_blocks(ggml, mask, queries, nqptg, ncpsg) if has_mask else q
+    args = _attention_args(ffi, "ggml_metal_kargs_flash_attn_ext", q, k, v, mask, scale)
+    fn = library.get_kernel_function(f"kernel_flash_attn_ext_f16_dk{d}_dv{d}", constants=_attention_constants(
+        "flash_attn_ext", has_mask, has_sinks, d, d, nsg, FC_flash_attn_ext_bc_mask=False))
+    # ggml's FATTN_SMEM: per query the query (dk halves), the output (2*dv) and scores + mask (2*2*ncpsg)
+    smem = -(-(nqptg * (d + 2 * d + 2 * 2 * ncpsg)) * 2 // 16) * 16
+    # unused inputs (mask, sinks, the kv padding) are bound to q, as ggml binds them to src0
+    _run(fn, [q, k, v, mask if has_mask else q, sinks if has_sinks else q, q, blk, dst], args,
+         groups=(-(-queries // nqptg), heads, 1), group_size=(32, nsg, 1), threadgroup_memory={0: smem})
+    expected = _attention_reference(q, k, v, None if mask is None else mask[:queries], scale, sinks)
+    # q rounded to half as in the kernel; scores, softmax and P.V in float
+    assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
