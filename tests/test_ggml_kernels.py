@@ -577,12 +577,11 @@ def _attention_inputs(rng, heads, kv_heads, queries, kv, d):
     return q, k, v
 
 
-def _attention_mask(queries, padded_rows, kv):
+def _attention_mask(padded_rows, kv):
     """f16 mask rows (padded as ggml pads them): kv block 0 all 0, block 1 causal from 64, block 2 all -inf,
     so ggml's block scan sees each of its three cases."""
-    mask = np.zeros((padded_rows, kv), np.float16)
     cols = np.arange(kv)
-    mask[:, :] = np.where(cols[None, :] > 64 + np.arange(padded_rows)[:, None] * 3, -np.inf, 0)
+    mask = np.where(cols[None, :] > 64 + np.arange(padded_rows)[:, None], -np.inf, 0).astype(np.float16)
     mask[:, 128:] = -np.inf
     return mask
 
@@ -620,22 +619,22 @@ def _attention_blocks(ggml, mask, queries, q_per_group, c_per_group):
 
 
 def test_flash_attn_ext_mask_blocks(ggml):
-    mask = _attention_mask(12, 16, 192)
-    blk = _attention_blocks(ggml, mask, 12, 8, 64)
+    mask = _attention_mask(32, 192)
+    blk = _attention_blocks(ggml, mask, 28, 8, 64)
     # per query block (8 rows each): kv block 0 all zero, 1 mixed, 2 all -inf
-    assert blk.tolist() == [[2, 1, 0], [2, 1, 0]]
+    assert blk.tolist() == [[2, 1, 0]] * 4
 
 
 @pytest.mark.parametrize("has_mask, has_sinks", [(True, False), (False, False), (True, True)])
 def test_flash_attn_ext_f16(ggml, has_mask, has_sinks):
-    # the prompt kernel (SIMD-group matrices): 8 queries a threadgroup, 64 kv entries per step, 4 SIMD-groups;
-    # 12 queries leave a partial query block; 4 heads share 2 kv heads
+    # the prompt kernel (SIMD-group matrices, ggml's choice from 20 queries): 8 queries a threadgroup, 64 kv
+    # entries per step, 4 SIMD-groups; 28 queries leave a partial query block; 4 heads share 2 kv heads
     library, ffi = ggml
-    heads, kv_heads, queries, kv, d = 4, 2, 12, 192, 64
+    heads, kv_heads, queries, kv, d = 4, 2, 28, 192, 64
     nqptg, ncpsg, nsg = 8, 64, 4
     rng = np.random.default_rng(3 + has_mask + 2 * has_sinks)
     q, k, v = _attention_inputs(rng, heads, kv_heads, queries, kv, d)
-    mask = _attention_mask(queries, 16, kv) if has_mask else None
+    mask = _attention_mask(32, kv) if has_mask else None
     sinks = rng.standard_normal(heads).astype(np.float32) if has_sinks else None
     scale = 1 / np.sqrt(d)
     dst = np.zeros((queries, heads, d), np.float32)
@@ -649,5 +648,52 @@ def test_flash_attn_ext_f16(ggml, has_mask, has_sinks):
     _run(fn, [q, k, v, mask if has_mask else q, sinks if has_sinks else q, q, blk, dst], args,
          groups=(-(-queries // nqptg), heads, 1), group_size=(32, nsg, 1), threadgroup_memory={0: smem})
     expected = _attention_reference(q, k, v, None if mask is None else mask[:queries], scale, sinks)
+    # q rounded to half as in the kernel; scores, softmax and P.V in float
+    assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["f16", "q8_0"])
+@pytest.mark.parametrize("queries, has_mask, has_sinks", [(1, True, False), (3, True, True), (1, False, False)])
+def test_flash_attn_ext_vec(ggml, kind, queries, has_mask, has_sinks):
+    # the decoding kernel (fewer than 20 queries): the kv range split over nwg = 32 workgroups of nsg = 1
+    # SIMD-group, each writing a partial output and its softmax sum and max; kernel_flash_attn_ext_vec_reduce
+    # (1024 threads a row) combines them. A q8_0 kv cache is read as blocks (below 32 queries ggml does not
+    # convert it to f16 first).
+    library, ffi = ggml
+    heads, kv_heads, kv, d = 4, 2, 192, 64
+    ncpsg, nsg, nwg = 32, 1, 32
+    rng = np.random.default_rng(queries + 2 * has_mask + 4 * has_sinks + len(kind))
+    q, k, v = _attention_inputs(rng, heads, kv_heads, queries, kv, d)
+    if kind == "q8_0":
+        k, v = (quantize_q8_0(t.astype(np.float32)) for t in (k, v))
+        k_values, v_values = (dequantize("q8_0", t, d) for t in (k, v))
+        nb10 = _Q8_0.itemsize
+    else:
+        k_values, v_values = k, v
+        nb10 = 2
+    mask = _attention_mask(8, kv) if has_mask else None
+    sinks = rng.standard_normal(heads).astype(np.float32) if has_sinks else None
+    scale = 1 / np.sqrt(d)
+    rows = queries * heads
+    tmp = np.zeros(rows * nwg * (d + 2), np.float32)
+    args = _attention_args(ffi, "ggml_metal_kargs_flash_attn_ext_vec", q, k_values, v_values, mask, scale)
+    # strides of the kv cache as stored (blocks for q8_0): ns10/ns20 count its elements (blocks) per row
+    fields = ffi.from_buffer("ggml_metal_kargs_flash_attn_ext_vec *", bytearray(args))
+    fields.nb11, fields.nb12, fields.nb13 = k.strides[1], k.strides[0], k.nbytes
+    fields.nb21, fields.nb22, fields.nb23 = v.strides[1], v.strides[0], v.nbytes
+    fields.ns10 = fields.ns20 = k.strides[1] // nb10
+    args = bytes(ffi.buffer(fields))
+    fn = library.get_kernel_function(f"kernel_flash_attn_ext_vec_{kind}_dk{d}_dv{d}", constants=_attention_constants(
+        "flash_attn_ext_vec", has_mask, has_sinks, fields.ns10, fields.ns20, nsg, FC_flash_attn_ext_vec_nwg=nwg))
+    # ggml's FATTN_SMEM for the vec kernel: per SIMD-group the query, scores and mask, and the output
+    smem = -(-((128 + 4 * ncpsg + 2 * 128) * nsg * 2) // 16) * 16
+    _run(fn, [q, k, v, mask if has_mask else q, sinks if has_sinks else q, q, tmp], args,
+         groups=(queries, heads, nwg), group_size=(32, nsg, 1), threadgroup_memory={0: smem})
+    dst = np.zeros((queries, heads, d), np.float32)
+    reduce = library.get_kernel_function("kernel_flash_attn_ext_vec_reduce", constants={
+        "FC_flash_attn_ext_vec_reduce_DV": d, "FC_flash_attn_ext_vec_reduce_NWG": nwg})
+    _run(reduce, [tmp, dst], _args(ffi, "ggml_metal_kargs_flash_attn_ext_vec_reduce", nrows=rows),
+         groups=(rows, 1, 1), group_size=(32 * nwg, 1, 1))
+    expected = _attention_reference(q, k_values, v_values, None if mask is None else mask[:queries], scale, sinks)
     # q rounded to half as in the kernel; scores, softmax and P.V in float
     assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
