@@ -268,6 +268,49 @@ def dequantize(kind, data, n):
 
 _QUANTIZE = {"q8_0": quantize_q8_0, "q4_0": quantize_q4_0}
 
+# the K-quants: super-blocks of QK_K = 256 values (ggml-common.h)
+QK_K = 256
+_Q4_K = np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qs", "u1", QK_K // 2)])
+_Q6_K = np.dtype([("ql", "u1", QK_K // 2), ("qh", "u1", QK_K // 4), ("scales", "i1", QK_K // 16), ("d", "<f2")])
+_K_QUANTS = {"q4_K": _Q4_K, "q6_K": _Q6_K}
+
+
+def random_k_quant(kind, rows, n, rng):
+    """Rows of random valid super-blocks (any bytes are valid quants and scales; d and dmin kept small)."""
+    dtype = _K_QUANTS[kind]
+    blocks = np.frombuffer(rng.bytes(rows * n // QK_K * dtype.itemsize), dtype).copy()
+    blocks["d"] = rng.uniform(0.002, 0.02, len(blocks))
+    if kind == "q4_K":
+        blocks["dmin"] = rng.uniform(0.002, 0.02, len(blocks))
+    return blocks.view(np.uint8).reshape(rows, -1)
+
+
+def dequantize_k_quant(kind, data, n):
+    """float64 values of K-quant rows, from ggml's layouts:
+    q4_K: 8 sub-blocks of 32, each value d*scale*q - dmin*min with 6-bit (scale, min) pairs packed in 12 bytes
+    (pairs 0-3: low 6 bits of bytes 0-3 / 4-7; pairs 4-7: nibbles of bytes 8-11 and the top 2 bits of bytes
+    0-3 / 4-7); 64 values per 32 bytes of qs, low nibbles first.
+    q6_K: 16 sub-blocks of 16, value d*scale*(q - 32), q = 4 bits of ql and 2 of qh, per 128 values: ql 64
+    bytes (low nibbles: values 0-63, high: 64-127), qh 32 bytes (bit pairs 0/2/4/6: values l, l+32, l+64, l+96)."""
+    blocks = np.ascontiguousarray(data).reshape(-1).view(_K_QUANTS[kind])
+    d = blocks["d"].astype(np.float64)[:, None]
+    if kind == "q4_K":
+        s = blocks["scales"].astype(np.int64)
+        sc = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 15) | ((s[:, 0:4] >> 6) << 4)], axis=1)
+        mn = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], axis=1)
+        qs = blocks["qs"].reshape(-1, 4, 32).astype(np.int64)
+        q = np.stack([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32)  # sub-block 2g: low nibbles of group g
+        values = d[:, :, None] * sc[:, :, None] * q - blocks["dmin"].astype(np.float64)[:, None, None] * mn[:, :, None]
+    else:
+        ql = blocks["ql"].reshape(-1, 2, 64).astype(np.int64)
+        qh = blocks["qh"].reshape(-1, 2, 32).astype(np.int64)
+        low = np.concatenate([ql & 15, ql >> 4], axis=2)                             # values 0..127 of a half
+        high = np.concatenate([(qh >> shift) & 3 for shift in (0, 2, 4, 6)], axis=2)
+        q = (low | (high << 4)) - 32
+        sc = blocks["scales"].astype(np.float64).reshape(-1, 2, 8).repeat(16, axis=2)
+        values = d[:, :, None] * sc * q
+    return values.reshape(data.shape[0], n)
+
 
 def _weights(kind, rows, n, rng):
     """src0 of a product or get_rows in ggml type `kind`: (the bytes as passed, their float64 values)."""
@@ -277,6 +320,9 @@ def _weights(kind, rows, n, rng):
     if kind == "f16":
         h = x.astype(np.float16)
         return h, h.astype(np.float64)
+    if kind in _K_QUANTS:
+        q = random_k_quant(kind, rows, n, rng)
+        return q, dequantize_k_quant(kind, q, n)
     q = _QUANTIZE[kind](x)
     return q, dequantize(kind, q, n).astype(np.float64)
 
@@ -298,10 +344,10 @@ def test_block_codecs_roundtrip():
 
 # --- get_rows: dst[i] = float(src0[rows[i]]) ---
 
-@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0"])
+@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0", "q4_K", "q6_K"])
 def test_get_rows(ggml, kind):
     library, ffi = ggml
-    nrows, n = 10, 128
+    nrows, n = 10, 512
     rng = np.random.default_rng(len(kind))
     src0, values = _weights(kind, nrows, n, rng)
     idx = np.array([3, 0, 9, 3, 7], np.int32)
@@ -315,8 +361,12 @@ def test_get_rows(ggml, kind):
     fn = library.get_kernel_function("kernel_get_rows_" + kind)
     nth = min(ne00t, fn.max_threads)
     _run(fn, [src0, idx, dst], args, groups=(-(-ne00t // nth) * len(idx), 1, 1), group_size=(nth, 1, 1))
-    # dequantizing is exact in float: (q - 8)*d and q*d need at most 15 significant bits
-    assert np.array_equal(dst, values[idx].astype(np.float32))
+    if kind in _K_QUANTS:
+        # d*scale*q - dmin*min in float, its roundings in another order than numpy's float64
+        assert np.allclose(dst, values[idx], rtol=1e-6, atol=1e-6)
+    else:
+        # dequantizing is exact in float: (q - 8)*d and q*d need at most 15 significant bits
+        assert np.array_equal(dst, values[idx].astype(np.float32))
 
 
 # --- matrix-vector products: dst[i1][i0] = sum_k src0[i0][k] * src1[i1][k], src1 and dst float ---
@@ -330,10 +380,12 @@ def _mul_mv_args(ffi, src0, m, n, k, nr0):
 # (src0 type, k, kernel suffix, simdgroups, src0 rows per simdgroup or threadgroup, threadgroup memory) as
 # ggml_metal_library_get_pipeline_mul_mv picks them: f32/f16 by k (_short below 32 columns, _4 when k % 4 == 0,
 # nsg = min(4, ceil(k/128))); the quantized kernels by their N_SG_*/N_R0_* of ggml-metal-impl.h. ggml sets the
-# threadgroup memory length even where it is 0 (q4_0); _short has no threadgroup parameter
+# threadgroup memory length even where it is 0 (q4_0), and also (0 bytes) for kernels without a [[threadgroup(0)]]
+# parameter (_short, the K-quants), which Metal ignores and mps_shim rejects: None there
 _MUL_MV = [("f32", 256, "_4", 2, 2, 32 * 4 * 2), ("f32", 100, "", 1, 2, 32 * 4 * 2),
            ("f16", 384, "_4", 3, 2, 32 * 4 * 2), ("f16", 70, "", 1, 2, 32 * 4 * 2), ("f16", 20, "_short", 1, 32, None),
-           ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2)]
+           ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2), ("q4_K", 512, "", 2, 2, None),
+           ("q6_K", 512, "", 2, 2, None)]
 
 
 @pytest.mark.parametrize("kind, k, suffix, nsg, nr0, smem", _MUL_MV, ids=lambda v: str(v))
@@ -347,8 +399,8 @@ def test_mul_mv(ggml, kind, k, suffix, nsg, nr0, smem, n):
     dst = np.zeros((n, m), np.float32)
     fn = library.get_kernel_function(f"kernel_mul_mv_{kind}_f32{suffix}", constants={
         "FC_mul_mv_nsg": nsg, "FC_mul_mv_ne12": 1, "FC_mul_mv_r2": 1, "FC_mul_mv_r3": 1})
-    # each threadgroup: nr0 rows (q4_0: nr0 per SIMD-group), one src1 row; SIMD-groups split k
-    rows_per_group = nr0 * nsg if kind == "q4_0" else nr0
+    # each threadgroup: nr0 rows (most block formats: nr0 per SIMD-group), one src1 row; SIMD-groups split k
+    rows_per_group = nr0 if kind in ("f32", "f16", "q8_0") else nr0 * nsg
     _run(fn, [src0, src1, dst], _mul_mv_args(ffi, src0, m, n, k, nr0), groups=(-(-m // rows_per_group), n, 1),
          group_size=(32, nsg, 1), threadgroup_memory=None if smem is None else {0: smem})
     expected = src1.astype(np.float64) @ values.T
@@ -358,8 +410,8 @@ def test_mul_mv(ggml, kind, k, suffix, nsg, nr0, smem, n):
 
 # --- matrix-matrix products (SIMD-group matrices) with src0 in f16 or a block format ---
 
-@pytest.mark.parametrize("kind", ["f16", "q4_0", "q8_0"])
-@pytest.mark.parametrize("m, n, k", [(64, 32, 64), (96, 40, 128)])
+@pytest.mark.parametrize("kind", ["f16", "q4_0", "q8_0", "q4_K", "q6_K"])
+@pytest.mark.parametrize("m, n, k", [(64, 32, 256), (96, 40, 512)])
 def test_mul_mm(ggml, kind, m, n, k):
     # src0 rows are dequantized 16 values at a time into half tiles; the second shape leaves partial
     # 64x32 output tiles, which ggml writes through threadgroup memory (FC_mul_mm_bc_out, 8 KiB)
@@ -404,10 +456,10 @@ def test_cpy_f32_to_block_format(ggml, kind):
     assert np.array_equal(y, expected)
 
 
-@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0"])
-@pytest.mark.parametrize("n", [2, 3, 5])
+@pytest.mark.parametrize("kind, n", [(kind, n) for kind in ("f32", "f16", "q4_0", "q8_0") for n in (2, 3, 5)]
+                         + [("q4_K", 4), ("q6_K", 7)])
 def test_mul_mv_ext_small_batches(ggml, kind, n):
-    # ggml's choice for 2..8 src1 rows when k % 128 == 0 (ggml_metal_op_mul_mat): r1ptg src1 rows a
+    # ggml's choice for 2..8 src1 rows (4..8 for K-quants) when k % 128 == 0 (ggml_metal_op_mul_mat): r1ptg src1 rows a
     # threadgroup, nxpsg threads along a row (16 when k % 256 == 0 and n < 3, else 8), 2 SIMD-groups
     library, ffi = ggml
     m, k, nsg = 20, 256, 2
