@@ -749,3 +749,37 @@ def test_flash_attn_ext_vec(ggml, kind, queries, has_mask, has_sinks):
     expected = _attention_reference(q, k_values, v_values, None if mask is None else mask[:queries], scale, sinks)
     # q rounded to half as in the kernel; scores, softmax and P.V in float
     assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [200, 3000])
+def test_cumsum(ggml, n):
+    # ggml_metal_op_cumsum: blocks of nth (a power of two, up to the pipeline's maximum) scanned with SIMD
+    # prefix sums; rows longer than a block also scan the block totals (tmp) and add them back
+    library, ffi = ggml
+    rows = 3
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    dst = np.zeros_like(x)
+    blk = library.get_kernel_function("kernel_cumsum_blk_f32")
+    nth = 1
+    while nth < n and 2 * nth <= blk.max_threads:
+        nth *= 2
+    net0 = -(-n // nth)
+    tmp = np.zeros((rows, net0), np.float32)
+
+    def args(struct, ne00, ne01, nb00, outb=None):
+        fields = dict(ne00=ne00, ne01=ne01, ne02=1, ne03=1, nb00=nb00, nb01=nb00 * ne00, nb02=nb00 * ne00 * ne01,
+                      nb03=nb00 * ne00 * ne01, net0=net0, net1=rows, net2=1, net3=1, nbt0=4, nbt1=4 * net0,
+                      nbt2=tmp.nbytes, nbt3=tmp.nbytes)
+        return _args(ffi, struct, **fields, **({} if outb is None else {"outb": outb}))
+
+    _run(blk, [x, tmp, dst], args("ggml_metal_kargs_cumsum_blk", n, rows, 4, outb=n > nth), groups=(net0 * rows, 1, 1),
+         group_size=(nth, 1, 1), threadgroup_memory={0: 32 * 4})
+    if n > nth:
+        _run(blk, [tmp, tmp, tmp], args("ggml_metal_kargs_cumsum_blk", net0, rows, 4, outb=False),
+             groups=(rows, 1, 1), group_size=(nth, 1, 1), threadgroup_memory={0: 32 * 4})
+        add = library.get_kernel_function("kernel_cumsum_add_f32")
+        _run(add, [tmp, dst], args("ggml_metal_kargs_cumsum_add", n, rows, 4), groups=(net0 * rows, 1, 1),
+             group_size=(nth, 1, 1))
+    # float32 sums of up to 3000 terms, in blocks
+    assert np.allclose(dst, np.cumsum(x.astype(np.float64), axis=1), rtol=1e-5, atol=1e-4)
