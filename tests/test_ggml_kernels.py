@@ -783,3 +783,35 @@ def test_cumsum(ggml, n):
              group_size=(nth, 1, 1))
     # float32 sums of up to 3000 terms, in blocks
     assert np.allclose(dst, np.cumsum(x.astype(np.float64), axis=1), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("n", [100, 3000])
+def test_argsort(ggml, order, n):
+    # ggml_metal_op_argsort: a bitonic sort of each nth-wide block in threadgroup memory (nth a power of two,
+    # padding indices sort last), then merge passes of doubling length ping-ponging between dst and a
+    # scratch buffer (started on the scratch one when the pass count is odd, so the last lands in dst)
+    library, ffi = ggml
+    rows = 3
+    rng = np.random.default_rng(n)
+    x = rng.permutation(rows * n).reshape(rows, n).astype(np.float32) - rows * n / 2  # no ties
+    sort = library.get_kernel_function(f"kernel_argsort_f32_i32_{order}")
+    nth = 1
+    while nth < n and 2 * nth <= sort.max_threads:
+        nth *= 2
+    npr = -(-n // nth)
+    dst, tmp = np.zeros((rows, n), np.int32), np.zeros((rows, n), np.int32)
+    out, scratch = (tmp, dst) if int(np.ceil(np.log2(npr))) % 2 == 1 else (dst, tmp)
+    shape = dict(ne00=n, ne01=rows, ne02=1, ne03=1, nb00=4, nb01=4 * n, nb02=x.nbytes, nb03=x.nbytes, ne0=n,
+                 ne1=rows, ne2=1, ne3=1)
+    _run(sort, [x, out], _args(ffi, "ggml_metal_kargs_argsort", top_k=nth, **shape), groups=(npr * rows, 1, 1),
+         group_size=(nth, 1, 1), threadgroup_memory={0: -(-nth * 4 // 16) * 16})
+    merge = library.get_kernel_function(f"kernel_argsort_merge_f32_i32_{order}")
+    length = nth
+    while length < n:
+        _run(merge, [x, out, scratch], _args(ffi, "ggml_metal_kargs_argsort_merge", top_k=n, len=length, **shape),
+             groups=(-(-n // (2 * length)) * rows, 1, 1), group_size=(min(512, merge.max_threads), 1, 1))
+        out, scratch = scratch, out
+        length *= 2
+    expected = np.argsort(x if order == "asc" else -x, axis=1, kind="stable")
+    assert np.array_equal(dst, expected)
