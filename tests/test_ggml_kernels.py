@@ -815,3 +815,43 @@ def test_argsort(ggml, order, n):
         length *= 2
     expected = np.argsort(x if order == "asc" else -x, axis=1, kind="stable")
     assert np.array_equal(dst, expected)
+
+
+# --- mixture of experts: dst[t][s] = expert ids[t][s] of src0 times src1[t][s % ne11] ---
+
+@pytest.mark.parametrize("kind", ["f16", "q4_0"])
+@pytest.mark.parametrize("shared_input", [True, False])
+def test_mul_mm_id(ggml, kind, shared_input):
+    # ggml from 32 tokens: kernel_mul_mm_id_map0 lists each expert's (token, slot) pairs (one thread per
+    # expert), then kernel_mul_mm_id multiplies each expert's rows by its gathered src1 rows on SIMD-group
+    # matrices, a threadgroup of 128 per (32 pairs, 64 rows, expert). shared_input: one src1 row per token
+    # (ne11 = 1, broadcast over the slots), else one per slot.
+    library, ffi = ggml
+    experts, used, tokens, k, m = 8, 2, 40, 128, 96
+    rng = np.random.default_rng(experts + shared_input + len(kind))
+    w, values = _weights(kind, experts * m, k, rng)
+    w, values = w.reshape(experts, m, -1), values.reshape(experts, m, k)
+    ne11 = 1 if shared_input else used
+    x = rng.standard_normal((tokens, ne11, k)).astype(np.float32)
+    ids = np.stack([rng.choice(experts, used, replace=False) for _ in range(tokens)]).astype(np.int32)
+    tpe = np.zeros(experts, np.uint32)
+    hids = np.zeros((experts, tokens), np.int32)
+    map_args = _args(ffi, "ggml_metal_kargs_mul_mm_id_map0", ne02=experts, ne10=k, ne11=ne11, nb11=x.strides[1],
+                     nb12=x.strides[0], ne21=tokens, ne20=used, nb21=ids.strides[0])
+    map0 = library.get_kernel_function(f"kernel_mul_mm_id_map0_ne20_{used}")
+    _run(map0, [ids, tpe, hids], map_args, groups=(1, 1, 1), group_size=(experts, 1, 1),
+         threadgroup_memory={0: -(-experts * used * 2 // 16) * 16})
+    assert tpe.tolist() == [int((ids == e).sum()) for e in range(experts)]
+
+    dst = np.zeros((tokens, used, m), np.float32)
+    args = _args(ffi, "ggml_metal_kargs_mul_mm_id", ne00=k, ne02=experts, nb01=w.strides[1], nb02=w.strides[0],
+                 nb03=w.nbytes, ne11=ne11, nb10=4, nb11=x.strides[1], nb12=x.strides[0], nb13=x.nbytes, ne20=used,
+                 ne21=tokens, ne0=m, ne1=used, r2=1, r3=1)
+    fn = library.get_kernel_function(f"kernel_mul_mm_id_{kind}_f32", constants={"FC_mul_mm_bc_inp": k % 32 != 0})
+    _run(fn, [w, x, tpe, hids, dst], args, groups=(-(-tokens // 32), -(-m // 64), experts), group_size=(128, 1, 1),
+         threadgroup_memory={0: 8192})
+    inputs = x[:, np.arange(used) % ne11].astype(np.float16).astype(np.float64)
+    weights = values.astype(np.float16).astype(np.float64)[ids]           # tokens x used x m x k
+    expected = np.einsum("tsmk,tsk->tsm", weights, inputs)
+    # operands rounded to half in threadgroup memory, products accumulated in float
+    assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
