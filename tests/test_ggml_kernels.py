@@ -855,3 +855,28 @@ def test_mul_mm_id(ggml, kind, shared_input):
     expected = np.einsum("tsmk,tsk->tsm", weights, inputs)
     # operands rounded to half in threadgroup memory, products accumulated in float
     assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind, suffix, nsg, nr0, smem", [("f16", "_4", 1, 2, 32 * 4 * 2), ("q4_0", "", 2, 4, 0),
+                                                          ("q8_0", "", 4, 2, 32 * 4 * 2)])
+def test_mul_mv_id(ggml, kind, suffix, nsg, nr0, smem):
+    # ggml below 32 tokens: the matrix-vector kernel per (token, slot), its expert read from ids in the kernel
+    library, ffi = ggml
+    experts, used, tokens, k, m = 6, 2, 3, 128, 16
+    rng = np.random.default_rng(len(kind) + nsg)
+    w, values = _weights(kind, experts * m, k, rng)
+    w, values = w.reshape(experts, m, -1), values.reshape(experts, m, k)
+    x = rng.standard_normal((tokens, used, k)).astype(np.float32)
+    ids = np.stack([rng.choice(experts, used, replace=False) for _ in range(tokens)]).astype(np.int32)
+    dst = np.zeros((tokens, used, m), np.float32)
+    args = _args(ffi, "ggml_metal_kargs_mul_mv_id", nei0=used, nei1=tokens, nbi1=ids.strides[0], ne00=k, ne01=m,
+                 ne02=experts, nb00=w.itemsize, nb01=w.strides[1], nb02=w.strides[0], ne10=k, ne11=used, ne12=tokens,
+                 ne13=1, nb10=4, nb11=x.strides[1], nb12=x.strides[0], ne0=m, ne1=used, nb1=dst.strides[1], nr0=nr0)
+    fn = library.get_kernel_function(f"kernel_mul_mv_id_{kind}_f32{suffix}", constants={
+        "FC_mul_mv_nsg": nsg, "FC_mul_mv_ne12": 1, "FC_mul_mv_r2": 1, "FC_mul_mv_r3": 1})
+    rows_per_group = nr0 if kind in ("f32", "f16", "q8_0") else nr0 * nsg
+    _run(fn, [w, x, dst, ids], args, groups=(-(-m // rows_per_group), 1, used * tokens), group_size=(32, nsg, 1),
+         threadgroup_memory={0: smem})
+    expected = np.einsum("tsmk,tsk->tsm", values[ids], x.astype(np.float64))
+    # float32 accumulation of k products in another order than numpy's
+    assert np.allclose(dst, expected, rtol=1e-5, atol=1e-5 * np.sqrt(k))
