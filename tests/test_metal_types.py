@@ -92,6 +92,16 @@ kernel void bfloat_math(device bfloat* out, constant bfloat* a, constant bfloat*
     out[i] = t * a[i];
 }
 
+kernel void bfloat_vector_splats(device float4* out, uint i [[thread_position_in_grid]]) {
+    bfloat4 v = 0;                         // an int splat: int -> bfloat is a class conversion of its own
+    out[3 * i + 0] = float4(v);
+    v = int(i) + 2;
+    out[3 * i + 1] = float4(v);
+    bfloat2 w = short(-3);
+    v.xy = w;
+    out[3 * i + 2] = float4(v);
+}
+
 kernel void matrices(device float4* out, constant float4* v, uint i [[thread_position_in_grid]]) {
     const float4x4 m = float4x4(float4(1, 0, 0, 0), float4(0, 2, 0, 0), float4(0, 0, 3, 0), float4(1, 1, 1, 1));
     const float2x3 n = float2x3(1, 2, 3, 4, 5, 6);   // column-major scalars
@@ -223,6 +233,15 @@ def test_bfloat_arithmetic_rounds_to_bfloat(lib):
     lib.bfloat_math(mps_shim.Tensor.from_numpy(out).view((4096,)), a_bits, b_bits, threads=4096)
     t = _from_bfloat_bits(_to_bfloat_bits(a + b))
     np.testing.assert_array_equal(out, _to_bfloat_bits(t * a))
+
+
+def test_bfloat_vectors_splat_integers(lib):
+    out = np.zeros((4, 3, 4), np.float32)
+    lib.bfloat_vector_splats(out, threads=4)
+    i = np.arange(4, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(out[:, 0], np.zeros((4, 4)))
+    np.testing.assert_array_equal(out[:, 1], np.broadcast_to(i + 2, (4, 4)))
+    np.testing.assert_array_equal(out[:, 2], np.concatenate([np.full((4, 2), -3.0), np.broadcast_to(i + 2, (4, 2))], 1))
 
 
 def test_matrices(lib):
