@@ -880,3 +880,105 @@ def test_mul_mv_id(ggml, kind, suffix, nsg, nr0, smem):
     expected = np.einsum("tsmk,tsk->tsm", values[ids], x.astype(np.float64))
     # float32 accumulation of k products in another order than numpy's
     assert np.allclose(dst, expected, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+# --- bfloat: ggml's host defines GGML_METAL_HAS_BF16 on devices that have it, which adds the bf16 kernels ---
+
+@pytest.fixture(scope="module")
+def ggml_bf16(ggml):
+    root = ggml_dir()
+    metal = os.path.join(root, "src", "ggml-metal")
+    with open(os.path.join(metal, "ggml-metal.metal")) as f:
+        source = "#define GGML_METAL_HAS_BF16 1\n" + f.read()
+    return mps_shim.ShaderLibrary(source, include_dirs=[metal, os.path.join(root, "src")]), ggml[1]
+
+
+def _bf16(x):
+    """(bfloat16 bits, their float64 values) of x, rounded to nearest even."""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return bits, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+def test_get_rows_and_cpy_bf16(ggml_bf16):
+    library, ffi = ggml_bf16
+    rows, n = 6, 96
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    bits, values = _bf16(x)
+    converted = np.zeros((rows, n), np.uint16)
+    args = _args(ffi, "ggml_metal_kargs_cpy", nk0=n, ne00=n, ne01=rows, ne02=1, ne03=1, nb00=4, nb01=4 * n,
+                 nb02=x.nbytes, nb03=x.nbytes, ne0=n, ne1=rows, ne2=1, ne3=1, nb0=2, nb1=2 * n, nb2=bits.nbytes,
+                 nb3=bits.nbytes)
+    _run(library.get_kernel_function("kernel_cpy_f32_bf16"), [x, converted], args, groups=(rows, 1, 1),
+         group_size=(n, 1, 1))
+    assert np.array_equal(converted, bits)  # round to nearest even, as numpy's reference does
+
+    idx = np.array([5, 1, 1], np.int32)
+    dst = np.zeros((len(idx), n), np.float32)
+    args = _args(ffi, "ggml_metal_kargs_get_rows", ne00t=n, ne00=n, nb01=2 * n, nb02=bits.nbytes, nb03=bits.nbytes,
+                 ne10=len(idx), nb10=4, nb11=idx.nbytes, nb12=idx.nbytes, nb1=4 * n, nb2=dst.nbytes, nb3=dst.nbytes)
+    _run(library.get_kernel_function("kernel_get_rows_bf16"), [bits, idx, dst], args, groups=(len(idx), 1, 1),
+         group_size=(n, 1, 1))
+    assert np.array_equal(dst, values[idx].astype(np.float32))  # bfloat widens to float exactly
+
+
+@pytest.mark.parametrize("k, suffix, nsg", [(256, "_4", 2), (70, "", 1)])
+def test_mul_mv_bf16(ggml_bf16, k, suffix, nsg):
+    library, ffi = ggml_bf16
+    m, n = 16, 2
+    rng = np.random.default_rng(k)
+    bits, values = _bf16(rng.standard_normal((m, k)))
+    src1 = rng.standard_normal((n, k)).astype(np.float32)
+    dst = np.zeros((n, m), np.float32)
+    fn = library.get_kernel_function(f"kernel_mul_mv_bf16_f32{suffix}", constants={
+        "FC_mul_mv_nsg": nsg, "FC_mul_mv_ne12": 1, "FC_mul_mv_r2": 1, "FC_mul_mv_r3": 1})
+    _run(fn, [bits, src1, dst], _mul_mv_args(ffi, bits, m, n, k, 2), groups=(m // 2, n, 1), group_size=(32, nsg, 1),
+         threadgroup_memory={0: 32 * 4 * 2})
+    # float32 accumulation of k products in another order than numpy's
+    assert np.allclose(dst, src1.astype(np.float64) @ values.T, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+@pytest.mark.skip(reason="mps_shim: `cond ? bfloat_value : 0` (ggml-metal.metal kernel_mul_mm, the bc_inp loads) does "
+                         "not compile: bfloat is a class here, so C++ finds the conversions int -> bfloat and "
+                         "bfloat -> float -> int both possible and rejects the conditional, where Metal's usual "
+                         "arithmetic conversions give bfloat")
+def test_mul_mm_bf16(ggml_bf16):
+    library, ffi = ggml_bf16
+    m, n, k = 64, 32, 128
+    rng = np.random.default_rng(17)
+    bits, values = _bf16(rng.standard_normal((m, k)))
+    src1 = rng.standard_normal((n, k)).astype(np.float32)
+    dst = np.zeros((n, m), np.float32)
+    args = _args(ffi, "ggml_metal_kargs_mul_mm", ne00=k, ne02=1, nb01=2 * k, nb02=bits.nbytes, nb03=bits.nbytes,
+                 ne12=1, nb10=4, nb11=4 * k, nb12=src1.nbytes, nb13=src1.nbytes, ne0=m, ne1=n, r2=1, r3=1)
+    fn = library.get_kernel_function("kernel_mul_mm_bf16_f32", constants={
+        "FC_mul_mm_bc_inp": False, "FC_mul_mm_bc_out": False, "FC_mul_mm_ne12": 1, "FC_mul_mm_ne13": 1,
+        "FC_mul_mm_r2": 1, "FC_mul_mm_r3": 1})
+    _run(fn, [bits, src1, dst], args, groups=(1, 1, 1), group_size=(32, 4, 1), threadgroup_memory={0: 4096 + 2048})
+    # both operands held as bfloat in threadgroup memory, products accumulated in float
+    expected = _bf16(src1)[1] @ values.T
+    assert np.allclose(dst, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_flash_attn_ext_bf16(ggml_bf16):
+    # the prompt kernel with a bfloat kv cache: q held as bfloat, the output accumulated in half
+    library, ffi = ggml_bf16
+    heads, kv_heads, queries, kv, d = 2, 1, 24, 128, 64
+    nqptg, ncpsg, nsg = 8, 64, 4
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((heads, queries, d)).astype(np.float32)
+    (k_bits, k_values), (v_bits, v_values) = (_bf16(rng.standard_normal((kv_heads, kv, d))) for _ in range(2))
+    scale = 1 / np.sqrt(d)
+    dst = np.zeros((queries, heads, d), np.float32)
+    args = _attention_args(ffi, "ggml_metal_kargs_flash_attn_ext", q, k_bits, v_bits, None, scale)
+    fn = library.get_kernel_function(f"kernel_flash_attn_ext_bf16_dk{d}_dv{d}", constants=_attention_constants(
+        "flash_attn_ext", False, False, d, d, nsg, FC_flash_attn_ext_bc_mask=False))
+    smem = -(-(nqptg * (d + 2 * d + 2 * 2 * ncpsg)) * 2 // 16) * 16
+    _run(fn, [q, k_bits, v_bits, q, q, q, q, dst], args, groups=(-(-queries // nqptg), heads, 1),
+         group_size=(32, nsg, 1), threadgroup_memory={0: smem})
+    q_bf16 = _bf16(q)[1].astype(np.float32)
+    expected = _attention_reference(q_bf16, k_values.astype(np.float32), v_values.astype(np.float32), None, scale)
+    # q rounded to bfloat as the kernel holds it (the reference's rounding to half keeps those values); the
+    # output accumulates in half, hence the looser tolerance
+    assert np.allclose(dst, expected, rtol=5e-3, atol=5e-3)
