@@ -982,3 +982,41 @@ def test_flash_attn_ext_bf16(ggml_bf16):
     # q rounded to bfloat as the kernel holds it (the reference's rounding to half keeps those values); the
     # output accumulates in half, hence the looser tolerance
     assert np.allclose(dst, expected, rtol=5e-3, atol=5e-3)
+
+
+@pytest.mark.parametrize("op", ["norm", "rms_norm"])
+@pytest.mark.parametrize("fused", ["", "_mul", "_mul_add"])
+@pytest.mark.parametrize("vec", [False, True])
+def test_norm_with_fused_mul_add(ggml, op, fused, vec):
+    # ggml fuses norm -> mul(weight) -> add(bias) into one kernel: weight and bias rows broadcast over the
+    # rows (nef1 = 1); _4 reads float4 (ne00_t = ne00/4); nth doubles from 32 while below ne00_t
+    library, ffi = ggml
+    rows, n, eps = 5, 384, 1e-5
+    rng = np.random.default_rng(len(op) + len(fused) + vec)
+    x = (rng.standard_normal((rows, n)) * 3 + 1).astype(np.float32)
+    weight = rng.standard_normal((1, n)).astype(np.float32)
+    bias = rng.standard_normal((1, n)).astype(np.float32)
+    y = np.zeros_like(x)
+    ne00_t = n // 4 if vec else n
+    nb1 = 4 * n
+    args = _args(ffi, "ggml_metal_kargs_norm", ne00=n, ne00_t=ne00_t, nb1=nb1, nb2=x.nbytes, nb3=x.nbytes, eps=eps,
+                 nef1=[rows, 1, 1], nef2=[1, 1, 1], nef3=[1, 1, 1], nbf1=[nb1, nb1, nb1],
+                 nbf2=[x.nbytes, nb1, nb1], nbf3=[x.nbytes, nb1, nb1])
+    fn = library.get_kernel_function(f"kernel_{op}{fused}_f32" + ("_4" if vec else ""))
+    nth = 32
+    while nth < ne00_t and nth < fn.max_threads:
+        nth *= 2
+    nth = min(nth, fn.max_threads, -(-ne00_t // 32) * 32)
+    _run(fn, [x, weight, bias, y], args, groups=(rows, 1, 1), group_size=(nth, 1, 1), threadgroup_memory={0: 32 * 4})
+    xf = x.astype(np.float64)
+    if op == "norm":
+        centred = xf - xf.mean(axis=1, keepdims=True)
+        expected = centred / np.sqrt((centred ** 2).mean(axis=1, keepdims=True) + eps)
+    else:
+        expected = xf / np.sqrt((xf ** 2).mean(axis=1, keepdims=True) + eps)
+    if fused:
+        expected = expected * weight
+    if fused == "_mul_add":
+        expected = expected + bias
+    # float32 sums of 384 values
+    assert np.allclose(y, expected, rtol=1e-5, atol=1e-5)
