@@ -1020,3 +1020,20 @@ def test_norm_with_fused_mul_add(ggml, op, fused, vec):
         expected = expected + bias
     # float32 sums of 384 values
     assert np.allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows, n", [(2, 1000), (1, 50), (20, 300)])
+def test_argmax(ggml, rows, n):
+    # ggml_metal_op_argmax: nth doubles from 32 while below n and nth * rows < 256; beyond one SIMD-group the
+    # SIMD-groups' (max, index) pairs meet in threadgroup memory
+    library, ffi = ggml
+    rng = np.random.default_rng(n)
+    x = rng.permutation(rows * n).reshape(rows, n).astype(np.float32)  # no ties
+    dst = np.full(rows, -7, np.int32)
+    nth = 32
+    while nth < n and nth * rows < 256:
+        nth *= 2
+    fn = library.get_kernel_function("kernel_argmax_f32")
+    _run(fn, [x, dst], _args(ffi, "ggml_metal_kargs_argmax", ne00=n, nb01=4 * n), groups=(rows, 1, 1),
+         group_size=(nth, 1, 1), threadgroup_memory={0: 32 * (4 + 4)})
+    assert np.array_equal(dst, x.argmax(axis=1))
