@@ -268,33 +268,46 @@ def dequantize(kind, data, n):
 
 _QUANTIZE = {"q8_0": quantize_q8_0, "q4_0": quantize_q4_0}
 
-# the K-quants: super-blocks of QK_K = 256 values (ggml-common.h)
+# Formats tested with random blocks (any bytes are valid quants and scales): per kind the block layout
+# (ggml-common.h) and how many values a block holds. The K-quants hold super-blocks of QK_K = 256.
 QK_K = 256
+_Q4_1 = np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", QK // 2)])
+_Q5_0 = np.dtype([("d", "<f2"), ("qh", "<u4"), ("qs", "u1", QK // 2)])
+_Q5_1 = np.dtype([("d", "<f2"), ("m", "<f2"), ("qh", "<u4"), ("qs", "u1", QK // 2)])
 _Q4_K = np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qs", "u1", QK_K // 2)])
 _Q6_K = np.dtype([("ql", "u1", QK_K // 2), ("qh", "u1", QK_K // 4), ("scales", "i1", QK_K // 16), ("d", "<f2")])
-_K_QUANTS = {"q4_K": _Q4_K, "q6_K": _Q6_K}
+_RANDOM_BLOCKS = {"q4_1": (_Q4_1, QK), "q5_0": (_Q5_0, QK), "q5_1": (_Q5_1, QK), "q4_K": (_Q4_K, QK_K),
+                  "q6_K": (_Q6_K, QK_K)}
 
 
-def random_k_quant(kind, rows, n, rng):
-    """Rows of random valid super-blocks (any bytes are valid quants and scales; d and dmin kept small)."""
-    dtype = _K_QUANTS[kind]
-    blocks = np.frombuffer(rng.bytes(rows * n // QK_K * dtype.itemsize), dtype).copy()
-    blocks["d"] = rng.uniform(0.002, 0.02, len(blocks))
-    if kind == "q4_K":
-        blocks["dmin"] = rng.uniform(0.002, 0.02, len(blocks))
+def random_blocks(kind, rows, n, rng):
+    """Rows of random valid blocks, the scales (d, and the min: m or dmin) kept small."""
+    dtype, per_block = _RANDOM_BLOCKS[kind]
+    blocks = np.frombuffer(rng.bytes(rows * n // per_block * dtype.itemsize), dtype).copy()
+    for field in ("d", "m", "dmin"):
+        if field in dtype.names:
+            blocks[field] = rng.uniform(0.002, 0.02, len(blocks))
     return blocks.view(np.uint8).reshape(rows, -1)
 
 
-def dequantize_k_quant(kind, data, n):
-    """float64 values of K-quant rows, from ggml's layouts:
+def dequantize_blocks(kind, data, n):
+    """float64 values of rows of random-format blocks, from ggml's layouts:
+    q4_1: q*d + m, q the 32 nibbles (low nibbles of qs first). q5_0 / q5_1: the nibbles' fifth bit is bit j of
+    qh for value j; (q - 16)*d, q*d + m.
     q4_K: 8 sub-blocks of 32, each value d*scale*q - dmin*min with 6-bit (scale, min) pairs packed in 12 bytes
     (pairs 0-3: low 6 bits of bytes 0-3 / 4-7; pairs 4-7: nibbles of bytes 8-11 and the top 2 bits of bytes
     0-3 / 4-7); 64 values per 32 bytes of qs, low nibbles first.
     q6_K: 16 sub-blocks of 16, value d*scale*(q - 32), q = 4 bits of ql and 2 of qh, per 128 values: ql 64
     bytes (low nibbles: values 0-63, high: 64-127), qh 32 bytes (bit pairs 0/2/4/6: values l, l+32, l+64, l+96)."""
-    blocks = np.ascontiguousarray(data).reshape(-1).view(_K_QUANTS[kind])
+    blocks = np.ascontiguousarray(data).reshape(-1).view(_RANDOM_BLOCKS[kind][0])
     d = blocks["d"].astype(np.float64)[:, None]
-    if kind == "q4_K":
+    if kind in ("q4_1", "q5_0", "q5_1"):
+        qs = blocks["qs"].astype(np.int64)
+        q = np.concatenate([qs & 15, qs >> 4], axis=1)
+        if kind != "q4_1":
+            q |= ((blocks["qh"].astype(np.int64)[:, None] >> np.arange(QK)) & 1) << 4
+        values = (q - 16) * d if kind == "q5_0" else q * d + blocks["m"].astype(np.float64)[:, None]
+    elif kind == "q4_K":
         s = blocks["scales"].astype(np.int64)
         sc = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 15) | ((s[:, 0:4] >> 6) << 4)], axis=1)
         mn = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], axis=1)
@@ -320,9 +333,9 @@ def _weights(kind, rows, n, rng):
     if kind == "f16":
         h = x.astype(np.float16)
         return h, h.astype(np.float64)
-    if kind in _K_QUANTS:
-        q = random_k_quant(kind, rows, n, rng)
-        return q, dequantize_k_quant(kind, q, n)
+    if kind in _RANDOM_BLOCKS:
+        q = random_blocks(kind, rows, n, rng)
+        return q, dequantize_blocks(kind, q, n)
     q = _QUANTIZE[kind](x)
     return q, dequantize(kind, q, n).astype(np.float64)
 
@@ -344,7 +357,7 @@ def test_block_codecs_roundtrip():
 
 # --- get_rows: dst[i] = float(src0[rows[i]]) ---
 
-@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0", "q4_K", "q6_K"])
+@pytest.mark.parametrize("kind", ["f32", "f16", "q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "q4_K", "q6_K"])
 def test_get_rows(ggml, kind):
     library, ffi = ggml
     nrows, n = 10, 512
@@ -361,11 +374,11 @@ def test_get_rows(ggml, kind):
     fn = library.get_kernel_function("kernel_get_rows_" + kind)
     nth = min(ne00t, fn.max_threads)
     _run(fn, [src0, idx, dst], args, groups=(-(-ne00t // nth) * len(idx), 1, 1), group_size=(nth, 1, 1))
-    if kind in _K_QUANTS:
-        # d*scale*q - dmin*min in float, its roundings in another order than numpy's float64
+    if kind in ("q4_1", "q5_1", "q4_K", "q6_K"):
+        # a scale times q plus (or minus) a min in float, its roundings in another order than numpy's float64
         assert np.allclose(dst, values[idx], rtol=1e-6, atol=1e-6)
     else:
-        # dequantizing is exact in float: (q - 8)*d and q*d need at most 15 significant bits
+        # dequantizing is exact in float: (q - 8)*d, (q - 16)*d and q*d need at most 16 significant bits
         assert np.array_equal(dst, values[idx].astype(np.float32))
 
 
@@ -384,7 +397,8 @@ def _mul_mv_args(ffi, src0, m, n, k, nr0):
 # parameter (_short, the K-quants), which Metal ignores and mps_shim rejects: None there
 _MUL_MV = [("f32", 256, "_4", 2, 2, 32 * 4 * 2), ("f32", 100, "", 1, 2, 32 * 4 * 2),
            ("f16", 384, "_4", 3, 2, 32 * 4 * 2), ("f16", 70, "", 1, 2, 32 * 4 * 2), ("f16", 20, "_short", 1, 32, None),
-           ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2), ("q4_K", 512, "", 2, 2, None),
+           ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2), ("q4_1", 256, "", 2, 4, 0),
+           ("q5_0", 256, "", 2, 4, 0), ("q5_1", 256, "", 2, 4, 0), ("q4_K", 512, "", 2, 2, None),
            ("q6_K", 512, "", 2, 2, None)]
 
 
@@ -410,7 +424,7 @@ def test_mul_mv(ggml, kind, k, suffix, nsg, nr0, smem, n):
 
 # --- matrix-matrix products (SIMD-group matrices) with src0 in f16 or a block format ---
 
-@pytest.mark.parametrize("kind", ["f16", "q4_0", "q8_0", "q4_K", "q6_K"])
+@pytest.mark.parametrize("kind", ["f16", "q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "q4_K", "q6_K"])
 @pytest.mark.parametrize("m, n, k", [(64, 32, 256), (96, 40, 512)])
 def test_mul_mm(ggml, kind, m, n, k):
     # src0 rows are dequantized 16 values at a time into half tiles; the second shape leaves partial
