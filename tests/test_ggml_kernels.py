@@ -953,21 +953,19 @@ def test_mul_mv_bf16(ggml_bf16, k, suffix, nsg):
     assert np.allclose(dst, src1.astype(np.float64) @ values.T, rtol=1e-5, atol=1e-5 * np.sqrt(k))
 
 
-@pytest.mark.skip(reason="mps_shim: `cond ? bfloat_value : 0` (ggml-metal.metal kernel_mul_mm, the bc_inp loads) does "
-                         "not compile: bfloat is a class here, so C++ finds the conversions int -> bfloat and "
-                         "bfloat -> float -> int both possible and rejects the conditional, where Metal's usual "
-                         "arithmetic conversions give bfloat")
-def test_mul_mm_bf16(ggml_bf16):
+@pytest.mark.parametrize("k", [128, 100])
+def test_mul_mm_bf16(ggml_bf16, k):
+    # k % 32 != 0 takes ggml's bounds-checked loads (FC_mul_mm_bc_inp: `cond ? bfloat_value : 0`)
     library, ffi = ggml_bf16
-    m, n, k = 64, 32, 128
-    rng = np.random.default_rng(17)
+    m, n = 64, 32
+    rng = np.random.default_rng(k)
     bits, values = _bf16(rng.standard_normal((m, k)))
     src1 = rng.standard_normal((n, k)).astype(np.float32)
     dst = np.zeros((n, m), np.float32)
     args = _args(ffi, "ggml_metal_kargs_mul_mm", ne00=k, ne02=1, nb01=2 * k, nb02=bits.nbytes, nb03=bits.nbytes,
                  ne12=1, nb10=4, nb11=4 * k, nb12=src1.nbytes, nb13=src1.nbytes, ne0=m, ne1=n, r2=1, r3=1)
     fn = library.get_kernel_function("kernel_mul_mm_bf16_f32", constants={
-        "FC_mul_mm_bc_inp": False, "FC_mul_mm_bc_out": False, "FC_mul_mm_ne12": 1, "FC_mul_mm_ne13": 1,
+        "FC_mul_mm_bc_inp": k % 32 != 0, "FC_mul_mm_bc_out": False, "FC_mul_mm_ne12": 1, "FC_mul_mm_ne13": 1,
         "FC_mul_mm_r2": 1, "FC_mul_mm_r3": 1})
     _run(fn, [bits, src1, dst], args, groups=(1, 1, 1), group_size=(32, 4, 1), threadgroup_memory={0: 4096 + 2048})
     # both operands held as bfloat in threadgroup memory, products accumulated in float
