@@ -59,9 +59,10 @@ print(json.dumps(out))
 """
 
 
-def child(cache_dir, spec, **env):
+def child(cache_dir, spec, code=CHILD, **env):
+    """Runs `code` in a new Python process with `spec` on its stdin; its last stdout line, as JSON."""
     env = dict(os.environ, MPS_SHIM_CACHE_DIR=cache_dir, **env)
-    r = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(spec), env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec), env=env, capture_output=True, text=True,
                        timeout=1800)
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}

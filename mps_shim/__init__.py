@@ -13,7 +13,7 @@ from ._paths import include_dir, library_path
 from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, EngineError, InternalError,
                      InvalidHandleError, KernelNotFoundError, KernelReportedError, MpsShimError, OpError,
                      OutOfMemoryError, SizeError, check, raise_pending)
-from .library import KernelFunction, ShaderLibrary
+from .library import KernelFunction, ShaderLibrary, compile_check
 from .shader import CompiledShader, compile_shader
 from .tensor import Tensor, from_dlpack
 
@@ -51,5 +51,5 @@ __all__ = [
     "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "EngineError",
     "InternalError", "InvalidHandleError", "KernelFunction", "KernelNotFoundError", "KernelReportedError",
     "MpsShimError", "OpError", "OutOfMemoryError", "ShaderLibrary", "SizeError", "Tensor", "backend_name",
-    "compile_shader", "from_dlpack", "include_dir", "library_path", "raise_pending", "runtime_info", "synchronize",
+    "compile_check", "compile_shader", "from_dlpack", "include_dir", "library_path", "raise_pending", "runtime_info", "synchronize",
 ]

@@ -22,6 +22,18 @@ _CONSTANT_SCALARS = {"bool": np.bool_, "char": np.int8, "uchar": np.uint8, "shor
                      "float": np.float32, "bfloat": "bfloat"}
 
 
+def compile_check(source, backend="cuda", include_dirs=()):
+    """Compiles `source` for `backend` without running it, where that backend needs no device for
+    it: "cuda" translates every kernel to CUDA C++ and compiles it with NVRTC (for
+    MPS_SHIM_CUDA_ARCH, default sm_90). Raises CompileError naming the Metal line where it does
+    not compile, EngineError where NVRTC or libcu++'s headers are missing (pip install
+    nvidia-cuda-nvrtc-cu12 nvidia-cuda-cccl-cu12)."""
+    if isinstance(include_dirs, (str, bytes, os.PathLike)):
+        include_dirs = [include_dirs]
+    dirs = [ffi.new("char[]", os.fsencode(d)) for d in include_dirs]
+    check(lib.mps_shim_compile_check(backend.encode(), source.encode("utf-8"), ffi.new("char*[]", dirs), len(dirs)))
+
+
 class ShaderLibrary:
     """Metal Shading Language source read by the active backend; its kernels compile now or at first use.
 
@@ -195,6 +207,8 @@ class KernelFunction:
     def run_command_block(self, callback):
         """Runs callback(self) inside a command block; exceptions it raises propagate."""
         run_command_block(self, callback)
+        for tensor in self._bound.values():  # numpy arrays copied to a GPU get the results back
+            tensor.sync_to_host()
 
     def start_encoding(self):
         check(lib.aoti_torch_mps_start_encoding(self._handle))

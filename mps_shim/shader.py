@@ -137,6 +137,9 @@ class BoundKernel:
             fn.dispatch(threads, group_size)
 
         function.run_command_block(encode)
+        for value in bound:  # numpy arrays copied to a GPU get the results back
+            if isinstance(value, Tensor):
+                value.sync_to_host()
         del bound  # the tensors of argument buffers lived until here
 
     def __repr__(self):

@@ -112,6 +112,17 @@ class _ArrayView:
         }
 
 
+_DEVICE_MEMORY_IS_HOST = None
+
+
+def device_memory_is_host():
+    """True on the host backend (mps tensors are host memory), False where it is a GPU's."""
+    global _DEVICE_MEMORY_IS_HOST
+    if _DEVICE_MEMORY_IS_HOST is None:
+        _DEVICE_MEMORY_IS_HOST = lib.mps_shim_device_memory_is_host() != 0
+    return _DEVICE_MEMORY_IS_HOST
+
+
 class Tensor:
     """A strided tensor owned by libmps_shim (an AtenTensorHandle)."""
 
@@ -121,12 +132,18 @@ class Tensor:
 
     @classmethod
     def from_numpy(cls, array, device="mps"):
-        """Wraps `array`'s memory (no copy). Kernels that write the tensor write the array."""
+        """Wraps `array`'s memory (no copy). Kernels that write the tensor write the array.
+
+        Where device memory is not the host's (the cuda backend), an mps tensor is a copy in
+        device memory instead, and `array` its mirror: sync_to_host() copies results back
+        (KernelFunction.run_command_block and bound kernels do it for the arrays they bound)."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"expected a numpy array, got {type(array).__name__}")
         code = dtype_code(array.dtype)
         if not array.dtype.isnative:
             raise TypeError("byte-swapped arrays are not supported; use a native-endian array")
+        if device == "mps" and not device_memory_is_host():
+            return cls._device_copy(array)
         itemsize = array.dtype.itemsize
         if any(s < 0 or s % itemsize for s in array.strides):
             raise ValueError("only arrays with non-negative strides that are multiples of the item size can be "
@@ -137,6 +154,22 @@ class Tensor:
             ffi.cast("void*", data), array.ndim, _int64_array(array.shape),
             _int64_array(s // itemsize for s in array.strides), 0, code, _device_code(device), 0, out))
         return cls(out[0], keep_alive=array)
+
+    @classmethod
+    def _device_copy(cls, array):
+        source = np.ascontiguousarray(array)
+        t = cls.empty(array.shape, array.dtype)
+        if source.nbytes:
+            check(lib.mps_shim_copy_to_device(ffi.cast("void*", t.data_ptr), ffi.from_buffer(source), source.nbytes))
+        t._mirror = array
+        return t
+
+    def sync_to_host(self):
+        """Copies a device-memory tensor made from a numpy array back into that array (a no-op otherwise)."""
+        mirror = getattr(self, "_mirror", None)
+        if mirror is not None and mirror.size:
+            result = self.numpy()
+            np.copyto(mirror, result.view(mirror.dtype) if result.dtype != mirror.dtype else result)
 
     @classmethod
     def empty(cls, shape, dtype=np.float32, device="mps", strides=None):
@@ -152,7 +185,11 @@ class Tensor:
     def zeros(cls, shape, dtype=np.float32, device="mps"):
         t = cls.empty(shape, dtype, device)
         if t.numel:
-            ffi.memmove(ffi.cast("void*", t.data_ptr), b"\0" * t.storage_nbytes, t.storage_nbytes)
+            zeros = b"\0" * t.storage_nbytes
+            if device == "mps" and not device_memory_is_host():
+                check(lib.mps_shim_copy_to_device(ffi.cast("void*", t.data_ptr), zeros, len(zeros)))
+            else:
+                ffi.memmove(ffi.cast("void*", t.data_ptr), zeros, len(zeros))
         return t
 
     def _get(self, fn, ctype):
@@ -228,6 +265,13 @@ class Tensor:
         dtype = np.dtype(np.uint16) if code == BFLOAT16 else _DTYPES[code]
         if self.numel == 0:
             return np.empty(self.shape, dtype)
+        if self.device == "mps" and not device_memory_is_host():  # a copy: the memory is the GPU's
+            out = np.empty(self.shape, dtype)
+            ext = sum((n - 1) * st for n, st in zip(self.shape, self.strides)) + 1
+            raw = np.empty(ext, dtype)
+            check(lib.mps_shim_copy_from_device(ffi.from_buffer(raw), ffi.cast("void*", self.data_ptr), raw.nbytes))
+            out[...] = np.lib.stride_tricks.as_strided(raw, self.shape, tuple(st * dtype.itemsize for st in self.strides))
+            return out
         return np.asarray(_ArrayView(self, dtype))
 
     # ---- DLPack ----

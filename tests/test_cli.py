@@ -149,7 +149,7 @@ def test_info_lists_registered_backends(run_cli):
 def test_unknown_backend_names_the_registered_ones(run_cli):
     r = run_cli("info", env={"MPS_SHIM_BACKEND": "nope"})
     assert r.returncode == 1
-    assert "MPS_SHIM_BACKEND=nope: no such backend (registered: host" in r.stderr
+    assert "MPS_SHIM_BACKEND=nope: no such backend (registered: cuda, host)" in r.stderr
     r = run_cli("info", env={"MPS_SHIM_BACKEND": "host"})
     assert r.returncode == 0, r.stderr
 

@@ -293,3 +293,49 @@ lib.get_kernel_function("plain")
     assert r.returncode == 0, r.stderr
     assert sorted(n for n in os.listdir(tmp_path / "cache") if n.endswith(".so")) == modules
     assert list((tmp_path / "keep").iterdir()) == []  # nothing compiled again
+
+
+# MLX's gemv.h: GEMVKernel::run and GemvWide::run share a name; only GemvWide's reads the wide
+# kernels' constants, and the gemv kernels reach GEMVKernel::run through an alias. GemvWide's
+# template header has a default argument (`typename AccT = ...`), not an initializer of a variable.
+SAME_NAMED_MEMBERS = r"""
+#include <metal_stdlib>
+using namespace metal;
+constant bool WIDE_SCALE [[function_constant(3)]];
+template <typename T> struct Acc { using type = float; };
+template <typename T, typename AccT = typename Acc<T>::type>
+struct Narrow {
+  static void run(device T* out, uint i) { out[i] = T(AccT(i) + 0.5f); }
+};
+template <typename T, typename AccT = typename Acc<T>::type>
+struct Wide {
+  static void run(device T* out, uint i) { out[i] = WIDE_SCALE ? T(2 * i) : T(i); }
+};
+template <typename T>
+kernel void narrow(device T* out, uint i [[thread_position_in_grid]]) {
+  using kernel_impl = Narrow<T>;
+  kernel_impl::run(out, i);
+}
+template <typename T>
+kernel void wide(device T* out, uint i [[thread_position_in_grid]]) {
+  Wide<T>::run(out, i);
+}
+template <typename Impl>
+kernel void through_parameter(device float* out, uint i [[thread_position_in_grid]]) {
+  Impl::run(out, i);  // Impl may be any class: every `run` counts
+}
+template [[host_name("narrow")]] kernel void narrow<float>(device float*, uint);
+template [[host_name("wide")]] kernel void wide<float>(device float*, uint);
+template [[host_name("through_parameter")]] kernel void through_parameter<Wide<float>>(device float*, uint);
+"""
+
+
+def test_a_member_call_through_its_class_reaches_only_that_class():
+    library = ShaderLibrary(SAME_NAMED_MEMBERS)
+    out = run(library.get_kernel_function("narrow"), np.zeros(4, np.float32))
+    assert out.tolist() == [0.5, 1.5, 2.5, 3.5]
+    for kernel in ("wide", "through_parameter"):
+        with pytest.raises(ArgumentError, match=rf"kernel '{kernel}' reads function constant 'WIDE_SCALE'"):
+            library.get_kernel_function(kernel)
+        out = run(library.get_kernel_function(kernel, {"WIDE_SCALE": True}), np.zeros(4, np.float32))
+        assert out.tolist() == [0, 2, 4, 6]

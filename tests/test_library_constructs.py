@@ -193,13 +193,19 @@ def test_metal_attributes_outside_kernels():
 
 def test_mlx_spellings_of_constants_fences_and_traits():
     # MLX: `#define MLX_MTL_CONST static constant constexpr const`, a conversion operator qualified
-    # `const threadgroup`, metal::atomic_thread_fence(mem_flags, order, thread_scope_system), Apple's
-    # internal _disjunction, and a library's own metal::is_empty (Apple has none).
+    # `const threadgroup`, metal::atomic_thread_fence(mem_flags, order, thread_scope_system) with the
+    # library's own metal::thread_scope_system (fence.metal), Apple's internal _disjunction, and a
+    # library's own metal::is_empty (Apple has none).
     lib = mps_shim.compile_shader("""
     #include <metal_stdlib>
     #pragma METAL internals : enable
+    #ifndef __METAL_MEMORY_SCOPE_SYSTEM__
+    #define __METAL_MEMORY_SCOPE_SYSTEM__ 3
+    #endif
     namespace metal {
     template <typename T> struct is_empty : metal::bool_constant<__is_empty(T)> {};
+    constexpr constant metal::thread_scope thread_scope_system =
+        static_cast<thread_scope>(__METAL_MEMORY_SCOPE_SYSTEM__);
     }
     using namespace metal;
     #define MLX_MTL_CONST static constant constexpr const
@@ -222,3 +228,80 @@ def test_mlx_spellings_of_constants_fences_and_traits():
     out = np.zeros(2, np.int32)
     lib.k(out)
     assert out.tolist() == [1113, 1113]
+
+
+# MLX's sort.h declares its threadgroup arrays in both branches of an `if` on a template
+# parameter; each branch sees only its own.
+BRANCH_THREADGROUP_ARRAYS = r"""
+#include <metal_stdlib>
+using namespace metal;
+template <bool WITH_INDEX, int N>
+kernel void reverse(device const float* x, device float* out, uint i [[thread_position_in_threadgroup]]) {
+  if (WITH_INDEX) {
+    threadgroup float vals[N];
+    threadgroup int idx[N];
+    vals[i] = x[i];
+    idx[i] = int(i);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = vals[N - 1 - i] + 1000.0f * float(idx[N - 1 - i]);
+  } else {
+    threadgroup float vals[N];
+    vals[i] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = vals[N - 1 - i];
+  }
+}
+template [[host_name("reverse_indexed")]] kernel void reverse<true, 64>(device const float*, device float*, uint);
+template [[host_name("reverse_plain")]] kernel void reverse<false, 64>(device const float*, device float*, uint);
+"""
+
+
+def test_threadgroup_arrays_declared_in_both_branches():
+    lib = mps_shim.compile_shader(BRANCH_THREADGROUP_ARRAYS)
+    x = np.arange(64, dtype=np.float32) * 0.5
+    out = np.zeros(64, np.float32)
+    lib.reverse_plain(x, out, group_size=64)
+    np.testing.assert_array_equal(out, x[::-1])
+    lib.reverse_indexed(x, out, group_size=64)
+    np.testing.assert_array_equal(out, x[::-1] + 1000.0 * np.arange(64)[::-1])
+
+
+# MLX's steel_gemm_masked.h: two kernel templates of one name, told apart by their template
+# parameters (a type where the other has a value).
+OVERLOADED_TEMPLATES = r"""
+#include <metal_stdlib>
+using namespace metal;
+struct Half { float f = 0.5f; };
+template <typename T, typename Scale, int N>
+kernel void scale(device T* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = T(i) * Scale().f + T(N);
+}
+template <typename T, int N, bool NEGATE = false>
+kernel void scale(device T* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = (NEGATE ? -T(i) : T(i)) * T(N);
+}
+template [[host_name("by_struct")]] kernel decltype(scale<float, Half, 100>) scale<float, Half, 100>;
+template [[host_name("by_value")]] kernel decltype(scale<float, 3>) scale<float, 3>;
+template [[host_name("by_value_negated")]] kernel decltype(scale<float, 3, true>) scale<float, 3, true>;
+"""
+
+
+def test_kernel_templates_overloaded_by_template_parameters():
+    lib = mps_shim.compile_shader(OVERLOADED_TEMPLATES)
+    out = np.zeros(4, np.float32)
+    lib.by_struct(out)
+    assert out.tolist() == [100, 100.5, 101, 101.5]
+    lib.by_value(out)
+    assert out.tolist() == [0, 3, 6, 9]
+    lib.by_value_negated(out)
+    assert out.tolist() == [0, -3, -6, -9]
+
+
+def test_an_instantiation_both_overloads_fit_is_an_error_at_its_line():
+    source = OVERLOADED_TEMPLATES.replace("template <typename T, int N, bool NEGATE = false>",
+                                          "template <typename T, typename U, int N>")
+    source = source.replace("T(i) * T(N)", "T(i) * T(N) * T(sizeof(U))")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_shader(source)
+    msg = str(info.value)
+    assert "library.metal:13:" in msg and "matches 2 of the 2 template kernels named 'scale'" in msg, msg

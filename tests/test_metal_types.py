@@ -376,12 +376,69 @@ def test_address_space_overloads_and_qualifier_positions():
     np.testing.assert_array_equal(out, a + c + 3 + 2 * boxes + (n + 100) + 6)
 
 
-def test_address_space_overloads_with_different_bodies_are_rejected():
-    source = DECLARATIONS.replace("float first(constant float* p) { return p[0]; }",
-                                  "float first(constant float* p) { return p[1]; }")
+def test_braced_vector_initialisers_fill_lanes_in_order():
+    # MLX's random.metal: `uint4 ks = {key.x, key.y, key.x ^ key.y ^ 0x1BD11BDA};` (w is 0), as clang's
+    # vector initialiser lists; a braced single scalar is the first lane, not a splat.
+    lib = mps_shim.compile_shader("""
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void braces(device uint4* out, device const uint2* key, uint i [[thread_position_in_grid]]) {
+      const uint2 k = key[i];
+      uint4 ks = {k.x, k.y, k.x ^ k.y ^ 0x1BD11BDA};
+      float4 first = {2.5f};
+      float2 ints = {3, 4};
+      float3 whole = {float2(5, 6), 7.0f};
+      out[3 * i] = ks;
+      out[3 * i + 1] = uint4(first);
+      out[3 * i + 2] = uint4(uint(ints.x), uint(ints.y), uint(whole.x), uint(whole.z));
+    }
+    """)
+    key = np.array([[1, 2], [7, 9]], np.uint32)
+    out = np.zeros((2, 3, 4), np.uint32)
+    lib.braces(out, key, threads=2)
+    for i, (a, b) in enumerate(key):
+        assert out[i].tolist() == [[a, b, a ^ b ^ 0x1BD11BDA, 0], [2, 0, 0, 0], [3, 4, 5, 7]]
+
+
+# MLX's steel/utils/type_traits.h: one specialisation per address space of a pointer, and its own
+# metal::void_t (Apple's metal namespace has none).
+POINTER_TRAITS = r"""
+#include <metal_stdlib>
+namespace metal {
+template <typename... Ts> struct make_void { typedef void type; };
+template <typename... Ts> using void_t = typename make_void<Ts...>::type;
+template <typename T> struct pointer_element {};
+template <typename T> struct pointer_element<thread T*> { using type = remove_cv_t<T>; };
+template <typename T> struct pointer_element<device T*> { using type = remove_cv_t<T>; };
+template <typename T> struct pointer_element<threadgroup T*> { using type = remove_cv_t<T>; };
+}  // namespace metal
+template <typename P, typename = metal::void_t<>> struct has_element : metal::false_type {};
+template <typename P> struct has_element<P, metal::void_t<typename metal::pointer_element<P>::type>> : metal::true_type {};
+kernel void traits(device int* out, device const short* p, uint i [[thread_position_in_grid]]) {
+  typename metal::pointer_element<decltype(p)>::type v = p[i];
+  out[i] = int(sizeof(v)) * 10 + int(has_element<decltype(p)>::value) + int(has_element<int>::value) * 100;
+}
+"""
+
+
+def test_class_specialisations_on_address_spaces_are_one():
+    lib = mps_shim.compile_shader(POINTER_TRAITS)
+    out = np.zeros(2, np.int32)
+    lib.traits(out, np.zeros(2, np.int16))
+    assert out.tolist() == [21, 21]
+
+
+@pytest.mark.parametrize("source, old, new, line", [
+    (DECLARATIONS, "float first(constant float* p) { return p[0]; }", "float first(constant float* p) { return p[1]; }",
+     13),
+    (POINTER_TRAITS, "struct pointer_element<device T*> { using type = remove_cv_t<T>; }",
+     "struct pointer_element<device T*> { using type = T; }", 8),
+])
+def test_address_space_overloads_with_different_bodies_are_rejected(source, old, new, line):
+    # functions overloaded on address space, and class specialisations on one
     with pytest.raises(mps_shim.CompileError) as info:
-        mps_shim.compile_shader(source)
-    assert "library.metal:13" in str(info.value) and "address space" in str(info.value)
+        mps_shim.compile_shader(source.replace(old, new))
+    assert f"library.metal:{line}" in str(info.value) and "differ only in address space" in str(info.value)
 
 
 # bfloat and the vector types are Metal built-ins: argument-dependent lookup
@@ -418,3 +475,23 @@ def test_metal_functions_are_not_found_through_bfloat_or_vector_arguments():
     np.testing.assert_array_equal(out[:, 1], -x.min() + 1)
     np.testing.assert_array_equal(out[:, 2], 2 * x)
     np.testing.assert_array_equal(out[:, 3], 2 * x)
+
+
+def test_uniform_values_behave_as_their_type():
+    # MLX's gemv.h: loop bounds declared uniform<int>, made with make_uniform (a constexpr one too)
+    lib = mps_shim.compile_shader("""
+    #include <metal_uniform>
+    using namespace metal;
+    kernel void blocks(device int* out, constant int& n, uint i [[thread_position_in_grid]]) {
+      constexpr const uniform<int> stride = make_uniform(4);
+      const uniform<int> size = make_uniform(n);
+      const uniform<int> full = size / stride;
+      const uniform<int> rest = size - stride * full;
+      int sum = 0;
+      for (int b = 0; b < full; ++b) sum += stride;
+      out[i] = sum * 100 + rest + int(i);
+    }
+    """)
+    out = np.zeros(3, np.int32)
+    lib.blocks(out, np.int32(11))
+    assert out.tolist() == [803, 804, 805]

@@ -179,6 +179,12 @@ KERNEL_HEAD = "#include <metal_stdlib>\nusing namespace metal;\n"
      "kernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
      "    threadgroup float tile[5000];\n    tile[i % 5000] = 1.0f;\n    out[i] = helper(i) + tile[0];\n}\n",
      "kernel void k", ["'k' needs 40800 bytes", "20000 in 'k'", "20800 in 'helper'", "32768"]),
+    # Sizes the front end cannot know (a template's): the C++ compiler checks the arrays in scope together.
+    ("template <int N>\nkernel void k(device float* out, uint i [[thread_position_in_grid]]) {\n"
+     "    threadgroup float a[N];\n    if (i < 4) {\n        threadgroup float inner[N];\n"
+     "        inner[i] = 1.0f;\n        a[i] = inner[0];\n    }\n    out[i] = a[0];\n}\n"
+     "template [[host_name(\"k5000\")]] kernel void k<5000>(device float*, uint);\n",
+     "threadgroup float inner", ["32 KiB"]),
     ("kernel void k(device float* out,\n              float v,\n              uint i [[thread_position_in_grid]]) {\n"
      "    out[i] = v;\n}\n",
      "float v,", ["'v'", "device or constant pointer or reference"]),

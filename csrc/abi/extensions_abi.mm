@@ -53,6 +53,42 @@ const char* mps_shim_backend_name(void) {
   return name;
 }
 
+int32_t mps_shim_device_memory_is_host(void) {
+  int32_t is_host = -1;
+  guard(__func__, [&] { is_host = backend().host_addressable() ? 1 : 0; });
+  return is_host;
+}
+
+AOTITorchError mps_shim_compile_check(const char* backend_name, const char* source, const char* const* include_dirs,
+                                      size_t n_include_dirs) {
+  return guard(__func__, [&] {
+    MPS_SHIM_CHECK_AS(ArgumentError, backend_name && source, "null backend name or source");
+    MPS_SHIM_CHECK_AS(ArgumentError, n_include_dirs == 0 || include_dirs, "null include_dirs");
+    std::vector<std::string> dirs;
+    for (size_t i = 0; i < n_include_dirs; ++i) {
+      MPS_SHIM_CHECK_AS(ArgumentError, include_dirs[i], "include_dirs[", i, "] is null");
+      dirs.push_back(include_dirs[i]);
+    }
+    compile_check(backend_name, source, resolve_compile_options(dirs));
+  });
+}
+
+AOTITorchError mps_shim_copy_to_device(void* device_dst, const void* host_src, size_t nbytes) {
+  return guard(__func__, [&] {
+    if (nbytes == 0) return;
+    MPS_SHIM_CHECK_AS(ArgumentError, device_dst && host_src, "null pointer");
+    backend().copy(device_dst, host_src, nbytes, CopyKind::HostToDevice);
+  });
+}
+
+AOTITorchError mps_shim_copy_from_device(void* host_dst, const void* device_src, size_t nbytes) {
+  return guard(__func__, [&] {
+    if (nbytes == 0) return;
+    MPS_SHIM_CHECK_AS(ArgumentError, host_dst && device_src, "null pointer");
+    backend().copy(host_dst, device_src, nbytes, CopyKind::DeviceToHost);
+  });
+}
+
 AOTITorchError mps_shim_set_arg_bytes(AOTIMetalKernelFunctionHandle func, unsigned idx, const void* data, size_t nbytes) {
   return guard(__func__, [&] {
     std::lock_guard<std::recursive_mutex> lock(CommandQueue::mutex());

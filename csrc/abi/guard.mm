@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 
+#include "runtime/backend_registry.h"
 #include "runtime/command_queue.h"
 #include "util/error.h"
 
@@ -129,7 +131,11 @@ void create_library(const char* source, const std::vector<std::string>& include_
                     AOTIMetalShaderLibraryHandle* library_handle, CompileMode mode) {
   check_out(library_handle, "library_handle");
   MPS_SHIM_CHECK(source != nullptr, "null Metal source");
-  auto* lib = new ShaderLibrary(backend().compile(source, resolve_compile_options(include_dirs, mode)));
+  const CompileOptions options = resolve_compile_options(include_dirs, mode);
+  auto* lib = new ShaderLibrary(backend().compile(source, options));
+  std::unique_ptr<ShaderLibrary> owned(lib);
+  run_requested_compile_checks(source, options);
+  owned.release();
   libraries().add(lib);
   *library_handle = reinterpret_cast<AOTIMetalShaderLibraryHandle>(lib);
 }

@@ -6,6 +6,7 @@
 
 #include "abi/guard.h"
 #include "runtime/allocator.h"
+#include "runtime/backend.h"
 #include "runtime/command_queue.h"
 #include "util/error.h"
 
@@ -103,7 +104,7 @@ AOTITorchError aoti_torch_mps_memcpy(void* buffer, size_t constant_offset, size_
     MPS_SHIM_CHECK(constant_offset <= a.size && data_size <= a.size - constant_offset, "copying ", data_size,
                    " bytes at offset ", constant_offset, " overruns the ", a.size, "-byte buffer");
     MPS_SHIM_CHECK(constants_start != nullptr, "null constants_start");
-    std::memcpy(a.base + constant_offset, constants_start + bytes_read, data_size);
+    backend().copy(a.base + constant_offset, constants_start + bytes_read, data_size, CopyKind::HostToDevice);
   });
 }
 
@@ -117,7 +118,7 @@ AOTITorchError aoti_torch_mps_copy_buffer(void* src_buffer, void* dst_buffer, si
                    " bytes at offset ", src_offset, " overruns the ", src.size, "-byte source buffer");
     MPS_SHIM_CHECK(dst_offset <= dst.size && data_size <= dst.size - dst_offset, "writing ", data_size,
                    " bytes at offset ", dst_offset, " overruns the ", dst.size, "-byte destination buffer");
-    std::memmove(dst.base + dst_offset, src.base + src_offset, data_size);
+    backend().copy(dst.base + dst_offset, src.base + src_offset, data_size, CopyKind::DeviceToDevice);
   });
 }
 

@@ -145,6 +145,53 @@ bool is_simd_function(std::string_view name) {
 
 bool is_waiting_function(std::string_view name) { return is_threadgroup_function(name) && !is_simd_function(name); }
 
+bool names_class(const FunctionBody& b, std::string_view name) {
+  for (const std::string& c : b.class_names)
+    if (c == name) return true;
+  return false;
+}
+
+constexpr size_t kNone = ~size_t(0);
+
+// Skips back over a template argument list closing at `close` (`>`); the index of its `<`, or kNone.
+size_t template_open(const std::vector<Token>& t, size_t close) {
+  int depth = 0;
+  for (size_t k = close + 1; k-- > 0;) {
+    if (t[k].is(">")) ++depth;
+    else if (t[k].is(">>")) depth += 2;
+    else if (t[k].is("<") && --depth == 0) return k;
+    else if (t[k].is(";") || t[k].is("{") || t[k].is("}")) break;
+  }
+  return kNone;
+}
+
+// `Q` of a call `Q::f(`, `Q<...>::f(` or `Q::template f<`; empty when unqualified.
+std::string_view call_qualifier(const std::vector<Token>& t, size_t name) {
+  size_t k = name;
+  if (k >= 2 && t[k - 1].is("template")) --k;
+  if (k < 2 || !t[k - 1].is("::")) return {};
+  size_t q = k - 2;
+  if (t[q].is(">")) {
+    const size_t open = template_open(t, q);
+    if (open == kNone || open == 0) return {};
+    q = open - 1;
+  }
+  return t[q].is_identifier() ? t[q].text : std::string_view{};
+}
+
+// The class a `{` at `open` opens (`struct S`, `class S<T, 1> : B`), or empty.
+std::string_view class_opened(const std::vector<Token>& t, size_t open) {
+  for (size_t k = open; k-- > 0;) {
+    if (t[k].is(";") || t[k].is("{") || t[k].is("}") || t[k].is(")")) return {};
+    if ((t[k].is("struct") || t[k].is("class") || t[k].is("union")) && k + 1 < open) {
+      size_t n = k + 1;
+      while (n + 1 < open && t[n].is("[") && t[n + 1].is("[")) n = matching_bracket(t, n) + 1;  // [[attributes]]
+      return n < open && t[n].is_identifier() ? t[n].text : std::string_view{};
+    }
+  }
+  return {};
+}
+
 // Walks the calls of the body at body_open and of every library function they
 // may reach (each body once, the start first, into *reached when given) until
 // stop(name) is true for a called name; returns whether it was.
@@ -173,8 +220,13 @@ bool walk_calls(const LexedSource& source, const std::vector<FunctionBody>& bodi
       }
       if (stop(t[i].text)) return true;
       auto range = by_name.equal_range(std::string(t[i].text));
+      const std::string_view qualifier = call_qualifier(t, i);
+      bool qualified = false;  // some function of that name belongs to a class the qualifier names
+      for (auto it = range.first; it != range.second && !qualifier.empty(); ++it)
+        qualified |= names_class(*it->second, qualifier);
       for (auto it = range.first; it != range.second; ++it)
-        if (seen.insert(it->second).second) work.push_back(it->second);
+        if ((!qualified || names_class(*it->second, qualifier)) && seen.insert(it->second).second)
+          work.push_back(it->second);
     }
     if (!b->indirect_calls.empty())
       for (const FunctionBody& target : bodies)
@@ -200,17 +252,53 @@ std::string_view metal_builtin_name(std::string_view name) {
 std::vector<FunctionBody> function_bodies(const LexedSource& source) {
   const std::vector<Token>& t = source.tokens;
   std::vector<FunctionBody> out;
+  // A template parameter may stand for any class: a call qualified by such a name reaches every function of
+  // that name, even where an alias elsewhere in the library is spelled the same.
+  std::set<std::string_view> parameters;
+  for (size_t i = 0; i + 2 < t.size(); ++i)
+    if ((t[i].is("typename") || t[i].is("class")) && t[i + 1].is_identifier() &&
+        (t[i + 2].is(",") || t[i + 2].is(">") || t[i + 2].is("=")))
+      parameters.insert(t[i + 1].text);
+  std::multimap<std::string_view, std::string_view> aliases;  // class -> `using A = class<...>` / `typedef class<...> A`
+  for (size_t i = 0; i + 3 < t.size(); ++i) {
+    if (t[i].is("using") && t[i + 1].is_identifier() && t[i + 2].is("=") && t[i + 3].is_identifier())
+      aliases.emplace(t[i + 3].text, t[i + 1].text);
+    if (t[i].is("typedef") && t[i + 1].is_identifier()) {
+      size_t k = i + 2;
+      if (t[k].is("<")) k = matching_bracket(t, k) + 1;
+      if (k + 1 < t.size() && t[k].is_identifier() && t[k + 1].is(";")) aliases.emplace(t[i + 1].text, t[k].text);
+    }
+  }
+  std::vector<std::pair<std::string_view, size_t>> classes;  // open classes (name, closing brace), innermost last
   for (size_t i = 0; i < t.size(); ++i) {
+    while (!classes.empty() && i > classes.back().second) classes.pop_back();
     if (!t[i].is("{")) continue;
     size_t k = i;
     while (k > 0 && is_qualifier(t[k - 1])) --k;
-    if (k == 0 || !t[k - 1].is(")")) continue;  // a namespace, class or initializer: look inside
+    if (k == 0 || !t[k - 1].is(")")) {  // a namespace, class or initializer: look inside
+      const std::string_view cls = class_opened(t, i);
+      if (!cls.empty()) classes.emplace_back(cls, matching_bracket(t, i));
+      continue;
+    }
     const size_t open = matching_open_paren(t, k - 1, 0);
     const size_t close = matching_bracket(t, i);
     if (close >= t.size()) break;
-    if (open > 0 && t[open - 1].is_identifier()) out.push_back({std::string(t[open - 1].text), i, close, {}, false});
-    else if (open >= 3 && t[open - 1].is(")") && t[open - 2].is("(") && t[open - 3].is("operator"))
-      out.push_back({"operator()", i, close, {}, false});
+    std::string name;
+    if (open > 0 && t[open - 1].is_identifier()) name = std::string(t[open - 1].text);
+    else if (open >= 3 && t[open - 1].is(")") && t[open - 2].is("(") && t[open - 3].is("operator")) name = "operator()";
+    if (!name.empty()) {
+      FunctionBody body{std::move(name), i, close, {}, {}, false};
+      // In a class's braces, or defined outside it as `R S<T>::name(...)`.
+      std::string_view cls = classes.empty() ? std::string_view{} : classes.back().first;
+      if (const std::string_view q = call_qualifier(t, open - 1); !q.empty()) cls = q;
+      if (!cls.empty() && !parameters.count(cls)) {
+        body.class_names.emplace_back(cls);
+        auto range = aliases.equal_range(cls);
+        for (auto it = range.first; it != range.second; ++it)
+          if (!parameters.count(it->second)) body.class_names.emplace_back(it->second);
+      }
+      out.push_back(std::move(body));
+    }
     i = close;  // nested braces belong to this body
   }
   find_indirect_calls(t, out);

@@ -15,6 +15,11 @@ namespace mps_shim::frontend {
 struct FunctionBody {
   std::string name;    // "operator()" for a call operator
   size_t open, close;  // the braces
+  // A member function's class, by its name and the aliases the library gives
+  // it (`using K = GEMVKernel<T, ...>`); empty for a free function. A call
+  // `K::run(...)` reaches only the `run`s of the classes named K, when it
+  // names any; otherwise every `run`.
+  std::vector<std::string> class_names;
   // Names it calls that do not name the function called: its parameters and
   // non-type template parameters (a function bound by the caller or the
   // instantiation, `template <fn_t f> ... f(x)`), and `x` in `x(...)(...)`

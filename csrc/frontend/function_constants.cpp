@@ -194,9 +194,19 @@ class ConstantFinder {
         declare(first, k, semicolon);
         return;
       }
-    // `constant T x = <expr>;`: x carries the constants its initializer names.
+    // `constant T x = <expr>;`: x carries the constants its initializer names. Only an `=` of the
+    // declaration itself: not a template parameter's default (`template <class A = B<T>> struct S {...};`)
+    // nor one inside a class body, which would make every name of that body the initializer's.
+    int angles = 0;
     for (size_t k = first + 1; k < semicolon; ++k) {
-      if (!t_[k].is("=")) continue;
+      if (t_[k].is("{") || t_[k].is("(") || t_[k].is("[")) {
+        k = matching_bracket(t_, k);
+        continue;
+      }
+      if (t_[k].is("<")) ++angles;
+      else if (t_[k].is(">")) --angles;
+      else if (t_[k].is(">>")) angles -= 2;
+      if (!t_[k].is("=") || angles > 0) continue;
       if (!t_[k - 1].is_identifier()) return;
       std::set<std::string> names;
       for (size_t j = k + 1; j < semicolon; ++j)

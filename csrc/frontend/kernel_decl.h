@@ -127,6 +127,7 @@ struct ThreadgroupObject {
 struct ThreadgroupDecl {
   size_t keyword = 0, end = 0;  // the `threadgroup` token and the declaration's `;`
   size_t function = 0;          // the enclosing function body's `{` (0 at namespace scope)
+  size_t block_open = 0, block_close = 0;  // the innermost enclosing block's `{` and `}`: where the names are visible
   std::vector<ThreadgroupObject> objects;
 };
 

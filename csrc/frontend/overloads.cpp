@@ -24,6 +24,7 @@ class OverloadFinder {
   std::vector<TokenRange> run() {
     std::vector<TokenRange> drop;
     std::map<std::string, Definition> seen;  // by signature with address spaces erased
+    std::map<std::string, size_t> seen_classes;  // specialisations by erased head: the `{` of the first
     std::vector<std::string> path;           // enclosing namespaces and classes
     std::vector<Scope> scopes;
     size_t decl_start = 0;
@@ -39,6 +40,11 @@ class OverloadFinder {
       }
       if (!tk.is("{")) continue;
       const Scope kind = scope_kind(decl_start, i);
+      if (kind == Scope::Class && drops_class(decl_start, i, path, seen_classes, drop)) {
+        i = drop.back().last;
+        decl_start = i + 1;
+        continue;
+      }
       if (kind != Scope::Other) {
         scopes.push_back(kind);
         path.push_back(scope_name(decl_start, i));
@@ -67,6 +73,33 @@ class OverloadFinder {
   }
 
  private:
+  // A class template specialisation on an address space (MLX's `pointer_element<thread T*>` and
+  // `pointer_element<device T*>`) is the same specialisation once address spaces are erased: the
+  // later ones are dropped (appended to `drop`, returning true) when their bodies are the same.
+  bool drops_class(size_t first, size_t brace, const std::vector<std::string>& path,
+                   std::map<std::string, size_t>& seen_classes, std::vector<TokenRange>& drop) const {
+    bool space = false;
+    for (size_t j = first; j < brace; ++j) space |= is_address_space(t_[j]);
+    if (!space) return false;
+    const size_t close = matching_bracket(t_, brace);
+    if (close >= t_.size()) return false;
+    std::string key;
+    for (const std::string& p : path) key += p + "::";
+    key += erased(first, brace - 1);
+    auto [it, fresh] = seen_classes.emplace(key, brace);
+    if (fresh) return false;
+    if (erased(it->second, matching_bracket(t_, it->second)) != erased(brace, close)) {
+      size_t name = brace;  // the class's name: the word after struct/class/union
+      for (size_t j = first; j + 1 < brace; ++j)
+        if (t_[j].is("struct") || t_[j].is("class") || t_[j].is("union")) name = j + 1;
+      error_at(src_, t_[name], concat("specialisations of '", t_[name].text, "' differ only in address space but "
+                                      "have different bodies; the host engine has one address space and cannot "
+                                      "tell them apart"));
+    }
+    drop.push_back({first, close + 1 < t_.size() && t_[close + 1].is(";") ? close + 1 : close});
+    return true;
+  }
+
   static bool is_access(const Token& t) { return t.is("public") || t.is("private") || t.is("protected"); }
 
   Scope scope_kind(size_t first, size_t brace) const {

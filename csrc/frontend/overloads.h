@@ -4,7 +4,9 @@
 // host engine erases address spaces (it has one memory), such overloads would
 // be redefinitions. Where their bodies are identical after erasure they mean
 // the same thing here, so all but the first are dropped; where the bodies
-// differ there is no faithful translation and it is a compile error.
+// differ there is no faithful translation and it is a compile error. The same
+// holds for class template specialisations on an address space
+// (`struct pointer_element<device T*>`).
 #pragma once
 
 #include <vector>

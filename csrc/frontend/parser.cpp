@@ -68,6 +68,7 @@ struct Decl {
   size_t first = 0, last = 0;  // token range, `;` or closing `}` included
   bool is_template = false, is_instantiation = false, is_definition = false;
   std::string name, template_args;
+  size_t targs_open = 0, targs_close = 0;  // an instantiation's `<` and `>` (0: none)
   std::string scope;  // enclosing namespaces, "a::b::"
   size_t name_token = 0;
   size_t body_open = 0;  // the definition's `{`
@@ -197,6 +198,8 @@ class Parser {
         d.name_token = k;
         const size_t close = match(k + 1);
         d.template_args = text(k + 1, close + 1);
+        d.targs_open = k + 1;
+        d.targs_close = close;
         k = close;
         if (at(k + 1, "(")) { lparen = k + 1; break; }
       } else if (at(k + 1, "(")) {
@@ -327,13 +330,113 @@ class Parser {
     return p;
   }
 
+  // Splits the tokens (open, close) of a template parameter or argument list at its top-level commas.
+  std::vector<std::pair<size_t, size_t>> list_items(size_t open, size_t close) const {
+    std::vector<std::pair<size_t, size_t>> items;
+    size_t start = open + 1;
+    for (size_t k = open + 1; k <= close; ++k) {
+      if (k == close || t_[k].is(",")) {
+        if (k > start) items.emplace_back(start, k);
+        start = k + 1;
+      } else if (t_[k].is("(") || t_[k].is("[") || t_[k].is("{") || t_[k].is("<")) {
+        k = match(k);
+      }
+    }
+    return items;
+  }
+
+  // Whether an explicit instantiation's template arguments can be those of the template
+  // kernel `def`: as many as it has parameters (fewer where they have defaults), each a type
+  // where the parameter is a type and a value where it is a value, as far as the arguments'
+  // spelling tells (a literal is a value; a scalar or vector type, or a type the library
+  // declares, is a type; anything else may be either).
+  bool template_args_fit(const Decl& def, const Decl& inst, const std::set<std::string_view>& type_names) const {
+    if (!inst.targs_open) return true;
+    const auto params = list_items(def.first + 1, match(def.first + 1));
+    const auto args = list_items(inst.targs_open, inst.targs_close);
+    bool pack = false;
+    size_t required = 0;
+    for (const auto& [a, b] : params) {
+      bool has_default = false;
+      for (size_t k = a; k < b; ++k) {
+        if (t_[k].is("...")) pack = true;
+        if (t_[k].is("=")) has_default = true;
+        if (t_[k].is("<")) k = match(k);
+      }
+      if (!has_default && !pack) ++required;
+    }
+    if (args.size() < required || (!pack && args.size() > params.size())) return false;
+    for (size_t i = 0; i < args.size() && i < params.size(); ++i) {
+      const auto [pa, pb] = params[i];
+      if (std::any_of(t_.begin() + pa, t_.begin() + pb, [](const Token& t) { return t.is("..."); })) break;
+      const bool type_param = t_[pa].is("typename") || t_[pa].is("class") || t_[pa].is("template");
+      const Token& a = t_[args[i].first];
+      const bool value = a.kind == TokenKind::Number || a.kind == TokenKind::Char || a.is("true") ||
+                         a.is("false") || a.is("-") || a.is("(") || a.is("!");
+      const bool type = !value && (a.is("const") || a.is("unsigned") || a.is("signed") ||
+                                   (a.is_identifier() && type_names.count(a.text)));
+      if ((type_param && value) || (!type_param && type)) return false;
+    }
+    return true;
+  }
+
+  // Names the library declares as types, and Metal's scalar and vector type names.
+  std::set<std::string_view> library_type_names() const {
+    static const char* const kScalars[] = {"bool", "char", "uchar", "short", "ushort", "int", "uint", "long",
+                                           "ulong", "half", "float", "double", "bfloat", "void", "size_t",
+                                           "int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t",
+                                           "int64_t", "uint64_t", "bfloat16_t", "float16_t"};
+    std::set<std::string_view> names;
+    for (const char* s : kScalars) names.insert(s);
+    for (size_t i = 0; i + 1 < t_.size(); ++i) {
+      const Token& t = t_[i];
+      if ((t.is("struct") || t.is("class") || t.is("union") || t.is("enum")) && t_[i + 1].is_identifier())
+        names.insert(t_[i + 1].text);
+      else if (t.is("using") && t_[i + 1].is_identifier() && i + 2 < t_.size() && t_[i + 2].is("="))
+        names.insert(t_[i + 1].text);
+      else if (t.is("typedef")) {
+        for (size_t k = i + 1; k < t_.size() && !t_[k].is(";"); ++k)
+          if (t_[k].is_identifier() && k + 1 < t_.size() && t_[k + 1].is(";")) names.insert(t_[k].text);
+      } else if (t.is_identifier() && t.text.size() > 1 && (t.text.back() >= '2' && t.text.back() <= '4')) {
+        const std::string_view base = t.text.substr(0, t.text.size() - 1);
+        for (const char* s : kScalars)
+          if (base == s) names.insert(t.text);  // float4, uchar2, ...
+      }
+    }
+    return names;
+  }
+
   std::vector<KernelDecl> build_kernels(const std::vector<Decl>& decls) const {
-    std::map<std::string, const Decl*> definitions;  // by qualified name
+    std::multimap<std::string, const Decl*> definitions;  // by qualified name
     for (const Decl& d : decls) {
       if (!d.is_definition) continue;
-      if (!definitions.emplace(d.scope + d.name, &d).second)
-        error(d.name_token, concat("kernel '", d.name, "' is defined twice; overloaded kernels are not supported"));
+      // Templates may overload (MLX's steel_gemm_masked.h: two block_masked_gemm templates with different
+      // template parameters); each instantiation names one of them.
+      auto same = definitions.equal_range(d.scope + d.name);
+      for (auto it = same.first; it != same.second; ++it)
+        if (!d.is_template || !it->second->is_template)
+          error(d.name_token, concat("kernel '", d.name, "' is defined twice; overloaded kernels are not supported"));
+      definitions.emplace(d.scope + d.name, &d);
     }
+    std::optional<std::set<std::string_view>> type_names;  // made when an instantiation must choose
+    auto template_for = [&](const Decl& inst) -> const Decl* {
+      auto range = definitions.equal_range(inst.scope + inst.name);
+      std::vector<const Decl*> fits;
+      for (auto it = range.first; it != range.second; ++it) fits.push_back(it->second);
+      if (fits.size() > 1) {
+        if (!type_names) type_names = library_type_names();
+        fits.erase(std::remove_if(fits.begin(), fits.end(),
+                                  [&](const Decl* def) { return !template_args_fit(*def, inst, *type_names); }),
+                   fits.end());
+        if (fits.size() != 1)
+          error(inst.name_token, concat("explicit instantiation of '", inst.name, inst.template_args, "' matches ",
+                                        fits.empty() ? "none" : std::to_string(fits.size()), " of the ",
+                                        std::distance(range.first, range.second), " template kernels named '",
+                                        inst.name, "'; the front end picks an overload by its template "
+                                        "parameters' number and kinds (type or value) only"));
+      }
+      return fits.empty() ? nullptr : fits.front();
+    };
     std::vector<KernelDecl> kernels;
     std::map<std::string, size_t> host_names;
     auto add = [&](KernelDecl k, size_t tok) {
@@ -345,14 +448,14 @@ class Parser {
       if (d.is_definition && !d.is_template) {
         add(describe(d, d, d.name), d.name_token);
       } else if (d.is_instantiation) {
-        const auto def = definitions.find(d.scope + d.name);
-        if (def == definitions.end() || !def->second->is_template)
+        const Decl* def = template_for(d);
+        if (!def || !def->is_template)
           error(d.name_token, concat("explicit instantiation of '", d.name, d.template_args,
                                      "' has no matching template kernel definition before it"));
         const Attr* hn = find_attr(d, "host_name");
         if (!hn) error(d.name_token, concat("explicit instantiation of kernel '", d.name, d.template_args,
                                             "' needs [[host_name(\"...\")]]"));
-        add(describe(*def->second, d, string_literal(*hn)), d.name_token);
+        add(describe(*def, d, string_literal(*hn)), d.name_token);
       } else if (!d.is_definition && !d.is_template && !definitions.count(d.scope + d.name)) {
         error(d.name_token, concat("kernel '", d.name, "' is declared but never defined"));
       }
@@ -526,7 +629,11 @@ class Parser {
     if (end >= t_.size()) error(i, "unterminated threadgroup declaration");
     // Metal's limit: 32 KiB of threadgroup memory, checked per function by the
     // backend and across the functions a kernel calls in check_threadgroup_totals.
-    ThreadgroupDecl decl{i, end, enclosing_body(i), {}};
+    ThreadgroupDecl decl{i, end, enclosing_body(i), 0, 0, {}};
+    if (decl.function) {
+      decl.block_open = innermost_block(i);
+      decl.block_close = match(decl.block_open);
+    }
     std::vector<ThreadgroupObject>& objects = decl.objects;
     for (size_t first = k - 1; first < end;) {  // each declarator of `T a[N], b, *p;`
       size_t last = first;
@@ -612,6 +719,16 @@ class Parser {
   }
 
   // The function body (its opening brace) that contains token i, or 0.
+  // The `{` of the innermost block holding token i (i inside some function body).
+  size_t innermost_block(size_t i) const {
+    int depth = 0;
+    for (size_t k = i; k-- > 0;) {
+      if (t_[k].is("}")) ++depth;
+      else if (t_[k].is("{") && depth-- == 0) return k;
+    }
+    return 0;
+  }
+
   size_t enclosing_body(size_t i) const {
     for (const auto& b : bodies_)
       if (b.open < i && i < b.close) return b.open;

@@ -20,7 +20,7 @@ const std::vector<std::string>& metal_header_names() {
       "metal_integer", "metal_relational", "metal_geometric", "metal_numeric", "metal_types",
       "metal_type_traits", "metal_limits", "metal_pack", "metal_simdgroup", "metal_simdgroup_matrix",
       "metal_matrix", "metal_texture", "metal_graphics", "metal_utility", "metal_initializer_list",
-      "metal_bfloat", "metal_integer_math", "metal_logging"};
+      "metal_bfloat", "metal_integer_math", "metal_logging", "metal_uniform"};
   return names;
 }
 

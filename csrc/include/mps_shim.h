@@ -209,6 +209,20 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_take_pending_error(void);
 MPS_SHIM_EXPORT void mps_shim_mark_last_error_read(void);
 /* The backend MPS_SHIM_BACKEND selects: "host" (the default), later "cuda" or "metal". "" on error. */
 MPS_SHIM_EXPORT const char* mps_shim_backend_name(void);
+/* 1 when device memory (mps tensors, aoti_torch_mps_malloc) is host memory a host pointer can
+ * read (the host backend), 0 when it lives on a device (cuda), -1 on error. */
+MPS_SHIM_EXPORT int32_t mps_shim_device_memory_is_host(void);
+/* Compiles source (with n_include_dirs folders for #include) for `backend_name` without running
+ * it, where that backend can do so without its device ("cuda": NVRTC, for MPS_SHIM_CUDA_ARCH,
+ * default sm_90). Fails with kind MPS_SHIM_ERROR_COMPILE where it does not compile, ENGINE where
+ * the backend has no such check or lacks its compiler here. Setting MPS_SHIM_COMPILE_CHECK=cuda
+ * runs this check on every library created. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_compile_check(const char* backend_name, const char* source,
+                                                      const char* const* include_dirs, size_t n_include_dirs);
+/* Copies nbytes between host memory and device memory (an mps tensor's data, a malloc'd buffer)
+ * after the device's earlier work: to the device, or from it. */
+MPS_SHIM_EXPORT AOTITorchError mps_shim_copy_to_device(void* device_dst, const void* host_src, size_t nbytes);
+MPS_SHIM_EXPORT AOTITorchError mps_shim_copy_from_device(void* host_dst, const void* device_src, size_t nbytes);
 /* As Metal's setBytes: binds nbytes (1..4096) copied from data to a parameter the kernel only
  * reads (constant T& or T*, device const T& or T*); at least one value of the parameter's type. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_bytes(

@@ -86,7 +86,14 @@ struct LaunchGrid {
   // The offset of each [[threadgroup(n)]] parameter's memory in a group's dynamic
   // block (kMaxThreadgroupMemory in all), by n; null when the kernel has none.
   const uint32_t* threadgroup_offsets = nullptr;
+  uint32_t threadgroup_bytes = 0;  // their total
+  // By binding: 1 where args[b] holds bytes in host memory (set_arg_bytes),
+  // 0 where it is device memory. Backends whose memory is the host's ignore it.
+  const uint8_t* host_bytes = nullptr;
 };
+
+// Which way a copy goes (Backend::copy).
+enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
 
 // Metal's threadgroup memory per threadgroup, static and dynamic together.
 constexpr uint32_t kMaxThreadgroupMemory = 32768;
@@ -152,6 +159,8 @@ class Backend {
   virtual void deallocate(void* ptr) = 0;
   // Device memory a host pointer can read (true on the host backend).
   virtual bool host_addressable() const = 0;
+  // Copies `nbytes` (regions may overlap for DeviceToDevice); after the device's earlier work.
+  virtual void copy(void* dst, const void* src, size_t nbytes, CopyKind kind) = 0;
   virtual void synchronize() = 0;
   // The ATen fallback ops' compute on this backend (csrc/ops/op_backend.h).
   virtual ops::OpBackend& ops() = 0;

@@ -1,6 +1,7 @@
 #include "runtime/backend_registry.h"
 
 #include <cstdlib>
+#include <map>
 
 #include "util/error.h"
 #include "util/json.h"
@@ -13,6 +14,11 @@ namespace {
 std::vector<BackendEntry>& entries() {
   static std::vector<BackendEntry> list;
   return list;
+}
+
+std::map<std::string, CompileCheck>& checks() {
+  static std::map<std::string, CompileCheck> map;
+  return map;
 }
 
 std::string names() {
@@ -38,6 +44,35 @@ Backend* select_backend() {
 void register_backend(BackendEntry entry) { entries().push_back(std::move(entry)); }
 
 const std::vector<BackendEntry>& registered_backends() { return entries(); }
+
+void register_compile_check(const std::string& backend, CompileCheck check) { checks()[backend] = check; }
+
+void compile_check(const std::string& backend, const std::string& source, const CompileOptions& options) {
+  auto it = checks().find(backend);
+  MPS_SHIM_CHECK_AS(EngineError, it != checks().end(), "backend '", backend,
+                    "' has no compile check (backends with one: cuda)");
+  it->second(source, options);
+}
+
+void run_requested_compile_checks(const std::string& source, const CompileOptions& options) {
+  const char* env = std::getenv("MPS_SHIM_COMPILE_CHECK");
+  if (!env || !*env) return;
+  const std::string list = env;
+  for (size_t pos = 0; pos <= list.size();) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    const std::string name = list.substr(pos, end - pos);
+    if (!name.empty()) {
+      try {
+        compile_check(name, source, options);
+      } catch (const CompileError& e) {
+        throw CompileError(concat("the library does not compile for the ", name, " backend (MPS_SHIM_COMPILE_CHECK):\n",
+                                  e.what()));
+      }
+    }
+    pos = end + 1;
+  }
+}
 
 std::string backends_json() {
   std::string s;

@@ -22,6 +22,18 @@ struct BackendEntry {
 void register_backend(BackendEntry entry);
 const std::vector<BackendEntry>& registered_backends();
 
+// A backend that can compile a library without its device (the cuda backend's
+// NVRTC needs no GPU) registers a check: it throws CompileError where the
+// library does not compile for that backend.
+using CompileCheck = void (*)(const std::string& source, const CompileOptions& options);
+void register_compile_check(const std::string& backend, CompileCheck check);
+// Runs the check of `backend`; throws EngineError when it has none or cannot run here.
+void compile_check(const std::string& backend, const std::string& source, const CompileOptions& options);
+// The backends MPS_SHIM_COMPILE_CHECK names (comma-separated): each library
+// created is also compiled for them, so a test suite run on the host checks
+// that every kernel it compiles translates for them too.
+void run_requested_compile_checks(const std::string& source, const CompileOptions& options);
+
 // The registered backends as JSON members for mps_shim_runtime_info:
 // `"backends": {"host": "available", "cuda": "<why not>"}`.
 std::string backends_json();

@@ -121,6 +121,7 @@ KernelFunction::KernelFunction(std::shared_ptr<CompiledKernel> compiled, const s
   }
   bindings_.resize(by_binding_.size());
   args_.resize(by_binding_.size(), nullptr);
+  host_bytes_.resize(by_binding_.size(), 0);
   threadgroup_lengths_.assign(threadgroup_params_.size(), -1);
   threadgroup_offsets_.assign(threadgroup_params_.size(), 0);
 }
@@ -208,6 +209,7 @@ const uint32_t* KernelFunction::place_threadgroup_memory() {
     threadgroup_offsets_[i] = uint32_t(offset);
     offset += uint64_t(threadgroup_lengths_[i]);
   }
+  threadgroup_bytes_ = uint32_t(offset);
   MPS_SHIM_CHECK_AS(SizeError, offset + info().threadgroup_memory <= kMaxThreadgroupMemory, "kernel '", info().name,
                     "': ", offset, " bytes of threadgroup memory for its [[threadgroup(n)]] parameters and ",
                     info().threadgroup_memory, " of its own exceed Metal's ", kMaxThreadgroupMemory);
@@ -300,8 +302,10 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     MPS_SHIM_CHECK_AS(DispatchError, b.kind != Binding::Unbound, "kernel '", info().name, "': binding ", i, " (", param_label(*p),
                    ") was never set before dispatch");
     args_[i] = b.address;
+    host_bytes_[i] = b.kind == Binding::Bytes;
   }
-  LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}, place_threadgroup_memory()};
+  LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}, place_threadgroup_memory(),
+               threadgroup_bytes_, host_bytes_.data()};
   if (info().execution == KernelExecution::LaneLoops && crosscheck_enabled()) {
     std::vector<CrosscheckBuffer> buffers;
     for (size_t i = 0; i < by_binding_.size(); ++i) {

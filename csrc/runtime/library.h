@@ -57,10 +57,12 @@ class KernelFunction {
   std::vector<const KernelParam*> by_binding_;  // the parameter bound at each buffer index
   std::vector<Binding> bindings_;
   std::vector<void*> args_;
+  std::vector<uint8_t> host_bytes_;  // by binding: args_ holds set_arg_bytes' host memory
   bool error_buffer_bound_ = false;  // since start_encoding
   std::vector<const KernelParam*> threadgroup_params_;  // by [[threadgroup(n)]] index
   std::vector<int64_t> threadgroup_lengths_;            // -1: not set since start_encoding
   std::vector<uint32_t> threadgroup_offsets_;
+  uint32_t threadgroup_bytes_ = 0;
   // start_encoding's queue epoch: encoding state ends with the command block.
   uint64_t encoding_epoch_ = ~uint64_t(0);
 };

@@ -4,6 +4,7 @@
 
 #include "mps_shim_kernel_schema.h"
 
+#include "backends/common/lowering.h"
 #include "backends/host/lane_loops.h"
 #include "util/error.h"
 
@@ -173,15 +174,7 @@ const char* address_space_name(const ParamDecl& p) {
 }
 
 std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library) {
-  std::string code;
-  code.reserve(preprocessed.size() + 4096);
-  size_t pos = 0;
-  for (const frontend::Edit& e : library.edits) {
-    code.append(preprocessed, pos, e.offset - pos);
-    code += e.replacement;
-    pos = e.offset + e.length;
-  }
-  code.append(preprocessed, pos, std::string::npos);
+  const std::string code = lowering::apply_edits(preprocessed, library.edits);
 
   std::ostringstream out;
   out << "\n#line 1 \"<mps_shim entry points>\"\n";

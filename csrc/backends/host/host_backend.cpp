@@ -2,6 +2,7 @@
 // compiler -> shared object (cached) -> dlopen (host_library.h: each kernel
 // when first used, or a library at once); device memory is host memory.
 #include <cstdlib>
+#include <cstring>
 
 #include "backends/host/executor.h"
 #include "backends/host/host_library.h"
@@ -27,6 +28,7 @@ class HostBackend : public Backend {
   void* allocate(size_t nbytes) override { return std::aligned_alloc(64, (nbytes + 63) / 64 * 64); }
   void deallocate(void* ptr) override { std::free(ptr); }
   bool host_addressable() const override { return true; }
+  void copy(void* dst, const void* src, size_t nbytes, CopyKind) override { std::memmove(dst, src, nbytes); }
   void synchronize() override {}  // dispatches complete before they return
   ops::OpBackend& ops() override { return host_ops(); }
 

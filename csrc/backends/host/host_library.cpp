@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backends/common/front_end_info.h"
 #include "backends/host/cxx_emitter.h"
 #include "backends/host/executor.h"
 #include "backends/host/host_module.h"
@@ -23,44 +24,6 @@ namespace {
 // compile_all gives each worker thread a module of its own when the library
 // has at least this many kernels per thread.
 constexpr size_t kMinKernelsPerModule = 16;
-
-// What the front end knows of a kernel before it compiles: parameter value
-// sizes are 0, reference-ness and writability are read from the declared
-// type, and a kernel that may wait is "undecided" (lane loops or fibers).
-KernelInfo front_end_info(const frontend::KernelDecl& k) {
-  KernelInfo info;
-  info.name = k.host_name;
-  info.max_threads = k.max_threads;
-  info.threadgroup_memory = k.threadgroup_memory;
-  info.line = k.line;
-  info.execution = k.waits ? KernelExecution::Undecided : KernelExecution::Independent;
-  for (const frontend::ParamDecl& p : k.params) {
-    KernelParam& out = info.params.emplace_back();
-    out.name = p.name;
-    out.type = p.type;
-    out.kind = ParamKind(int(p.role));
-    out.binding = p.binding;
-    out.attribute = p.attribute;
-    out.space = address_space_name(p);
-    out.reference = p.type.find('&') != std::string::npos;
-    out.writable = out.space == "device" && (" " + p.type + " ").find(" const ") == std::string::npos;
-    out.line = p.line;
-  }
-  info.function_constants = k.function_constants;
-  return info;
-}
-
-FunctionConstantInfo constant_info(const frontend::FunctionConstant& c) {
-  FunctionConstantInfo info;
-  info.name = c.name;
-  info.type = c.type.name;
-  info.data_type = c.type.code;
-  info.size = c.type.size();
-  info.index = c.index;
-  info.line = c.line;
-  info.required = !c.optional;
-  return info;
-}
 
 // A module file name part from a kernel's host name.
 std::string file_part(const std::string& name) {
@@ -100,8 +63,8 @@ class HostShaderLibrary : public CompiledLibrary {
 
   // A library read by the front end; nothing compiled yet.
   HostShaderLibrary(Identity id, std::shared_ptr<const ParsedSource> src) : id_(std::move(id)), src_(std::move(src)) {
-    for (const frontend::KernelDecl& k : src_->parsed.kernels) infos_.push_back(front_end_info(k));
-    for (const frontend::FunctionConstant& c : src_->parsed.function_constants) constants_.push_back(constant_info(c));
+    for (const frontend::KernelDecl& k : src_->parsed.kernels) infos_.push_back(lowering::front_end_info(k));
+    for (const frontend::FunctionConstant& c : src_->parsed.function_constants) constants_.push_back(lowering::constant_info(c));
     compiled_.resize(infos_.size());
   }
 

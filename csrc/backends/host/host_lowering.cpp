@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "backends/common/lowering.h"
 #include "backends/host/lane_loops.h"
 #include "backends/host/simd_sites.h"
 #include "frontend/call_graph.h"
@@ -20,17 +21,8 @@ namespace {
 
 // A threadgroup's threads all run on one OS thread and one threadgroup runs
 // on an OS thread at a time, so a function-local `static thread_local` object
-// is exactly the group's memory. Each declaration is followed by a check of
-// its function's threadgroup objects so far against Metal's 32 KiB.
-void place_threadgroup_memory(const ParsedLibrary& library, TokenEdits& edits) {
-  std::map<size_t, std::string> sums;  // by function body: "sizeof(a) + sizeof(b)"
-  for (const frontend::ThreadgroupDecl& d : library.threadgroup_decls) {
-    edits[d.keyword] = "static thread_local";
-    std::string& sum = sums[d.function];
-    for (const frontend::ThreadgroupObject& o : d.objects) sum += (sum.empty() ? "sizeof(" : " + sizeof(") + o.name + ")";
-    edits[d.end] = concat("; static_assert(", sum, " <= 32768, \"threadgroup memory exceeds Metal's 32 KiB limit\");");
-  }
-}
+// is exactly the group's memory.
+constexpr const char* kThreadgroupStorage = "static thread_local";
 
 // True when the body or a function it may call names a SIMD-group matrix
 // function (mps_metal_simdgroup_matrix.h), which only fibers run.
@@ -91,22 +83,6 @@ void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrar
   for (KernelDecl* k : mine) k->execution = KernelDecl::Execution::LaneLoops;
 }
 
-// A [[function_constant(c)]] parameter exists where c is true.
-bool constant_is_true(const ParsedLibrary& library, const LoweringOptions& options, const frontend::ParamDecl& p) {
-  for (size_t c = 0; c < library.function_constants.size(); ++c) {
-    if (library.function_constants[c].name != p.function_constant) continue;
-    const std::optional<std::string>& v = c < options.constants.size() ? options.constants[c] : std::nullopt;
-    return v && v->find_first_not_of('\0') != std::string::npos;
-  }
-  return false;
-}
-
-// `{ ... }` of a kernel the module does not hold (and its kernels do not
-// call) becomes `{}`: the compiler neither checks nor instantiates it.
-void leave_out_body(const frontend::LexedSource& source, const KernelDefinition& d, TokenEdits& edits) {
-  for (size_t i = d.body_open + 1; i < d.last; ++i) edits[i] = std::string(source.tokens[i].text.size(), ' ');
-}
-
 }  // namespace
 
 const char* thread_ids_member(frontend::ThreadAttr attr) {
@@ -138,31 +114,20 @@ const char* thread_ids_member(frontend::ThreadAttr attr) {
 HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibrary& library,
                            const LoweringOptions& options) {
   TokenEdits edits = library.edits;
-  place_threadgroup_memory(library, edits);
+  lowering::place_threadgroup_memory(library, kThreadgroupStorage, edits);
   tag_simd_call_sites(source, library.bodies, edits);
-  std::vector<KernelDecl> kernels;
-  if (options.all_kernels) kernels = library.kernels;
-  for (size_t k : options.kernels)
-    if (!options.all_kernels) kernels.push_back(library.kernels.at(k));
+  std::vector<KernelDecl> kernels =
+      lowering::module_kernels(library, options.all_kernels, options.kernels, options.constants);
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
     if (k.waits) k.execution = KernelDecl::Execution::Fibers;
-    for (frontend::ParamDecl& p : k.params)
-      p.absent = !p.function_constant.empty() && !constant_is_true(library, options, p);
     wanted.insert(k.body_open);
   }
   for (const KernelDefinition& d : library.definitions)
     if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
   add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
   frontend::specialise_function_constants(source, library, options.constants, edits);
-  if (!options.all_kernels) {  // the other kernels' bodies are left out, unless the module's kernels call them
-    std::set<size_t> reached;
-    for (size_t body : wanted)
-      for (const frontend::FunctionBody* b : frontend::reachable_bodies(source, library.bodies, body))
-        reached.insert(b->open);
-    for (const KernelDefinition& d : library.definitions)
-      if (!reached.count(d.body_open)) leave_out_body(source, d, edits);
-  }
+  if (!options.all_kernels) lowering::leave_out_other_kernels(source, library, kernels, edits);
   return {std::move(kernels), frontend::source_edits(source, edits)};
 }
 

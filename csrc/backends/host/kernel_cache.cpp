@@ -133,6 +133,14 @@ std::string KernelCache::lookup(const std::string& key) {
   return "";
 }
 
+std::optional<std::string> KernelCache::read(const std::string& key) {
+  const std::string path = lookup(key);
+  std::string file;
+  if (path.empty() || !read_file(path, file) || file.size() < kTrailerSize) return std::nullopt;
+  file.resize(file.size() - kTrailerSize);
+  return file;
+}
+
 std::string KernelCache::store(const std::string& key, const std::string& module) {
   const std::string data = module + trailer_for(module);
   if (!dir_.empty()) {

@@ -5,6 +5,7 @@
 // SHA-256 trailer so a corrupt entry is rebuilt instead of loaded.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace mps_shim::host {
@@ -23,6 +24,8 @@ class KernelCache {
   std::string key(const std::string& source, const std::string& options = "");
   // The path of a verified module for `key`, or "" when there is none.
   std::string lookup(const std::string& key);
+  // The verified contents stored under `key` (without the trailer), or none.
+  std::optional<std::string> read(const std::string& key);
   // Stores `module` (a shared object) and returns the path to load.
   std::string store(const std::string& key, const std::string& module);
   // A new private folder for one compilation; the caller removes it.

@@ -8,6 +8,8 @@
 #error "include mps_host_metal.h instead"
 #endif
 
+#include "../mps_param_facts.h"
+
 // ---- execution ---------------------------------------------------------------
 namespace mps_host {
 
@@ -90,24 +92,7 @@ MPS_SHIM_INLINE void* threadgroup_block(const mps_shim_launch* L, unsigned index
   return block + L->threadgroup_offsets[index];
 }
 
-// Facts about a buffer parameter's type P (`T*` or `T&`), recorded for the
-// runtime's binding checks: the size of T (0 for void), whether P is a
-// reference, whether the kernel may write T.
-template <typename P>
-using param_value_t = std::remove_pointer_t<std::remove_reference_t<P>>;
-// A 3-vector's padding lane carries nothing, so 3 values suffice to bind one
-// (torch packs a list of 3 ints into 12 bytes for an int3).
-template <typename P>
-constexpr uint32_t param_value_size() {
-  using T = std::remove_cv_t<param_value_t<P>>;
-  if constexpr (std::is_void_v<T>) return 0;
-  else if constexpr (metal::vector_traits<T>::size == 3) return uint32_t(3 * sizeof(typename metal::vector_traits<T>::element));
-  else return uint32_t(sizeof(T));
-}
-template <typename P>
-constexpr int param_is_reference() { return std::is_reference_v<P> ? 1 : 0; }
-template <typename P>
-constexpr int param_writable() { return std::is_const_v<param_value_t<P>> ? 0 : 1; }
+// param_value_size and friends: mps_param_facts.h (shared with the CUDA engine).
 
 // Calls body(ids) for every thread of threadgroups [first, end). Kernels that
 // use no threadgroup value on a 1-D grid run as one flat, vectorisable loop.

@@ -28,7 +28,7 @@ namespace vmath {
 
 #define MPS_VMATH_INLINE static inline __attribute__((always_inline))
 
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__) || defined(__CUDACC_RTC__)
 #define MPS_VMATH_HAVE_FMA 1
 #else
 #define MPS_VMATH_HAVE_FMA 0

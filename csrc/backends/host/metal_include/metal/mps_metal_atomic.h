@@ -19,9 +19,9 @@ enum memory_order {
   memory_order_seq_cst = __ATOMIC_SEQ_CST,
 };
 
-// Unscoped, as Apple's: MLX names metal::thread_scope_system.
-enum thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device,
-                    thread_scope_system };
+// Unscoped, as Apple's, and with the specification's four scopes only: MLX's fence.metal defines
+// its own metal::thread_scope_system (a cast of __METAL_MEMORY_SCOPE_SYSTEM__).
+enum thread_scope { thread_scope_thread, thread_scope_simdgroup, thread_scope_threadgroup, thread_scope_device };
 
 template <typename T>
 struct atomic {

@@ -12,9 +12,14 @@
 #error "include mps_host_metal.h instead"
 #endif
 
+#ifdef MPS_SHIM_CUDA
+#include "../cuda_engine/mps_cuda_platform.h"
+#include "mps_host_vmath.h"
+#else
 #include <stddef.h>
 #include <stdint.h>
 
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -26,6 +31,9 @@
 #define MPS_SHIM_INLINE inline __attribute__((always_inline))
 #define MPS_SHIM_KERNEL static inline __attribute__((always_inline))
 #define MPS_SHIM_ENTRY __attribute__((visibility("default")))
+// Rare paths kept out of the callers' code.
+#define MPS_SHIM_OUT_OF_LINE __attribute__((noinline))
+#endif
 // Declares a library overload on one concrete vector type as a template with no
 // deducible parameter: it converts arguments exactly like the non-template
 // overload Metal has (nothing is deduced from them), but its body, and so the
@@ -38,7 +46,9 @@ typedef unsigned char uchar;
 typedef unsigned short ushort;
 typedef unsigned int uint;
 typedef unsigned long ulong;
+#ifndef MPS_SHIM_CUDA  // the CUDA platform header defines half
 typedef _Float16 half;
+#endif
 
 namespace metal {
 
@@ -197,12 +207,24 @@ MPS_SHIM_INLINE constexpr To as_type(const From& v) {
 
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
+// <metal_uniform>: uniform<T> promises Apple's compiler that every thread holds the same value (a
+// scheduling hint there); here a uniform value is simply the value, with all of T's operations.
+template <typename T>
+using uniform = T;
+template <typename T>
+MPS_SHIM_INLINE constexpr T make_uniform(const T& v) { return v; }
+
 
 }  // namespace metal
 
 // Metal's common, math, relational and geometric functions.
 #include "mps_metal_math.h"
+#include "mps_metal_simd_order.h"
+#ifdef MPS_SHIM_CUDA
+#include "../cuda_engine/mps_cuda_simdgroup.h"
+#else
 #include "../host/mps_metal_simdgroup.h"
+#endif
 // Apple's internal builtins (__metal_fabs, __metal_simd_sum, ...).
 #include "mps_metal_builtins.h"
 
@@ -214,13 +236,22 @@ using metal::matrix;
 using metal::packed_vec;
 using metal::vec;
 typedef metal::bfloat bfloat16_t;
+#define MPS_GLOBAL_PACKED_VEC(name)                                                            \
+  using metal::packed_##name##2;                                                               \
+  using metal::packed_##name##3;                                                               \
+  using metal::packed_##name##4;
 #define MPS_GLOBAL_VEC(name)                                                                   \
   using metal::name##2;                                                                        \
   using metal::name##3;                                                                        \
   using metal::name##4;                                                                        \
-  using metal::packed_##name##2;                                                               \
-  using metal::packed_##name##3;                                                               \
-  using metal::packed_##name##4;
+  MPS_GLOBAL_PACKED_VEC(name)
+// CUDA declares float4, int2, ... at global scope itself: there the CUDA
+// translation names Metal's as metal::float4 instead (cuda_lowering.cpp).
+#ifdef MPS_SHIM_CUDA
+#define MPS_GLOBAL_VEC_CUDA_CLASH MPS_GLOBAL_PACKED_VEC
+#else
+#define MPS_GLOBAL_VEC_CUDA_CLASH MPS_GLOBAL_VEC
+#endif
 #define MPS_GLOBAL_MATRIX(name)                                                                \
   using metal::name##2x2;                                                                      \
   using metal::name##2x3;                                                                      \
@@ -234,18 +265,20 @@ typedef metal::bfloat bfloat16_t;
 MPS_GLOBAL_MATRIX(float)
 MPS_GLOBAL_MATRIX(half)
 #undef MPS_GLOBAL_MATRIX
-MPS_GLOBAL_VEC(float)
+MPS_GLOBAL_VEC_CUDA_CLASH(float)
 MPS_GLOBAL_VEC(half)
 MPS_GLOBAL_VEC(bfloat)
-MPS_GLOBAL_VEC(int)
-MPS_GLOBAL_VEC(uint)
-MPS_GLOBAL_VEC(short)
-MPS_GLOBAL_VEC(ushort)
-MPS_GLOBAL_VEC(char)
-MPS_GLOBAL_VEC(uchar)
-MPS_GLOBAL_VEC(long)
-MPS_GLOBAL_VEC(ulong)
+MPS_GLOBAL_VEC_CUDA_CLASH(int)
+MPS_GLOBAL_VEC_CUDA_CLASH(uint)
+MPS_GLOBAL_VEC_CUDA_CLASH(short)
+MPS_GLOBAL_VEC_CUDA_CLASH(ushort)
+MPS_GLOBAL_VEC_CUDA_CLASH(char)
+MPS_GLOBAL_VEC_CUDA_CLASH(uchar)
+MPS_GLOBAL_VEC_CUDA_CLASH(long)
+MPS_GLOBAL_VEC_CUDA_CLASH(ulong)
 MPS_GLOBAL_VEC(bool)
 #undef MPS_GLOBAL_VEC
+#undef MPS_GLOBAL_VEC_CUDA_CLASH
+#undef MPS_GLOBAL_PACKED_VEC
 
 #endif  // MPS_METAL_STDLIB_H

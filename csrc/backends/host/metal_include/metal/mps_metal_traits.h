@@ -91,7 +91,8 @@ namespace metal {
 
 // ---- traits shared with C++17 --------------------------------------------------
 // (Not rank/extent/alignment_of: kernels commonly name their own variables so,
-// and `using namespace metal` would make a global one ambiguous.)
+// and `using namespace metal` would make a global one ambiguous. Not void_t:
+// Apple's metal namespace has none, and MLX's steel headers define metal::void_t.)
 using std::bool_constant;
 using std::false_type;
 using std::integral_constant;
@@ -113,7 +114,6 @@ using std::enable_if;
 using std::enable_if_t;
 using std::negation;
 using std::negation_v;
-using std::void_t;
 
 using std::add_const;
 using std::add_const_t;

@@ -226,6 +226,15 @@ MPS_SHIM_INLINE constexpr void put(T* out, int& k, const A& a) {
     int k = 0;                                                                                          \
     (detail::put(lanes_, k, a), ...);                                                                   \
   }                                                                                                     \
+  /* braces of scalars of one type, as Metal's (clang's) vector initialisers: the lanes in order, those \
+     past the list 0 (uint4 k = {a, b, c} leaves w 0; float4 v = {1.0f} is (1, 0, 0, 0), not a splat) */ \
+  template <typename U, typename = std::enable_if_t<!detail::is_vector_like<U>::value &&                 \
+                                                    std::is_constructible_v<T, const U&>>>              \
+  MPS_SHIM_INLINE constexpr vec(std::initializer_list<U> l) : lanes_{} {                                \
+    int i = 0;                                                                                          \
+    for (const U& u : l)                                                                                \
+      if (i < N_) lanes_[i++] = T(u);                                                                   \
+  }                                                                                                     \
   /* conversions between element types are explicit, as in Metal: half3(float3), half3(f.xyz) */       \
   template <typename A, typename = std::enable_if_t<detail::is_vector_like<A>::value &&                 \
                                                     detail::lanes_of<A>::value == N_ &&                 \

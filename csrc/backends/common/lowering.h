@@ -1,0 +1,35 @@
+// Lowerings every backend applies to the front end's description of a library
+// (frontend/kernel_decl.h), each with its own spelling where they differ.
+#pragma once
+
+#include "frontend/function_constants.h"
+#include "frontend/kernel_decl.h"
+#include "frontend/lexer.h"
+
+namespace mps_shim::lowering {
+
+// `threadgroup T x[N];` becomes `<storage> T x[N];` (the host: a function-local
+// `static thread_local`; CUDA: `__shared__`), each declaration followed by a
+// check against Metal's 32 KiB of its function's threadgroup objects visible
+// there (the front end's per-kernel total counts them all where it knows the sizes).
+void place_threadgroup_memory(const frontend::ParsedLibrary& library, const char* storage,
+                              frontend::TokenEdits& edits);
+
+// A [[function_constant(c)]] parameter exists where c is true.
+bool constant_is_true(const frontend::ParsedLibrary& library, const frontend::ConstantValues& constants,
+                      const frontend::ParamDecl& p);
+
+// The kernels a module holds, with the parameters absent in its specialisation marked.
+std::vector<frontend::KernelDecl> module_kernels(const frontend::ParsedLibrary& library, bool all_kernels,
+                                                 const std::vector<size_t>& indices,
+                                                 const frontend::ConstantValues& constants);
+
+// The bodies of the kernels outside `wanted` (by body), unless a wanted one
+// calls them, become `{}`: the compiler neither checks nor instantiates them.
+void leave_out_other_kernels(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
+                             const std::vector<frontend::KernelDecl>& wanted, frontend::TokenEdits& edits);
+
+// The preprocessed text with `edits` applied.
+std::string apply_edits(const std::string& preprocessed, const std::vector<frontend::Edit>& edits);
+
+}  // namespace mps_shim::lowering

@@ -1,0 +1,293 @@
+// The CUDA backend: Metal source -> preprocess -> parse -> CUDA C++
+// (cuda_translation.h) -> NVRTC -> cubin (cached) -> the driver API. Device
+// memory is the GPU's (cuMemAlloc); dispatches are asynchronous on the
+// context's default stream, and copies to the host wait for them.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "backends/common/front_end_info.h"
+#include "backends/cuda/cuda_api.h"
+#include "backends/cuda/cuda_compiler.h"
+#include "backends/cuda/cuda_translation.h"
+#include "backends/host/module_builder.h"
+#include "runtime/backend_registry.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace mps_shim::cuda {
+
+namespace {
+
+constexpr int kComputeCapabilityMajor = 75, kComputeCapabilityMinor = 76;  // CUdevice_attribute
+
+// The process's GPU: device 0, its primary context current on every thread that uses it.
+struct Device {
+  const DriverApi* api = nullptr;
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  std::string name, arch;
+
+  static Device& instance() {
+    static Device* d = new Device();
+    return *d;
+  }
+  void make_current() const { check_cuda(api->cuCtxSetCurrent(context), "cuCtxSetCurrent"); }
+
+ private:
+  Device() {
+    std::string why;
+    api = driver_api(&why);
+    MPS_SHIM_CHECK_AS(EngineError, api != nullptr, "the CUDA backend is unavailable: ", why);
+    check_cuda(api->cuDeviceGet(&device, 0), "cuDeviceGet");
+    check_cuda(api->cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+    char buf[256] = {};
+    api->cuDeviceGetName(buf, sizeof buf, device);
+    name = buf;
+    int major = 0, minor = 0;
+    api->cuDeviceGetAttribute(&major, kComputeCapabilityMajor, device);
+    api->cuDeviceGetAttribute(&minor, kComputeCapabilityMinor, device);
+    arch = concat("sm_", major, minor);
+  }
+};
+
+// One loaded cubin and the entry points of its kernels.
+struct CudaModule {
+  CUmodule module = nullptr;
+  std::vector<CUfunction> entries;
+};
+
+class CudaKernel : public CompiledKernel {
+ public:
+  CudaKernel(std::shared_ptr<CudaModule> module, CUfunction entry, KernelInfo info,
+             std::vector<EntryParamInfo> params)
+      : module_(std::move(module)), entry_(entry), info_(std::move(info)), params_(std::move(params)) {}
+
+  ~CudaKernel() override {
+    if (staging_.empty()) return;
+    const Device& dev = Device::instance();
+    for (const auto& [binding, ptr] : staging_) dev.api->cuMemFree(ptr);
+  }
+
+  const KernelInfo& info() const override { return info_; }
+
+  void launch(void* const* args, const LaunchGrid& grid, Engine) override {
+    const Device& dev = Device::instance();
+    dev.make_current();
+    static const unsigned char zeros[4096] = {};
+    std::vector<void*> values;  // what each kernel parameter is read from
+    std::vector<CUdeviceptr> addresses(params_.size() + 1, 0);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const EntryParamInfo& p = params_[i];
+      const bool bytes = !p.absent && grid.host_bytes && grid.host_bytes[p.binding];
+      void* arg = p.absent || p.kind == EntryParam::ThreadgroupOffset ? nullptr : args[p.binding];
+      switch (p.kind) {
+        case EntryParam::Address:
+          addresses[i] = bytes ? staged(p.binding, arg) : reinterpret_cast<CUdeviceptr>(arg);
+          values.push_back(&addresses[i]);
+          break;
+        case EntryParam::ReferenceAddress:
+          addresses[i] = bytes ? 0 : reinterpret_cast<CUdeviceptr>(arg);
+          values.push_back(&addresses[i]);
+          break;
+        case EntryParam::ReferenceValue:
+          values.push_back(bytes ? arg : const_cast<unsigned char*>(zeros));
+          break;
+        case EntryParam::ThreadgroupOffset:
+          values.push_back(const_cast<uint32_t*>(grid.threadgroup_offsets ? &grid.threadgroup_offsets[p.binding]
+                                                                           : reinterpret_cast<const uint32_t*>(zeros)));
+          break;
+      }
+    }
+    struct { uint32_t grid[3], group[3]; } metal_grid;
+    std::copy(grid.grid, grid.grid + 3, metal_grid.grid);
+    std::copy(grid.group, grid.group + 3, metal_grid.group);
+    values.push_back(&metal_grid);
+    unsigned blocks[3];
+    for (int d = 0; d < 3; ++d) blocks[d] = (grid.grid[d] + grid.group[d] - 1) / grid.group[d];
+    const unsigned threads = grid.group[0] * grid.group[1] * grid.group[2];
+    check_cuda(dev.api->cuLaunchKernel(entry_, blocks[0], blocks[1], blocks[2], threads, 1, 1, grid.threadgroup_bytes,
+                                       nullptr, values.data(), nullptr),
+               concat("launching kernel '", info_.name, "'").c_str());
+  }
+
+ private:
+  // Bytes bound to a pointer parameter, copied to device memory (in order with the launch).
+  CUdeviceptr staged(int binding, const void* bytes) {
+    const Device& dev = Device::instance();
+    CUdeviceptr& slot = staging_[binding];
+    if (!slot) check_cuda(dev.api->cuMemAlloc(&slot, 4096), "cuMemAlloc");
+    check_cuda(dev.api->cuMemcpyHtoDAsync(slot, bytes, 4096, nullptr), "cuMemcpyHtoDAsync");
+    return slot;
+  }
+
+  std::shared_ptr<CudaModule> module_;
+  CUfunction entry_;
+  KernelInfo info_;
+  std::vector<EntryParamInfo> params_;
+  std::map<int, CUdeviceptr> staging_;
+};
+
+class CudaLibrary : public CompiledLibrary {
+ public:
+  explicit CudaLibrary(std::shared_ptr<const host::ParsedSource> src) : src_(std::move(src)) {
+    for (const frontend::KernelDecl& k : src_->parsed.kernels) infos_.push_back(lowering::front_end_info(k));
+    for (const frontend::FunctionConstant& c : src_->parsed.function_constants)
+      constants_.push_back(lowering::constant_info(c));
+    compiled_.resize(infos_.size());
+  }
+
+  size_t kernel_count() const override { return infos_.size(); }
+  KernelInfo kernel_info(size_t index) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return infos_.at(index);
+  }
+  const std::vector<FunctionConstantInfo>& function_constants() const override { return constants_; }
+
+  std::shared_ptr<CompiledKernel> kernel(size_t index, const FunctionConstantValues& values) override {
+    const std::string key = function_constant_key(values, constants_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = compiled_.at(index).find(key);
+      if (it != compiled_[index].end()) return it->second;
+    }
+    std::vector<std::shared_ptr<CompiledKernel>> made = compile({index}, values);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto [it, inserted] = compiled_[index].emplace(key, made[0]);
+    if (key.empty()) infos_[index] = it->second->info();
+    return it->second;
+  }
+
+  void compile_all() override {
+    std::vector<size_t> todo;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 0; i < compiled_.size(); ++i)
+        if (!compiled_[i].count("")) todo.push_back(i);
+    }
+    if (todo.empty()) return;
+    std::vector<std::shared_ptr<CompiledKernel>> made = compile(todo, {});
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < todo.size(); ++i) {
+      compiled_[todo[i]].emplace("", made[i]);
+      infos_[todo[i]] = made[i]->info();
+    }
+  }
+
+ private:
+  // One module holding `indices`, specialised with `values`.
+  std::vector<std::shared_ptr<CompiledKernel>> compile(const std::vector<size_t>& indices,
+                                                       const FunctionConstantValues& values) {
+    const bool all = indices.size() == infos_.size();
+    const CudaTranslation t =
+        translate_for_cuda(src_->preprocessed, src_->lexed, src_->parsed, all, indices, values);
+    const Device& dev = Device::instance();
+    const std::string cubin = compile_cuda(t.source, dev.arch);
+    dev.make_current();
+    auto module = std::make_shared<CudaModule>();
+    check_cuda(dev.api->cuModuleLoadData(&module->module, cubin.data()), "cuModuleLoadData");
+    std::vector<std::shared_ptr<CompiledKernel>> out;
+    for (size_t i = 0; i < t.kernels.size(); ++i) {
+      CUfunction f = nullptr;
+      check_cuda(dev.api->cuModuleGetFunction(&f, module->module, concat("mps_shim_entry_", i).c_str()),
+                 "cuModuleGetFunction");
+      module->entries.push_back(f);
+      KernelInfo info = infos_.at(indices[i]);
+      info.compiled = true;
+      info.execution = KernelExecution::Independent;
+      info.execution_note = "one CUDA thread per Metal thread; a threadgroup is a block, a SIMD-group a warp";
+      out.push_back(std::make_shared<CudaKernel>(module, f, std::move(info), entry_params(t.kernels[i])));
+    }
+    return out;
+  }
+
+  std::shared_ptr<const host::ParsedSource> src_;
+  std::vector<FunctionConstantInfo> constants_;
+  mutable std::mutex mutex_;
+  std::vector<KernelInfo> infos_;
+  std::vector<std::map<std::string, std::shared_ptr<CompiledKernel>>> compiled_;
+};
+
+class CudaBackend : public Backend {
+ public:
+  const char* name() const override { return "cuda"; }
+
+  std::unique_ptr<CompiledLibrary> compile(const std::string& source, const CompileOptions& options) override {
+    auto src = std::make_shared<const host::ParsedSource>(host::preprocess_source(source, options.include_dirs));
+    const bool eager = options.mode == CompileMode::Eager ||
+                       (options.mode == CompileMode::Auto && src->parsed.kernels.size() <= kMaxEagerKernels);
+    auto library = std::make_unique<CudaLibrary>(std::move(src));
+    if (eager) library->compile_all();
+    return library;
+  }
+
+  void* allocate(size_t nbytes) override {
+    const Device& dev = Device::instance();
+    dev.make_current();
+    CUdeviceptr p = 0;
+    if (dev.api->cuMemAlloc(&p, std::max<size_t>(nbytes, 1)) != 0) return nullptr;
+    return reinterpret_cast<void*>(p);
+  }
+  void deallocate(void* ptr) override {
+    const Device& dev = Device::instance();
+    dev.make_current();
+    dev.api->cuMemFree(reinterpret_cast<CUdeviceptr>(ptr));
+  }
+  bool host_addressable() const override { return false; }
+  void copy(void* dst, const void* src, size_t nbytes, CopyKind kind) override {
+    const Device& dev = Device::instance();
+    dev.make_current();
+    const auto d = reinterpret_cast<CUdeviceptr>(dst);
+    const auto s = reinterpret_cast<CUdeviceptr>(src);
+    switch (kind) {
+      case CopyKind::HostToDevice: check_cuda(dev.api->cuMemcpyHtoD(d, src, nbytes), "cuMemcpyHtoD"); break;
+      case CopyKind::DeviceToHost: check_cuda(dev.api->cuMemcpyDtoH(dst, s, nbytes), "cuMemcpyDtoH"); break;
+      case CopyKind::DeviceToDevice: check_cuda(dev.api->cuMemcpyDtoD(d, s, nbytes), "cuMemcpyDtoD"); break;
+    }
+  }
+  void synchronize() override {
+    const Device& dev = Device::instance();
+    dev.make_current();
+    check_cuda(dev.api->cuCtxSynchronize(), "cuCtxSynchronize");
+  }
+  ops::OpBackend& ops() override {
+    throw EngineError("the ATen fallback ops (matmul, convolution, attention, ...) do not run on the CUDA backend yet");
+  }
+  std::string info_json() const override {
+    const Device& dev = Device::instance();
+    return concat("\"device\": ", json_string(dev.name), ", \"arch\": ", json_string(dev.arch),
+                  ", \"nvrtc\": ", json_string(nvrtc_version()));
+  }
+};
+
+// Why this machine cannot run the backend, or "".
+std::string cuda_unavailable() {
+  std::string why;
+  if (!driver_api(&why)) return why;
+  if (!nvrtc_api(&why)) return why;
+  if (libcudacxx_include_dirs(&why).empty()) return why;
+  return "";
+}
+
+MPS_SHIM_REGISTER_BACKEND("cuda", CudaBackend, cuda_unavailable);
+
+// Every kernel of the library, translated and compiled by NVRTC for
+// MPS_SHIM_CUDA_ARCH (default sm_90) with no function constant set: no GPU needed.
+void check_cuda_compile(const std::string& source, const CompileOptions& options) {
+  const host::ParsedSource src(host::preprocess_source(source, options.include_dirs));
+  if (src.parsed.kernels.empty()) return;
+  const CudaTranslation t = translate_for_cuda(src.preprocessed, src.lexed, src.parsed, true, {}, {});
+  const char* arch = std::getenv("MPS_SHIM_CUDA_ARCH");
+  compile_cuda(t.source, arch && *arch ? arch : "sm_90");
+}
+
+const bool check_registered = [] {
+  register_compile_check("cuda", check_cuda_compile);
+  return true;
+}();
+
+}  // namespace
+
+}  // namespace mps_shim::cuda

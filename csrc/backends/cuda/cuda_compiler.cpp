@@ -1,0 +1,79 @@
+#include "backends/cuda/cuda_compiler.h"
+
+#include <memory>
+#include <vector>
+
+#include "backends/cuda/cuda_api.h"
+#include "backends/host/kernel_cache.h"
+#include "util/error.h"
+
+namespace mps_shim::cuda {
+
+namespace {
+
+// NVRTC writes `library.metal(12): error: ...`; the host compiler's form,
+// `library.metal:12: error: ...`, is what users of the host backend see.
+std::string host_style_diagnostics(const std::string& log) {
+  std::string out;
+  for (size_t pos = 0; pos < log.size();) {
+    size_t end = log.find('\n', pos);
+    if (end == std::string::npos) end = log.size();
+    std::string line = log.substr(pos, end - pos);
+    const size_t open = line.find('('), close = line.find("): ");
+    if (open != std::string::npos && close != std::string::npos && open < close &&
+        line.find_first_not_of("0123456789", open + 1) == close)
+      line = line.substr(0, open) + ":" + line.substr(open + 1, close - open - 1) + ":" + line.substr(close + 2);
+    out += line + "\n";
+    pos = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string nvrtc_version() {
+  const NvrtcApi* api = nvrtc_api(nullptr);
+  int major = 0, minor = 0;
+  if (!api || api->nvrtcVersion(&major, &minor) != 0) return "";
+  return concat(major, ".", minor);
+}
+
+std::string compile_cuda(const std::string& source, const std::string& arch) {
+  std::string why;
+  const NvrtcApi* api = nvrtc_api(&why);
+  MPS_SHIM_CHECK_AS(EngineError, api != nullptr, "the CUDA backend cannot compile: ", why);
+  const std::string& cxx_include = libcudacxx_include_dirs(&why);
+  MPS_SHIM_CHECK_AS(EngineError, !cxx_include.empty(), "the CUDA backend cannot compile: ", why);
+  host::KernelCache& cache = host::KernelCache::instance();
+  const std::string key = cache.key(source, concat("cuda|", arch, "|nvrtc ", nvrtc_version(), "|", cxx_include));
+  if (std::optional<std::string> cubin = cache.read(key)) return *cubin;
+
+  const std::string& headers = cache.include_dir();
+  const std::vector<std::string> options = {
+      "--gpu-architecture=" + arch, "--device-as-default-execution-space", "-std=c++20", "--device-int128",
+      "-I" + headers, "-I" + headers + "/cuda_engine/std_shim", "-I" + cxx_include,
+      "--diag-suppress=186,177,550,128,68,2361,20012,20013,20014,20015"};
+  std::vector<const char*> argv;
+  for (const std::string& o : options) argv.push_back(o.c_str());
+  nvrtcProgram prog = nullptr;
+  MPS_SHIM_CHECK_AS(EngineError, api->nvrtcCreateProgram(&prog, source.c_str(), "library.cu", 0, nullptr, nullptr) == 0,
+                    "NVRTC could not create a program");
+  std::unique_ptr<_nvrtcProgram, void (*)(nvrtcProgram)> guard(prog, [](nvrtcProgram p) {
+    nvrtc_api(nullptr)->nvrtcDestroyProgram(&p);
+  });
+  const nvrtcResult result = api->nvrtcCompileProgram(prog, int(argv.size()), argv.data());
+  size_t log_size = 0;
+  api->nvrtcGetProgramLogSize(prog, &log_size);
+  std::string log(log_size, '\0');
+  if (log_size) api->nvrtcGetProgramLog(prog, log.data());
+  while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+  if (result != 0) throw CompileError(host_style_diagnostics(log));
+  size_t size = 0;
+  api->nvrtcGetCUBINSize(prog, &size);
+  std::string cubin(size, '\0');
+  api->nvrtcGetCUBIN(prog, cubin.data());
+  cache.store(key, cubin);
+  return cubin;
+}
+
+}  // namespace mps_shim::cuda

@@ -1,0 +1,153 @@
+"""The cuda backend (backends/cuda/). On every machine: its unavailable path and the NVRTC
+compile check of Metal kernels (needs the nvidia-cuda-nvrtc-cu12 and nvidia-cuda-cccl-cu12
+wheels, skips without them). With MPS_SHIM_BACKEND=cuda on a machine with an NVIDIA GPU:
+Metal's execution rules on the GPU, against numpy."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mps_shim
+
+ON_CUDA = mps_shim.backend_name() == "cuda"
+gpu_only = pytest.mark.skipif(not ON_CUDA, reason="needs MPS_SHIM_BACKEND=cuda and an NVIDIA GPU")
+
+REDUCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+kernel void row_sum(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                    constant uint& n [[buffer(2)]], uint g [[threadgroup_position_in_grid]],
+                    uint t [[thread_position_in_threadgroup]], uint tg [[threads_per_threadgroup]],
+                    uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]) {
+  threadgroup float part[32];
+  float s = 0;
+  for (uint j = t; j < n; j += tg) s += x[g * n + j];
+  s = simd_sum(s);
+  if (lane == 0) part[sg] = s;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0) {
+    s = lane < (tg + 31) / 32 ? part[lane] : 0.0f;
+    s = simd_sum(s);
+    if (lane == 0) out[g] = s;
+  }
+}
+kernel void scale_half(device const half4* x [[buffer(0)]], device half4* y [[buffer(1)]],
+                       constant float& k [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+  y[i] = half4(float4(x[i]) * k) + exp(half4(0.0h));
+}
+"""
+
+
+def _cuda_compiler_missing():
+    try:
+        mps_shim.compile_check("kernel void k(device float* x, uint i [[thread_position_in_grid]]) { x[i] = 1; }")
+    except mps_shim.EngineError as e:
+        return str(e)
+    return None
+
+
+nvrtc_only = pytest.mark.skipif(_cuda_compiler_missing() is not None,
+                                reason=f"no NVRTC here: {_cuda_compiler_missing()}")
+
+
+def test_cuda_backend_says_why_it_cannot_run(run_python):
+    info = json.loads(run_python("import json, mps_shim; print(json.dumps(mps_shim.runtime_info()))").stdout)
+    reason = info["backends"]["cuda"]
+    if reason == "available":
+        pytest.skip("this machine can run the cuda backend")
+    assert "CUDA driver" in reason or "NVRTC" in reason or "libcu++" in reason
+    proc = run_python("import mps_shim; mps_shim.ShaderLibrary('kernel void k() {}')",
+                      env={"MPS_SHIM_BACKEND": "cuda"})
+    assert proc.returncode != 0
+    assert "backend 'cuda' (MPS_SHIM_BACKEND) cannot run here: " + reason in proc.stderr
+
+
+def test_compile_check_refuses_unknown_backends():
+    with pytest.raises(mps_shim.EngineError, match="has no compile check"):
+        mps_shim.compile_check("kernel void k() {}", backend="metal")
+
+
+@nvrtc_only
+def test_kernels_compile_for_cuda():
+    mps_shim.compile_check(REDUCE)
+
+
+@nvrtc_only
+def test_cuda_compile_errors_name_the_metal_line():
+    source = "kernel void k(device float* x, uint i [[thread_position_in_grid]]) {\n  x[i] = undefined_name;\n}\n"
+    with pytest.raises(mps_shim.CompileError, match=r"library\.metal:2: error: identifier \"undefined_name\""):
+        mps_shim.compile_check(source)
+
+
+@nvrtc_only
+def test_c10_headers_compile_for_cuda():
+    torch_include = pytest.importorskip("torch.utils.cpp_extension").include_paths()[0]
+    source = "#include <c10/metal/reduction_utils.h>\n#include <c10/metal/utils.h>\n" + REDUCE.replace(
+        "s = simd_sum(s);\n  if (lane == 0) part", "s = c10::metal::simd_sum(s);\n  if (lane == 0) part", 1)
+    mps_shim.compile_check(source, include_dirs=[torch_include])
+
+
+@gpu_only
+def test_row_sum_and_half_on_the_gpu():
+    lib = mps_shim.compile_shader(REDUCE)
+    rows, n = 5, 1000
+    x = np.random.default_rng(0).standard_normal((rows, n)).astype(np.float32)
+    out = np.zeros(rows, np.float32)
+    lib.row_sum(x, out, np.uint32(n), threads=rows * 96, group_size=96)
+    np.testing.assert_allclose(out, x.sum(1), rtol=1e-5, atol=1e-4)
+    h = np.linspace(-2, 2, 64, dtype=np.float16)
+    y = np.zeros_like(h)
+    lib.scale_half(h, y, np.float32(3.0), threads=16)
+    np.testing.assert_array_equal(y, (h.astype(np.float32) * 3).astype(np.float16) + np.float16(1))
+
+
+BARRIER_AFTER_RETURN = r"""
+#include <metal_stdlib>
+using namespace metal;
+// Odd threads return before the barrier; Apple's GPUs let the others pass it.
+kernel void evens(device int* out [[buffer(0)]], uint t [[thread_position_in_threadgroup]],
+                  uint tg [[threads_per_threadgroup]], uint g [[threadgroup_position_in_grid]]) {
+  threadgroup int shared[256];
+  shared[t] = int(t) * 10;
+  if (t % 2) return;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[g * tg + t] = shared[(t + 2) % tg] + 1;
+}
+// An edge group of a grid that is not a multiple of the group: its real size and dense numbering.
+kernel void edges(device uint4* out [[buffer(0)]], uint2 p [[thread_position_in_grid]],
+                  uint2 size [[threads_per_threadgroup]], uint index [[thread_index_in_threadgroup]],
+                  uint lane [[thread_index_in_simdgroup]], uint2 grid [[threads_per_grid]]) {
+  out[p.y * grid.x + p.x] = uint4(size.x, size.y, index, simd_sum(1u) * 1000u + lane);
+}
+"""
+
+
+@gpu_only
+def test_returned_threads_do_not_block_a_barrier():
+    lib = mps_shim.compile_shader(BARRIER_AFTER_RETURN)
+    out = np.full(128, -1, np.int32)
+    lib.evens(out, threads=128, group_size=64)
+    t = np.arange(64)
+    want = np.where(t % 2 == 0, (t + 2) % 64 * 10 + 1, -1)
+    np.testing.assert_array_equal(out, np.concatenate([want, want]))
+
+
+@gpu_only
+def test_edge_groups_are_numbered_densely():
+    lib = mps_shim.compile_shader(BARRIER_AFTER_RETURN)
+    gx, gy = 20, 3
+    out = np.zeros((gy, gx, 4), np.uint32)
+    fn = lib.library.get_kernel_function("edges") if hasattr(lib, "library") else None
+    shader = getattr(lib, "edges")
+    shader(out, threads=[gx, gy], group_size=[8, 2])
+    for y in range(gy):
+        for x in range(gx):
+            sx = 8 if x < 16 else 4
+            sy = 2 if y < 2 else 1
+            index = (y % 2) * sx + x % 8
+            count = sx * sy
+            lanes = min(32, count - index // 32 * 32)
+            assert tuple(out[y, x]) == (sx, sy, index, lanes * 1000 + index % 32), (x, y)
