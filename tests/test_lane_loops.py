@@ -408,6 +408,92 @@ def test_a_kernel_without_barriers_stays_independent(lib):
     assert_execution(lib, "no_barrier", "independent")
 
 
+# ---- calls that do not name the function they run ------------------------------------------------------------------
+
+# A function passed as a template argument (ggml's kernel_mul_mv_id<mmv_fn<impl>>) or a callable object
+# (a functor type's operator(), a functor parameter) may reach SIMD-group functions that the call's name
+# does not lead to: such calls exchange values between lanes (lane loops evaluate them for all lanes at once),
+# and a kernel whose possible callees are all plain stays independent.
+INDIRECT = HEAD + r"""
+float lane_sum(float v) { return simd_sum(v); }
+typedef float (sum_t)(float);
+template <sum_t f>
+float through(float v) { return f(v); }
+struct SumOp { float operator()(float v) const { return simd_sum(v); } };
+template <typename F>
+float apply(F f, float v) { return f(v); }
+
+template <sum_t f>
+kernel void via_template_argument(device float* out, uint i [[thread_position_in_grid]]) { out[i] = f(float(i % 32)); }
+template [[host_name("via_template_argument")]] kernel void via_template_argument<through<lane_sum>>(device float*, uint);
+
+template <typename Op>
+kernel void via_functor_type(device float* out, uint i [[thread_position_in_grid]]) { out[i] = Op()(float(i % 32)); }
+template [[host_name("via_functor_type")]] kernel void via_functor_type<SumOp>(device float*, uint);
+
+kernel void via_functor_parameter(device float* out, uint i [[thread_position_in_grid]]) {
+    out[i] = apply(SumOp(), float(i % 32));
+}
+
+template <sum_t f>
+kernel void with_barrier(device float* out, uint i [[thread_position_in_grid]], uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float tile[32];
+    tile[t] = float(i % 32);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = f(tile[31 - t]);
+}
+template [[host_name("with_barrier")]] kernel void with_barrier<lane_sum>(device float*, uint, uint);
+"""
+
+PLAIN_TARGET = HEAD + r"""
+float twice(float v) { return 2.0f * v; }
+typedef float (op_t)(float);
+template <op_t f>
+kernel void via_template_argument(device float* out, uint i [[thread_position_in_grid]]) { out[i] = f(float(i)); }
+template [[host_name("via_template_argument")]] kernel void via_template_argument<twice>(device float*, uint);
+"""
+
+WAITING_TARGET = HEAD + r"""
+void publish(threadgroup float* tile, uint t, float v) { tile[t] = v; threadgroup_barrier(mem_flags::mem_threadgroup); }
+typedef void (publish_t)(threadgroup float*, uint, float);
+template <publish_t f>
+kernel void via_template_argument(device float* out, uint i [[thread_position_in_grid]],
+                                  uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float tile[32];
+    f(tile, t, float(i));
+    out[i] = tile[31 - t];
+}
+template [[host_name("via_template_argument")]] kernel void via_template_argument<publish>(device float*, uint, uint);
+"""
+
+
+@pytest.mark.parametrize("name", ["via_template_argument", "via_functor_type", "via_functor_parameter", "with_barrier"])
+def test_simd_functions_reached_through_a_call_that_names_another_function(name):
+    lib = mps_shim.compile_shader(INDIRECT)
+    out = np.zeros(64, np.float32)
+    getattr(lib, name)(out, threads=64, group_size=32)
+    np.testing.assert_array_equal(out, np.full(64, sum(range(32)), np.float32))
+    assert_execution(lib, name, "lane_loops")
+
+
+def test_a_barrier_reached_through_a_template_argument_runs_on_fibers():
+    # the splitter inlines functions that reach a barrier; one not named at the call cannot be
+    lib = mps_shim.compile_shader(WAITING_TARGET)
+    out = np.zeros(64, np.float32)
+    lib.via_template_argument(out, threads=64, group_size=32)
+    np.testing.assert_array_equal(out, np.arange(64, dtype=np.float32).reshape(2, 32)[:, ::-1].reshape(-1))
+    assert_execution(lib, "via_template_argument", "fibers")
+    assert "'f'" in lib.library.kernels["via_template_argument"]["execution_note"]
+
+
+def test_an_indirect_call_of_plain_functions_stays_independent():
+    lib = mps_shim.compile_shader(PLAIN_TARGET)
+    out = np.zeros(64, np.float32)
+    lib.via_template_argument(out, threads=64, group_size=32)
+    np.testing.assert_array_equal(out, 2 * np.arange(64, dtype=np.float32))
+    assert_execution(lib, "via_template_argument", "independent")
+
+
 # ---- compile errors -----------------------------------------------------------------------------------------------
 
 LINE_ERROR = HEAD + r"""

@@ -92,6 +92,35 @@ kernel void bfloat_math(device bfloat* out, constant bfloat* a, constant bfloat*
     out[i] = t * a[i];
 }
 
+kernel void bfloat_vector_splats(device float4* out, uint i [[thread_position_in_grid]]) {
+    bfloat4 v = 0;                         // an int splat: int -> bfloat is a class conversion of its own
+    out[3 * i + 0] = float4(v);
+    v = int(i) + 2;
+    out[3 * i + 1] = float4(v);
+    bfloat2 w = short(-3);
+    v.xy = w;
+    out[3 * i + 2] = float4(v);
+}
+
+// `?:` with a literal 0 operand takes the other operand's type, as Metal's usual arithmetic
+// conversions give it for a bfloat or a vector (C++ rejects `c ? bfloat : 0`).
+enum Lanes { four = 4 };
+kernel void conditional_literals(device float* out, constant bfloat* b, constant half* h, constant ushort* u,
+                                 uint i [[thread_position_in_grid]]) {
+    const bool odd = i % 2 == 1;
+    out[8 * i + 0] = odd ? b[i] : 0;
+    out[8 * i + 1] = 2 > i ? 0 : b[i] * b[i];
+    const bfloat4 v = odd ? bfloat4(b[i]) : 0;
+    out[8 * i + 2] = v.w;
+    out[8 * i + 3] = odd ? h[i] : 0;
+    out[8 * i + 4] = odd ? u[i] : -1;                  // not rewritten: int -1, not ushort 65535
+    out[8 * i + 5] = sizeof(odd ? b[i] : 0) + 10 * sizeof(odd ? 0 : v);
+    constant half* p = odd ? h : 0;
+    out[8 * i + 6] = p ? 1 : 0;
+    out[8 * i + 7] = odd ? uint(i) : 0;
+    out[8 * i + 7] += odd ? 0 : four;
+}
+
 kernel void matrices(device float4* out, constant float4* v, uint i [[thread_position_in_grid]]) {
     const float4x4 m = float4x4(float4(1, 0, 0, 0), float4(0, 2, 0, 0), float4(0, 0, 3, 0), float4(1, 1, 1, 1));
     const float2x3 n = float2x3(1, 2, 3, 4, 5, 6);   // column-major scalars
@@ -223,6 +252,34 @@ def test_bfloat_arithmetic_rounds_to_bfloat(lib):
     lib.bfloat_math(mps_shim.Tensor.from_numpy(out).view((4096,)), a_bits, b_bits, threads=4096)
     t = _from_bfloat_bits(_to_bfloat_bits(a + b))
     np.testing.assert_array_equal(out, _to_bfloat_bits(t * a))
+
+
+def test_bfloat_vectors_splat_integers(lib):
+    out = np.zeros((4, 3, 4), np.float32)
+    lib.bfloat_vector_splats(out, threads=4)
+    i = np.arange(4, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(out[:, 0], np.zeros((4, 4)))
+    np.testing.assert_array_equal(out[:, 1], np.broadcast_to(i + 2, (4, 4)))
+    np.testing.assert_array_equal(out[:, 2], np.concatenate([np.full((4, 2), -3.0), np.broadcast_to(i + 2, (4, 2))], 1))
+
+
+def test_conditional_with_a_literal_zero_takes_the_other_operands_type(lib):
+    n = 4
+    b_bits = _to_bfloat_bits(np.array([1.5, -2.25, 3.0, 0.5], np.float32))
+    b = _from_bfloat_bits(b_bits)
+    h = np.array([0.25, 8.5, -1.0, 2.0], np.float16)
+    u = np.array([1, 65535, 3, 40000], np.uint16)
+    out = np.zeros((n, 8), np.float32)
+    lib.conditional_literals(out, b_bits, h, u, threads=n)
+    odd = np.arange(n) % 2 == 1
+    np.testing.assert_array_equal(out[:, 0], np.where(odd, b, 0))
+    np.testing.assert_array_equal(out[:, 1], np.where(np.arange(n) < 2, 0, _from_bfloat_bits(_to_bfloat_bits(b * b))))
+    np.testing.assert_array_equal(out[:, 2], np.where(odd, b, 0))
+    np.testing.assert_array_equal(out[:, 3], np.where(odd, h.astype(np.float32), 0))
+    np.testing.assert_array_equal(out[:, 4], np.where(odd, u.astype(np.int64), -1))
+    np.testing.assert_array_equal(out[:, 5], np.full(n, 2 + 10 * 8))  # a bfloat, a bfloat4
+    np.testing.assert_array_equal(out[:, 6], odd.astype(np.float32))
+    np.testing.assert_array_equal(out[:, 7], np.where(odd, np.arange(n), 4))
 
 
 def test_matrices(lib):

@@ -1,5 +1,6 @@
 #include "frontend/call_graph.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -30,6 +31,111 @@ bool is_threadgroup_function(std::string_view name) {
 bool is_unevaluated(const Token& t) {
   return t.is("decltype") || t.is("sizeof") || t.is("alignof") || t.is("noexcept") || t.is("typeid") ||
          t.is("__typeof__");
+}
+
+bool is_control_keyword(const Token& t) {
+  return t.is("if") || t.is("while") || t.is("for") || t.is("switch") || t.is("return") || t.is("catch");
+}
+
+// The top-level comma-separated items between tokens first and last (inclusive).
+std::vector<std::pair<size_t, size_t>> split_items(const std::vector<Token>& t, size_t first, size_t last) {
+  std::vector<std::pair<size_t, size_t>> out;
+  if (first > last) return out;
+  int depth = 0;
+  size_t start = first;
+  for (size_t i = first; i <= last; ++i) {
+    if (t[i].is("(") || t[i].is("[") || t[i].is("{") || t[i].is("<")) ++depth;
+    else if (t[i].is(")") || t[i].is("]") || t[i].is("}") || t[i].is(">")) --depth;
+    else if (t[i].is(">>")) depth -= 2;
+    else if (t[i].is(",") && depth == 0) {
+      out.push_back({start, i - 1});
+      start = i + 1;
+    }
+  }
+  out.push_back({start, last});
+  return out;
+}
+
+// The name an item of a parameter list declares (attributes and a default
+// dropped), or "" for an unnamed one.
+std::string declared_name(const std::vector<Token>& t, size_t first, size_t last) {
+  std::vector<size_t> kept;
+  for (size_t i = first; i <= last; ++i) {
+    if (t[i].is("=")) break;
+    if (t[i].is("[") && i + 1 <= last && t[i + 1].is("[")) i = matching_bracket(t, i);
+    else kept.push_back(i);
+  }
+  if (kept.size() < 2 || !t[kept.back()].is_identifier()) return "";
+  return std::string(t[kept.back()].text);
+}
+
+// The function parameters and non-type template parameters of the body
+// opening at `open` (its parameter list closes before `open`, past qualifiers).
+std::set<std::string> value_parameters(const std::vector<Token>& t, size_t open) {
+  std::set<std::string> names;
+  size_t rp = open;
+  while (rp > 0 && !t[rp - 1].is(")")) --rp;
+  if (rp == 0) return names;
+  --rp;
+  const size_t lp = matching_open_paren(t, rp, 0);
+  for (auto [a, e] : split_items(t, lp + 1, rp - 1))
+    if (std::string n = declared_name(t, a, e); !n.empty()) names.insert(n);
+  size_t start = lp;
+  while (start > 0 && !t[start - 1].is(";") && !t[start - 1].is("}") && !t[start - 1].is("{")) --start;
+  if (t[start].is("template") && start + 1 < lp && t[start + 1].is("<")) {
+    const size_t close = matching_bracket(t, start + 1);
+    for (auto [a, e] : split_items(t, start + 2, close - 1))
+      if (!t[a].is("typename") && !t[a].is("class") && !t[a].is("template"))
+        if (std::string n = declared_name(t, a, e); !n.empty()) names.insert(n);
+  }
+  return names;
+}
+
+// True when the library function named at token i is not called there but
+// passed on as a value, which an indirect call may then run.
+bool named_as_value(const std::vector<Token>& t, size_t i) {
+  const Token& before = t[i - 1];
+  const bool argument = before.is("<") || before.is(",") || before.is("&") || before.is("=") ||
+                        (before.is("(") && !(i >= 2 && is_unevaluated(t[i - 2])));
+  if (!argument) return false;
+  size_t next = i + 1;
+  if (next < t.size() && t[next].is("<")) next = matching_bracket(t, next) + 1;
+  return next >= t.size() || !t[next].is("(");
+}
+
+// Fills in the bodies' indirect calls and targets (FunctionBody).
+void find_indirect_calls(const std::vector<Token>& t, std::vector<FunctionBody>& bodies) {
+  std::set<std::string> names;
+  for (const FunctionBody& b : bodies) names.insert(b.name);
+  std::set<std::string> values;
+  for (size_t i = 1; i < t.size(); ++i)
+    if (t[i].is_identifier() && names.count(std::string(t[i].text)) && named_as_value(t, i))
+      values.insert(std::string(t[i].text));
+  for (FunctionBody& b : bodies) {
+    b.indirect_target = b.name == "operator()" || values.count(b.name);
+    const std::set<std::string> params = value_parameters(t, b.open);
+    std::set<std::string> indirect;
+    for (size_t i = b.open + 1; i + 1 < b.close; ++i) {
+      if (!t[i].is("(")) continue;
+      if (t[i - 1].is_identifier() && params.count(std::string(t[i - 1].text))) indirect.insert(std::string(t[i - 1].text));
+      if (!t[i - 1].is(")")) continue;
+      size_t callee = matching_open_paren(t, i - 1, b.open);  // x(...)(...) or x<...>(...)(...)
+      if (callee <= b.open + 1) continue;
+      --callee;
+      if (t[callee].is(">") || t[callee].is(">>")) {
+        int depth = 0;
+        while (callee > b.open) {
+          depth += t[callee].is(">") ? 1 : t[callee].is(">>") ? 2 : t[callee].is("<") ? -1 : 0;
+          if (depth <= 0) break;
+          --callee;
+        }
+        --callee;
+      }
+      if (callee > b.open && t[callee].is_identifier() && !is_control_keyword(t[callee]) && !is_unevaluated(t[callee]))
+        indirect.insert(std::string(t[callee].text));
+    }
+    b.indirect_calls.assign(indirect.begin(), indirect.end());
+  }
 }
 
 bool is_simd_function(std::string_view name) {
@@ -122,6 +228,9 @@ bool walk_calls(const LexedSource& source, const std::vector<FunctionBody>& bodi
         if ((!qualified || names_class(*it->second, qualifier)) && seen.insert(it->second).second)
           work.push_back(it->second);
     }
+    if (!b->indirect_calls.empty())
+      for (const FunctionBody& target : bodies)
+        if (target.indirect_target && seen.insert(&target).second) work.push_back(&target);
   }
   return false;
 }
@@ -174,8 +283,11 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source) {
     const size_t open = matching_open_paren(t, k - 1, 0);
     const size_t close = matching_bracket(t, i);
     if (close >= t.size()) break;
-    if (open > 0 && t[open - 1].is_identifier()) {
-      FunctionBody body{std::string(t[open - 1].text), i, close, {}};
+    std::string name;
+    if (open > 0 && t[open - 1].is_identifier()) name = std::string(t[open - 1].text);
+    else if (open >= 3 && t[open - 1].is(")") && t[open - 2].is("(") && t[open - 3].is("operator")) name = "operator()";
+    if (!name.empty()) {
+      FunctionBody body{std::move(name), i, close, {}, {}, false};
       // In a class's braces, or defined outside it as `R S<T>::name(...)`.
       std::string_view cls = classes.empty() ? std::string_view{} : classes.back().first;
       if (const std::string_view q = call_qualifier(t, open - 1); !q.empty()) cls = q;
@@ -189,6 +301,7 @@ std::vector<FunctionBody> function_bodies(const LexedSource& source) {
     }
     i = close;  // nested braces belong to this body
   }
+  find_indirect_calls(t, out);
   return out;
 }
 
@@ -200,6 +313,16 @@ bool reaches_threadgroup_functions(const LexedSource& source, const std::vector<
 CallKind call_kind(const LexedSource& source, const std::vector<FunctionBody>& bodies, std::string_view name) {
   if (is_waiting_function(name)) return CallKind::Wait;
   CallKind kind = is_simd_function(name) ? CallKind::Simd : CallKind::Plain;
+  for (const FunctionBody& b : bodies) {
+    if (std::find(b.indirect_calls.begin(), b.indirect_calls.end(), name) == b.indirect_calls.end()) continue;
+    // whichever function it runs: the most any of them may reach
+    for (const FunctionBody& target : bodies) {
+      if (!target.indirect_target) continue;
+      if (reaches(source, bodies, target.open, is_waiting_function)) return CallKind::Wait;
+      if (reaches(source, bodies, target.open, is_threadgroup_function)) kind = CallKind::Simd;
+    }
+    break;
+  }
   for (const FunctionBody& b : bodies) {
     if (b.name != name) continue;
     if (reaches(source, bodies, b.open, is_waiting_function)) return CallKind::Wait;

@@ -13,16 +13,25 @@
 namespace mps_shim::frontend {
 
 struct FunctionBody {
-  std::string name;
+  std::string name;    // "operator()" for a call operator
   size_t open, close;  // the braces
   // A member function's class, by its name and the aliases the library gives
   // it (`using K = GEMVKernel<T, ...>`); empty for a free function. A call
   // `K::run(...)` reaches only the `run`s of the classes named K, when it
   // names any; otherwise every `run`.
   std::vector<std::string> class_names;
+  // Names it calls that do not name the function called: its parameters and
+  // non-type template parameters (a function bound by the caller or the
+  // instantiation, `template <fn_t f> ... f(x)`), and `x` in `x(...)(...)`
+  // (a callable object made and called). Such a call may reach any
+  // indirect target.
+  std::vector<std::string> indirect_calls;
+  // A call operator, or a function named as a value (a template or call
+  // argument, `&f`, `= f`): what an indirect call may run.
+  bool indirect_target = false;
 };
 
-// Bodies of functions defined at namespace or class scope.
+// Bodies of functions defined at namespace or class scope, call operators included.
 std::vector<FunctionBody> function_bodies(const LexedSource& source);
 
 // True when the body opening at `body_open` calls, directly or through the

@@ -571,6 +571,7 @@ class Parser {
           continue;
         }
       }
+      if (tk.is("?")) rewrite_conditional_zero(i);
       if (tk.kind == TokenKind::Number) {
         rewrite_number(i);
       } else if (tk.is("device") || tk.is("thread")) {
@@ -746,6 +747,36 @@ class Parser {
     for (size_t k = i; k-- > 0 && (specifier(k) || t_[k].is("const"));)
       if (t_[k].is("const")) return true;
     return false;
+  }
+
+  // `c ? x : 0`: Metal gives x's type when x is a bfloat or a vector (its usual
+  // arithmetic conversions, with the scalar broadcast); C++ finds int -> bfloat and
+  // bfloat -> float -> int both possible and rejects the expression. A literal 0
+  // that is a whole operand of `?:`, the other operand not one, becomes
+  // metal::detail::literal_zero, which converts one way only, to the other
+  // operand's type (mps_metal_stdlib.h). Other literals are left as they are: a
+  // narrower other operand (ushort, bool) would take them in its own type, where
+  // Metal promotes both to int; 0 is the same value in every type.
+  void rewrite_conditional_zero(size_t q) {
+    size_t colon = 0;
+    int depth = 0, nested = 0;
+    for (size_t k = q + 1; k < t_.size() && !colon; ++k) {
+      const Token& x = t_[k];
+      if (x.is("(") || x.is("[") || x.is("{")) ++depth;
+      else if (x.is(")") || x.is("]") || x.is("}")) {
+        if (--depth < 0) return;
+      } else if (depth == 0 && x.is(";")) return;
+      else if (depth == 0 && x.is("?")) ++nested;
+      else if (depth == 0 && x.is(":") && nested-- == 0) colon = k;
+    }
+    if (!colon || colon + 2 >= t_.size()) return;
+    auto zero = [&](size_t k) { return t_[k].kind == TokenKind::Number && t_[k].is("0"); };
+    const bool second = colon == q + 2 && zero(q + 1);
+    const size_t end = colon + 2;  // the token after a one-token third operand
+    const bool third = zero(colon + 1) && (t_[end].is(";") || t_[end].is(",") || t_[end].is(")") ||
+                                           t_[end].is("]") || t_[end].is("}") || t_[end].is(":"));
+    if (second == third) return;
+    set(second ? q + 1 : colon + 1, "::metal::detail::literal_zero{}");
   }
 
   // An unsuffixed floating literal is float in Metal; `h` makes half.

@@ -109,6 +109,25 @@ MPS_SHIM_INLINE constexpr bfloat operator-(bfloat a) { bfloat r = a; r.bits ^= 0
 
 using types::bfloat;
 
+namespace detail {
+
+// A literal 0 that is a whole operand of `?:` whose other operand is not a
+// literal (the front end rewrites it: parser.cpp): it converts to the other
+// operand's type (a bfloat, a vector, any arithmetic or enumeration type, a
+// pointer) and
+// nothing converts to it, so the conditional takes that type, as Metal's usual
+// arithmetic conversions give a bfloat or vector operand.
+struct literal_zero {
+  template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T> || std::is_same_v<T, half> ||
+                                                    std::is_enum_v<T> ||
+                                                    (std::is_class_v<T> && std::is_constructible_v<T, int>)>>
+  MPS_SHIM_INLINE constexpr operator T() const { return T(0); }
+  template <typename T>
+  MPS_SHIM_INLINE constexpr operator T*() const { return nullptr; }
+};
+
+}  // namespace detail
+
 }  // namespace metal
 
 #include "mps_metal_vector.h"

@@ -214,6 +214,11 @@ MPS_SHIM_INLINE constexpr void put(T* out, int& k, const A& a) {
   MPS_SHIM_INLINE constexpr vec(T s) : lanes_{} {                                                       \
     for (int i = 0; i < N; ++i) lanes_[i] = s;                                                          \
   }                                                                                                     \
+  /* `bfloat4 v = 0;`: a scalar to bfloat is a class conversion already, so the splat above would be */ \
+  /* a second one, which C++ does not chain */                                                          \
+  template <typename U, typename = std::enable_if_t<std::is_class_v<T> && !std::is_same_v<U, T> &&     \
+                                                    (std::is_arithmetic_v<U> || std::is_same_v<U, half>)>> \
+  MPS_SHIM_INLINE constexpr vec(U s) : vec(T(s)) {}                                                     \
   /* lanes from scalars and vectors, e.g. float4(v.xy, z, 1.0f); N lanes in all */                      \
   template <typename... A,                                                                              \
             typename = std::enable_if_t<(sizeof...(A) >= 2) && ((detail::lanes_of<A>::value + ...) == N_)>> \
