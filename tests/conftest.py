@@ -139,11 +139,48 @@ def pytest_addoption(parser):
     parser.addoption("--crosscheck", choices=("on", "off"), default="on",
                      help="run every lane-loop dispatch on fibers too and require identical bytes "
                           "(MPS_SHIM_CROSSCHECK=1) in tests not marked engine_specific (default: on)")
+    parser.addoption("--cuda-check", choices=("auto", "on", "off"), default="auto",
+                     help="translate every library the tests create to CUDA and compile it with NVRTC "
+                          "(MPS_SHIM_COMPILE_CHECK=cuda); auto: where NVRTC and libcu++'s headers are installed "
+                          "(pip install nvidia-cuda-nvrtc-cu12 nvidia-cuda-cccl-cu12)")
+
+
+def _nvrtc_missing():
+    """Why the cuda backend's compile check cannot run here, or None."""
+    import mps_shim
+    try:
+        mps_shim.compile_check("kernel void k(device int* x, uint i [[thread_position_in_grid]]) { x[i] = 1; }")
+    except mps_shim.EngineError as e:
+        return str(e)
+    return None
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "engine_specific(reason): the test's kernels legitimately differ between "
                                        "lane loops and fibers; MPS_SHIM_CROSSCHECK stays off")
+    config.addinivalue_line("markers", "no_cuda_check(reason): the test's libraries do not compile for CUDA yet "
+                                       "(the reason says why); MPS_SHIM_COMPILE_CHECK stays off")
+    # On the host backend, every library a test creates is also compiled for CUDA (a translation
+    # that does not compile fails the test at the Metal line), unless a fixture opts out
+    # (third_party.without_cuda_check: the whole MLX and ggml libraries).
+    mode = config.getoption("--cuda-check")
+    if mode == "off" or os.environ.get("MPS_SHIM_BACKEND", "host") != "host":
+        return
+    missing = _nvrtc_missing()
+    if missing is None:
+        os.environ.setdefault("MPS_SHIM_COMPILE_CHECK", "cuda")
+    elif mode == "on":
+        raise pytest.UsageError(f"--cuda-check=on: {missing}")
+
+
+@pytest.fixture(autouse=True)
+def cuda_compile_check(request, monkeypatch):
+    """No CUDA compile check for the libraries a test marked no_cuda_check creates (the marker names why)."""
+    marker = request.node.get_closest_marker("no_cuda_check")
+    if marker is not None:
+        if not (marker.kwargs.get("reason") or marker.args):
+            pytest.fail("@pytest.mark.no_cuda_check needs a reason")
+        monkeypatch.delenv("MPS_SHIM_COMPILE_CHECK", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -283,3 +283,13 @@ def test_abort_on_error_off(run_python, value):
     proc = run_python(ABORT_CHILD, env={"MPS_SHIM_ABORT_ON_ERROR": value})
     assert proc.returncode == 0, proc.stderr
     assert "raised CompileError" in proc.stdout
+
+
+def test_an_error_in_a_kernels_entry_point_names_the_kernels_line():
+    # A thread-position parameter of a type that cannot hold a position fails in the generated entry point.
+    source = ("#include <metal_stdlib>\nusing namespace metal;\nstruct P { int a; };\n\n"
+              "kernel void bad(device float* x, P where [[thread_position_in_grid]]) {\n  x[0] = 1;\n}\n")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.ShaderLibrary(source)
+    message = str(info.value)
+    assert "library.metal:5:" in message and "entry points" not in message

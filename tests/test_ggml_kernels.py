@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mps_shim
-from third_party import c_structs, ggml_dir
+from third_party import c_structs, ggml_dir, without_cuda_check
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,8 @@ def ggml():
     with open(os.path.join(metal, "ggml-metal-impl.h")) as f:
         ffi.cdef(c_structs(f.read()))
     with open(os.path.join(metal, "ggml-metal.metal")) as f:
-        library = mps_shim.ShaderLibrary(f.read(), include_dirs=[metal, os.path.join(root, "src")])
+        with without_cuda_check():
+            library = mps_shim.ShaderLibrary(f.read(), include_dirs=[metal, os.path.join(root, "src")])
     return library, ffi
 
 
@@ -904,7 +905,8 @@ def ggml_bf16(ggml):
     metal = os.path.join(root, "src", "ggml-metal")
     with open(os.path.join(metal, "ggml-metal.metal")) as f:
         source = "#define GGML_METAL_HAS_BF16 1\n" + f.read()
-    return mps_shim.ShaderLibrary(source, include_dirs=[metal, os.path.join(root, "src")]), ggml[1]
+    with without_cuda_check():
+        return mps_shim.ShaderLibrary(source, include_dirs=[metal, os.path.join(root, "src")]), ggml[1]
 
 
 def _bf16(x):

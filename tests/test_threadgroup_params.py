@@ -94,9 +94,17 @@ def test_lengths_are_checked(lib):
         lib.reverse_groups(x, group_size=64, threadgroup_memory={0: 256})
     with pytest.raises(ValueError, match="multiple of 16"):
         lib.reverse_groups(x, group_size=64, threadgroup_memory={0: 250, 3: 16})
-    with pytest.raises(mps_shim.ArgumentError, match=r"no \[\[threadgroup\(1\)\]\] parameter .*indices: 0, 3"):
-        lib.reverse_groups(x, group_size=64, threadgroup_memory={1: 16})
+    with pytest.raises(mps_shim.ArgumentError, match=r"threadgroup memory index 31 is out of range \(0 to 30\)"):
+        lib.reverse_groups(x, group_size=64, threadgroup_memory={31: 16, 0: 256, 3: 16})
     assert not x.any()
+
+
+def test_a_length_at_an_index_without_a_parameter_is_unused(lib):
+    # As Metal: ggml's host code sets index 0 for every kernel, including those without [[threadgroup(0)]].
+    x = np.arange(64, dtype=np.float32)
+    with pytest.raises(mps_shim.DispatchError, match=r"\[\[threadgroup\(3\)\]\] has no memory length"):
+        lib.reverse_groups(x, group_size=64, threadgroup_memory={0: 256, 1: 16})
+    assert np.array_equal(x, np.arange(64, dtype=np.float32))
 
 
 def test_lengths_last_until_start_encoding(lib):

@@ -4,6 +4,7 @@ MPS_SHIM_MLX_DIR / MPS_SHIM_GGML_DIR name checkouts of github.com/ml-explore/mlx
 github.com/ggml-org/ggml; /work/src/mlx and /work/src/ggml are looked at otherwise.
 Tests that need one skip when it is absent.
 """
+import contextlib
 import os
 import re
 
@@ -39,3 +40,16 @@ def c_structs(header_text):
         body = re.sub(r"\[(\w+)\]", lambda m: f"[{defines.get(m.group(1), m.group(1))}]", body)
         out.append(f"typedef struct {{{body}}} {name};")
     return "\n".join(out)
+
+
+@contextlib.contextmanager
+def without_cuda_check():
+    """Library creation without the test session's CUDA compile check (MPS_SHIM_COMPILE_CHECK): translating
+    every kernel of a whole MLX or ggml file for NVRTC takes minutes; their kernels' constructs are covered
+    by our own small kernels."""
+    saved = os.environ.pop("MPS_SHIM_COMPILE_CHECK", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPS_SHIM_COMPILE_CHECK"] = saved

@@ -75,6 +75,7 @@ struct KernelDecl {
   std::string scope;  // "a::b::"
   uint32_t threadgroup_memory = 0;  // bytes of the threadgroup arrays of known size it reaches
   int line = 0;
+  std::string file;  // where `line` is: the kernel's instantiation (or definition)
   // True when a parameter needs the threadgroup structure (group ids or sizes);
   // otherwise a backend may iterate the grid directly.
   bool uses_threadgroups = false;

@@ -492,6 +492,7 @@ class Parser {
     k.template_args = inst.is_instantiation ? inst.template_args : "";
     k.params = def.params;
     k.line = t_[inst.name_token].line;
+    k.file = src_.files[size_t(t_[inst.name_token].file)];
     k.body_open = def.body_open;
     for (const Decl* d : {&def, &inst}) {
       if (const Attr* a = find_attr(*d, "max_total_threads_per_threadgroup")) {

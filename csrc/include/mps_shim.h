@@ -241,7 +241,8 @@ MPS_SHIM_EXPORT AOTITorchError mps_shim_set_arg_error_buffer(AOTIMetalKernelFunc
 /* Metal's setThreadgroupMemoryLength: the bytes (a multiple of 16) of the kernel's
  * `threadgroup T* p [[threadgroup(idx)]]` parameter, for the dispatches after it until the next
  * start_encoding. Every such parameter needs one; with the kernel's own threadgroup arrays they
- * may total 32 KiB. Each threadgroup gets its own memory, uninitialised, as on the GPU. */
+ * may total 32 KiB. Each threadgroup gets its own memory, uninitialised, as on the GPU. As Metal,
+ * a length at an index (0..30) the kernel has no parameter for is accepted and unused. */
 MPS_SHIM_EXPORT AOTITorchError mps_shim_set_threadgroup_memory_length(
     AOTIMetalKernelFunctionHandle func, unsigned idx, size_t nbytes);
 /* JSON describing the library: {"kernels": [...], "function_constants": [...]}. Each kernel has the

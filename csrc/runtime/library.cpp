@@ -183,16 +183,14 @@ void KernelFunction::set_tensor(unsigned index, const Tensor& tensor) {
 
 void KernelFunction::set_threadgroup_memory_length(unsigned index, size_t nbytes) {
   check_encoding("set_threadgroup_memory_length", ErrorKind::Argument);
-  std::string indices;
-  for (size_t i = 0; i < threadgroup_params_.size(); ++i)
-    if (threadgroup_params_[i]) indices += concat(indices.empty() ? "" : ", ", i);
-  MPS_SHIM_CHECK_AS(ArgumentError, index < threadgroup_params_.size() && threadgroup_params_[index], "kernel '",
-                    info().name, "' has no [[threadgroup(", index, ")]] parameter (its threadgroup indices: ",
-                    indices.empty() ? "none" : indices, ")");
+  MPS_SHIM_CHECK_AS(ArgumentError, index < kMaxThreadgroupIndices, "kernel '", info().name,
+                    "': threadgroup memory index ", index, " is out of range (0 to ", kMaxThreadgroupIndices - 1, ")");
   MPS_SHIM_CHECK_AS(SizeError, nbytes % 16 == 0 && nbytes <= kMaxThreadgroupMemory, "kernel '", info().name,
                     "': threadgroup memory length ", nbytes, " for [[threadgroup(", index,
                     ")]] must be a multiple of 16 bytes and at most ", kMaxThreadgroupMemory);
-  threadgroup_lengths_[index] = int64_t(nbytes);
+  // As Metal: a length at an index the kernel has no parameter for is accepted
+  // and unused (ggml's host code sets index 0 for every kernel).
+  if (index < threadgroup_params_.size() && threadgroup_params_[index]) threadgroup_lengths_[index] = int64_t(nbytes);
 }
 
 // Lays the [[threadgroup(n)]] memory out in one block, checking Metal's rules: every length

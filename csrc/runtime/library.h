@@ -38,6 +38,8 @@ class KernelFunction {
  private:
   // Metal's setBytes limit.
   static constexpr size_t kMaxBytes = 4096;
+  // Indices of setThreadgroupMemoryLength: those of Metal's argument table.
+  static constexpr unsigned kMaxThreadgroupIndices = 31;
   struct Binding {
     enum Kind { Unbound, Buffer, Bytes } kind = Unbound;
     void* address = nullptr;

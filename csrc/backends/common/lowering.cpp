@@ -58,6 +58,21 @@ void leave_out_other_kernels(const frontend::LexedSource& source, const frontend
       for (size_t i = d.body_open + 1; i < d.last; ++i) edits[i] = std::string(source.tokens[i].text.size(), ' ');
 }
 
+std::string at_kernel_line(const std::string& code, const frontend::KernelDecl& k) {
+  std::string file;
+  for (char c : k.file) file += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  const std::string marker = concat("#line ", k.line, " \"", file, "\"\n");
+  std::string out;
+  for (size_t pos = 0; pos < code.size();) {
+    size_t end = code.find('\n', pos);
+    end = end == std::string::npos ? code.size() : end + 1;
+    out += marker;
+    out.append(code, pos, end - pos);
+    pos = end;
+  }
+  return out;
+}
+
 std::string apply_edits(const std::string& preprocessed, const std::vector<frontend::Edit>& edits) {
   std::string code;
   code.reserve(preprocessed.size() + 4096);

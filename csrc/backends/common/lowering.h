@@ -29,6 +29,12 @@ std::vector<frontend::KernelDecl> module_kernels(const frontend::ParsedLibrary& 
 void leave_out_other_kernels(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
                              const std::vector<frontend::KernelDecl>& wanted, frontend::TokenEdits& edits);
 
+// Generated code for kernel `k` (its entry point, records) with every line
+// marked as the kernel's line: what the compiler finds wrong there (a
+// parameter type, an instantiation that names no function) is reported at the
+// kernel's declaration in the user's source.
+std::string at_kernel_line(const std::string& code, const frontend::KernelDecl& k);
+
 // The preprocessed text with `edits` applied.
 std::string apply_edits(const std::string& preprocessed, const std::vector<frontend::Edit>& edits);
 

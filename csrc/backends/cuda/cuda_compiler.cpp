@@ -49,7 +49,7 @@ std::string compile_cuda(const std::string& source, const std::string& arch) {
   if (const char* keep = std::getenv("MPS_SHIM_KEEP_CUDA"); keep && *keep) write_file_atomic(keep, source);
   host::KernelCache& cache = host::KernelCache::instance();
   const std::string key = cache.key(source, concat("cuda|", arch, "|nvrtc ", nvrtc_version(), "|", cxx_include));
-  if (std::optional<std::string> cubin = cache.read(key)) return *cubin;
+  if (std::optional<std::string> image = cache.read(key, ".cuda")) return *image;
 
   const std::string& headers = cache.include_dir();
   const std::vector<std::string> options = {
@@ -76,7 +76,7 @@ std::string compile_cuda(const std::string& source, const std::string& arch) {
   (ptx ? api->nvrtcGetPTXSize : api->nvrtcGetCUBINSize)(prog, &size);
   std::string image(size, '\0');
   (ptx ? api->nvrtcGetPTX : api->nvrtcGetCUBIN)(prog, image.data());
-  cache.store(key, image);
+  cache.store(key, image, ".cuda");
   return image;
 }
 

@@ -150,7 +150,8 @@ std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
-void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index) {
+void emit_entry(std::ostringstream& final_out, const KernelDecl& k, size_t index) {
+  std::ostringstream out;
   const std::string fn = k.function + qualify_vector_names(k.template_args);
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_cuda::fn_traits<decltype(&" << fn << ")>;\n";
@@ -178,6 +179,7 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index) {
       << "  if (!mps_cuda::thread_ids(mps_grid, mps_t)) return;\n  " << fn << "(";
   for (size_t i = 0; i < args.size(); ++i) out << (i ? ", " : "") << args[i];
   out << ");\n}\n";
+  final_out << lowering::at_kernel_line(out.str(), k);
 }
 
 }  // namespace

@@ -144,8 +144,9 @@ void emit_max_threads(std::ostringstream& out, const KernelDecl& k, size_t index
       << close << "\n";
 }
 
-void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
-  emit_max_threads(out, k, index);
+void emit_kernel(std::ostringstream& final_out, const KernelDecl& k, size_t index) {
+  emit_max_threads(final_out, k, index);
+  std::ostringstream out;
   const std::string fn = k.function + k.template_args;
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_host::fn_traits<decltype(&" << fn << ")>;\n";
@@ -160,6 +161,7 @@ void emit_kernel(std::ostringstream& out, const KernelDecl& k, size_t index) {
   // A lane-loop kernel's original body on fibers, for MPS_SHIM_CROSSCHECK (runtime/crosscheck.cpp).
   if (k.execution == KernelDecl::Execution::LaneLoops)
     emit_entry(out, k, index, KernelDecl::Execution::Fibers, "mps_shim_fiber_entry_");
+  final_out << lowering::at_kernel_line(out.str(), k);
 }
 
 }  // namespace
@@ -179,6 +181,7 @@ std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library
   std::ostringstream out;
   out << "\n#line 1 \"<mps_shim entry points>\"\n";
   for (size_t i = 0; i < library.kernels.size(); ++i) emit_kernel(out, library.kernels[i], i);
+  out << "#line 1 \"<mps_shim kernel table>\"\n";
   out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_module_abi = MPS_SHIM_MODULE_ABI;\n";
   out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_kernel_count = " << library.kernels.size() << ";\n";
   out << "extern \"C\" MPS_SHIM_ENTRY const mps_shim_kernel_record mps_shim_kernel_table[] = {\n";

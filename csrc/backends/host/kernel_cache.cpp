@@ -123,9 +123,9 @@ std::string KernelCache::key(const std::string& source, const std::string& optio
   return h.hex_digest();
 }
 
-std::string KernelCache::lookup(const std::string& key) {
+std::string KernelCache::lookup(const std::string& key, const char* ext) {
   if (dir_.empty()) return "";
-  const std::string path = join_path(dir_, key + ".so");
+  const std::string path = join_path(dir_, key + ext);
   std::string file;
   if (!read_file(path, file)) return "";
   if (verified(file)) return path;
@@ -133,18 +133,18 @@ std::string KernelCache::lookup(const std::string& key) {
   return "";
 }
 
-std::optional<std::string> KernelCache::read(const std::string& key) {
-  const std::string path = lookup(key);
+std::optional<std::string> KernelCache::read(const std::string& key, const char* ext) {
+  const std::string path = lookup(key, ext);
   std::string file;
   if (path.empty() || !read_file(path, file) || file.size() < kTrailerSize) return std::nullopt;
   file.resize(file.size() - kTrailerSize);
   return file;
 }
 
-std::string KernelCache::store(const std::string& key, const std::string& module) {
+std::string KernelCache::store(const std::string& key, const std::string& module, const char* ext) {
   const std::string data = module + trailer_for(module);
   if (!dir_.empty()) {
-    const std::string path = join_path(dir_, key + ".so");
+    const std::string path = join_path(dir_, key + ext);
     try {
       write_file_atomic(path, data);
       return path;
@@ -153,7 +153,7 @@ std::string KernelCache::store(const std::string& key, const std::string& module
     }
   }
   const std::string scratch = make_temp_dir(temp_root(), "mps_shim-module-");
-  const std::string path = join_path(scratch, key + ".so");
+  const std::string path = join_path(scratch, key + ext);
   write_file_atomic(path, data);
   return path;
 }

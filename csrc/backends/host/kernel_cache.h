@@ -23,11 +23,12 @@ class KernelCache {
   // `options`: anything else that changes the compiled module.
   std::string key(const std::string& source, const std::string& options = "");
   // The path of a verified module for `key`, or "" when there is none.
-  std::string lookup(const std::string& key);
+  // `ext` names the kind of entry: host modules are ".so", CUDA images ".cuda".
+  std::string lookup(const std::string& key, const char* ext = ".so");
   // The verified contents stored under `key` (without the trailer), or none.
-  std::optional<std::string> read(const std::string& key);
+  std::optional<std::string> read(const std::string& key, const char* ext);
   // Stores `module` (a shared object) and returns the path to load.
-  std::string store(const std::string& key, const std::string& module);
+  std::string store(const std::string& key, const std::string& module, const char* ext = ".so");
   // A new private folder for one compilation; the caller removes it.
   std::string work_dir();
 

@@ -7,6 +7,7 @@
 
 #include "metal/mps_metal_stdlib.h"
 #include "metal/mps_metal_logging.h"
+#include "cuda_engine/mps_cuda_simdgroup_matrix.h"
 #include "mps_param_facts.h"
 #include "cuda_engine/mps_cuda_launch.h"
 
