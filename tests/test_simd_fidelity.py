@@ -158,7 +158,8 @@ def lib(request):
         mp.setenv("MPS_SHIM_LANE_LOOPS", "0")
     library = mps_shim.compile_shader(SOURCE)
     mp.undo()
-    assert library.library.kernels["reductions_half"]["execution"] == request.param
+    if mps_shim.backend_name() == "host":  # the cuda backend has one engine (warps): both params run it
+        assert library.library.kernels["reductions_half"]["execution"] == request.param
     return library
 
 
