@@ -58,10 +58,17 @@ void leave_out_other_kernels(const frontend::LexedSource& source, const frontend
       for (size_t i = d.body_open + 1; i < d.last; ++i) edits[i] = std::string(source.tokens[i].text.size(), ' ');
 }
 
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 std::string at_kernel_line(const std::string& code, const frontend::KernelDecl& k) {
-  std::string file;
-  for (char c : k.file) file += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-  const std::string marker = concat("#line ", k.line, " \"", file, "\"\n");
+  const std::string marker = concat("#line ", k.line, " ", quoted(k.file), "\n");
   std::string out;
   for (size_t pos = 0; pos < code.size();) {
     size_t end = code.find('\n', pos);

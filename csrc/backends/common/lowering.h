@@ -35,6 +35,9 @@ void leave_out_other_kernels(const frontend::LexedSource& source, const frontend
 // kernel's declaration in the user's source.
 std::string at_kernel_line(const std::string& code, const frontend::KernelDecl& k);
 
+// `s` as a C++ string literal (for generated code: names, file names in #line).
+std::string quoted(const std::string& s);
+
 // The preprocessed text with `edits` applied.
 std::string apply_edits(const std::string& preprocessed, const std::vector<frontend::Edit>& edits);
 

@@ -141,15 +141,6 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
   }
 }
 
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 void emit_entry(std::ostringstream& final_out, const KernelDecl& k, size_t index) {
   std::ostringstream out;
   const std::string fn = k.function + qualify_vector_names(k.template_args);
@@ -211,7 +202,7 @@ CudaTranslation translate_for_cuda(const std::string& preprocessed, const fronte
   if (!all_kernels) lowering::leave_out_other_kernels(source, library, out.kernels, edits);
   qualify_cuda_clashes(source, library, edits);
   std::ostringstream entries;
-  entries << "\n#line 1 " << quoted("<mps_shim entry points>") << "\n";
+  entries << "\n#line 1 " << lowering::quoted("<mps_shim entry points>") << "\n";
   for (size_t i = 0; i < out.kernels.size(); ++i) emit_entry(entries, out.kernels[i], i);
   out.source = "#include \"cuda_engine/mps_cuda_metal.h\"\n" +
                lowering::apply_edits(preprocessed, frontend::source_edits(source, edits)) + entries.str();

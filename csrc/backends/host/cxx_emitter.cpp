@@ -24,15 +24,6 @@ static_assert(int(KernelDecl::Execution::Independent) == MPS_SHIM_EXECUTION_INDE
 
 namespace {
 
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 // The entry point `prefix<index>`, running the kernel as `execution` says.
 void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, KernelDecl::Execution execution,
                 const char* prefix) {
@@ -85,12 +76,12 @@ size_t present_params(const KernelDecl& k) {
 struct ParamFields {
   const ParamDecl& p;
   std::string arg_type;  // "traits::arg<i>", or "" for the placeholder record
-  std::string name() const { return quoted(p.name); }
-  std::string type() const { return quoted(p.type); }
+  std::string name() const { return lowering::quoted(p.name); }
+  std::string type() const { return lowering::quoted(p.type); }
   std::string kind() const { return std::to_string(int(p.role)); }
   std::string binding() const { return std::to_string(p.binding); }
-  std::string attribute() const { return quoted(p.attribute); }
-  std::string space() const { return quoted(address_space_name(p)); }
+  std::string attribute() const { return lowering::quoted(p.attribute); }
+  std::string space() const { return lowering::quoted(address_space_name(p)); }
   std::string fact(const char* what) const {
     return bound() ? concat("mps_host::param_", what, "<", arg_type, ">()") : "0";
   }
@@ -104,7 +95,7 @@ struct ParamFields {
 struct KernelFields {
   const KernelDecl& k;
   size_t index;
-  std::string name() const { return quoted(k.host_name); }
+  std::string name() const { return lowering::quoted(k.host_name); }
   std::string max_threads() const {
     if (k.max_threads_expr.empty()) return std::to_string(k.max_threads);
     return concat("::", k.scope, "mps_shim_max_threads_", index, "<",
@@ -113,7 +104,7 @@ struct KernelFields {
   std::string threadgroup_memory() const { return std::to_string(k.threadgroup_memory); }
   std::string line() const { return std::to_string(k.line); }
   std::string execution() const { return std::to_string(int(k.execution)); }
-  std::string execution_note() const { return quoted(k.execution_note); }
+  std::string execution_note() const { return lowering::quoted(k.execution_note); }
 };
 
 // `, value` for each field, in the schema's order.
@@ -136,7 +127,7 @@ void emit_max_threads(std::ostringstream& out, const KernelDecl& k, size_t index
     close += "} ";
     pos = end + 2;
   }
-  out << open << "\n#line " << k.max_threads_line << " " << quoted(k.max_threads_file) << "\n"
+  out << open << "\n#line " << k.max_threads_line << " " << lowering::quoted(k.max_threads_file) << "\n"
       << (k.template_header.empty() ? "template <int = 0>" : k.template_header)
       << " constexpr uint32_t mps_shim_max_threads_" << index << "() { constexpr long v = (" << k.max_threads_expr
       << "); static_assert(v >= 1 && v <= 1024, \"max_total_threads_per_threadgroup takes an integer from 1 to "
