@@ -11,8 +11,9 @@ from . import errors
 from ._native import ffi, lib
 from ._paths import include_dir, library_path
 from .errors import (ArgumentError, CommandBlockError, CompileError, DispatchError, EngineError, InternalError,
-                     InvalidHandleError, KernelNotFoundError, KernelReportedError, MpsShimError, OpError,
-                     OutOfMemoryError, SizeError, check, raise_pending)
+                     InvalidHandleError, KernelCheckError, KernelNotFoundError, KernelReportedError, MpsShimError,
+                     OpError, OutOfMemoryError, SizeError, check, raise_pending)
+from .checked import checked, checked_mode, set_checked_mode, take_check_reports
 from .library import KernelFunction, ShaderLibrary, compile_check
 from .shader import CompiledShader, compile_shader
 from .tensor import Tensor, from_dlpack
@@ -49,7 +50,8 @@ def synchronize():
 
 __all__ = [
     "ArgumentError", "CommandBlockError", "CompileError", "CompiledShader", "DispatchError", "EngineError",
-    "InternalError", "InvalidHandleError", "KernelFunction", "KernelNotFoundError", "KernelReportedError",
+    "InternalError", "InvalidHandleError", "KernelCheckError", "KernelFunction", "KernelNotFoundError",
+    "KernelReportedError", "checked", "checked_mode", "set_checked_mode", "take_check_reports",
     "MpsShimError", "OpError", "OutOfMemoryError", "ShaderLibrary", "SizeError", "Tensor", "backend_name",
     "compile_check", "compile_shader", "from_dlpack", "include_dir", "library_path", "raise_pending", "runtime_info", "synchronize",
 ]

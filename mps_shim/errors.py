@@ -82,6 +82,15 @@ class KernelReportedError(MpsShimError):
     kind = lib.MPS_SHIM_ERROR_KERNEL_REPORTED
 
 
+class KernelCheckError(DispatchError):
+    """Checked mode (mps_shim.checked) found problems in a dispatch: the message lists them.
+
+    The same reports, as dicts, come from mps_shim.take_check_reports() (or a checked() context's reports).
+    """
+
+    kind = lib.MPS_SHIM_ERROR_KERNEL_CHECK
+
+
 class CommandBlockError(MpsShimError):
     """A command block failed because a call inside it failed."""
 
@@ -116,7 +125,8 @@ class InternalError(MpsShimError):
 # library) raises the base class.
 ERROR_CLASSES = {cls.kind: cls for cls in (
     MpsShimError, CompileError, KernelNotFoundError, InvalidHandleError, ArgumentError, DispatchError,
-    CommandBlockError, OutOfMemoryError, OpError, EngineError, InternalError, SizeError, KernelReportedError)}
+    CommandBlockError, OutOfMemoryError, OpError, EngineError, InternalError, SizeError, KernelReportedError,
+    KernelCheckError)}
 
 
 def last_error():

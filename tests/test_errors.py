@@ -38,7 +38,7 @@ kernel void report(device float* x, device Messages* errors, uint i [[thread_pos
 DOCUMENTED_CODES = {
     "NONE": 0, "RUNTIME": 1, "INVALID_HANDLE": 2, "ARGUMENT": 3, "COMPILE": 4, "KERNEL_NOT_FOUND": 5,
     "DISPATCH": 6, "COMMAND_BLOCK": 7, "OUT_OF_MEMORY": 8, "OP": 9, "ENGINE": 10, "INTERNAL": 11, "SIZE": 12,
-    "KERNEL_REPORTED": 13,
+    "KERNEL_REPORTED": 13, "KERNEL_CHECK": 14,
 }
 
 CLASS_OF = {
@@ -48,6 +48,7 @@ CLASS_OF = {
     "COMMAND_BLOCK": mps_shim.CommandBlockError, "OUT_OF_MEMORY": mps_shim.OutOfMemoryError,
     "OP": mps_shim.OpError, "ENGINE": mps_shim.EngineError, "INTERNAL": mps_shim.InternalError,
     "SIZE": mps_shim.SizeError, "KERNEL_REPORTED": mps_shim.KernelReportedError,
+    "KERNEL_CHECK": mps_shim.KernelCheckError,
 }
 
 

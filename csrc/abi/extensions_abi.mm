@@ -1,6 +1,7 @@
 // mps_shim_*: our extensions beside the upstream ABI.
 #include "abi/guard.h"
 #include "runtime/backend_registry.h"
+#include "runtime/checks.h"
 #include "runtime/command_queue.h"
 #include "util/error.h"
 #include "version.h"
@@ -12,6 +13,8 @@
 using namespace mps_shim;
 using mps_shim::abi::guard;
 
+static_assert(int(kernel_checks::Mode::Off) == MPS_SHIM_CHECKED_OFF && int(kernel_checks::Mode::On) == MPS_SHIM_CHECKED_ON &&
+              int(kernel_checks::Mode::WarnOnly) == MPS_SHIM_CHECKED_WARN);
 static_assert(int(CompileMode::Auto) == MPS_SHIM_COMPILE_AUTO && int(CompileMode::Eager) == MPS_SHIM_COMPILE_EAGER &&
               int(CompileMode::Lazy) == MPS_SHIM_COMPILE_LAZY);
 
@@ -177,6 +180,19 @@ const char* mps_shim_runtime_info(void) {
     info = s;
   }
   return info.empty() ? nullptr : info.c_str();
+}
+
+int32_t mps_shim_set_checked(int32_t mode) {
+  if (mode < MPS_SHIM_CHECKED_OFF || mode > MPS_SHIM_CHECKED_WARN) return -1;
+  return int32_t(kernel_checks::set_mode(kernel_checks::Mode(mode)));
+}
+
+int32_t mps_shim_checked_mode(void) { return int32_t(kernel_checks::mode()); }
+
+const char* mps_shim_take_check_reports(void) {
+  static thread_local std::string json;
+  guard(__func__, [&] { json = kernel_checks::take_reports_json(); });
+  return json.c_str();
 }
 
 }  // extern "C"

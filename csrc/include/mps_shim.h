@@ -68,7 +68,8 @@ enum mps_shim_error_kind {
   MPS_SHIM_ERROR_ENGINE = 10,          /* the engine could not run a kernel: an engine limit, a bad module */
   MPS_SHIM_ERROR_INTERNAL = 11,        /* an exception that is not mps_shim's own (a C++ callback's) */
   MPS_SHIM_ERROR_SIZE = 12,            /* a grid or threadgroup size out of range (a kind of dispatch error) */
-  MPS_SHIM_ERROR_KERNEL_REPORTED = 13  /* a kernel reported an error in c10's error buffer (TORCH_REPORT_ERROR) */
+  MPS_SHIM_ERROR_KERNEL_REPORTED = 13, /* a kernel reported an error in c10's error buffer (TORCH_REPORT_ERROR) */
+  MPS_SHIM_ERROR_KERNEL_CHECK = 14     /* checked mode found problems in a dispatch (mps_shim_set_checked) */
 };
 
 typedef struct AtenTensorOpaque AtenTensorOpaque;
@@ -329,6 +330,25 @@ MPS_SHIM_EXPORT const char* mps_shim_kernel_function_describe(AOTIMetalKernelFun
 /* JSON: version, the registered backends ({"name": "available" or why not}), the selected backend, its
  * compiler, cache folder, worker threads. Static storage; NULL on error (an unknown MPS_SHIM_BACKEND). */
 MPS_SHIM_EXPORT const char* mps_shim_runtime_info(void);
+/* Checked mode: Metal kernel sanitizers (memcheck, racecheck, initcheck, synccheck). A library created
+ * while it is on compiles checked kernels (cached apart from normal ones; every kernel runs one fiber per
+ * thread, slower). A dispatch of a checked kernel whose threads did something wrong fails (kind
+ * MPS_SHIM_ERROR_KERNEL_CHECK) with a message listing the problems (kernel, Metal source line, thread,
+ * buffer and byte offset...), deduplicated by line and kind, the first MPS_SHIM_CHECKED_MAX_REPORTS
+ * (default 10); with WARN the dispatch succeeds and they are printed to stderr. The default is
+ * MPS_SHIM_CHECKED (1: ON, warn: WARN, unset or 0: OFF). */
+enum mps_shim_checked_mode {
+  MPS_SHIM_CHECKED_OFF = 0,
+  MPS_SHIM_CHECKED_ON = 1,
+  MPS_SHIM_CHECKED_WARN = 2
+};
+/* Sets the mode (an mps_shim_checked_mode) for libraries created from now on and for the handling of
+ * later dispatches' reports; returns the previous mode, or -1 for an unknown mode. */
+MPS_SHIM_EXPORT int32_t mps_shim_set_checked(int32_t mode);
+MPS_SHIM_EXPORT int32_t mps_shim_checked_mode(void);
+/* The reports of checked dispatches since the last call (at most 1000), as a JSON list of objects; they
+ * are cleared. Valid until this thread's next call of it. */
+MPS_SHIM_EXPORT const char* mps_shim_take_check_reports(void);
 /* CDEF-END */
 
 #ifdef __cplusplus

@@ -17,6 +17,9 @@ namespace mps_shim {
 namespace ops {
 class OpBackend;
 }
+namespace kernel_checks {
+class Sink;
+}
 
 enum class ParamKind : int { Buffer = MPS_SHIM_PARAM_BUFFER, Scalar = MPS_SHIM_PARAM_SCALAR,
                               ThreadAttribute = MPS_SHIM_PARAM_THREAD_POSITION,
@@ -52,6 +55,8 @@ struct KernelInfo {
   // False for a kernel not compiled yet: the front end's description, whose
   // parameters' value sizes are 0 and whose execution may be "undecided".
   bool compiled = false;
+  // Compiled in checked mode (runtime/checks.h): its dispatches take a check sink.
+  bool checked = false;
 };
 
 // `constant T name [[function_constant(index)]];`: set when a function is
@@ -90,6 +95,11 @@ struct LaunchGrid {
   // By binding: 1 where args[b] holds bytes in host memory (set_arg_bytes),
   // 0 where it is device memory. Backends whose memory is the host's ignore it.
   const uint8_t* host_bytes = nullptr;
+  // Checked kernels (KernelInfo::checked): by binding, the bytes from args[b]
+  // to the end of its allocation (UINT64_MAX: unknown), and where the
+  // threads' reports go.
+  const uint64_t* extents = nullptr;
+  kernel_checks::Sink* check_sink = nullptr;
 };
 
 // Which way a copy goes (Backend::copy).
@@ -111,6 +121,8 @@ constexpr size_t kMaxEagerKernels = 64;
 struct CompileOptions {
   std::vector<std::string> include_dirs;
   CompileMode mode = CompileMode::Auto;
+  // Checked mode (runtime/checks.h): kernels carry the sanitizers.
+  bool checked = false;
 };
 
 // The caller's include folders, then those of MPS_SHIM_INCLUDE_PATH

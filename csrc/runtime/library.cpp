@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "runtime/checks.h"
 #include "runtime/command_queue.h"
 #include "runtime/crosscheck.h"
 #include "runtime/error_buffer.h"
@@ -245,6 +246,7 @@ void KernelFunction::set_bytes(unsigned index, const void* data, size_t nbytes) 
   if (nbytes < 64) std::memset(b.bytes.get() + nbytes, 0, 64 - nbytes);  // a short read past them sees zeros
   b.kind = Binding::Bytes;
   b.address = b.bytes.get();
+  b.nbytes = nbytes;
   b.keep_alive.reset();
 }
 
@@ -304,6 +306,10 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
   }
   LaunchGrid g{{grid[0], grid[1], grid[2]}, {group[0], group[1], group[2]}, place_threadgroup_memory(),
                threadgroup_bytes_, host_bytes_.data()};
+  if (info().checked) {
+    launch_checked(g);
+    return;
+  }
   if (info().execution == KernelExecution::LaneLoops && crosscheck_enabled()) {
     std::vector<CrosscheckBuffer> buffers;
     for (size_t i = 0; i < by_binding_.size(); ++i) {
@@ -315,6 +321,42 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
     crosscheck_launch(*compiled_, args_.data(), g, buffers);
   } else {
     compiled_->launch(args_.data(), g);
+  }
+  if (error_buffer_bound_)
+    if (std::optional<std::string> reported = ErrorBuffer::instance().take())
+      fail<KernelReportedError>("kernel '", info().name, "' reported an error: ", *reported);
+}
+
+// A checked kernel's dispatch: each binding's extent for memcheck, a sink for
+// the threads' reports, and the reports' verdict (runtime/checks.h).
+void KernelFunction::launch_checked(LaunchGrid& g) {
+  std::vector<uint64_t> extents(by_binding_.size(), ~uint64_t(0));
+  for (size_t i = 0; i < by_binding_.size(); ++i) {
+    const Binding& b = bindings_[i];
+    if (!by_binding_[i]) continue;
+    if (b.kind == Binding::Bytes) {
+      extents[i] = b.nbytes;
+    } else if (b.kind == Binding::Buffer && b.keep_alive) {
+      const auto* start = static_cast<const unsigned char*>(b.address);
+      const auto* end = static_cast<const unsigned char*>(b.keep_alive->data) + b.keep_alive->nbytes;
+      extents[i] = end > start ? uint64_t(end - start) : 0;
+    }
+  }
+  kernel_checks::Sink sink;
+  g.extents = extents.data();
+  g.check_sink = &sink;
+  std::string failure;
+  try {
+    compiled_->launch(args_.data(), g);
+  } catch (const Error& e) {
+    if (sink.empty()) throw;
+    failure = e.what();
+  }
+  if (!sink.empty()) {
+    const auto name_of = [&](int b) -> std::string {
+      return b >= 0 && size_t(b) < by_binding_.size() && by_binding_[b] ? by_binding_[b]->name : std::string();
+    };
+    kernel_checks::conclude(info().name, sink.finish(info().name, name_of), failure);
   }
   if (error_buffer_bound_)
     if (std::optional<std::string> reported = ErrorBuffer::instance().take())
@@ -446,6 +488,7 @@ CompileOptions resolve_compile_options(const std::vector<std::string>& include_d
     out.include_dirs.push_back(absolute);
   }
   out.mode = mode;
+  out.checked = kernel_checks::mode() != kernel_checks::Mode::Off;
   if (const char* eager = std::getenv("MPS_SHIM_EAGER"); mode == CompileMode::Auto && eager && *eager)
     out.mode = std::string(eager) == "0" ? CompileMode::Lazy : CompileMode::Eager;
   return out;

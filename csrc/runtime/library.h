@@ -46,12 +46,14 @@ class KernelFunction {
     std::shared_ptr<Storage> keep_alive;  // a tensor's storage outlives the dispatch
     // Bound bytes: kMaxBytes, aligned for any Metal type, allocated on first use.
     std::unique_ptr<unsigned char[], void (*)(void*)> bytes{nullptr, std::free};
+    size_t nbytes = 0;  // of `bytes` bound by the last set_bytes
   };
   const KernelParam& param_at(unsigned index, const char* what) const;
   void check_encoding(const char* what, ErrorKind kind) const;
   std::string describe_bindings() const;
   std::string binding_label(unsigned index, const KernelParam& p) const;
   void launch(const uint32_t grid[3], const uint32_t group[3]);
+  void launch_checked(LaunchGrid& grid);
   const uint32_t* place_threadgroup_memory();
 
   std::shared_ptr<CompiledKernel> compiled_;

@@ -28,6 +28,7 @@ enum class ErrorKind : int32_t {
   Internal = 11,       // an unexpected exception: a bug in mps_shim
   Size = 12,           // a grid or threadgroup size out of range
   KernelReported = 13, // a kernel reported an error through c10's error buffer
+  KernelCheck = 14,    // checked mode found problems in a dispatch (runtime/checks.h)
 };
 
 // Any failure the user can act on. Throw a subclass when a finer kind applies.
@@ -59,6 +60,7 @@ MPS_SHIM_ERROR_CLASS(OpError, Op);
 MPS_SHIM_ERROR_CLASS(EngineError, Engine);
 MPS_SHIM_ERROR_CLASS(SizeError, Size);
 MPS_SHIM_ERROR_CLASS(KernelReportedError, KernelReported);
+MPS_SHIM_ERROR_CLASS(KernelCheckError, KernelCheck);
 
 #undef MPS_SHIM_ERROR_CLASS
 

@@ -59,6 +59,7 @@ class HostShaderLibrary : public CompiledLibrary {
     std::string variant;      // what else changes the modules (lane loops off; keyed on preprocessed text)
     std::string keep_prefix;  // MPS_SHIM_KEEP_CXX file names: the source's hash
     bool lane_loops = true;
+    bool checked = false;     // checked mode (runtime/checks.h): sanitizers compiled in
   };
 
   // A library read by the front end; nothing compiled yet.
@@ -161,6 +162,7 @@ class HostShaderLibrary : public CompiledLibrary {
   LoweringOptions lowering_options() const {
     LoweringOptions options;
     options.lane_loops = id_.lane_loops;
+    options.checked = id_.checked;
     return options;
   }
 
@@ -173,6 +175,7 @@ class HostShaderLibrary : public CompiledLibrary {
   KernelInfo compiled_info(const ParsedSource* src, const HostModule& module, size_t entry, size_t index,
                            const FunctionConstantValues& values) const {
     KernelInfo info = module.kernels().at(entry);
+    info.checked = id_.checked;
     if (!src) return info;
     info.function_constants = src->parsed.kernels[index].function_constants;
     for (size_t c = 0; c < values.size(); ++c)
@@ -251,8 +254,10 @@ std::unique_ptr<CompiledLibrary> open_host_library(const std::string& source, co
   KernelCache& cache = KernelCache::instance();
   HostShaderLibrary::Identity id;
   if (const char* env = std::getenv("MPS_SHIM_LANE_LOOPS"); env && std::string(env) == "0") id.lane_loops = false;
-  const std::string variant = id.lane_loops ? "" : "lane_loops=0";
-  id.keep_prefix = sha256_hex(source.data(), source.size()).substr(0, 16);
+  id.checked = options.checked;
+  // Checked kernels are modules of their own: every kernel on fibers, with the sanitizers.
+  const std::string variant = std::string(id.lane_loops ? "" : "lane_loops=0") + (id.checked ? "|checked" : "");
+  id.keep_prefix = sha256_hex(source.data(), source.size()).substr(0, 16) + (id.checked ? ".checked" : "");
   // Included files are part of the library: with include folders the key
   // is the preprocessed text, so an edited header compiles anew.
   std::string preprocessed;

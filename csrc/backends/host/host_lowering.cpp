@@ -120,11 +120,13 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
       lowering::module_kernels(library, options.all_kernels, options.kernels, options.constants);
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
-    if (k.waits) k.execution = KernelDecl::Execution::Fibers;
+    if (k.waits || options.checked) k.execution = KernelDecl::Execution::Fibers;
+    if (options.checked) k.execution_note = "checked mode runs every kernel on fibers";
     wanted.insert(k.body_open);
   }
-  for (const KernelDefinition& d : library.definitions)
-    if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
+  if (!options.checked)
+    for (const KernelDefinition& d : library.definitions)
+      if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
   add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
   frontend::specialise_function_constants(source, library, options.constants, edits);
   if (!options.all_kernels) lowering::leave_out_other_kernels(source, library, kernels, edits);

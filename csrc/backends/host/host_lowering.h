@@ -37,6 +37,9 @@ struct LoweringOptions {
   std::vector<size_t> kernels;
   // The values of the library's function constants (none: all undefined).
   frontend::ConstantValues constants;
+  // Checked mode (runtime/checks.h): every kernel runs on fibers, one per
+  // Metal thread, and the module carries the sanitizers (mps_host_checked.h).
+  bool checked = false;
 };
 
 // What the emitter writes: the module's kernels with their execution decided

@@ -2,8 +2,11 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 #include "backends/host/executor.h"
 #include "backends/host/metal_include/host/mps_host_launch.h"
+#include "runtime/checks.h"
 #include "util/error.h"
 
 namespace mps_shim::host {
@@ -15,6 +18,28 @@ namespace {
 void** fiber_slot() {
   static thread_local void* slot = nullptr;
   return &slot;
+}
+
+// A checked module's report (mps_host_checked.h), into the dispatch's sink.
+void check_report(void* sink, const mps_shim_check_report* r) {
+  kernel_checks::RawReport x;
+  x.kind = r->kind;
+  for (int d = 0; d < 3; ++d) x.group[d] = r->group[d], x.in_group[d] = r->in_group[d], x.in_grid[d] = r->in_grid[d];
+  x.simd_group = r->simd_group;
+  x.simd_lane = r->simd_lane;
+  x.other_thread = r->other_thread;
+  x.lane = r->lane;
+  x.buffer = r->buffer;
+  x.is_write = r->is_write;
+  x.other_is_write = r->other_is_write;
+  x.offset = r->offset;
+  x.extent = r->extent;
+  x.access_size = r->access_size;
+  x.alignment = r->alignment;
+  if (r->what) x.what = r->what;
+  x.pcs.assign(r->pcs, r->pcs + std::min<uint32_t>(r->n_pcs, MPS_SHIM_CHECK_MAX_PCS));
+  x.other_pcs.assign(r->other_pcs, r->other_pcs + std::min<uint32_t>(r->n_other_pcs, MPS_SHIM_CHECK_MAX_PCS));
+  static_cast<kernel_checks::Sink*>(sink)->add(std::move(x));
 }
 
 // Enough threads per task that scheduling costs vanish next to the work.
@@ -58,7 +83,8 @@ class LoadedModule : public HostModule {
     MPS_SHIM_CHECK_AS(EngineError, !fibers || table_[index].fiber_entry, "kernel '", kernels_[index].name,
                       "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
-    mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets, fiber_slot};
+    mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets, fiber_slot,
+                      grid.extents, grid.check_sink, grid.check_sink ? check_report : nullptr};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {
       L.grid[d] = grid.grid[d];

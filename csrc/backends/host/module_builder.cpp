@@ -152,7 +152,10 @@ std::string compile_once(const ParsedSource& src, const LoweringOptions& options
 
   std::vector<std::string> argv = tc.compiler;
   argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
-  argv.insert(argv.end(), {"-I" + include_dir, "-include", "mps_host_metal.h", "library.cpp", "-o", "library.so"});
+  if (options.checked)  // line tables and frame pointers: reports walk the frames to Metal lines (runtime/checks.cpp)
+    argv.insert(argv.end(), {"-O2", "-g1", "-fno-omit-frame-pointer", "-fno-optimize-sibling-calls"});
+  argv.insert(argv.end(), {"-I" + include_dir, "-include", options.checked ? "mps_host_metal_checked.h" : "mps_host_metal.h",
+                           "library.cpp", "-o", "library.so"});
   const ProcessResult r = run_process(argv, work.path);
   if (r.exit_code != 0) {
     if (options.lane_loops && only_copies_failed(r.err)) throw LaneLoopCopyError(first_error(r.err), copy_lines(r.err));

@@ -12,5 +12,8 @@
 #include "metal/mps_metal_logging.h"
 #include "host/mps_host_engine.h"
 #include "host/mps_metal_simdgroup_matrix.h"
+#ifdef MPS_SHIM_CHECKED
+#include "host/mps_host_checked.h"
+#endif
 
 #endif

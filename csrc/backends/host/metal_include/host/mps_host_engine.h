@@ -419,6 +419,13 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
 // OS thread, for kernels with barriers or SIMD-group functions. A group whose
 // threads wait for each other forever is abandoned and reported through
 // L->failure; the dispatch then fails with that error.
+#ifdef MPS_SHIM_CHECKED
+namespace checked {
+// The launch and threadgroup the calling OS thread runs now (mps_host_checked.h).
+void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size);
+}  // namespace checked
+#endif
+
 template <typename Body>
 inline void run_groups_as_fibers(const mps_shim_launch* L, uint64_t first, uint64_t end, Body&& body) {
   const uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
@@ -438,6 +445,9 @@ inline void run_groups_as_fibers(const mps_shim_launch* L, uint64_t first, uint6
     ctx.size = uint3(metal::min(group.x, grid.x - ctx.base.x), metal::min(group.y, grid.y - ctx.base.y),
                      metal::min(group.z, grid.z - ctx.base.z));
     const unsigned n = ctx.size.x * ctx.size.y * ctx.size.z;
+#ifdef MPS_SHIM_CHECKED
+    checked::begin_group(L, ctx.gid, ctx.base, ctx.size);
+#endif
     const int rc = fibers::run_group(
         n,
         [](void* c, unsigned tid) {

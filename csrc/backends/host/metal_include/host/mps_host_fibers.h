@@ -330,6 +330,26 @@ struct Group {
   Fiber fibers[kMaxThreads];
 };
 
+}  // namespace detail
+}  // namespace fibers
+
+#ifdef MPS_SHIM_CHECKED
+// Checked mode's hooks into the scheduler (defined in mps_host_checked.h):
+// where each thread waits, which threads returned, and what a SIMD-group
+// operation or a barrier release leaves out (synccheck).
+namespace checked {
+void on_barrier_arrive(unsigned tid);
+void on_barrier_release(fibers::detail::Group* g);
+void on_fiber_return(unsigned tid);
+void on_simd_arrive(unsigned tid, bool user_barrier);
+void on_simd_complete(const fibers::detail::Simd& s, uint32_t done);
+void inactive_lane_read(unsigned lane);
+}  // namespace checked
+#endif
+
+namespace fibers {
+namespace detail {
+
 // mmap'ed once per OS thread (zero-filled, so no constructor), unmapped at
 // thread exit together with its stacks.
 struct ThreadState {
@@ -526,6 +546,9 @@ inline void simd_complete_if_ready(Simd& s) {
   uint32_t first = ~0u, done = 0;
   for (uint32_t m = all; m; m &= m - 1) first = s.site[__builtin_ctz(m)] < first ? s.site[__builtin_ctz(m)] : first;
   for (uint32_t m = all; m; m &= m - 1) done |= s.site[__builtin_ctz(m)] == first ? 1u << __builtin_ctz(m) : 0u;
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::on_simd_complete(s, done);
+#endif
   for (uint32_t m = done; m; m &= m - 1) s.served[__builtin_ctz(m)] = s.gen + 1;
   const uint32_t rest = all & ~done;
   s.mask[p] = done;
@@ -541,6 +564,9 @@ inline void simd_complete_if_ready(Simd& s) {
 }
 
 inline void release_barrier(Group* g) {
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::on_barrier_release(g);
+#endif
   g->arrived = 0;
   g->gen += 1;
   for (unsigned i = 0, n = (g->n + kSimdWidth - 1) / kSimdWidth; i < n; ++i) g->simd[i].at_barrier = 0;
@@ -550,6 +576,9 @@ inline void fiber_main(void* arg) {
   Fiber* f = static_cast<Fiber*>(arg);
   Group* g = f->group;
   g->body(g->ctx, f->tid);
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::on_fiber_return(f->tid);
+#endif
   // The fiber leaves the group: it holds nobody at later barriers or SIMD ops.
   g->stuck = 0;
   g->spins = 0;
@@ -616,7 +645,11 @@ inline int run_group(unsigned n_threads, void (*body)(void* ctx, unsigned tid), 
   if (n_threads > kMaxThreads) return kTooManyThreads;
   if (tls.group || tls.solo.active) return kNested;
   const DeadlockHandler* h = resolve_handler(handler);
+#ifdef MPS_SHIM_CHECKED
+  if (false) {  // checked mode: every thread is a fiber (a report walks the fiber's frames)
+#else
   if (n_threads == 1) {
+#endif
     Solo& solo = tls.solo;
     solo.spins = 0;
     solo.spin_limit = spin_limit_of(h);
@@ -680,6 +713,9 @@ inline void barrier() {
   if (!g) return;
   detail::Fiber* f = g->running;
   g->stuck = 0;
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::on_barrier_arrive(f->tid);
+#endif
   if (++g->arrived == g->live) {  // the last one releases the others and goes on
     detail::release_barrier(g);
     g->spins = 0;
@@ -933,11 +969,17 @@ inline __attribute__((always_inline)) R simd_collective(const T& value, Fin fin)
   return detail::fiber_collective<R>(value, fin);
 }
 
-// simdgroup_barrier: waits for the active lanes of the SIMD-group.
-inline void simd_barrier() {
+// simdgroup_barrier: waits for the active lanes of the SIMD-group. `user`:
+// the kernel's own simdgroup_barrier (not a reconvergence point).
+inline void simd_barrier(bool user = false) {
   detail::Group* g = detail::tls.group;
   __asm__ volatile("" ::: "memory");
   if (!g) return;
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::on_simd_arrive(g->running->tid, user);
+#else
+  (void)user;
+#endif
   unsigned p, lane;
   detail::simd_arrive(g, nullptr, 0, &p, &lane);
 }

@@ -7,9 +7,43 @@
 
 #include "mps_shim_kernel_schema.h"
 
-#define MPS_SHIM_MODULE_ABI 9
+#define MPS_SHIM_MODULE_ABI 10
 
 extern "C" {
+
+// Checked mode (MPS_SHIM_CHECKED, runtime/checks.h): what a checked module
+// found wrong in one thread's access or wait, as it tells the runtime. The
+// runtime turns return addresses into Metal source lines.
+#define MPS_SHIM_CHECK_SYNC_BARRIER 1    // synccheck: threads of a group waited at different threadgroup_barriers
+#define MPS_SHIM_CHECK_SYNC_SIMD 2       // synccheck: a simdgroup_barrier some live lanes of the SIMD-group did not reach
+#define MPS_SHIM_CHECK_INACTIVE_LANE 3   // initcheck: a SIMD-group function read an inactive lane
+#define MPS_SHIM_CHECK_OUT_OF_BOUNDS 4   // memcheck: outside a bound buffer (or bound bytes)
+#define MPS_SHIM_CHECK_MISALIGNED 5      // memcheck: an access not aligned to its type
+#define MPS_SHIM_CHECK_THREADGROUP_BOUNDS 6  // memcheck: outside a threadgroup allocation
+#define MPS_SHIM_CHECK_RACE 7            // racecheck: two threads, one threadgroup byte, no barrier between
+#define MPS_SHIM_CHECK_UNINITIALIZED 8   // initcheck: a read of threadgroup memory no thread wrote
+#define MPS_SHIM_CHECK_MAX_PCS 8
+
+struct mps_shim_check_report {
+  int32_t kind;               // MPS_SHIM_CHECK_*
+  uint32_t group[3];          // threadgroup_position_in_grid of the thread
+  uint32_t in_group[3];       // thread_position_in_threadgroup
+  uint32_t in_grid[3];        // thread_position_in_grid
+  uint32_t simd_group, simd_lane;
+  int32_t other_thread;       // the other thread's index in the group (race, synccheck), -1: none
+  int32_t lane;               // the lane read (inactive lane), -1: none
+  int32_t buffer;             // buffer index, or [[threadgroup(n)]] index; -1: none
+  int32_t is_write;           // 1 write, 0 read, -1 unknown
+  int32_t other_is_write;
+  int64_t offset;             // bytes from the start of the buffer or allocation
+  uint64_t extent;            // its bytes
+  uint32_t access_size;       // bytes accessed
+  uint32_t alignment;         // required alignment (misaligned)
+  const char* what;           // static text: the SIMD-group function, the threadgroup array
+  uint32_t n_pcs, n_other_pcs;
+  void* pcs[MPS_SHIM_CHECK_MAX_PCS];        // return addresses, innermost first
+  void* other_pcs[MPS_SHIM_CHECK_MAX_PCS];  // the other party's (where it waited, or accessed)
+};
 
 struct mps_shim_launch {
   void* const* args;   // the address bound to each buffer index
@@ -24,6 +58,11 @@ struct mps_shim_launch {
   // the runtime, so that every module loaded shares one pool per thread
   // (mps_host_fibers.h) instead of mapping its own.
   void** (*fiber_slot)(void);
+  // Checked modules only (null otherwise): bytes from each args[b] to the end
+  // of its allocation (UINT64_MAX: unknown), and where reports go.
+  const uint64_t* extents;
+  void* check_sink;
+  void (*check_report)(void* sink, const struct mps_shim_check_report* report);
 };
 
 #define MPS_SHIM_LAUNCH_OK 0

@@ -210,6 +210,9 @@ template <unsigned W, typename T>
 MPS_SHIM_INLINE T pick(const fib::SimdView& v, long src, const T& fallback) {
   if (src < 0 || src >= long(W)) return fallback;
   const unsigned lane = v.lane / W * W + unsigned(src);
+#ifdef MPS_SHIM_CHECKED
+  if (!v.active(lane)) ::mps_host::checked::inactive_lane_read(lane);
+#endif
   return v.active(lane) ? at<T>(v, lane) : fallback;
 }
 
@@ -276,7 +279,7 @@ MPS_SHIM_INLINE void threadgroup_barrier(mem_flags = mem_flags::mem_none) {
 }
 MPS_SHIM_INLINE void simdgroup_barrier(mem_flags = mem_flags::mem_none) {
   __asm__ volatile("" ::: "memory");
-  mps_host::fibers::simd_barrier();
+  mps_host::fibers::simd_barrier(true);
 }
 
 // Every function exists for the SIMD-group (W = 32) and the quad (W = 4).

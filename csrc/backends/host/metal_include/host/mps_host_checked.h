@@ -1,0 +1,202 @@
+// Checked mode (MPS_SHIM_CHECKED): the sanitizers' side of a checked kernel
+// module. Every kernel runs on fibers, one per Metal thread, so each access
+// and each wait knows its thread. What is wrong goes to the runtime as an
+// mps_shim_check_report (mps_host_launch.h) with the return addresses of the
+// frames that led to it (modules are built with frame pointers and line
+// tables); the runtime turns them into Metal source lines (runtime/checks.cpp).
+//
+// Here: synccheck (threads of a group waiting at different threadgroup
+// barriers; a simdgroup_barrier that live lanes of the SIMD-group did not
+// reach) and initcheck's SIMD half (a SIMD-group function reading an inactive
+// lane), through hooks in the fiber scheduler (mps_host_fibers.h) and in the
+// SIMD-group functions (mps_metal_simdgroup.h).
+#ifndef MPS_HOST_CHECKED_H
+#define MPS_HOST_CHECKED_H
+#ifndef MPS_HOST_METAL_H
+#error "include mps_host_metal_checked.h instead"
+#endif
+
+#pragma GCC visibility push(hidden)
+
+namespace mps_host {
+namespace checked {
+
+namespace fib = ::mps_host::fibers;
+
+struct FiberState {
+  void* wait_pcs[MPS_SHIM_CHECK_MAX_PCS];  // where it waits (barrier or simdgroup_barrier)
+  unsigned n_wait_pcs;
+  unsigned char at_barrier;    // waits at a threadgroup barrier
+  unsigned char user_simd;     // waits at the kernel's own simdgroup_barrier
+  unsigned char returned;
+};
+
+// The calling OS thread's view: the launch, the threadgroup its fibers run, and each fiber's state.
+struct State {
+  const mps_shim_launch* L;
+  uint3 gid, base, size;
+  unsigned n;
+  FiberState fibers[fib::kMaxThreads];
+};
+
+inline State& state() {
+  static thread_local State s;
+  return s;
+}
+
+// The return addresses of the caller's frames, innermost first (frame
+// pointers: the fibers' first frame ends the chain with a null link).
+#define MPS_SHIM_CAPTURE_PCS(out, max, n)                                          \
+  do {                                                                             \
+    void** fp_ = static_cast<void**>(__builtin_frame_address(0));                  \
+    (n) = 0;                                                                       \
+    while (fp_ && (n) < (max)) {                                                   \
+      void* ret_ = fp_[1];                                                         \
+      if (!ret_) break;                                                            \
+      (out)[(n)++] = ret_;                                                         \
+      void** next_ = static_cast<void**>(fp_[0]);                                  \
+      if (next_ <= fp_ || (char*)next_ - (char*)fp_ > (1 << 20)) break;            \
+      fp_ = next_;                                                                 \
+    }                                                                              \
+  } while (0)
+
+inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size) {
+  State& s = state();
+  s.L = L;
+  s.gid = gid;
+  s.base = base;
+  s.size = size;
+  s.n = size.x * size.y * size.z;
+  for (unsigned i = 0; i < s.n; ++i) {
+    s.fibers[i].at_barrier = 0;
+    s.fibers[i].user_simd = 0;
+    s.fibers[i].returned = 0;
+    s.fibers[i].n_wait_pcs = 0;
+  }
+}
+
+inline unsigned running_tid() { return fib::current_thread_index(); }
+
+// Fills the thread's ids and hands the report to the runtime.
+__attribute__((noinline)) inline void send(mps_shim_check_report& r, unsigned tid) {
+  State& s = state();
+  if (!s.L || !s.L->check_report) return;
+  const unsigned x = tid % s.size.x, y = tid / s.size.x % s.size.y, z = tid / (s.size.x * s.size.y);
+  r.group[0] = s.gid.x, r.group[1] = s.gid.y, r.group[2] = s.gid.z;
+  r.in_group[0] = x, r.in_group[1] = y, r.in_group[2] = z;
+  r.in_grid[0] = s.base.x + x, r.in_grid[1] = s.base.y + y, r.in_grid[2] = s.base.z + z;
+  r.simd_group = tid / 32;
+  r.simd_lane = tid % 32;
+  s.L->check_report(s.L->check_sink, &r);
+}
+
+inline mps_shim_check_report blank_report(int kind) {
+  mps_shim_check_report r;
+  __builtin_memset(&r, 0, sizeof(r));
+  r.kind = kind;
+  r.other_thread = -1;
+  r.lane = -1;
+  r.buffer = -1;
+  r.is_write = -1;
+  r.other_is_write = -1;
+  return r;
+}
+
+// ---- synccheck ---------------------------------------------------------------
+
+__attribute__((noinline)) inline void on_barrier_arrive(unsigned tid) {
+  FiberState& f = state().fibers[tid];
+  MPS_SHIM_CAPTURE_PCS(f.wait_pcs, MPS_SHIM_CHECK_MAX_PCS, f.n_wait_pcs);
+  f.at_barrier = 1;
+}
+
+inline bool same_place(const FiberState& a, const FiberState& b) {
+  if (a.n_wait_pcs != b.n_wait_pcs) return false;
+  for (unsigned i = 0; i < a.n_wait_pcs; ++i)
+    if (a.wait_pcs[i] != b.wait_pcs[i]) return false;
+  return true;
+}
+
+// Every live thread has arrived: they must all wait at the same barrier. (The
+// runtime drops a report whose two places are the same source lines: the
+// compiler may copy a barrier's code.)
+__attribute__((noinline)) inline void on_barrier_release(fib::detail::Group* g) {
+  State& s = state();
+  int first = -1;
+  bool reported = false;
+  for (unsigned t = 0; t < g->n && t < s.n; ++t) {
+    FiberState& f = s.fibers[t];
+    if (!f.at_barrier) continue;
+    f.at_barrier = 0;
+    if (first < 0) {
+      first = int(t);
+    } else if (!reported && !same_place(s.fibers[first], f)) {
+      reported = true;
+      mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_SYNC_BARRIER);
+      const FiberState& a = s.fibers[first];
+      r.n_pcs = a.n_wait_pcs;
+      __builtin_memcpy(r.pcs, a.wait_pcs, sizeof(r.pcs));
+      r.n_other_pcs = f.n_wait_pcs;
+      __builtin_memcpy(r.other_pcs, f.wait_pcs, sizeof(r.other_pcs));
+      r.other_thread = int(t);
+      r.what = "threadgroup_barrier";
+      send(r, unsigned(first));
+    }
+  }
+}
+
+inline void on_fiber_return(unsigned tid) { state().fibers[tid].returned = 1; }
+
+__attribute__((noinline)) inline void on_simd_arrive(unsigned tid, bool user_barrier) {
+  FiberState& f = state().fibers[tid];
+  f.user_simd = user_barrier;
+  if (user_barrier) MPS_SHIM_CAPTURE_PCS(f.wait_pcs, MPS_SHIM_CHECK_MAX_PCS, f.n_wait_pcs);
+}
+
+// A SIMD-group operation completes for the lanes `done`: if it is the
+// kernel's simdgroup_barrier, every live lane of the SIMD-group must be there.
+inline void on_simd_complete(const fib::detail::Simd& sg, uint32_t done) {
+  fib::detail::Group* g = fib::detail::tls.group;
+  if (!g || !done) return;
+  State& s = state();
+  const unsigned base = unsigned(&sg - g->simd) * fib::kSimdWidth;
+  const unsigned first = base + unsigned(__builtin_ctz(done));
+  const bool user = s.fibers[first].user_simd;
+  for (uint32_t m = done; m; m &= m - 1) s.fibers[base + unsigned(__builtin_ctz(m))].user_simd = 0;
+  if (!user) return;
+  for (unsigned l = 0; l < fib::kSimdWidth && base + l < g->n; ++l) {
+    const FiberState& f = s.fibers[base + l];
+    if ((done >> l) & 1u || f.returned) continue;
+    mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_SYNC_SIMD);
+    const FiberState& a = s.fibers[first];
+    r.n_pcs = a.n_wait_pcs;
+    __builtin_memcpy(r.pcs, a.wait_pcs, sizeof(r.pcs));
+    if (f.at_barrier || f.user_simd) {  // where the missing lane waits, if it is at a barrier
+      r.n_other_pcs = f.n_wait_pcs;
+      __builtin_memcpy(r.other_pcs, f.wait_pcs, sizeof(r.other_pcs));
+    }
+    r.other_thread = int(base + l);
+    r.what = "simdgroup_barrier";
+    send(r, first);
+    return;
+  }
+}
+
+// ---- initcheck: SIMD-group functions -------------------------------------------
+
+// A shuffle, broadcast or fill read lane `lane` of the caller's SIMD-group,
+// which is inactive (past a partial SIMD-group's end, returned, or off the
+// caller's path): Metal leaves the value undefined.
+__attribute__((noinline)) inline void inactive_lane_read(unsigned lane) {
+  mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_INACTIVE_LANE);
+  MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
+  r.lane = int(lane);
+  send(r, running_tid());
+}
+
+}  // namespace checked
+}  // namespace mps_host
+
+#pragma GCC visibility pop
+
+#endif  // MPS_HOST_CHECKED_H

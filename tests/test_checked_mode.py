@@ -1,0 +1,180 @@
+"""Checked mode: Metal kernel sanitizers (memcheck, racecheck, initcheck, synccheck).
+
+Each seeded bug is found at its line (the `// <- NAME` marker in the source) and by
+the thread the fiber scheduler makes meet it first, worked out by hand for each test:
+fibers run in thread order and switch only at barriers and SIMD-group functions; a
+SIMD-group operation completes when its last active lane arrives, and that lane goes
+on first. Correct kernels report nothing.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import mps_shim
+
+
+def line_of(source, marker):
+    """The 1-based line of `source` holding `// <- marker`."""
+    for number, text in enumerate(source.splitlines(), 1):
+        if text.rstrip().endswith("// <- " + marker):
+            return number
+    raise AssertionError(f"no marker {marker}")
+
+
+def one_report(excinfo, reports, kind, check):
+    assert isinstance(excinfo.value, mps_shim.KernelCheckError)
+    assert isinstance(excinfo.value, mps_shim.DispatchError)
+    mine = [r for r in reports if r["check"] == check]
+    assert len(mine) == 1, reports
+    r = mine[0]
+    assert r["kind"] == kind
+    assert r["message"] in str(excinfo.value)
+    return r
+
+
+SYNC = r"""#include <metal_stdlib>
+using namespace metal;
+kernel void split_barrier(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    if (t < 16) {
+        threadgroup_barrier(mem_flags::mem_threadgroup);  // <- A
+    } else {
+        threadgroup_barrier(mem_flags::mem_threadgroup);  // <- B
+    }
+    out[t] = 1.0f;
+}
+kernel void split_simd_barrier(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    if (t < 8) simdgroup_barrier(mem_flags::mem_none);  // <- S
+    threadgroup_barrier(mem_flags::mem_threadgroup);  // <- T
+    out[t] = 2.0f;
+}
+kernel void shuffle_partial(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    out[i] = simd_shuffle_down(x[i], 4);  // <- SHUFFLE
+}
+kernel void tree_sum(device float* out, constant float* x, uint t [[thread_index_in_threadgroup]],
+                     uint n [[threads_per_threadgroup]], uint g [[threadgroup_position_in_grid]]) {
+    threadgroup float partial[256];
+    partial[t] = x[g * n + t];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint s = 128; s > 0; s >>= 1) {
+        if (t < s && t + s < n) partial[t] += partial[t + s];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    const float total = simd_sum(x[g * n + t]);
+    if (t == 0) out[2 * g] = partial[0];
+    if (t == 32) out[2 * g + 1] = total;
+}
+"""
+
+
+@pytest.fixture
+def checked():
+    with mps_shim.checked() as c:
+        yield c
+
+
+def test_threadgroup_barrier_reached_at_two_places(checked):
+    lib = mps_shim.compile_shader(SYNC)
+    out = np.zeros(64, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.split_barrier(out, threads=(64,), group_size=(64,))
+    # threads 0-15 wait at A, 16-63 at B; at the release thread 0 (first at A) is compared with thread 16
+    r = one_report(e, checked.reports, "synccheck", "barrier")
+    assert (r["file"], r["line"]) == ("library.metal", line_of(SYNC, "A"))
+    assert r["other_line"] == line_of(SYNC, "B") and r["other_thread"] == 16
+    assert r["thread_position_in_grid"] == [0, 0, 0] and r["thread_position_in_threadgroup"] == [0, 0, 0]
+    assert r["simd_lane"] == 0 and r["simd_group"] == 0
+    assert f"library.metal:{line_of(SYNC, 'A')}: synccheck: kernel 'split_barrier'" in str(e.value)
+
+
+def test_simdgroup_barrier_not_reached_by_live_lanes(checked):
+    lib = mps_shim.compile_shader(SYNC)
+    out = np.zeros(32, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.split_simd_barrier(out, threads=(32,), group_size=(32,))
+    # lanes 0-7 wait at S; lanes 8-31 go on to the threadgroup barrier T (alive, not at S): lane 8 is named
+    r = one_report(e, checked.reports, "synccheck", "simdgroup_barrier")
+    assert r["line"] == line_of(SYNC, "S") and r["thread_position_in_grid"] == [0, 0, 0]
+    assert r["other_thread"] == 8 and r["other_line"] == line_of(SYNC, "T")
+
+
+def test_shuffle_reads_an_inactive_lane(checked):
+    lib = mps_shim.compile_shader(SYNC)
+    x = np.arange(17, dtype=np.float32)
+    out = np.zeros(17, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.shuffle_partial(out, x, threads=(17,), group_size=(17,))
+    # 17 active lanes: lanes 13-16 read lanes 17-20, inactive. Lane 16 arrives last, completes the
+    # exchange and goes on first: it is the one named, reading lane 20; the line counts all four.
+    r = one_report(e, checked.reports, "initcheck", "inactive_lane")
+    assert r["line"] == line_of(SYNC, "SHUFFLE")
+    assert r["thread_position_in_grid"] == [16, 0, 0] and r["simd_lane"] == 16 and r["lane"] == 20
+    assert r["count"] == 4
+
+
+def test_correct_kernels_run_clean_and_right(checked):
+    lib = mps_shim.compile_shader(SYNC)
+    groups, n = 3, 200
+    x = np.random.default_rng(1).standard_normal(groups * n).astype(np.float32)
+    out = np.zeros(2 * groups, np.float32)
+    lib.tree_sum(out, x, threads=(groups * n,), group_size=(n,))
+    np.testing.assert_allclose(out[0::2], x.reshape(groups, n).sum(1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[1::2], x.reshape(groups, n)[:, 32:64].sum(1), rtol=1e-4, atol=1e-4)
+    full = np.arange(64, dtype=np.float32)
+    shuffled = np.zeros(64, np.float32)
+    lib.shuffle_partial(shuffled, full, threads=(64,), group_size=(32,))  # full SIMD-groups: lanes past 31 keep theirs
+    np.testing.assert_array_equal(shuffled, np.where(np.arange(64) % 32 < 28, full + 4, full))
+    assert checked.reports == []
+
+
+def test_checked_kernels_are_compiled_and_cached_apart(checked):
+    lib = mps_shim.compile_shader(SYNC)
+    assert lib.tree_sum.function.info["execution"] == "fibers"
+    mps_shim.set_checked_mode("off")
+    try:
+        plain = mps_shim.compile_shader(SYNC)
+        assert plain.tree_sum.function.info["execution"] == "lane_loops"
+        out = np.zeros(64, np.float32)
+        plain.split_barrier(out, threads=(64,), group_size=(64,))  # unchecked: no report, no failure
+    finally:
+        mps_shim.set_checked_mode("on")
+    assert checked.reports == []
+
+
+def test_warn_only_keeps_the_dispatch_and_the_reports(capfd):
+    with mps_shim.checked(warn=True) as c:
+        lib = mps_shim.compile_shader(SYNC)
+        out = np.zeros(64, np.float32)
+        lib.split_barrier(out, threads=(64,), group_size=(64,))
+    np.testing.assert_array_equal(out, 1.0)
+    assert [r["check"] for r in c.reports] == ["barrier"]
+    assert "synccheck: kernel 'split_barrier'" in capfd.readouterr().err
+    assert mps_shim.checked_mode() == "off" or os.environ.get("MPS_SHIM_CHECKED")
+
+
+def test_c10_simd_prod_long_reads_inactive_lanes(checked):
+    include = pytest.importorskip("torch").__file__.rsplit("/", 1)[0] + "/include"
+    header = os.path.join(include, "c10", "metal", "reduction_utils.h")
+    if not os.path.exists(header):
+        pytest.skip("this torch build ships no c10/metal headers")
+    lib = mps_shim.compile_shader("""
+    #include <c10/metal/reduction_utils.h>
+    kernel void do_prod(device long* out, constant long* inp, uint i [[thread_position_in_grid]]) {
+        out[i] = c10::metal::simd_prod(inp[i]);
+    }
+    """, include_dirs=[include])
+    x = np.arange(1, 13, dtype=np.int64)
+    out = np.zeros(12, np.int64)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.do_prod(out, x, threads=(12,), group_size=(12,))
+    # simd_prod<long> shuffles with simd_shuffle_and_fill_down(..., int2(0), i), i = 16, 8, 4, 2, 1. At i = 16
+    # lane 11, the last to arrive, goes on first and reads lane 27 (12 lanes are active).
+    r = one_report(e, checked.reports, "initcheck", "inactive_lane")
+    lines = open(header).read().splitlines()
+    prod = next(n for n, t in enumerate(lines, 1) if "simd_prod(T val)" in t and "is_same_v<T, long>" in t)
+    # the statement `val *= as_type<T>(` whose next line holds the call: g++'s line tables put an inlined call
+    # spanning lines at the statement's first line
+    expect = next(n for n, t in enumerate(lines, 1) if n > prod and "val *= as_type<T>(" in t)
+    assert "simd_shuffle_and_fill_down" in lines[expect]
+    assert r["file"].endswith("c10/metal/reduction_utils.h") and r["line"] == expect
+    assert r["thread_position_in_grid"] == [11, 0, 0] and r["lane"] == 27
