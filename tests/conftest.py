@@ -160,6 +160,9 @@ def pytest_configure(config):
                                        "lane loops and fibers; MPS_SHIM_CROSSCHECK stays off")
     config.addinivalue_line("markers", "no_cuda_check(reason): the test's libraries do not compile for CUDA yet "
                                        "(the reason says why); MPS_SHIM_COMPILE_CHECK stays off")
+    config.addinivalue_line("markers", "checked_reports(reason): the test's kernels do on purpose what checked "
+                                       "mode reports (they test mps_shim's answer to Metal's undefined "
+                                       "behaviour); under MPS_SHIM_CHECKED=1 they run warn-only")
     # On the host backend, every library a test creates is also compiled for CUDA (a translation
     # that does not compile fails the test at the Metal line), unless a fixture opts out
     # (third_party.without_cuda_check: the whole MLX and ggml libraries).
@@ -181,6 +184,24 @@ def cuda_compile_check(request, monkeypatch):
         if not (marker.kwargs.get("reason") or marker.args):
             pytest.fail("@pytest.mark.no_cuda_check needs a reason")
         monkeypatch.delenv("MPS_SHIM_COMPILE_CHECK", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def checked_mode_reports(request):
+    """Under MPS_SHIM_CHECKED=1 (the CI's checked run), tests marked checked_reports run warn-only."""
+    marker = request.node.get_closest_marker("checked_reports")
+    if marker is None:
+        yield
+        return
+    if not (marker.kwargs.get("reason") or marker.args):
+        pytest.fail("@pytest.mark.checked_reports needs a reason")
+    import mps_shim
+
+    previous = mps_shim.checked_mode()
+    if previous == "on":
+        mps_shim.set_checked_mode("warn")
+    yield
+    mps_shim.set_checked_mode(previous)
 
 
 @pytest.fixture(autouse=True)

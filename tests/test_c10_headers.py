@@ -415,4 +415,5 @@ def test_single_stage_welford_and_any_in_inductor_shape():
     np.testing.assert_array_equal(out, (x > 2.5).any(1))
     assert (x > 2.5).any(1).any() and not (x > 2.5).any(1).all()   # both outcomes occur
     for name in ("var_mean", "any_above"):
-        assert lib.library.kernels[name]["execution"] == "lane_loops", lib.library.kernels[name]["execution_note"]
+        if mps_shim.checked_mode() == "off":  # checked mode runs every kernel on fibers
+            assert lib.library.kernels[name]["execution"] == "lane_loops", lib.library.kernels[name]["execution_note"]

@@ -178,3 +178,85 @@ def test_c10_simd_prod_long_reads_inactive_lanes(checked):
     assert "simd_shuffle_and_fill_down" in lines[expect]
     assert r["file"].endswith("c10/metal/reduction_utils.h") and r["line"] == expect
     assert r["thread_position_in_grid"] == [11, 0, 0] and r["lane"] == 27
+
+
+MEMORY = r"""#include <metal_stdlib>
+using namespace metal;
+kernel void read_past(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    out[i] = x[i + 1];  // <- READ
+}
+kernel void write_past(device float* out, uint i [[thread_position_in_grid]]) {
+    out[i + 2] = 1.0f;  // <- WRITE
+}
+kernel void scalars_past(device int* out, constant int* params [[buffer(1)]], uint i [[thread_position_in_grid]]) {
+    out[i] = params[0] + params[1] + (i == 3 ? params[2] : 0);  // <- BYTES
+}
+kernel void vector_misaligned(device float* out, device const float* x, uint i [[thread_position_in_grid]]) {
+    device const float4* v = (device const float4*)(x + 1);
+    out[i] = v[i].y;  // <- ALIGN
+}
+kernel void in_bounds(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    device const float4* v = reinterpret_cast<device const float4*>(x);
+    out[i] = v[i / 4][i % 4] + *(x + i);
+}
+"""
+
+
+def test_read_past_a_buffer(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    x = np.arange(16, dtype=np.float32)
+    out = np.zeros(16, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.read_past(out, x)
+    # 16 threads, one group: thread 15 reads x[16], byte 64 of the 64 bound
+    r = one_report(e, checked.reports, "memcheck", "out_of_bounds")
+    assert r["line"] == line_of(MEMORY, "READ") and r["thread_position_in_grid"] == [15, 0, 0]
+    assert (r["buffer"], r["param"], r["offset"], r["extent"], r["access_size"]) == (1, "x", 64, 64, 4)
+    assert r["is_write"] is False
+    assert "buffer 1 (x), outside its 64 bytes" in r["message"]
+
+
+def test_write_past_a_buffer(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    out = np.zeros(16, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.write_past(out)
+    # threads 14 and 15 write out[16] and out[17]; threads run in order, so 14 is named first (2 times).
+    # Checked mode keeps bad accesses off memory: those writes went nowhere.
+    r = one_report(e, checked.reports, "memcheck", "out_of_bounds")
+    assert r["line"] == line_of(MEMORY, "WRITE") and r["thread_position_in_grid"] == [14, 0, 0]
+    assert (r["buffer"], r["param"], r["offset"], r["extent"], r["count"]) == (0, "out", 64, 64, 2)
+    np.testing.assert_array_equal(out, np.where(np.arange(16) < 2, 0.0, 1.0))
+
+
+def test_read_past_bound_bytes(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    out = np.zeros(4, np.int32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.scalars_past(out, [3, 4], arg_casts={1: "int32"})  # 8 bytes bound with setBytes
+    r = one_report(e, checked.reports, "memcheck", "out_of_bounds")
+    assert r["line"] == line_of(MEMORY, "BYTES") and r["thread_position_in_grid"] == [3, 0, 0]
+    assert (r["buffer"], r["param"], r["offset"], r["extent"], r["access_size"]) == (1, "params", 8, 8, 4)
+
+
+def test_misaligned_vector_read(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    x = np.arange(20, dtype=np.float32)
+    out = np.zeros(4, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.vector_misaligned(out, x)
+    # the float4 view starts 4 bytes into x: thread 0's v[0] is at byte 4, not a multiple of 16
+    r = one_report(e, checked.reports, "memcheck", "misaligned")
+    assert r["line"] == line_of(MEMORY, "ALIGN") and r["thread_position_in_grid"] == [0, 0, 0]
+    assert (r["buffer"], r["offset"], r["alignment"], r["access_size"]) == (1, 4, 16, 16)
+    assert r["count"] == 4
+
+
+def test_in_bounds_accesses_are_clean(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    x = np.arange(16, dtype=np.float32)
+    out = np.zeros(16, np.float32)
+    lib.in_bounds(out, x)
+    np.testing.assert_array_equal(out, 2 * x)
+    assert checked.reports == []
+    assert "not checked" not in lib.in_bounds.function.info["execution_note"]

@@ -197,6 +197,7 @@ def simd_reference(x, group):
 
 @pytest.mark.parametrize("n, group", [(64, 32), (45, 45), (70, 64), (130, 128)],
                          ids=["full", "partial-simdgroup", "partial-threadgroup", "four-simdgroups"])
+@pytest.mark.checked_reports(reason="shuffles of partial SIMD-groups read inactive lanes: mps_shim's defined answer is tested")
 def test_simd_and_quad_functions(lib, n, group):
     rng = np.random.default_rng(n)
     x = rng.integers(0, 32, n).astype(np.float32)
@@ -245,6 +246,7 @@ def more_reference(x, group):
 
 @pytest.mark.parametrize("n, group", [(64, 32), (45, 45), (70, 64)],
                          ids=["full", "partial-simdgroup", "partial-threadgroup"])
+@pytest.mark.checked_reports(reason="shuffles of partial SIMD-groups read inactive lanes: mps_shim's defined answer is tested")
 def test_scans_rotations_fills_quads_and_vectors(lib, n, group):
     rng = np.random.default_rng(n + 1)
     x = rng.integers(0, 32, n).astype(np.float32)

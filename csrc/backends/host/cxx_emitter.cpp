@@ -26,7 +26,7 @@ namespace {
 
 // The entry point `prefix<index>`, running the kernel as `execution` says.
 void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, KernelDecl::Execution execution,
-                const char* prefix) {
+                const char* prefix, bool checked) {
   const std::string fn = k.function + k.template_args;
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "extern \"C\" void " << prefix << index
@@ -38,7 +38,11 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
     const std::string address = p.absent ? std::string("nullptr")  // not in this specialisation
                                 : p.role == ParamRole::Threadgroup ? concat("mps_host::threadgroup_block(L, ", p.binding, ")")
                                                                   : concat("L->args[", p.binding, "]");
-    out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(" << address << ");\n";
+    if (checked && p.role != ParamRole::Threadgroup)  // checked pointers carry their buffer's bounds
+      out << "  auto&& a" << i << " = mps_host::checked::bind<" << traits << "::arg<" << i << ">>(" << address
+          << ", L, " << p.binding << ");\n";
+    else
+      out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(" << address << ");\n";
   }
   using Execution = KernelDecl::Execution;
   if (execution == Execution::LaneLoops)  // the group function loops over the threads between barriers
@@ -135,7 +139,7 @@ void emit_max_threads(std::ostringstream& out, const KernelDecl& k, size_t index
       << close << "\n";
 }
 
-void emit_kernel(std::ostringstream& final_out, const KernelDecl& k, size_t index) {
+void emit_kernel(std::ostringstream& final_out, const KernelDecl& k, size_t index, bool checked) {
   emit_max_threads(final_out, k, index);
   std::ostringstream out;
   const std::string fn = k.function + k.template_args;
@@ -148,10 +152,10 @@ void emit_kernel(std::ostringstream& final_out, const KernelDecl& k, size_t inde
   const ParamDecl none;
   if (present_params(k) == 0) emit_param_record(out, ParamFields{none, ""});
   out << "};\n";
-  emit_entry(out, k, index, k.execution, "mps_shim_entry_");
+  emit_entry(out, k, index, k.execution, "mps_shim_entry_", checked);
   // A lane-loop kernel's original body on fibers, for MPS_SHIM_CROSSCHECK (runtime/crosscheck.cpp).
   if (k.execution == KernelDecl::Execution::LaneLoops)
-    emit_entry(out, k, index, KernelDecl::Execution::Fibers, "mps_shim_fiber_entry_");
+    emit_entry(out, k, index, KernelDecl::Execution::Fibers, "mps_shim_fiber_entry_", checked);
   final_out << lowering::at_kernel_line(out.str(), k);
 }
 
@@ -171,7 +175,7 @@ std::string emit_cxx(const std::string& preprocessed, const HostLibrary& library
 
   std::ostringstream out;
   out << "\n#line 1 \"<mps_shim entry points>\"\n";
-  for (size_t i = 0; i < library.kernels.size(); ++i) emit_kernel(out, library.kernels[i], i);
+  for (size_t i = 0; i < library.kernels.size(); ++i) emit_kernel(out, library.kernels[i], i, library.checked);
   out << "#line 1 \"<mps_shim kernel table>\"\n";
   out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_module_abi = MPS_SHIM_MODULE_ABI;\n";
   out << "extern \"C\" MPS_SHIM_ENTRY const uint32_t mps_shim_kernel_count = " << library.kernels.size() << ";\n";

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "backends/common/lowering.h"
+#include "backends/host/checked_lowering.h"
 #include "backends/host/lane_loops.h"
 #include "backends/host/simd_sites.h"
 #include "frontend/call_graph.h"
@@ -121,16 +122,20 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
     if (k.waits || options.checked) k.execution = KernelDecl::Execution::Fibers;
-    if (options.checked) k.execution_note = "checked mode runs every kernel on fibers";
+    if (options.checked)
+      k.execution_note = options.check_buffers ? "checked mode runs every kernel on fibers"
+                                               : concat("checked mode runs every kernel on fibers; its buffer accesses are "
+                                                        "not checked (", options.buffers_unchecked_reason, ")");
     wanted.insert(k.body_open);
   }
   if (!options.checked)
     for (const KernelDefinition& d : library.definitions)
       if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
+  if (options.checked && options.check_buffers) wrap_device_pointers(source, library, kernels, edits);
   add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
   frontend::specialise_function_constants(source, library, options.constants, edits);
   if (!options.all_kernels) lowering::leave_out_other_kernels(source, library, kernels, edits);
-  return {std::move(kernels), frontend::source_edits(source, edits)};
+  return {std::move(kernels), options.checked, frontend::source_edits(source, edits)};
 }
 
 }  // namespace mps_shim::host

@@ -40,6 +40,10 @@ struct LoweringOptions {
   // Checked mode (runtime/checks.h): every kernel runs on fibers, one per
   // Metal thread, and the module carries the sanitizers (mps_host_checked.h).
   bool checked = false;
+  // Checked mode: device and constant pointers become checked pointers
+  // (checked_lowering.h); off when that translation did not compile, and why.
+  bool check_buffers = true;
+  std::string buffers_unchecked_reason;
 };
 
 // What the emitter writes: the module's kernels with their execution decided
@@ -47,6 +51,7 @@ struct LoweringOptions {
 // (the front end's and the host's).
 struct HostLibrary {
   std::vector<frontend::KernelDecl> kernels;
+  bool checked = false;  // entry points bind checked pointers (LoweringOptions::checked)
   std::vector<frontend::Edit> edits;  // sorted by offset, never overlapping
 };
 

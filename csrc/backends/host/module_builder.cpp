@@ -201,6 +201,13 @@ std::string build_module(const ParsedSource& src, LoweringOptions options, const
       }
     }
   } catch (const CompileError& e) {
+    // Checked pointers are an addition: a translation with them that does not
+    // compile (a template deducing `T*` from one) is rebuilt without them.
+    if (options.checked && options.check_buffers) {
+      options.check_buffers = false;
+      options.buffers_unchecked_reason = concat("its checked-pointer translation did not compile: ", first_error(e.what()));
+      return build_module(src, options, keep_name);
+    }
     // An error the compiler reports at the user's line may still come from a
     // lane-loop copy (a template instantiated from one): if the module
     // compiles without them, it runs on fibers; if not, the error is the user's.

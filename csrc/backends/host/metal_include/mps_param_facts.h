@@ -9,8 +9,13 @@ namespace mps_host {
 // Facts about a buffer parameter's type P (`T*` or `T&`), recorded for the
 // runtime's binding checks: the size of T (0 for void), whether P is a
 // reference, whether the kernel may write T.
+// (param_pointee: checked mode's pointer class says what it points to.)
 template <typename P>
-using param_value_t = std::remove_pointer_t<std::remove_reference_t<P>>;
+struct param_pointee {
+  using type = std::remove_pointer_t<std::remove_reference_t<P>>;
+};
+template <typename P>
+using param_value_t = typename param_pointee<P>::type;
 // A 3-vector's padding lane carries nothing, so 3 values suffice to bind one
 // (torch packs a list of 3 ints into 12 bytes for an int3).
 template <typename P>

@@ -194,7 +194,167 @@ __attribute__((noinline)) inline void inactive_lane_read(unsigned lane) {
   send(r, running_tid());
 }
 
+// ---- memcheck: device and constant buffers -----------------------------------
+
+__attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t offset, uint64_t extent,
+                                                   uint32_t size, uint32_t align, int is_write) {
+  mps_shim_check_report r = blank_report(kind);
+  MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
+  r.buffer = buffer;
+  r.offset = offset;
+  r.extent = extent;
+  r.access_size = size;
+  r.alignment = align;
+  r.is_write = is_write;
+  send(r, running_tid());
+}
+
+struct alignas(64) Scratch {
+  unsigned char bytes[4096];
+};
+inline Scratch& scratch_block() {
+  static thread_local Scratch s;
+  return s;
+}
+__attribute__((noinline)) inline void* clear_scratch(uint32_t size) {
+  __builtin_memset(scratch_block().bytes, 0, size);
+  return scratch_block().bytes;
+}
+
+// A device or constant pointer with its buffer's bounds (checked_lowering.h):
+// the buffer index and the bytes from the bound address to the end of the
+// allocation; from a plain pointer (base null) only alignment is checked.
+// It converts to the plain pointer wherever one is needed (unchecked from then on).
+template <typename T>
+struct dptr {
+  using element = T;
+  using reference = std::add_lvalue_reference_t<T>;
+  T* p = nullptr;
+  const unsigned char* base = nullptr;
+  uint64_t extent = 0;
+  int buffer = -1;
+
+  dptr() = default;
+  MPS_SHIM_INLINE dptr(T* q) : p(q) {}
+  MPS_SHIM_INLINE dptr(decltype(nullptr)) : p(nullptr) {}
+  template <typename U, typename = std::enable_if_t<std::is_convertible_v<U*, T*>>>
+  MPS_SHIM_INLINE dptr(const dptr<U>& o) : p(o.p), base(o.base), extent(o.extent), buffer(o.buffer) {}
+  // Casts: `(device T*)x`, reinterpret_cast and static_cast keep a checked operand's bounds.
+  template <typename U, typename = std::enable_if_t<!std::is_convertible_v<U*, T*>>, typename = void>
+  MPS_SHIM_INLINE explicit dptr(const dptr<U>& o) : p((T*)(o.p)), base(o.base), extent(o.extent), buffer(o.buffer) {}
+  template <typename U>
+  MPS_SHIM_INLINE explicit dptr(U* q) : p((T*)q) {}
+
+  MPS_SHIM_INLINE operator T*() const { return p; }
+
+  // The address to access for q: q itself, or, outside the buffer, a scratch
+  // block of the OS thread (reads see zeros, writes go nowhere), so a checked
+  // kernel's bad access is reported without touching the process's memory.
+  MPS_SHIM_INLINE T* check(T* q) const {
+    constexpr uint32_t size = sizeof(std::conditional_t<std::is_void_v<T>, char, T>);
+    constexpr uint32_t align = alignof(std::conditional_t<std::is_void_v<T>, char, T>);
+    constexpr int is_write = std::is_const_v<T> ? 0 : -1;
+    const unsigned char* a = reinterpret_cast<const unsigned char*>(q);
+    if (base) {
+      const int64_t off = a - base;
+      if (__builtin_expect(off < 0 || uint64_t(off) + size > extent, 0)) {
+        buffer_fault(MPS_SHIM_CHECK_OUT_OF_BOUNDS, buffer, off, extent, size, align, is_write);
+        if (size <= sizeof(scratch_block())) return reinterpret_cast<T*>(clear_scratch(size));
+      }
+    }
+    if (__builtin_expect(reinterpret_cast<uintptr_t>(a) % align != 0, 0))
+      buffer_fault(MPS_SHIM_CHECK_MISALIGNED, buffer, base ? a - base : 0, extent, size, align, is_write);
+    return q;
+  }
+  MPS_SHIM_INLINE reference operator*() const { return *check(p); }
+  MPS_SHIM_INLINE T* operator->() const { return check(p); }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE reference operator[](const I& i) const {
+    return *check(p + long(i));
+  }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE dptr operator+(const I& i) const {
+    dptr r = *this;
+    r.p = p + long(i);
+    return r;
+  }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE friend dptr operator+(const I& i, const dptr& d) { return d + i; }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE dptr operator-(const I& i) const {
+    dptr r = *this;
+    r.p = p - long(i);
+    return r;
+  }
+  template <typename U>
+  MPS_SHIM_INLINE long operator-(const dptr<U>& o) const { return p - o.p; }
+  MPS_SHIM_INLINE long operator-(const T* q) const { return p - q; }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE dptr& operator+=(const I& i) {
+    p += long(i);
+    return *this;
+  }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE dptr& operator-=(const I& i) {
+    p -= long(i);
+    return *this;
+  }
+  MPS_SHIM_INLINE dptr& operator++() {
+    ++p;
+    return *this;
+  }
+  MPS_SHIM_INLINE dptr& operator--() {
+    --p;
+    return *this;
+  }
+  MPS_SHIM_INLINE dptr operator++(int) {
+    dptr r = *this;
+    ++p;
+    return r;
+  }
+  MPS_SHIM_INLINE dptr operator--(int) {
+    dptr r = *this;
+    --p;
+    return r;
+  }
+};
+
+template <typename P>
+struct is_dptr : std::false_type {};
+template <typename T>
+struct is_dptr<dptr<T>> : std::true_type {};
+
+// `reinterpret_cast<device T*>(x)` / `static_cast<...>(x)` in checked code.
+template <typename P, typename X>
+MPS_SHIM_INLINE P cast(const X& x) {
+  if constexpr (is_dptr<P>::value) return P(x);
+  else return reinterpret_cast<P>(x);
+}
+
+// A kernel parameter bound at `p` (buffer index `binding`): checked pointers get their bounds.
+template <typename P>
+MPS_SHIM_INLINE P bind(void* p, const mps_shim_launch* L, int binding) {
+  if constexpr (is_dptr<P>::value) {
+    P d(static_cast<typename P::element*>(p));
+    if (p && binding >= 0) {
+      d.base = static_cast<const unsigned char*>(p);
+      d.extent = L->extents ? L->extents[binding] : ~uint64_t(0);
+      d.buffer = binding;
+    }
+    return d;
+  } else {
+    return ::mps_host::bind<P>(p);
+  }
+}
+
 }  // namespace checked
+
+// What a checked pointer parameter points to (the runtime's binding checks).
+template <typename T>
+struct param_pointee<checked::dptr<T>> {
+  using type = T;
+};
+
 }  // namespace mps_host
 
 #pragma GCC visibility pop

@@ -1,0 +1,129 @@
+#include "backends/host/checked_lowering.h"
+
+#include <set>
+#include <string>
+
+namespace mps_shim::host {
+
+using frontend::Token;
+using frontend::TokenEdits;
+
+namespace {
+
+constexpr const char* kPointer = "mps_host::checked::dptr<";
+
+bool is_space(const Token& t) { return t.is("device") || t.is("constant"); }
+
+std::string current(const std::vector<Token>& toks, const TokenEdits& edits, size_t k) {
+  return edits[k] ? *edits[k] : std::string(toks[k].text);
+}
+
+// Tokens [first, end) spell `[const] space [const] TYPE [const] *` with one `*`
+// at the end and no atomic pointee; returns the `*`'s index or 0.
+size_t pointer_type(const std::vector<Token>& toks, size_t first, size_t end) {
+  bool space = false;
+  size_t star = 0;
+  for (size_t k = first; k < end; ++k) {
+    const Token& t = toks[k];
+    if (is_space(t)) {
+      space = true;
+    } else if (t.is("<")) {
+      const size_t close = frontend::matching_bracket(toks, k);
+      if (close >= end) return 0;
+      for (size_t j = k; j < close; ++j)
+        if (toks[j].is_identifier() && toks[j].text.find("atomic") != std::string_view::npos) return 0;
+      k = close;
+    } else if (t.is("*")) {
+      if (star) return 0;  // T**: left plain
+      star = k;
+    } else if (t.is_identifier()) {
+      if (star || t.text.find("atomic") != std::string_view::npos || t.is("thread") || t.is("threadgroup")) return 0;
+    } else if (!t.is("::")) {
+      return 0;
+    }
+  }
+  return space && star + 1 == end ? star : 0;
+}
+
+void wrap(const std::vector<Token>& toks, TokenEdits& edits, size_t first, size_t star) {
+  edits[first] = kPointer + current(toks, edits, first);
+  edits[star] = std::string(">");
+}
+
+// A kernel's parameter list (lparen, rparen): each `space T* name [[...]]`.
+void wrap_params(const std::vector<Token>& toks, TokenEdits& edits, size_t lparen, size_t rparen) {
+  size_t start = lparen + 1;
+  int depth = 0;
+  for (size_t k = lparen + 1; k <= rparen; ++k) {
+    const Token& t = toks[k];
+    if (k < rparen && (t.is("(") || t.is("[") || t.is("{"))) ++depth;
+    else if (k < rparen && (t.is(")") || t.is("]") || t.is("}"))) --depth;
+    else if (k < rparen && t.is("<")) k = frontend::matching_bracket(toks, k);
+    if (k < rparen && !(depth == 0 && t.is(","))) continue;
+    size_t end = k;  // the parameter: [start, end); its name is the last identifier before `[[`
+    for (size_t j = start; j + 1 < k; ++j)
+      if (toks[j].is("[") && toks[j + 1].is("[")) {
+        end = j;
+        break;
+      }
+    if (end > start + 1 && toks[end - 1].is_identifier()) {
+      size_t type_end = end - 1;
+      if (toks[type_end - 1].is("const")) --type_end;  // `T* const p`: the wrapper is const
+      if (const size_t star = pointer_type(toks, start, type_end)) wrap(toks, edits, start, star);
+    }
+    start = k + 1;
+  }
+}
+
+bool expression_start(const Token& t) {
+  return t.is_identifier() || t.kind == frontend::TokenKind::Number || t.is("(") || t.is("&") || t.is("*") ||
+         t.is("-") || t.is("+");
+}
+
+}  // namespace
+
+void wrap_device_pointers(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
+                          const std::vector<frontend::KernelDecl>& kernels, TokenEdits& edits) {
+  const std::vector<Token>& toks = source.tokens;
+  std::set<size_t> bodies;
+  for (const frontend::KernelDecl& k : kernels) bodies.insert(k.body_open);
+  for (const frontend::KernelDefinition& d : library.definitions) {
+    if (!bodies.count(d.body_open)) continue;
+    wrap_params(toks, edits, d.lparen, d.rparen);
+    // `[const] space T* name =` at the start of a statement of the kernel's body.
+    for (size_t k = d.body_open + 1; k < d.last; ++k) {
+      const Token& prev = toks[k - 1];
+      if (!(prev.is(";") || prev.is("{") || prev.is("}") || (prev.is("(") && k >= 2 && toks[k - 2].is("for"))))
+        continue;
+      if (!is_space(toks[k]) && !(toks[k].is("const") && is_space(toks[k + 1]))) continue;
+      size_t j = k;
+      while (j < d.last && !toks[j].is("*") && !toks[j].is(";") && !toks[j].is("=")) {
+        if (toks[j].is("<")) j = frontend::matching_bracket(toks, j);
+        ++j;
+      }
+      if (j >= d.last || !toks[j].is("*")) continue;
+      size_t name = j + 1;
+      if (toks[name].is("const")) ++name;
+      if (!toks[name].is_identifier() || !(toks[name + 1].is("=") || toks[name + 1].is(";"))) continue;
+      if (const size_t star = pointer_type(toks, k, j + 1)) wrap(toks, edits, k, star);
+    }
+  }
+  // Casts to address-space pointers, anywhere: `(space T*) x`, `reinterpret_cast<space T*>(x)`.
+  for (size_t k = 0; k + 3 < toks.size(); ++k) {
+    if (toks[k].is("(") && is_space(toks[k + 1])) {
+      const size_t close = frontend::matching_bracket(toks, k);
+      if (close >= toks.size() || close + 1 >= toks.size() || !expression_start(toks[close + 1])) continue;
+      if (k > 0 && (toks[k - 1].is_identifier() || toks[k - 1].is(">"))) continue;  // a call or declarator list
+      if (const size_t star = pointer_type(toks, k + 1, close)) wrap(toks, edits, k + 1, star);
+    } else if ((toks[k].is("reinterpret_cast") || toks[k].is("static_cast")) && toks[k + 1].is("<")) {
+      const size_t close = frontend::matching_bracket(toks, k + 1);
+      if (close >= toks.size() || !toks[close + 1].is("(")) continue;
+      if (const size_t star = pointer_type(toks, k + 2, close)) {
+        edits[k] = std::string("mps_host::checked::cast");
+        wrap(toks, edits, k + 2, star);
+      }
+    }
+  }
+}
+
+}  // namespace mps_shim::host
