@@ -260,3 +260,76 @@ def test_in_bounds_accesses_are_clean(checked):
     np.testing.assert_array_equal(out, 2 * x)
     assert checked.reports == []
     assert "not checked" not in lib.in_bounds.function.info["execution_note"]
+
+
+THREADGROUP = r"""#include <metal_stdlib>
+using namespace metal;
+kernel void tg_race(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float cell[4];
+    cell[t % 4] = float(t);  // <- RACE
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = cell[t % 4];
+}
+kernel void tg_uninit(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float vals[64];
+    if (t < 32) vals[t] = float(t);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = vals[63 - t];  // <- UNINIT
+}
+kernel void tg_bounds(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float tile[16];
+    tile[t] = 1.0f;  // <- BOUNDS
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = tile[t % 16];
+}
+kernel void tg_clean(device float* out, uint t [[thread_index_in_threadgroup]], uint n [[threads_per_threadgroup]]) {
+    threadgroup float a[64];
+    threadgroup float b[8][9];
+    a[t] = float(t);
+    if (t < 8) for (uint j = 0; j < 9; ++j) b[t][j] = float(j);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = a[n - 1 - t] + b[t % 8][t % 9];
+}
+"""
+
+
+def test_threadgroup_write_write_race(checked):
+    lib = mps_shim.compile_shader(THREADGROUP)
+    out = np.zeros(8, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.tg_race(out, threads=(8,), group_size=(8,))
+    # threads 0-3 write cell[0..3] before the barrier, then thread 4 writes cell[0] in the same stretch
+    r = one_report(e, checked.reports, "racecheck", "race")
+    assert r["line"] == line_of(THREADGROUP, "RACE") and r["thread_position_in_threadgroup"] == [4, 0, 0]
+    assert r["other_thread"] == 0 and r["other_line"] == line_of(THREADGROUP, "RACE")
+    assert r["is_write"] is True and r["what"] == "cell" and r["offset"] == 0 and r["count"] == 4
+
+
+def test_threadgroup_read_of_unwritten_memory(checked):
+    lib = mps_shim.compile_shader(THREADGROUP)
+    out = np.zeros(64, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.tg_uninit(out, threads=(64,), group_size=(64,))
+    # threads 32-63 never write; thread 0 reads vals[63] first (threads 0-31 read 63..32)
+    r = one_report(e, checked.reports, "initcheck", "uninitialized")
+    assert r["line"] == line_of(THREADGROUP, "UNINIT") and r["thread_position_in_grid"] == [0, 0, 0]
+    assert (r["offset"], r["access_size"], r["what"], r["count"]) == (252, 4, "vals", 32)
+
+
+def test_threadgroup_array_bounds(checked):
+    lib = mps_shim.compile_shader(THREADGROUP)
+    out = np.zeros(20, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.tg_bounds(out, threads=(20,), group_size=(20,))
+    r = one_report(e, checked.reports, "memcheck", "threadgroup_bounds")
+    assert r["line"] == line_of(THREADGROUP, "BOUNDS") and r["thread_position_in_threadgroup"] == [16, 0, 0]
+    assert (r["offset"], r["extent"], r["access_size"], r["what"], r["count"]) == (64, 64, 4, "tile", 4)
+
+
+def test_threadgroup_clean_kernel(checked):
+    lib = mps_shim.compile_shader(THREADGROUP)
+    out = np.zeros(64, np.float32)
+    lib.tg_clean(out, threads=(128,), group_size=(64,))
+    t = np.arange(64)
+    np.testing.assert_array_equal(out, (63 - t) + t % 9)
+    assert checked.reports == []

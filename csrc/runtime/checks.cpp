@@ -72,6 +72,17 @@ struct Place {
   bool operator<(const Place& o) const { return file != o.file ? file < o.file : line < o.line; }
 };
 
+// The translation was compiled in a private build folder: name its files as the user did.
+std::string tidy_file(std::string file) {
+  size_t build = file.find("/.build-");
+  if (build == std::string::npos) build = file.find("/mps_shim-build-");
+  if (build != std::string::npos) {
+    const size_t slash = file.find('/', build + 1);
+    if (slash != std::string::npos) file = file.substr(slash + 1);
+  }
+  return file;
+}
+
 // The engine's own code: its headers (mps_*.h) and the generated entry points.
 bool engine_file(const std::string& file) {
   if (file.empty() || file == "??" || file[0] == '<') return true;
@@ -118,15 +129,7 @@ class Resolver {
         if (paren != std::string::npos) text.resize(paren);
         const size_t colon = text.rfind(':');
         if (colon == std::string::npos) continue;
-        std::string file = text.substr(0, colon);
-        // The translation was compiled in a private build folder: name its files as the user did.
-        size_t build = file.find("/.build-");
-        if (build == std::string::npos) build = file.find("/mps_shim-build-");
-        if (build != std::string::npos) {
-          const size_t slash = file.find('/', build + 1);
-          if (slash != std::string::npos) file = file.substr(slash + 1);
-        }
-        chain->push_back({file, std::atoi(text.c_str() + colon + 1)});
+        chain->push_back({tidy_file(text.substr(0, colon)), std::atoi(text.c_str() + colon + 1)});
       }
     }
   }
@@ -255,7 +258,8 @@ void Sink::add(RawReport r) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < raw_.size(); ++i) {
     const RawReport& o = raw_[i];
-    if (o.kind == r.kind && o.pcs == r.pcs && o.other_pcs == r.other_pcs) {
+    if (o.kind == r.kind && o.pcs == r.pcs && o.other_pcs == r.other_pcs && o.line == r.line &&
+        o.other_line == r.other_line && o.file == r.file) {
       ++counts_[i];
       return;
     }
@@ -287,13 +291,15 @@ std::vector<Report> Sink::finish(const std::string& kernel, const std::function<
     const RawReport& x = raw_[i];
     const std::vector<Place> mine = resolver.user_places(x.pcs), other = resolver.user_places(x.other_pcs);
     // Two threads at the same source barrier reached through copies of its code: not a mismatch.
-    if (x.kind == 1 && mine == other && !mine.empty()) continue;
+    if (x.kind == 1 && mine == other && !mine.empty() && x.line == x.other_line && x.file == x.other_file) continue;
     Report r;
     r.kernel = kernel;
     r.kind = kind_of(x.kind);
     r.check = check_of(x.kind);
     if (!mine.empty()) r.file = mine.front().file, r.line = mine.front().line;
     if (!other.empty()) r.other_file = other.front().file, r.other_line = other.front().line;
+    if (x.line > 0) r.file = tidy_file(x.file), r.line = x.line;  // the engine's own knowledge comes first
+    if (x.other_line > 0) r.other_file = tidy_file(x.other_file), r.other_line = x.other_line;
     r.raw = x;
     r.count = counts_[i];
     if (x.buffer >= 0 && x.kind >= 4 && x.kind != 6) r.param = param_name(x.buffer);

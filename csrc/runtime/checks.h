@@ -39,6 +39,8 @@ struct RawReport {
   uint64_t extent = 0;
   uint32_t access_size = 0, alignment = 0;
   std::string what;
+  int line = 0, other_line = 0;  // places the engine knew itself (barriers); 0: from the return addresses
+  std::string file, other_file;
   std::vector<void*> pcs, other_pcs;  // return addresses in the module, innermost first
 };
 

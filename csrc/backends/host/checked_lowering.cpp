@@ -3,6 +3,8 @@
 #include <set>
 #include <string>
 
+#include "util/error.h"
+
 namespace mps_shim::host {
 
 using frontend::Token;
@@ -123,6 +125,39 @@ void wrap_device_pointers(const frontend::LexedSource& source, const frontend::P
         wrap(toks, edits, k + 2, star);
       }
     }
+  }
+}
+
+void wrap_threadgroup_arrays(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
+                             TokenEdits& edits) {
+  const std::vector<Token>& toks = source.tokens;
+  for (const frontend::ThreadgroupDecl& d : library.threadgroup_decls) {
+    if (!d.function || d.objects.size() != 1) continue;  // namespace scope, or `a[N], b[M]`: left plain
+    const std::string& name = d.objects[0].name;
+    size_t at = 0;
+    for (size_t k = d.keyword + 1; k + 1 < d.end; ++k)
+      if (toks[k].is_identifier() && toks[k].text == name && toks[k + 1].is("[")) {
+        at = k;
+        break;
+      }
+    if (!at) continue;
+    bool plain = false;
+    for (size_t k = d.keyword + 1; k < at; ++k)
+      plain |= toks[k].text.find("atomic") != std::string_view::npos || toks[k].is("*") || toks[k].is("&");
+    const size_t first_close = frontend::matching_bracket(toks, at + 1);
+    if (plain || first_close >= d.end || first_close == at + 2 - 1) continue;
+    size_t last = first_close;  // `a[N][M]...`: the element is T[M]...
+    while (last + 1 < d.end && toks[last + 1].is("[")) last = frontend::matching_bracket(toks, last + 1);
+    if (last + 1 != d.end) continue;
+    std::string extent, rest;
+    for (size_t k = at + 2; k < first_close; ++k) extent += current(toks, edits, k) + " ";
+    for (size_t k = first_close + 1; k <= last; ++k) rest += current(toks, edits, k) + " ";
+    if (extent.find_first_not_of(' ') == std::string::npos) continue;  // `a[]`
+    const std::string tag = "mps_tg_" + std::to_string(d.keyword);
+    edits[d.keyword] = concat("struct ", tag, " { static const char* name() { return \"", name, "\"; } }; ",
+                              current(toks, edits, d.keyword), " mps_host::checked::tg_array<");
+    edits[at] = concat(rest, ", (", extent, "), ", tag, "> ", name);
+    for (size_t k = at + 1; k <= last; ++k) edits[k] = std::string("");
   }
 }
 

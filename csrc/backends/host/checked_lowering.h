@@ -22,6 +22,12 @@
 
 namespace mps_shim::host {
 
+// `threadgroup T a[N];` (one array per declaration, in a function, not atomic)
+// becomes mps_host::checked::tg_array<T, (N), Tag>: bounds, racecheck and
+// initcheck on its elements. Runs after place_threadgroup_memory.
+void wrap_threadgroup_arrays(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
+                             frontend::TokenEdits& edits);
+
 void wrap_device_pointers(const frontend::LexedSource& source, const frontend::ParsedLibrary& library,
                           const std::vector<frontend::KernelDecl>& kernels, frontend::TokenEdits& edits);
 

@@ -131,7 +131,10 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
   if (!options.checked)
     for (const KernelDefinition& d : library.definitions)
       if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
-  if (options.checked && options.check_buffers) wrap_device_pointers(source, library, kernels, edits);
+  if (options.checked && options.check_buffers) {
+    wrap_device_pointers(source, library, kernels, edits);
+    wrap_threadgroup_arrays(source, library, edits);
+  }
   add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
   frontend::specialise_function_constants(source, library, options.constants, edits);
   if (!options.all_kernels) lowering::leave_out_other_kernels(source, library, kernels, edits);

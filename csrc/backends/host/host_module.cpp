@@ -37,6 +37,10 @@ void check_report(void* sink, const mps_shim_check_report* r) {
   x.access_size = r->access_size;
   x.alignment = r->alignment;
   if (r->what) x.what = r->what;
+  x.line = int(r->line);
+  x.other_line = int(r->other_line);
+  if (r->file) x.file = r->file;
+  if (r->other_file) x.other_file = r->other_file;
   x.pcs.assign(r->pcs, r->pcs + std::min<uint32_t>(r->n_pcs, MPS_SHIM_CHECK_MAX_PCS));
   x.other_pcs.assign(r->other_pcs, r->other_pcs + std::min<uint32_t>(r->n_other_pcs, MPS_SHIM_CHECK_MAX_PCS));
   static_cast<kernel_checks::Sink*>(sink)->add(std::move(x));

@@ -23,16 +23,58 @@ namespace checked {
 
 namespace fib = ::mps_host::fibers;
 
+// ---- threadgroup memory: bounds, racecheck, initcheck ---------------------------------
+// A threadgroup array (`threadgroup T a[N];`, checked_lowering.h) is a
+// tg_array: its operator[] checks the index and, for elements of up to 16
+// bytes, records a touch (the address, the bytes before, where). When the
+// thread next waits (barrier, SIMD-group function) or returns, its touches
+// are settled: bytes that changed were written, the others read; each
+// element's shadow keeps the group run, whether any thread wrote it, and its
+// last writer and reader with their epoch (barrier generation, and for lanes
+// of one SIMD-group their SIMD operation count). Two threads touching an
+// element in one epoch, one writing, is a race; a read of an element no
+// thread wrote is uninitialised (arrays are filled with a pattern when a
+// group first uses them, so a write nearly always changes bytes). An array
+// whose address escaped as a plain pointer in this group (passed to a
+// helper, stored) is not initchecked: writes through that pointer are not seen.
+struct Shadow {
+  uint32_t serial;  // the group run it describes (State::serial); other: nothing yet
+  uint32_t w_bar, w_simd, r_bar, r_simd;
+  int16_t writer, reader;  // -1: none
+  uint8_t written, many_readers;
+  void* w_pcs[4];
+};
+
+struct Touch {
+  unsigned char* addr;
+  Shadow* shadow;
+  const char* (*name)();
+  unsigned char* escaped;  // the array's escape flag for this group
+  uint32_t offset, size;
+  unsigned char old[16];
+  void* pcs[MPS_SHIM_CHECK_MAX_PCS];
+  uint32_t n_pcs;
+};
+
+constexpr unsigned kMaxTouches = 48;
+
 struct FiberState {
   void* wait_pcs[MPS_SHIM_CHECK_MAX_PCS];  // where it waits (barrier or simdgroup_barrier)
   unsigned n_wait_pcs;
+  unsigned wait_line, next_line;  // the barrier call's line; next_*: set by the call, taken by the wait
+  const char* wait_file;
+  const char* next_file;
   unsigned char at_barrier;    // waits at a threadgroup barrier
   unsigned char user_simd;     // waits at the kernel's own simdgroup_barrier
   unsigned char returned;
+  unsigned char touches_lost;  // more touches than kept since the last wait: not settled
+  unsigned n_touches;
+  Touch touches[kMaxTouches];
 };
 
 // The calling OS thread's view: the launch, the threadgroup its fibers run, and each fiber's state.
 struct State {
+  uint32_t serial;  // group runs on this OS thread: a threadgroup array's contents belong to one
   const mps_shim_launch* L;
   uint3 gid, base, size;
   unsigned n;
@@ -40,8 +82,12 @@ struct State {
 };
 
 inline State& state() {
-  static thread_local State s;
-  return s;
+  static thread_local State* s = nullptr;  // ~6 MB: mapped once per OS thread
+  if (__builtin_expect(!s, 0)) {
+    void* mem = mmap(nullptr, sizeof(State), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    s = static_cast<State*>(mem == MAP_FAILED ? nullptr : mem);
+  }
+  return *s;
 }
 
 // The return addresses of the caller's frames, innermost first (frame
@@ -67,7 +113,10 @@ inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3&
   s.base = base;
   s.size = size;
   s.n = size.x * size.y * size.z;
+  s.serial += 1;
   for (unsigned i = 0; i < s.n; ++i) {
+    s.fibers[i].n_touches = 0;
+    s.fibers[i].touches_lost = 0;
     s.fibers[i].at_barrier = 0;
     s.fibers[i].user_simd = 0;
     s.fibers[i].returned = 0;
@@ -105,12 +154,29 @@ inline mps_shim_check_report blank_report(int kind) {
 // ---- synccheck ---------------------------------------------------------------
 
 __attribute__((noinline)) inline void on_barrier_arrive(unsigned tid) {
+  flush(tid);
   FiberState& f = state().fibers[tid];
   MPS_SHIM_CAPTURE_PCS(f.wait_pcs, MPS_SHIM_CHECK_MAX_PCS, f.n_wait_pcs);
+  f.wait_line = f.next_line, f.wait_file = f.next_file;
+  f.next_line = 0, f.next_file = nullptr;
   f.at_barrier = 1;
 }
 
+inline void barrier_place(unsigned line, const char* file) {
+  if (!fib::detail::tls.group) return;
+  FiberState& f = state().fibers[running_tid()];
+  f.next_line = line, f.next_file = file;
+}
+
+inline bool same_file(const char* a, const char* b) {
+  if (a == b) return true;
+  if (!a || !b) return false;
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
 inline bool same_place(const FiberState& a, const FiberState& b) {
+  if (a.wait_line != b.wait_line || !same_file(a.wait_file, b.wait_file)) return false;
   if (a.n_wait_pcs != b.n_wait_pcs) return false;
   for (unsigned i = 0; i < a.n_wait_pcs; ++i)
     if (a.wait_pcs[i] != b.wait_pcs[i]) return false;
@@ -139,18 +205,27 @@ __attribute__((noinline)) inline void on_barrier_release(fib::detail::Group* g) 
       r.n_other_pcs = f.n_wait_pcs;
       __builtin_memcpy(r.other_pcs, f.wait_pcs, sizeof(r.other_pcs));
       r.other_thread = int(t);
+      r.line = a.wait_line, r.file = a.wait_file;
+      r.other_line = f.wait_line, r.other_file = f.wait_file;
       r.what = "threadgroup_barrier";
       send(r, unsigned(first));
     }
   }
 }
 
-inline void on_fiber_return(unsigned tid) { state().fibers[tid].returned = 1; }
+inline void on_fiber_return(unsigned tid) {
+  flush(tid);
+  state().fibers[tid].returned = 1;
+}
 
 __attribute__((noinline)) inline void on_simd_arrive(unsigned tid, bool user_barrier) {
   FiberState& f = state().fibers[tid];
   f.user_simd = user_barrier;
-  if (user_barrier) MPS_SHIM_CAPTURE_PCS(f.wait_pcs, MPS_SHIM_CHECK_MAX_PCS, f.n_wait_pcs);
+  if (user_barrier) {
+    MPS_SHIM_CAPTURE_PCS(f.wait_pcs, MPS_SHIM_CHECK_MAX_PCS, f.n_wait_pcs);
+    f.wait_line = f.next_line, f.wait_file = f.next_file;
+    f.next_line = 0, f.next_file = nullptr;
+  }
 }
 
 // A SIMD-group operation completes for the lanes `done`: if it is the
@@ -171,9 +246,11 @@ inline void on_simd_complete(const fib::detail::Simd& sg, uint32_t done) {
     const FiberState& a = s.fibers[first];
     r.n_pcs = a.n_wait_pcs;
     __builtin_memcpy(r.pcs, a.wait_pcs, sizeof(r.pcs));
+    r.line = a.wait_line, r.file = a.wait_file;
     if (f.at_barrier || f.user_simd) {  // where the missing lane waits, if it is at a barrier
       r.n_other_pcs = f.n_wait_pcs;
       __builtin_memcpy(r.other_pcs, f.wait_pcs, sizeof(r.other_pcs));
+      r.other_line = f.wait_line, r.other_file = f.wait_file;
     }
     r.other_thread = int(base + l);
     r.what = "simdgroup_barrier";
@@ -194,6 +271,182 @@ __attribute__((noinline)) inline void inactive_lane_read(unsigned lane) {
   send(r, running_tid());
 }
 
+struct alignas(64) Scratch {
+  unsigned char bytes[4096];
+};
+inline Scratch& scratch_block() {
+  static thread_local Scratch s;
+  return s;
+}
+__attribute__((noinline)) inline void* clear_scratch(uint32_t size) {
+  __builtin_memset(scratch_block().bytes, 0, size);
+  return scratch_block().bytes;
+}
+
+// The epoch of thread tid: barrier generation, and its SIMD-group operations.
+inline void epoch_of(unsigned tid, uint32_t& bar, uint32_t& simd) {
+  fib::detail::Group* g = fib::detail::tls.group;
+  bar = g ? g->gen : 0;
+  simd = g ? g->simd[tid / fib::kSimdWidth].served[tid % fib::kSimdWidth] : 0;
+}
+
+inline bool same_epoch(unsigned a, uint32_t a_bar, uint32_t a_simd, unsigned b, uint32_t b_bar, uint32_t b_simd) {
+  if (a_bar != b_bar) return false;
+  return a / fib::kSimdWidth != b / fib::kSimdWidth || a_simd == b_simd;
+}
+
+inline void threadgroup_report(int kind, const Touch& t, unsigned tid, int is_write, int other, int other_is_write,
+                               void* const* other_pcs, unsigned n_other) {
+  mps_shim_check_report r = blank_report(kind);
+  r.n_pcs = t.n_pcs;
+  __builtin_memcpy(r.pcs, t.pcs, sizeof(r.pcs));
+  for (unsigned i = 0; i < n_other && i < MPS_SHIM_CHECK_MAX_PCS; ++i) r.other_pcs[i] = other_pcs[i];
+  r.n_other_pcs = n_other;
+  r.is_write = is_write;
+  r.other_is_write = other_is_write;
+  r.other_thread = other;
+  r.offset = t.offset;
+  r.access_size = t.size;
+  r.what = t.name();
+  send(r, tid);
+}
+
+// Settles thread tid's touches (see Touch): called before it waits or returns.
+__attribute__((noinline)) inline void flush(unsigned tid) {
+  State& s = state();
+  FiberState& f = s.fibers[tid];
+  const unsigned n = f.touches_lost ? 0 : f.n_touches;
+  f.n_touches = 0;
+  f.touches_lost = 0;
+  if (!n) return;
+  uint32_t bar, simd;
+  epoch_of(tid, bar, simd);
+  for (unsigned i = 0; i < n; ++i) {
+    const Touch& t = f.touches[i];
+    Shadow& e = *t.shadow;
+    if (e.serial != s.serial) {
+      __builtin_memset(&e, 0, sizeof(e));
+      e.serial = s.serial;
+      e.writer = e.reader = -1;
+    }
+    const bool write = __builtin_memcmp(t.addr, t.old, t.size) != 0;
+    const bool w_now = e.writer >= 0 && same_epoch(tid, bar, simd, unsigned(e.writer), e.w_bar, e.w_simd);
+    const bool r_now = e.reader >= 0 && same_epoch(tid, bar, simd, unsigned(e.reader), e.r_bar, e.r_simd);
+    if (write) {
+      if (w_now && e.writer != int(tid))
+        threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 1, e.writer, 1, e.w_pcs, 4);
+      else if (r_now && (e.reader != int(tid) || e.many_readers))
+        threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 1, e.reader, 0, nullptr, 0);
+      e.writer = int16_t(tid);
+      e.w_bar = bar, e.w_simd = simd;
+      e.written = 1;
+      for (unsigned k = 0; k < 4; ++k) e.w_pcs[k] = k < t.n_pcs ? t.pcs[k] : nullptr;
+    } else {
+      if (!e.written && !*t.escaped)
+        threadgroup_report(MPS_SHIM_CHECK_UNINITIALIZED, t, tid, 0, -1, -1, nullptr, 0);
+      else if (w_now && e.writer != int(tid))
+        threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 0, e.writer, 1, e.w_pcs, 4);
+      if (!r_now) {
+        e.reader = int16_t(tid);
+        e.r_bar = bar, e.r_simd = simd;
+        e.many_readers = 0;
+      } else if (e.reader != int(tid)) {
+        e.many_readers = 1;
+      }
+    }
+  }
+}
+
+__attribute__((noinline)) inline void threadgroup_bounds_fault(const char* name, int64_t offset, uint64_t extent,
+                                                               uint32_t size) {
+  mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_THREADGROUP_BOUNDS);
+  MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
+  r.offset = offset;
+  r.extent = extent;
+  r.access_size = size;
+  r.what = name;
+  send(r, running_tid());
+}
+
+__attribute__((noinline)) inline void record_touch(unsigned char* addr, Shadow* shadow, const char* (*name)(),
+                                                   unsigned char* escaped, uint32_t offset, uint32_t size) {
+  if (!fib::detail::tls.group) return;
+  FiberState& f = state().fibers[running_tid()];
+  if (f.n_touches == kMaxTouches) {
+    f.touches_lost = 1;
+    return;
+  }
+  Touch& t = f.touches[f.n_touches++];
+  t.addr = addr;
+  t.shadow = shadow;
+  t.name = name;
+  t.escaped = escaped;
+  t.offset = offset;
+  t.size = size;
+  __builtin_memcpy(t.old, addr, size);
+  MPS_SHIM_CAPTURE_PCS(t.pcs, MPS_SHIM_CHECK_MAX_PCS, t.n_pcs);
+}
+
+// `threadgroup T a[N];` in checked code (checked_lowering.h); Tag names it.
+// Its size is the array's: the 32 KiB static_assert still holds.
+template <typename T, unsigned long N, typename Tag>
+struct tg_array {
+  T data[N];
+  static constexpr bool kTracked = sizeof(T) <= 16 && std::is_trivially_copyable_v<T> && !std::is_array_v<T>;
+  struct Group {
+    uint32_t serial;
+    unsigned char escaped;
+  };
+  static Shadow* shadow() {
+    static thread_local Shadow* s = nullptr;
+    if (__builtin_expect(!s, 0)) {
+      void* mem = mmap(nullptr, sizeof(Shadow) * N, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      s = static_cast<Shadow*>(mem == MAP_FAILED ? nullptr : mem);
+    }
+    return s;
+  }
+  static Group& group() {
+    static thread_local Group g;
+    return g;
+  }
+  // The group's first use: uninitialised memory gets a pattern (see Shadow).
+  MPS_SHIM_INLINE void begin() {
+    Group& g = group();
+    const uint32_t serial = state().serial;
+    if (__builtin_expect(g.serial != serial, 0)) {
+      g.serial = serial;
+      g.escaped = 0;
+      __builtin_memset(static_cast<void*>(data), 0xA7, sizeof(data));
+    }
+  }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE T& operator[](const I& index) {
+    begin();
+    const long i = long(index);
+    if (__builtin_expect(i < 0 || (unsigned long)i >= N, 0)) {
+      threadgroup_bounds_fault(Tag::name(), i * long(sizeof(T)), sizeof(data), sizeof(T));
+      if (sizeof(T) <= sizeof(Scratch)) return *reinterpret_cast<T*>(clear_scratch(sizeof(T)));
+    }
+    if constexpr (kTracked) {
+      if (Shadow* s = shadow())
+        record_touch(reinterpret_cast<unsigned char*>(&data[i]), &s[i], &Tag::name, &group().escaped,
+                     uint32_t(i * sizeof(T)), sizeof(T));
+    }
+    return data[i];
+  }
+  template <typename I, typename = std::enable_if_t<std::is_convertible_v<I, long>>>
+  MPS_SHIM_INLINE const T& operator[](const I& index) const {
+    return const_cast<tg_array&>(*this)[index];
+  }
+  // The array as a plain pointer: accesses through it are not checked.
+  MPS_SHIM_INLINE operator T*() {
+    begin();
+    group().escaped = 1;
+    return data;
+  }
+  MPS_SHIM_INLINE operator const T*() const { return const_cast<tg_array&>(*this); }
+};
+
 // ---- memcheck: device and constant buffers -----------------------------------
 
 __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t offset, uint64_t extent,
@@ -207,18 +460,6 @@ __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t
   r.alignment = align;
   r.is_write = is_write;
   send(r, running_tid());
-}
-
-struct alignas(64) Scratch {
-  unsigned char bytes[4096];
-};
-inline Scratch& scratch_block() {
-  static thread_local Scratch s;
-  return s;
-}
-__attribute__((noinline)) inline void* clear_scratch(uint32_t size) {
-  __builtin_memset(scratch_block().bytes, 0, size);
-  return scratch_block().bytes;
 }
 
 // A device or constant pointer with its buffer's bounds (checked_lowering.h):

@@ -344,6 +344,8 @@ void on_fiber_return(unsigned tid);
 void on_simd_arrive(unsigned tid, bool user_barrier);
 void on_simd_complete(const fibers::detail::Simd& s, uint32_t done);
 void inactive_lane_read(unsigned lane);
+void flush(unsigned tid);
+void barrier_place(unsigned line, const char* file);  // where the running thread's next barrier call is  // the thread's threadgroup accesses since its last wait (racecheck, initcheck)
 }  // namespace checked
 #endif
 
@@ -601,6 +603,9 @@ inline void fiber_main(void* arg) {
 inline Simd* simd_arrive(Group* g, const void* v, size_t n, unsigned* parity, unsigned* lane) {
   Fiber* f = g->running;
   const unsigned tid = f->tid;
+#ifdef MPS_SHIM_CHECKED
+  ::mps_host::checked::flush(tid);
+#endif
   const unsigned l = tid % kSimdWidth;
   Simd* s = &g->simd[tid / kSimdWidth];
   const uint32_t gen = s->gen;

@@ -40,6 +40,10 @@ struct mps_shim_check_report {
   uint32_t access_size;       // bytes accessed
   uint32_t alignment;         // required alignment (misaligned)
   const char* what;           // static text: the SIMD-group function, the threadgroup array
+  // Source places the module knows itself (barriers: the call's line), 0 / null where unknown.
+  uint32_t line, other_line;
+  const char* file;
+  const char* other_file;
   uint32_t n_pcs, n_other_pcs;
   void* pcs[MPS_SHIM_CHECK_MAX_PCS];        // return addresses, innermost first
   void* other_pcs[MPS_SHIM_CHECK_MAX_PCS];  // the other party's (where it waited, or accessed)

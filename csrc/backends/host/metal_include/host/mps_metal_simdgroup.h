@@ -273,6 +273,22 @@ struct simd_vote {
 };
 typedef simd_vote quad_vote;
 
+#ifdef MPS_SHIM_CHECKED
+// The call's place goes with the wait: two barriers whose code the compiler
+// merged are still told apart (synccheck).
+MPS_SHIM_INLINE void threadgroup_barrier(mem_flags = mem_flags::mem_none, unsigned line = __builtin_LINE(),
+                                         const char* file = __builtin_FILE()) {
+  __asm__ volatile("" ::: "memory");
+  mps_host::checked::barrier_place(line, file);
+  mps_host::fibers::barrier();
+}
+MPS_SHIM_INLINE void simdgroup_barrier(mem_flags = mem_flags::mem_none, unsigned line = __builtin_LINE(),
+                                       const char* file = __builtin_FILE()) {
+  __asm__ volatile("" ::: "memory");
+  mps_host::checked::barrier_place(line, file);
+  mps_host::fibers::simd_barrier(true);
+}
+#else
 MPS_SHIM_INLINE void threadgroup_barrier(mem_flags = mem_flags::mem_none) {
   __asm__ volatile("" ::: "memory");
   mps_host::fibers::barrier();
@@ -281,6 +297,7 @@ MPS_SHIM_INLINE void simdgroup_barrier(mem_flags = mem_flags::mem_none) {
   __asm__ volatile("" ::: "memory");
   mps_host::fibers::simd_barrier(true);
 }
+#endif
 
 // Every function exists for the SIMD-group (W = 32) and the quad (W = 4).
 #define MPS_GROUP_FUNCTIONS(P, W)                                                                            \
