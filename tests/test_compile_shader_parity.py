@@ -352,7 +352,8 @@ def _np_dtype(dtype):
     return np.dtype(dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int32", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int32",
+                                   pytest.param("int64", marks=pytest.mark.checked_reports(reason="c10's 64-bit reductions shuffle in inactive lanes (partial or divergent SIMD-groups): checked mode reports it"))])
 def test_reduction_utils(c10, dtype):
     t = _metal_type(dtype)
     lib = mps_shim.compile_shader(f"""

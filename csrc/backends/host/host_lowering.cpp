@@ -121,10 +121,10 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
       lowering::module_kernels(library, options.all_kernels, options.kernels, options.constants);
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
-    if (k.waits || options.checked) k.execution = KernelDecl::Execution::Fibers;
-    if (options.checked)
-      k.execution_note = options.check_buffers ? "checked mode runs every kernel on fibers"
-                                               : concat("checked mode runs every kernel on fibers; its buffer accesses are "
+    if (k.waits) k.execution = KernelDecl::Execution::Fibers;
+    if (options.checked && k.waits)
+      k.execution_note = options.check_buffers ? "checked mode runs kernels that wait on fibers"
+                                               : concat("checked mode runs kernels that wait on fibers; their buffer accesses are "
                                                         "not checked (", options.buffers_unchecked_reason, ")");
     wanted.insert(k.body_open);
   }

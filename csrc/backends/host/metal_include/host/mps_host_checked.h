@@ -75,6 +75,10 @@ struct FiberState {
 // The calling OS thread's view: the launch, the threadgroup its fibers run, and each fiber's state.
 struct State {
   uint32_t serial;  // group runs on this OS thread: a threadgroup array's contents belong to one
+  // Kernels that do not wait run their threads one after another, without
+  // fibers: `solo` is set while one runs, as thread `solo_tid` of the group.
+  unsigned char solo, solo_group;
+  unsigned solo_tid;
   const mps_shim_launch* L;
   uint3 gid, base, size;
   unsigned n;
@@ -114,6 +118,7 @@ inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3&
   s.size = size;
   s.n = size.x * size.y * size.z;
   s.serial += 1;
+  s.solo = 0;
   for (unsigned i = 0; i < s.n; ++i) {
     s.fibers[i].n_touches = 0;
     s.fibers[i].touches_lost = 0;
@@ -124,7 +129,11 @@ inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3&
   }
 }
 
-inline unsigned running_tid() { return fib::current_thread_index(); }
+inline unsigned running_tid() {
+  if (fib::detail::tls.group) return fib::current_thread_index();
+  const State& s = state();
+  return s.solo ? s.solo_tid : 0u;
+}
 
 // Fills the thread's ids and hands the report to the runtime.
 __attribute__((noinline)) inline void send(mps_shim_check_report& r, unsigned tid) {
@@ -357,6 +366,44 @@ __attribute__((noinline)) inline void flush(unsigned tid) {
   }
 }
 
+// A chunk of groups of a kernel that does not wait starts (its entry point).
+inline void begin_chunk() { state().solo_group = 0; }
+
+// One thread of a kernel that does not wait, run without fibers: its ids for
+// reports (a new group starts a new threadgroup run), and its threadgroup
+// accesses settled when it ends (no barrier: one epoch for the group).
+struct ThreadScope {
+  unsigned tid;
+  MPS_SHIM_INLINE ThreadScope(const mps_shim_launch* L, const ThreadIds& t) {
+    State& s = state();
+    const unsigned gx = t.in_grid.x / L->group[0], gy = t.in_grid.y / L->group[1], gz = t.in_grid.z / L->group[2];
+    if (!s.solo_group || gx != s.gid.x || gy != s.gid.y || gz != s.gid.z || s.L != L) new_group(s, L, gx, gy, gz);
+    const unsigned x = t.in_grid.x - s.base.x, y = t.in_grid.y - s.base.y, z = t.in_grid.z - s.base.z;
+    tid = (z * s.size.y + y) * s.size.x + x;
+    s.solo = 1;
+    s.solo_tid = tid;
+    s.fibers[tid].n_touches = 0;
+    s.fibers[tid].touches_lost = 0;
+  }
+  MPS_SHIM_INLINE ~ThreadScope() {
+    flush(tid);
+    state().solo = 0;
+  }
+  __attribute__((noinline)) static void new_group(State& s, const mps_shim_launch* L, unsigned gx, unsigned gy,
+                                                  unsigned gz) {
+    s.L = L;
+    s.solo_group = 1;
+    s.serial += 1;
+    s.gid = uint3(gx, gy, gz);
+    s.base = uint3(gx * L->group[0], gy * L->group[1], gz * L->group[2]);
+    s.size = uint3(metal::min(L->group[0], L->grid[0] - s.base.x), metal::min(L->group[1], L->grid[1] - s.base.y),
+                   metal::min(L->group[2], L->grid[2] - s.base.z));
+    s.n = s.size.x * s.size.y * s.size.z;
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+};
+
 __attribute__((noinline)) inline void threadgroup_bounds_fault(const char* name, int64_t offset, uint64_t extent,
                                                                uint32_t size) {
   mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_THREADGROUP_BOUNDS);
@@ -370,7 +417,7 @@ __attribute__((noinline)) inline void threadgroup_bounds_fault(const char* name,
 
 __attribute__((noinline)) inline void record_touch(unsigned char* addr, Shadow* shadow, const char* (*name)(),
                                                    unsigned char* escaped, uint32_t offset, uint32_t size) {
-  if (!fib::detail::tls.group) return;
+  if (!fib::detail::tls.group && !state().solo) return;
   FiberState& f = state().fibers[running_tid()];
   if (f.n_touches == kMaxTouches) {
     f.touches_lost = 1;
