@@ -104,11 +104,12 @@ def test_shuffle_reads_an_inactive_lane(checked):
     out = np.zeros(17, np.float32)
     with pytest.raises(mps_shim.KernelCheckError) as e:
         lib.shuffle_partial(out, x, threads=(17,), group_size=(17,))
-    # 17 active lanes: lanes 13-16 read lanes 17-20, inactive. Lane 16 arrives last, completes the
-    # exchange and goes on first: it is the one named, reading lane 20; the line counts all four.
+    # 17 active lanes: lanes 13-16 read lanes 17-20, inactive. The kernel runs as lane loops, which compute
+    # the shuffle lane by lane in order: lane 13 (reading lane 17) is named; the line counts all four.
+    assert lib.shuffle_partial.function.info["execution"] == "lane_loops"
     r = one_report(e, checked.reports, "initcheck", "inactive_lane")
     assert r["line"] == line_of(SYNC, "SHUFFLE")
-    assert r["thread_position_in_grid"] == [16, 0, 0] and r["simd_lane"] == 16 and r["lane"] == 20
+    assert r["thread_position_in_grid"] == [13, 0, 0] and r["simd_lane"] == 13 and r["lane"] == 17
     assert r["count"] == 4
 
 
@@ -129,11 +130,14 @@ def test_correct_kernels_run_clean_and_right(checked):
 
 def test_checked_kernels_are_compiled_and_cached_apart(checked):
     lib = mps_shim.compile_shader(SYNC)
-    assert lib.tree_sum.function.info["execution"] == "fibers"
+    # a barrier under a divergent condition: lane loops would hide which threads reach it, so fibers
+    info = lib.split_barrier.function.info
+    assert info["execution"] == "fibers" and "checked mode" in info["execution_note"]
+    assert lib.tree_sum.function.info["execution"] == "lane_loops"
     mps_shim.set_checked_mode("off")
     try:
         plain = mps_shim.compile_shader(SYNC)
-        assert plain.tree_sum.function.info["execution"] == "lane_loops"
+        assert plain.split_barrier.function.info["execution"] == "lane_loops"
         out = np.zeros(64, np.float32)
         plain.split_barrier(out, threads=(64,), group_size=(64,))  # unchecked: no report, no failure
     finally:
@@ -168,7 +172,7 @@ def test_c10_simd_prod_long_reads_inactive_lanes(checked):
     with pytest.raises(mps_shim.KernelCheckError) as e:
         lib.do_prod(out, x, threads=(12,), group_size=(12,))
     # simd_prod<long> shuffles with simd_shuffle_and_fill_down(..., int2(0), i), i = 16, 8, 4, 2, 1. At i = 16
-    # lane 11, the last to arrive, goes on first and reads lane 27 (12 lanes are active).
+    # lane 0 reads lane 16, inactive (12 lanes are active); lane loops compute the lanes in order.
     r = one_report(e, checked.reports, "initcheck", "inactive_lane")
     lines = open(header).read().splitlines()
     prod = next(n for n, t in enumerate(lines, 1) if "simd_prod(T val)" in t and "is_same_v<T, long>" in t)
@@ -177,7 +181,7 @@ def test_c10_simd_prod_long_reads_inactive_lanes(checked):
     expect = next(n for n, t in enumerate(lines, 1) if n > prod and "val *= as_type<T>(" in t)
     assert "simd_shuffle_and_fill_down" in lines[expect]
     assert r["file"].endswith("c10/metal/reduction_utils.h") and r["line"] == expect
-    assert r["thread_position_in_grid"] == [11, 0, 0] and r["lane"] == 27
+    assert r["thread_position_in_grid"] == [0, 0, 0] and r["lane"] == 16
 
 
 MEMORY = r"""#include <metal_stdlib>

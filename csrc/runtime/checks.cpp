@@ -74,6 +74,10 @@ struct Place {
 
 // The translation was compiled in a private build folder: name its files as the user did.
 std::string tidy_file(std::string file) {
+  // The lane-loop copy of a function is marked as its file "(lane loops)": the same lines.
+  const std::string copy = " (lane loops)";
+  if (file.size() > copy.size() && file.compare(file.size() - copy.size(), copy.size(), copy) == 0)
+    file.resize(file.size() - copy.size());
   size_t build = file.find("/.build-");
   if (build == std::string::npos) build = file.find("/mps_shim-build-");
   if (build != std::string::npos) {

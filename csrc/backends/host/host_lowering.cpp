@@ -65,7 +65,8 @@ void add_lane_loop_function(const frontend::LexedSource& src, const ParsedLibrar
   } else {
     const LaneLoopRequest request{
         src, edits, d.body_open, d.last, d.params, max_threads,
-        [&](std::string_view name) { return frontend::call_kind(src, library.bodies, name); }, library.bodies};
+        [&](std::string_view name) { return frontend::call_kind(src, library.bodies, name); }, library.bodies,
+        options.checked};
     split = split_at_barriers(request);
   }
   if (!split.body) {
@@ -122,19 +123,19 @@ HostLibrary lower_for_host(const frontend::LexedSource& source, const ParsedLibr
   std::set<size_t> wanted;  // the definitions of the module's kernels, by body
   for (KernelDecl& k : kernels) {
     if (k.waits) k.execution = KernelDecl::Execution::Fibers;
-    if (options.checked && k.waits)
-      k.execution_note = options.check_buffers ? "checked mode runs kernels that wait on fibers"
-                                               : concat("checked mode runs kernels that wait on fibers; their buffer accesses are "
-                                                        "not checked (", options.buffers_unchecked_reason, ")");
     wanted.insert(k.body_open);
   }
-  if (!options.checked)
-    for (const KernelDefinition& d : library.definitions)
-      if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
+  // Checked mode's classes go in first: the lane-loop copies carry them too.
   if (options.checked && options.check_buffers) {
     wrap_device_pointers(source, library, kernels, edits);
     wrap_threadgroup_arrays(source, library, edits);
   }
+  for (const KernelDefinition& d : library.definitions)
+    if (wanted.count(d.body_open)) add_lane_loop_function(source, library, d, options, edits, kernels);
+  if (options.checked && !options.check_buffers)
+    for (KernelDecl& k : kernels)
+      k.execution_note = concat(k.execution_note, k.execution_note.empty() ? "" : "; ",
+                                "checked mode: its memory accesses are not checked (", options.buffers_unchecked_reason, ")");
   add_reconvergence_points(source, library.bodies, edits);  // after the lane-loop copies: the fiber engine's alone
   frontend::specialise_function_constants(source, library, options.constants, edits);
   if (!options.all_kernels) lowering::leave_out_other_kernels(source, library, kernels, edits);

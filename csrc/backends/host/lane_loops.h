@@ -44,6 +44,10 @@ struct LaneLoopRequest {
   // or a barrier / atomic polling inside a statement (needs fibers).
   std::function<frontend::CallKind(std::string_view name)> call_kind;
   const std::vector<frontend::FunctionBody>& bodies;  // the library's functions, for inlining
+  // Checked mode (runtime/checks.h): a barrier under a condition that differs
+  // between threads is refused, so that such a kernel runs on fibers, where
+  // synccheck sees which threads reach it.
+  bool checked = false;
 };
 
 struct LaneLoopResult {

@@ -8,6 +8,19 @@
 
 namespace mps_shim::host::lane_loops {
 
+// A threadgroup declaration's keyword in the group function: memory local to
+// it (the host's `static thread_local` dropped), or checked mode's array class
+// (checked_lowering.h) with its tag.
+static std::string group_local(const std::string& replacement, size_t width) {
+  const size_t at = replacement.find("mps_host::checked::tg_array<");
+  if (at == std::string::npos) return std::string(width, ' ');
+  std::string out = replacement;
+  const std::string storage = "static thread_local ";
+  const size_t st = out.find(storage);
+  if (st != std::string::npos) out.erase(st, storage.size());
+  return out;
+}
+
 LaneLoopResult Splitter::run() {
   std::vector<Stmt> body;
   if (!parse_statements(t_, r_.body_open, r_.body_close, body))
@@ -69,7 +82,7 @@ std::string Splitter::render(size_t first, size_t last, const std::map<size_t, s
       own[k] = "std::remove_reference_t<decltype";
       own[k + 3] = ")>";
     } else if (t_[k].is("threadgroup") && r_.replacements[k] && !own.count(k)) {
-      own[k] = std::string(t_[k].text.size(), ' ');
+      own[k] = group_local(*r_.replacements[k], t_[k].text.size());
     }
   }
   return rewritten_text(r_.source, r_.replacements, first, last, &own);
@@ -232,7 +245,7 @@ std::string Splitter::hoist_call(const HoistedCall& c) {
   if (!shape) {
     std::string call = "auto " + id + " = mps_host::lanes::" + std::string(frontend::metal_builtin_name(t_[c.name].text)) + "(mps_g";
     for (const std::string& a : arrays) call += ", " + a;
-    out_ += call + ");\n";
+    out_ += line_marker(c.name) + call + ");\n";  // the call's own line (checked mode's reports name it)
     return id + "[mps_lane]";
   }
   // A lambda: its expression with the parameters read from the collected arguments.
@@ -370,7 +383,8 @@ bool Splitter::simd_statement(const Stmt& s) {
 
 std::string Splitter::tokens_text(const std::vector<size_t>& toks) const {
   std::string s;
-  for (size_t k : toks) s += (t_[k].is("threadgroup") ? std::string() : render(k, k)) + " ";
+  for (size_t k : toks)
+    s += (t_[k].is("threadgroup") ? group_local(r_.replacements[k] ? *r_.replacements[k] : "", 0) : render(k, k)) + " ";
   return s;
 }
 
@@ -477,6 +491,11 @@ bool Splitter::loop_body(const Stmt& s, const std::string& open, const std::stri
 }
 
 bool Splitter::masked_if(const Stmt& s) {
+  if (r_.checked) {
+    const auto w = waits_.lower_bound(s.first);
+    if (mentions_barrier(s.first, s.last) || (w != waits_.end() && *w <= s.last))
+      return fail("checked mode: a barrier under a condition that differs between threads (synccheck runs it on fibers)");
+  }
   const std::string id = std::to_string(next_array_++);
   out_ += line_marker(s.first) + "{\nauto mps_cond_" + id + " = mps_host::collect_lanes<" +
           std::to_string(r_.max_threads) + ", false>(mps_g, " + lane_lambda_open("", "bool") + "return bool" +

@@ -79,6 +79,7 @@ struct State {
   // fibers: `solo` is set while one runs, as thread `solo_tid` of the group.
   unsigned char solo, solo_group;
   unsigned solo_tid;
+  uint32_t lane_epoch;  // lane loops: loops over the group's threads so far (a loop never spans a barrier)
   const mps_shim_launch* L;
   uint3 gid, base, size;
   unsigned n;
@@ -268,16 +269,48 @@ inline void on_simd_complete(const fib::detail::Simd& sg, uint32_t done) {
   }
 }
 
+// ---- lane loops -----------------------------------------------------------------
+// A kernel the lane-loop splitter accepts runs as loops over a group's
+// threads, one per stretch between barriers (or part of one): a thread's
+// threadgroup accesses are settled when its turn in a loop ends, a loop is
+// an epoch of its own (so only accesses within one loop can race: fewer
+// races are seen than on fibers, never false ones). Statements that run once
+// for the group record no accesses. The splitter leaves kernels with a
+// barrier under a divergent condition to fibers in checked mode.
+inline void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size) {
+  begin_group(L, gid, base, size);
+  state().lane_epoch += 1;
+}
+inline void lane_pass() { state().lane_epoch += 1; }
+MPS_SHIM_INLINE void lane_enter(unsigned lane) {
+  State& s = state();
+  s.solo = 1;
+  s.solo_tid = lane;
+}
+MPS_SHIM_INLINE void lane_leave(unsigned lane) {
+  State& s = state();
+  if (s.fibers[lane].n_touches || s.fibers[lane].touches_lost) flush(lane);
+  s.solo = 0;
+}
+
 // ---- initcheck: SIMD-group functions -------------------------------------------
 
 // A shuffle, broadcast or fill read lane `lane` of the caller's SIMD-group,
 // which is inactive (past a partial SIMD-group's end, returned, or off the
 // caller's path): Metal leaves the value undefined.
 __attribute__((noinline)) inline void inactive_lane_read(unsigned lane) {
+  // A replayed lane-loop statement computes with placeholders until its operation completes.
+  if (!fib::detail::tls.group && fib::detail::tls.lanes && fib::detail::tls.lanes->placeholder) return;
   mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_INACTIVE_LANE);
   MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
   r.lane = int(lane);
   send(r, running_tid());
+}
+__attribute__((noinline)) inline void inactive_lane_read_by(unsigned tid, unsigned lane) {
+  mps_shim_check_report r = blank_report(MPS_SHIM_CHECK_INACTIVE_LANE);
+  MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
+  r.lane = int(lane);
+  send(r, tid);
 }
 
 struct alignas(64) Scratch {
@@ -295,7 +328,7 @@ __attribute__((noinline)) inline void* clear_scratch(uint32_t size) {
 // The epoch of thread tid: barrier generation, and its SIMD-group operations.
 inline void epoch_of(unsigned tid, uint32_t& bar, uint32_t& simd) {
   fib::detail::Group* g = fib::detail::tls.group;
-  bar = g ? g->gen : 0;
+  bar = g ? g->gen : state().lane_epoch;
   simd = g ? g->simd[tid / fib::kSimdWidth].served[tid % fib::kSimdWidth] : 0;
 }
 

@@ -30,6 +30,16 @@ struct ThreadIds {
   uint simd_width;          // threads_per_simdgroup, thread_execution_width
 };
 
+#ifdef MPS_SHIM_CHECKED
+// Checked mode's hooks into the engine's loops (defined in mps_host_checked.h).
+namespace checked {
+void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size);
+void lane_pass();                 // a loop over the group's threads starts
+void lane_enter(unsigned lane);   // thread `lane` runs a stretch
+void lane_leave(unsigned lane);
+}  // namespace checked
+#endif
+
 // Fills the ids of thread (x, y, z) of a threadgroup at `base` of actual size `size`.
 MPS_SHIM_INLINE void set_group_ids(ThreadIds& t, const uint3& gid, const uint3& base, const uint3& size,
                                    const uint3& grid, const uint3& group, const uint3& groups, uint x, uint y, uint z) {
@@ -158,7 +168,14 @@ MPS_SHIM_INLINE void visit_lane(GroupLanes& g, F& f, unsigned lane, uint x, uint
   ThreadIds t;
   set_group_ids(t, g.gid, g.base, g.size, g.grid, g.group, g.groups, x, y, z);
   t.index_in_group = lane;  // the same value, in a form the vectoriser sees
+#ifdef MPS_SHIM_CHECKED
+  checked::lane_enter(lane);
+  const bool returned = f(lane, t);
+  checked::lane_leave(lane);
+  if (returned) {
+#else
   if (f(lane, t)) {
+#endif
     if (!g.any_returned) __builtin_memset(g.returned, 0, sizeof(g.returned));
     g.any_returned = true;
     g.returned[lane] = 1;
@@ -192,6 +209,9 @@ MPS_SHIM_INLINE bool any_running(GroupLanes& g) {
 // loop the compiler can vectorise.
 template <typename F>
 MPS_SHIM_INLINE void for_each_lane(GroupLanes& g, F&& f) {
+#ifdef MPS_SHIM_CHECKED
+  checked::lane_pass();
+#endif
   const bool skip_returned = g.any_returned, skip_off = g.any_off;
   auto skipped = [&](unsigned lane) __attribute__((always_inline)) {
     return (skip_returned && g.returned[lane]) || (skip_off && g.off[lane]);
@@ -407,6 +427,9 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.any_off = false;
     g.any_held = false;
     g.running_valid = false;
+#ifdef MPS_SHIM_CHECKED
+    checked::begin_lane_group(L, g.gid, g.base, g.size);
+#endif
     run_group_lanes(body, g);
     if (x.failed || x.no_memory) break;
   }

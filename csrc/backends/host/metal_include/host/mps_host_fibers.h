@@ -344,6 +344,7 @@ void on_fiber_return(unsigned tid);
 void on_simd_arrive(unsigned tid, bool user_barrier);
 void on_simd_complete(const fibers::detail::Simd& s, uint32_t done);
 void inactive_lane_read(unsigned lane);
+void inactive_lane_read_by(unsigned tid, unsigned lane);  // lane loops: thread tid read lane
 void flush(unsigned tid);
 void barrier_place(unsigned line, const char* file);  // where the running thread's next barrier call is  // the thread's threadgroup accesses since its last wait (racecheck, initcheck)
 }  // namespace checked
@@ -815,6 +816,9 @@ struct LaneExchange {
   bool deposited;  // a thread deposited for operation `resolved` in this pass
   unsigned lane, op, resolved;
   uint32_t site;   // the call site of the SIMD function being called (0: not told)
+#ifdef MPS_SHIM_CHECKED
+  bool placeholder;  // the last exchange returned a placeholder (its operation not complete yet)
+#endif
   LaneOp** ops;    // ops[k], k < n_ops, mapped
   unsigned n_ops, ops_capacity;
   // Lanes that deposited for operation `resolved` in this pass. A lane only
@@ -871,6 +875,9 @@ inline __attribute__((always_inline)) SimdView lane_exchange(LaneExchange* x, co
                                                            const void* kind = nullptr) {
   if (x->site) kind = reinterpret_cast<const void*>(uintptr_t(x->site));  // the call site tells operations apart
   const unsigned k = x->op++, lane = x->lane, sg = lane / kSimdWidth, l = lane % kSimdWidth;
+#ifdef MPS_SHIM_CHECKED
+  x->placeholder = !(x->replaying && k < x->resolved);
+#endif
   if (x->replaying && k < x->resolved) {
     const LaneOp* o = x->ops[k];
     uint32_t mask = o->mask[sg];

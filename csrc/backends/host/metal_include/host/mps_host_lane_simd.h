@@ -127,6 +127,9 @@ template <unsigned W, typename T>
 MPS_SHIM_INLINE const T& pick(const ActiveLanes& a, const T* x, unsigned lane, long src, const T& fallback) {
   if (src < 0 || src >= long(W)) return fallback;
   const unsigned from = lane / W * W + unsigned(src);
+#ifdef MPS_SHIM_CHECKED
+  if (!((a.mask[lane / 32] >> (from % 32)) & 1u)) checked::inactive_lane_read_by(lane, from % 32);
+#endif
   return (a.mask[lane / 32] >> (from % 32)) & 1u ? x[from] : fallback;
 }
 
@@ -178,6 +181,9 @@ MPS_SHIM_INLINE auto shuffle_and_fill(GroupLanes& g, V& data, F& filling, D& del
     } else {
       const unsigned from = l / W * W + unsigned(src);
       const bool ok = src >= 0 && src < long(W) && ((a.mask[l / 32] >> (from % 32)) & 1u);
+#ifdef MPS_SHIM_CHECKED
+      if (src >= 0 && src < long(W) && !ok) checked::inactive_lane_read_by(l, from % 32);
+#endif
       return T(lane_at(filling, ok ? from : l));
     }
   };
