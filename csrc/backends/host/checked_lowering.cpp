@@ -52,8 +52,9 @@ void wrap(const std::vector<Token>& toks, TokenEdits& edits, size_t first, size_
   edits[star] = std::string(">");
 }
 
-// A kernel's parameter list (lparen, rparen): each `space T* name [[...]]`.
-void wrap_params(const std::vector<Token>& toks, TokenEdits& edits, size_t lparen, size_t rparen) {
+// A kernel's parameter list (lparen, rparen): each `space T* name [[...]]`; their names go to `names`.
+void wrap_params(const std::vector<Token>& toks, TokenEdits& edits, size_t lparen, size_t rparen,
+                 std::vector<std::string_view>& names) {
   size_t start = lparen + 1;
   int depth = 0;
   for (size_t k = lparen + 1; k <= rparen; ++k) {
@@ -71,10 +72,53 @@ void wrap_params(const std::vector<Token>& toks, TokenEdits& edits, size_t lpare
     if (end > start + 1 && toks[end - 1].is_identifier()) {
       size_t type_end = end - 1;
       if (toks[type_end - 1].is("const")) --type_end;  // `T* const p`: the wrapper is const
-      if (const size_t star = pointer_type(toks, start, type_end)) wrap(toks, edits, start, star);
+      if (const size_t star = pointer_type(toks, start, type_end)) {
+        wrap(toks, edits, start, star);
+        names.push_back(toks[end - 1].text);
+      }
     }
     start = k + 1;
   }
+}
+
+// Token k is a whole argument of a call (`f(a, NAME)`, not a cast's operand,
+// sizeof or a control statement's head): where a template may deduce `T*`
+// from it, which a class cannot give.
+bool call_argument(const std::vector<Token>& toks, size_t k, size_t floor) {
+  if (!(toks[k - 1].is("(") || toks[k - 1].is(",")) || !(toks[k + 1].is(")") || toks[k + 1].is(","))) return false;
+  if (toks[k - 1].is(".") || toks[k - 1].is("->")) return false;
+  int depth = 0;
+  size_t open = k;
+  for (size_t j = k; j-- > floor;) {
+    if (toks[j].is(")") || toks[j].is("]") || toks[j].is("}")) ++depth;
+    else if (toks[j].is("(") || toks[j].is("[") || toks[j].is("{")) {
+      if (depth == 0) {
+        open = j;
+        break;
+      }
+      --depth;
+    }
+  }
+  if (open == k || !toks[open].is("(") || open == 0) return false;
+  const Token& callee = toks[open - 1];
+  static const std::set<std::string_view> not_calls = {"if", "while", "for", "switch", "return", "sizeof",
+                                                       "alignof", "decltype", "static_assert"};
+  if (callee.is(">")) {  // `f<T>(x)`, but not a cast's operand
+    const size_t lt = frontend::matching_open_paren(toks, open - 1, floor);
+    (void)lt;
+    for (size_t j = open - 1; j > floor && j + 40 > open; --j)
+      if (toks[j].is("reinterpret_cast") || toks[j].is("static_cast") || toks[j].is("const_cast")) return false;
+    return true;
+  }
+  return callee.is_identifier() && !not_calls.count(callee.text);
+}
+
+// Uses of `name` in tokens (from, to) as whole call arguments read the plain pointer.
+void plain_in_calls(const std::vector<Token>& toks, TokenEdits& edits, std::string_view name, size_t from, size_t to,
+                    const char* suffix) {
+  for (size_t k = from + 1; k < to; ++k)
+    if (toks[k].is_identifier() && toks[k].text == name && !edits[k] && call_argument(toks, k, from))
+      edits[k] = std::string(name) + suffix;
 }
 
 bool expression_start(const Token& t) {
@@ -91,7 +135,8 @@ void wrap_device_pointers(const frontend::LexedSource& source, const frontend::P
   for (const frontend::KernelDecl& k : kernels) bodies.insert(k.body_open);
   for (const frontend::KernelDefinition& d : library.definitions) {
     if (!bodies.count(d.body_open)) continue;
-    wrap_params(toks, edits, d.lparen, d.rparen);
+    std::vector<std::string_view> names;
+    wrap_params(toks, edits, d.lparen, d.rparen, names);
     // `[const] space T* name =` at the start of a statement of the kernel's body.
     for (size_t k = d.body_open + 1; k < d.last; ++k) {
       const Token& prev = toks[k - 1];
@@ -107,8 +152,13 @@ void wrap_device_pointers(const frontend::LexedSource& source, const frontend::P
       size_t name = j + 1;
       if (toks[name].is("const")) ++name;
       if (!toks[name].is_identifier() || !(toks[name + 1].is("=") || toks[name + 1].is(";"))) continue;
-      if (const size_t star = pointer_type(toks, k, j + 1)) wrap(toks, edits, k, star);
+      if (const size_t star = pointer_type(toks, k, j + 1)) {
+        wrap(toks, edits, k, star);
+        names.push_back(toks[name].text);
+      }
     }
+    // A checked pointer passed to a function reaches it as the plain pointer (a template deduces `T*`).
+    for (std::string_view n : names) plain_in_calls(toks, edits, n, d.body_open, d.last, ".p");
   }
   // Casts to address-space pointers, anywhere: `(space T*) x`, `reinterpret_cast<space T*>(x)`.
   for (size_t k = 0; k + 3 < toks.size(); ++k) {
@@ -158,6 +208,8 @@ void wrap_threadgroup_arrays(const frontend::LexedSource& source, const frontend
                               current(toks, edits, d.keyword), " mps_host::checked::tg_array<");
     edits[at] = concat(rest, ", (", extent, "), ", tag, "> ", name);
     for (size_t k = at + 1; k <= last; ++k) edits[k] = std::string("");
+    // Passed to a function, the array is a plain pointer (a template deduces `T*`; writes through it are unseen).
+    plain_in_calls(toks, edits, name, d.end, d.block_close, ".escape()");
   }
 }
 

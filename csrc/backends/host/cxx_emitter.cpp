@@ -69,7 +69,9 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
       out << "mps_host::thread_value<" << traits << "::arg<" << i << ">>(t." << thread_ids_member(p.thread_attr) << ")";
   }
   if (execution == Execution::LaneLoops) out << (k.params.empty() ? "" : ", ") << "g";
-  out << ");\n  });\n}\n";
+  out << ");\n  });\n";
+  if (checked && execution == Execution::Independent) out << "  mps_host::checked::end_chunk();\n";
+  out << "}\n";
 }
 
 size_t present_params(const KernelDecl& k) {

@@ -43,6 +43,7 @@ struct Shadow {
   int16_t writer, reader;  // -1: none
   uint8_t written, many_readers;
   void* w_pcs[4];
+  void* r_pcs[4];
 };
 
 struct Touch {
@@ -57,6 +58,15 @@ struct Touch {
 };
 
 constexpr unsigned kMaxTouches = 48;
+
+// A read of an element no thread had written yet: uninitialised only if no
+// thread writes it before the epoch ends (else the writer reports the race).
+struct PendingRead {
+  Shadow* shadow;
+  Touch touch;
+  unsigned tid;
+};
+constexpr unsigned kMaxPending = 64;
 
 struct FiberState {
   void* wait_pcs[MPS_SHIM_CHECK_MAX_PCS];  // where it waits (barrier or simdgroup_barrier)
@@ -80,6 +90,8 @@ struct State {
   unsigned char solo, solo_group;
   unsigned solo_tid;
   uint32_t lane_epoch;  // lane loops: loops over the group's threads so far (a loop never spans a barrier)
+  unsigned n_pending;
+  PendingRead pending[kMaxPending];
   const mps_shim_launch* L;
   uint3 gid, base, size;
   unsigned n;
@@ -120,6 +132,7 @@ inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3&
   s.n = size.x * size.y * size.z;
   s.serial += 1;
   s.solo = 0;
+  s.n_pending = 0;
   for (unsigned i = 0; i < s.n; ++i) {
     s.fibers[i].n_touches = 0;
     s.fibers[i].touches_lost = 0;
@@ -198,6 +211,7 @@ inline bool same_place(const FiberState& a, const FiberState& b) {
 // compiler may copy a barrier's code.)
 __attribute__((noinline)) inline void on_barrier_release(fib::detail::Group* g) {
   State& s = state();
+  if (s.n_pending) settle_reads();
   int first = -1;
   bool reported = false;
   for (unsigned t = 0; t < g->n && t < s.n; ++t) {
@@ -281,7 +295,11 @@ inline void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const u
   begin_group(L, gid, base, size);
   state().lane_epoch += 1;
 }
-inline void lane_pass() { state().lane_epoch += 1; }
+inline void lane_pass() {
+  State& s = state();
+  if (s.n_pending) settle_reads();
+  s.lane_epoch += 1;
+}
 MPS_SHIM_INLINE void lane_enter(unsigned lane) {
   State& s = state();
   s.solo = 1;
@@ -342,8 +360,9 @@ inline void threadgroup_report(int kind, const Touch& t, unsigned tid, int is_wr
   mps_shim_check_report r = blank_report(kind);
   r.n_pcs = t.n_pcs;
   __builtin_memcpy(r.pcs, t.pcs, sizeof(r.pcs));
-  for (unsigned i = 0; i < n_other && i < MPS_SHIM_CHECK_MAX_PCS; ++i) r.other_pcs[i] = other_pcs[i];
-  r.n_other_pcs = n_other;
+  unsigned n = 0;
+  for (; n < n_other && n < MPS_SHIM_CHECK_MAX_PCS && other_pcs[n]; ++n) r.other_pcs[n] = other_pcs[n];
+  r.n_other_pcs = n;
   r.is_write = is_write;
   r.other_is_write = other_is_write;
   r.other_thread = other;
@@ -378,20 +397,21 @@ __attribute__((noinline)) inline void flush(unsigned tid) {
       if (w_now && e.writer != int(tid))
         threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 1, e.writer, 1, e.w_pcs, 4);
       else if (r_now && (e.reader != int(tid) || e.many_readers))
-        threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 1, e.reader, 0, nullptr, 0);
+        threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 1, e.reader, 0, e.r_pcs, 4);
       e.writer = int16_t(tid);
       e.w_bar = bar, e.w_simd = simd;
       e.written = 1;
       for (unsigned k = 0; k < 4; ++k) e.w_pcs[k] = k < t.n_pcs ? t.pcs[k] : nullptr;
     } else {
-      if (!e.written && !*t.escaped)
-        threadgroup_report(MPS_SHIM_CHECK_UNINITIALIZED, t, tid, 0, -1, -1, nullptr, 0);
-      else if (w_now && e.writer != int(tid))
+      if (!e.written && !*t.escaped) {
+        if (s.n_pending < kMaxPending) s.pending[s.n_pending++] = PendingRead{&e, t, tid};
+      } else if (w_now && e.writer != int(tid))
         threadgroup_report(MPS_SHIM_CHECK_RACE, t, tid, 0, e.writer, 1, e.w_pcs, 4);
       if (!r_now) {
         e.reader = int16_t(tid);
         e.r_bar = bar, e.r_simd = simd;
         e.many_readers = 0;
+        for (unsigned k = 0; k < 4; ++k) e.r_pcs[k] = k < t.n_pcs ? t.pcs[k] : nullptr;
       } else if (e.reader != int(tid)) {
         e.many_readers = 1;
       }
@@ -399,8 +419,25 @@ __attribute__((noinline)) inline void flush(unsigned tid) {
   }
 }
 
-// A chunk of groups of a kernel that does not wait starts (its entry point).
+// An epoch ended (a barrier released, a lane loop or the group ended): reads
+// of elements that no thread wrote in it or before are uninitialised.
+__attribute__((noinline)) inline void settle_reads() {
+  State& s = state();
+  const unsigned n = s.n_pending;
+  s.n_pending = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    const PendingRead& p = s.pending[i];
+    if (p.shadow->serial == s.serial && !p.shadow->written && !*p.touch.escaped)
+      threadgroup_report(MPS_SHIM_CHECK_UNINITIALIZED, p.touch, p.tid, 0, -1, -1, nullptr, 0);
+  }
+}
+inline void end_group() {
+  if (state().n_pending) settle_reads();
+}
+
+// A chunk of groups of a kernel that does not wait starts and ends (its entry point).
 inline void begin_chunk() { state().solo_group = 0; }
+inline void end_chunk() { end_group(); }
 
 // One thread of a kernel that does not wait, run without fibers: its ids for
 // reports (a new group starts a new threadgroup run), and its threadgroup
@@ -424,6 +461,7 @@ struct ThreadScope {
   }
   __attribute__((noinline)) static void new_group(State& s, const mps_shim_launch* L, unsigned gx, unsigned gy,
                                                   unsigned gz) {
+    end_group();
     s.L = L;
     s.solo_group = 1;
     s.serial += 1;
@@ -519,11 +557,12 @@ struct tg_array {
     return const_cast<tg_array&>(*this)[index];
   }
   // The array as a plain pointer: accesses through it are not checked.
-  MPS_SHIM_INLINE operator T*() {
+  MPS_SHIM_INLINE T* escape() {
     begin();
     group().escaped = 1;
     return data;
   }
+  MPS_SHIM_INLINE operator T*() { return escape(); }
   MPS_SHIM_INLINE operator const T*() const { return const_cast<tg_array&>(*this); }
 };
 

@@ -37,6 +37,7 @@ void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& b
 void lane_pass();                 // a loop over the group's threads starts
 void lane_enter(unsigned lane);   // thread `lane` runs a stretch
 void lane_leave(unsigned lane);
+void end_group();                 // the group's last epoch ended
 }  // namespace checked
 #endif
 
@@ -431,6 +432,9 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     checked::begin_lane_group(L, g.gid, g.base, g.size);
 #endif
     run_group_lanes(body, g);
+#ifdef MPS_SHIM_CHECKED
+    checked::end_group();
+#endif
     if (x.failed || x.no_memory) break;
   }
   fibers::detail::tls.lanes = nullptr;
@@ -481,6 +485,9 @@ inline void run_groups_as_fibers(const mps_shim_launch* L, uint64_t first, uint6
           (*x.body)(t);
         },
         &ctx, &handler);
+#ifdef MPS_SHIM_CHECKED
+    checked::end_group();
+#endif
     if (rc != fibers::kOk) {
       __atomic_store_n(L->failure, rc == fibers::kDeadlock ? MPS_SHIM_LAUNCH_DEADLOCK : MPS_SHIM_LAUNCH_NO_MEMORY,
                        __ATOMIC_RELAXED);

@@ -345,8 +345,9 @@ void on_simd_arrive(unsigned tid, bool user_barrier);
 void on_simd_complete(const fibers::detail::Simd& s, uint32_t done);
 void inactive_lane_read(unsigned lane);
 void inactive_lane_read_by(unsigned tid, unsigned lane);  // lane loops: thread tid read lane
-void flush(unsigned tid);
-void barrier_place(unsigned line, const char* file);  // where the running thread's next barrier call is  // the thread's threadgroup accesses since its last wait (racecheck, initcheck)
+void flush(unsigned tid);  // the thread's threadgroup accesses since its last wait (racecheck, initcheck)
+void settle_reads();       // an epoch ended: reads of memory no thread wrote are uninitialised
+void barrier_place(unsigned line, const char* file);  // where the running thread's next barrier call is
 }  // namespace checked
 #endif
 
