@@ -669,3 +669,32 @@ def test_package_with_weight_files_loads_from_the_cache_quickly(exported, run_py
     r = run_cli("aoti", "info", path)
     assert r.returncode == 0, r.stderr
     assert "weights: 4 file(s) in the package under data/weights/" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["gpt2_block_decomposed", "groupnorm_silu", "embed_layernorm"])
+def test_model_runs_clean_in_checked_mode(exported, name, tmp_path):
+    """Checked mode (sanitizers) over a correct model.so: the same results, no report."""
+    path, model, inputs, _ = exported(name)
+    fresh = str(tmp_path / os.path.basename(path))  # a new load: the model creates its libraries again
+    shutil.copy(path, fresh)
+    shutil.copy(path + ".json", fresh + ".json")
+    with mps_shim.checked() as c:
+        got = aoti.load(fresh)(*[_numpy(x) for x in inputs])
+    _compare(got, model, inputs)
+    assert c.reports == []
+
+
+def test_checked_mode_from_the_environment_reaches_a_model(exported, run_python, tmp_path):
+    """MPS_SHIM_CHECKED=1 turns checked mode on for a model.so's libraries (reported by describe)."""
+    path, _, inputs, _ = exported("mlp")
+    np.save(tmp_path / "x.npy", _numpy(inputs[0]))
+    code = f"""
+import numpy as np, mps_shim
+from mps_shim import aoti
+assert mps_shim.checked_mode() == "on"
+out = aoti.load({path!r})(np.load({str(tmp_path / "x.npy")!r}))
+print("reports", len(mps_shim.take_check_reports()))
+"""
+    r = run_python(code, env={"MPS_SHIM_CHECKED": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "reports 0" in r.stdout

@@ -337,3 +337,27 @@ def test_threadgroup_clean_kernel(checked):
     t = np.arange(64)
     np.testing.assert_array_equal(out, (63 - t) + t % 9)
     assert checked.reports == []
+
+
+TG_PARAM = r"""#include <metal_stdlib>
+using namespace metal;
+kernel void dynamic_tile(device float* out, threadgroup float* tile [[threadgroup(0)]],
+                         uint t [[thread_index_in_threadgroup]]) {
+    tile[t + 16] = float(t);  // <- TILE
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = tile[t % 16 + 16];
+}
+"""
+
+
+def test_threadgroup_parameter_bounds(checked):
+    lib = mps_shim.compile_shader(TG_PARAM)
+    out = np.zeros(32, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.dynamic_tile(out, threads=32, group_size=32, threadgroup_memory={0: 128})
+    # 128 bytes hold 32 floats: thread 16 writes tile[32], the first past them (threads 16-31: 16 times)
+    r = one_report(e, checked.reports, "memcheck", "threadgroup_bounds")
+    assert r["line"] == line_of(TG_PARAM, "TILE") and r["thread_position_in_threadgroup"] == [16, 0, 0]
+    assert (r["offset"], r["extent"], r["what"], r["buffer"], r["count"]) == (128, 128, "tile", 0, 16)
+    lib.dynamic_tile(out, threads=32, group_size=32, threadgroup_memory={0: 192})  # room for all: clean
+    np.testing.assert_array_equal(out, np.arange(32) % 16)

@@ -246,6 +246,8 @@ def lib():
 
 def assert_execution(library, name, mode):
     info = library.library.kernels[name]
+    if mode == "lane_loops" and info["execution_note"].startswith("checked mode: a barrier under"):
+        return  # checked mode (MPS_SHIM_CHECKED=1) runs a barrier under a varying condition on fibers, for synccheck
     assert info["execution"] == mode, info["execution_note"]
     assert bool(info["execution_note"]) == (mode == "fibers"), info["execution_note"]
 
@@ -389,7 +391,12 @@ def test_template_instantiations(lib, name, dtype):
 
 # ---- fallbacks ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", MIRRORS + sorted(FALLBACKS))
+_RACY = pytest.mark.checked_reports(reason="spin_wait orders threadgroup memory with relaxed atomics, not a barrier: "
+                                           "racecheck reports it")
+
+
+@pytest.mark.parametrize("name", MIRRORS + [pytest.param(n, marks=_RACY) if n == "spin_wait" else n
+                                            for n in sorted(FALLBACKS)])
 def test_divergence_simd_auto_and_helpers_on_lane_loops_the_rest_on_fibers(lib, name):
     x = np.arange(64, dtype=np.float32) ** 2
     out = np.zeros(64, np.float32)
@@ -636,6 +643,7 @@ def _both_ways(monkeypatch, source):
 
 
 @pytest.mark.parametrize("n, group", [(64, 32), (45, 45), (70, 64), (130, 128), (1, 1)])
+@pytest.mark.checked_reports(reason="shuffles in partial SIMD-groups read inactive lanes on purpose: mps_shim's answer is tested")
 def test_simd_functions_match_the_fiber_engine_bit_for_bit(monkeypatch, n, group):
     import importlib.util
     import pathlib

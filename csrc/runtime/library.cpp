@@ -342,8 +342,12 @@ void KernelFunction::launch_checked(LaunchGrid& g) {
       extents[i] = end > start ? uint64_t(end - start) : 0;
     }
   }
+  std::vector<uint32_t> lengths(threadgroup_lengths_.size(), 0);
+  for (size_t i = 0; i < lengths.size(); ++i)
+    lengths[i] = threadgroup_lengths_[i] > 0 ? uint32_t(threadgroup_lengths_[i]) : 0;
   kernel_checks::Sink sink;
   g.extents = extents.data();
+  g.threadgroup_lengths = lengths.data();
   g.check_sink = &sink;
   std::string failure;
   try {

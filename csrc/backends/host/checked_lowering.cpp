@@ -15,6 +15,7 @@ namespace {
 constexpr const char* kPointer = "mps_host::checked::dptr<";
 
 bool is_space(const Token& t) { return t.is("device") || t.is("constant"); }
+bool is_space_or_group(const Token& t) { return is_space(t) || t.is("threadgroup"); }
 
 std::string current(const std::vector<Token>& toks, const TokenEdits& edits, size_t k) {
   return edits[k] ? *edits[k] : std::string(toks[k].text);
@@ -22,12 +23,12 @@ std::string current(const std::vector<Token>& toks, const TokenEdits& edits, siz
 
 // Tokens [first, end) spell `[const] space [const] TYPE [const] *` with one `*`
 // at the end and no atomic pointee; returns the `*`'s index or 0.
-size_t pointer_type(const std::vector<Token>& toks, size_t first, size_t end) {
+size_t pointer_type(const std::vector<Token>& toks, size_t first, size_t end, bool group = false) {
   bool space = false;
   size_t star = 0;
   for (size_t k = first; k < end; ++k) {
     const Token& t = toks[k];
-    if (is_space(t)) {
+    if (is_space(t) || (group && t.is("threadgroup"))) {
       space = true;
     } else if (t.is("<")) {
       const size_t close = frontend::matching_bracket(toks, k);
@@ -72,7 +73,10 @@ void wrap_params(const std::vector<Token>& toks, TokenEdits& edits, size_t lpare
     if (end > start + 1 && toks[end - 1].is_identifier()) {
       size_t type_end = end - 1;
       if (toks[type_end - 1].is("const")) --type_end;  // `T* const p`: the wrapper is const
-      if (const size_t star = pointer_type(toks, start, type_end)) {
+      // `threadgroup T* p [[threadgroup(n)]]` too: bounded by the length set for n
+      bool group_param = false;
+      for (size_t j = end; j + 2 < k; ++j) group_param |= toks[j].is("threadgroup") && toks[j + 1].is("(");
+      if (const size_t star = pointer_type(toks, start, type_end, group_param)) {
         wrap(toks, edits, start, star);
         names.push_back(toks[end - 1].text);
       }

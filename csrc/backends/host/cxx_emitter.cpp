@@ -38,9 +38,10 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
     const std::string address = p.absent ? std::string("nullptr")  // not in this specialisation
                                 : p.role == ParamRole::Threadgroup ? concat("mps_host::threadgroup_block(L, ", p.binding, ")")
                                                                   : concat("L->args[", p.binding, "]");
-    if (checked && p.role != ParamRole::Threadgroup)  // checked pointers carry their buffer's bounds
+    if (checked)  // checked pointers carry their buffer's (or threadgroup memory's) bounds
       out << "  auto&& a" << i << " = mps_host::checked::bind<" << traits << "::arg<" << i << ">>(" << address
-          << ", L, " << p.binding << ");\n";
+          << ", L, " << p.binding << ", " << (p.role == ParamRole::Threadgroup ? "true, " : "false, ")
+          << lowering::quoted(p.name) << ");\n";
     else
       out << "  auto&& a" << i << " = mps_host::bind<" << traits << "::arg<" << i << ">>(" << address << ");\n";
   }

@@ -88,7 +88,8 @@ class LoadedModule : public HostModule {
                       "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
     mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets, fiber_slot,
-                      grid.extents, grid.check_sink, grid.check_sink ? check_report : nullptr};
+                      grid.extents, grid.threadgroup_lengths, grid.check_sink,
+                      grid.check_sink ? check_report : nullptr};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {
       L.grid[d] = grid.grid[d];

@@ -569,7 +569,7 @@ struct tg_array {
 // ---- memcheck: device and constant buffers -----------------------------------
 
 __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t offset, uint64_t extent,
-                                                   uint32_t size, uint32_t align, int is_write) {
+                                                   uint32_t size, uint32_t align, int is_write, const char* name) {
   mps_shim_check_report r = blank_report(kind);
   MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
   r.buffer = buffer;
@@ -578,6 +578,7 @@ __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t
   r.access_size = size;
   r.alignment = align;
   r.is_write = is_write;
+  r.what = name;
   send(r, running_tid());
 }
 
@@ -592,16 +593,20 @@ struct dptr {
   T* p = nullptr;
   const unsigned char* base = nullptr;
   uint64_t extent = 0;
-  int buffer = -1;
+  int buffer = -1;        // buffer index, or [[threadgroup(n)]] index
+  bool threadgroup = false;
+  const char* name = nullptr;  // a [[threadgroup(n)]] parameter's
 
   dptr() = default;
   MPS_SHIM_INLINE dptr(T* q) : p(q) {}
   MPS_SHIM_INLINE dptr(decltype(nullptr)) : p(nullptr) {}
   template <typename U, typename = std::enable_if_t<std::is_convertible_v<U*, T*>>>
-  MPS_SHIM_INLINE dptr(const dptr<U>& o) : p(o.p), base(o.base), extent(o.extent), buffer(o.buffer) {}
+  MPS_SHIM_INLINE dptr(const dptr<U>& o)
+      : p(o.p), base(o.base), extent(o.extent), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
   // Casts: `(device T*)x`, reinterpret_cast and static_cast keep a checked operand's bounds.
   template <typename U, typename = std::enable_if_t<!std::is_convertible_v<U*, T*>>, typename = void>
-  MPS_SHIM_INLINE explicit dptr(const dptr<U>& o) : p((T*)(o.p)), base(o.base), extent(o.extent), buffer(o.buffer) {}
+  MPS_SHIM_INLINE explicit dptr(const dptr<U>& o)
+      : p((T*)(o.p)), base(o.base), extent(o.extent), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
   template <typename U>
   MPS_SHIM_INLINE explicit dptr(U* q) : p((T*)q) {}
 
@@ -618,12 +623,14 @@ struct dptr {
     if (base) {
       const int64_t off = a - base;
       if (__builtin_expect(off < 0 || uint64_t(off) + size > extent, 0)) {
-        buffer_fault(MPS_SHIM_CHECK_OUT_OF_BOUNDS, buffer, off, extent, size, align, is_write);
+        buffer_fault(threadgroup ? MPS_SHIM_CHECK_THREADGROUP_BOUNDS : MPS_SHIM_CHECK_OUT_OF_BOUNDS, buffer, off,
+                     extent, size, align, is_write, name);
         if (size <= sizeof(scratch_block())) return reinterpret_cast<T*>(clear_scratch(size));
       }
     }
     if (__builtin_expect(reinterpret_cast<uintptr_t>(a) % align != 0, 0))
-      buffer_fault(MPS_SHIM_CHECK_MISALIGNED, buffer, base ? a - base : 0, extent, size, align, is_write);
+      buffer_fault(MPS_SHIM_CHECK_MISALIGNED, threadgroup ? -1 : buffer, base ? a - base : 0, extent, size, align,
+                   is_write, name);
     return q;
   }
   MPS_SHIM_INLINE reference operator*() const { return *check(p); }
@@ -691,15 +698,20 @@ MPS_SHIM_INLINE P cast(const X& x) {
   else return reinterpret_cast<P>(x);
 }
 
-// A kernel parameter bound at `p` (buffer index `binding`): checked pointers get their bounds.
+// A kernel parameter bound at `p` (buffer index `binding`, or [[threadgroup(binding)]]):
+// checked pointers get their bounds.
 template <typename P>
-MPS_SHIM_INLINE P bind(void* p, const mps_shim_launch* L, int binding) {
+MPS_SHIM_INLINE P bind(void* p, const mps_shim_launch* L, int binding, bool threadgroup, const char* name) {
   if constexpr (is_dptr<P>::value) {
     P d(static_cast<typename P::element*>(p));
     if (p && binding >= 0) {
       d.base = static_cast<const unsigned char*>(p);
-      d.extent = L->extents ? L->extents[binding] : ~uint64_t(0);
+      const uint64_t unknown = ~uint64_t(0);
+      d.extent = threadgroup ? (L->threadgroup_lengths ? L->threadgroup_lengths[binding] : unknown)
+                             : (L->extents ? L->extents[binding] : unknown);
       d.buffer = binding;
+      d.threadgroup = threadgroup;
+      if (threadgroup) d.name = name;
     }
     return d;
   } else {

@@ -65,6 +65,7 @@ struct mps_shim_launch {
   // Checked modules only (null otherwise): bytes from each args[b] to the end
   // of its allocation (UINT64_MAX: unknown), and where reports go.
   const uint64_t* extents;
+  const uint32_t* threadgroup_lengths;  // by [[threadgroup(n)]] index: its bytes this dispatch
   void* check_sink;
   void (*check_report)(void* sink, const struct mps_shim_check_report* report);
 };
