@@ -286,6 +286,13 @@ kernel void tg_bounds(device float* out, uint t [[thread_index_in_threadgroup]])
     threadgroup_barrier(mem_flags::mem_threadgroup);
     out[t] = tile[t % 16];
 }
+kernel void tg_read_write(device float* out, uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float v[32];
+    v[t] = float(t);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[t] = v[(t + 1) % 32];  // <- RW_READ
+    v[t] = -1.0f;  // <- RW_WRITE
+}
 kernel void tg_clean(device float* out, uint t [[thread_index_in_threadgroup]], uint n [[threads_per_threadgroup]]) {
     threadgroup float a[64];
     threadgroup float b[8][9];
@@ -307,6 +314,24 @@ def test_threadgroup_write_write_race(checked):
     assert r["line"] == line_of(THREADGROUP, "RACE") and r["thread_position_in_threadgroup"] == [4, 0, 0]
     assert r["other_thread"] == 0 and r["other_line"] == line_of(THREADGROUP, "RACE")
     assert r["is_write"] is True and r["what"] == "cell" and r["offset"] == 0 and r["count"] == 4
+
+
+def test_threadgroup_read_write_races(checked):
+    lib = mps_shim.compile_shader(THREADGROUP)
+    out = np.zeros(32, np.float32)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.tg_read_write(out, threads=(32,), group_size=(32,))
+    # after the barrier thread t reads v[t + 1] and then writes v[t]; the threads run in order (lane loops),
+    # so thread 1's write of v[1] follows thread 0's read of it (and so on to 31), and thread 31's read
+    # of v[0] follows thread 0's write of it
+    races = {r["line"]: r for r in checked.reports if r["check"] == "race"}
+    assert sorted(races) == [line_of(THREADGROUP, "RW_READ"), line_of(THREADGROUP, "RW_WRITE")]
+    w, r = races[line_of(THREADGROUP, "RW_WRITE")], races[line_of(THREADGROUP, "RW_READ")]
+    assert (w["thread_position_in_grid"], w["is_write"], w["other_thread"], w["count"]) == ([1, 0, 0], True, 0, 31)
+    assert w["other_line"] == line_of(THREADGROUP, "RW_READ") and w["offset"] == 4
+    assert (r["thread_position_in_grid"], r["is_write"], r["other_thread"], r["count"]) == ([31, 0, 0], False, 0, 1)
+    assert r["other_line"] == line_of(THREADGROUP, "RW_WRITE") and r["offset"] == 0
+    assert all(x["kind"] == "racecheck" for x in races.values()) and "racecheck" in str(e.value)
 
 
 def test_threadgroup_read_of_unwritten_memory(checked):
