@@ -41,29 +41,32 @@ size_t max_reports() {
   return n > 0 ? size_t(n) : 10;
 }
 
-const char* kind_of(int k) {
+const char* kind_of(CheckKind k) {
   switch (k) {
-    case 1: case 2: return "synccheck";
-    case 3: case 8: return "initcheck";
-    case 4: case 5: case 6: return "memcheck";
-    case 7: return "racecheck";
+    case CheckKind::Barrier: case CheckKind::SimdBarrier: return "synccheck";
+    case CheckKind::InactiveLane: case CheckKind::Uninitialized: return "initcheck";
+    case CheckKind::OutOfBounds: case CheckKind::Misaligned: case CheckKind::ThreadgroupBounds: return "memcheck";
+    case CheckKind::Race: return "racecheck";
   }
   return "check";
 }
 
-const char* check_of(int k) {
+const char* check_of(CheckKind k) {
   switch (k) {
-    case 1: return "barrier";
-    case 2: return "simdgroup_barrier";
-    case 3: return "inactive_lane";
-    case 4: return "out_of_bounds";
-    case 5: return "misaligned";
-    case 6: return "threadgroup_bounds";
-    case 7: return "race";
-    case 8: return "uninitialized";
+    case CheckKind::Barrier: return "barrier";
+    case CheckKind::SimdBarrier: return "simdgroup_barrier";
+    case CheckKind::InactiveLane: return "inactive_lane";
+    case CheckKind::OutOfBounds: return "out_of_bounds";
+    case CheckKind::Misaligned: return "misaligned";
+    case CheckKind::ThreadgroupBounds: return "threadgroup_bounds";
+    case CheckKind::Race: return "race";
+    case CheckKind::Uninitialized: return "uninitialized";
   }
   return "unknown";
 }
+
+// Reports about memory: offset and access size apply.
+bool about_memory(CheckKind k) { return int(k) >= int(CheckKind::OutOfBounds); }
 
 struct Place {
   std::string file;
@@ -168,44 +171,44 @@ std::string describe(const Report& r) {
   const std::string buffer = x.buffer >= 0 ? concat("buffer ", x.buffer, r.param.empty() ? "" : concat(" (", r.param, ")"))
                                            : std::string("");
   switch (x.kind) {
-    case 1:
+    case CheckKind::Barrier:
       what = concat("threadgroup_barrier reached here while thread ", x.other_thread,
                     " of the threadgroup waited at a different barrier (", where(r.other_file, r.other_line),
                     "); every thread that has not returned must reach the same barrier");
       break;
-    case 2:
+    case CheckKind::SimdBarrier:
       what = concat("simdgroup_barrier reached here but not by lane ", x.other_thread % 32,
                     " (thread ", x.other_thread, "), which has not returned",
                     r.other_line > 0 ? concat(" and waits at ", where(r.other_file, r.other_line)) : std::string(""));
       break;
-    case 3:
+    case CheckKind::InactiveLane:
       what = concat("a SIMD-group function read lane ", x.lane,
                     ", which is inactive (past the end of a partial SIMD-group, returned, or off this path): "
                     "Metal leaves the value undefined");
       break;
-    case 4:
+    case CheckKind::OutOfBounds:
       what = concat(access_word(x.is_write), " of ", x.access_size, " bytes at byte offset ", x.offset, " of ", buffer,
                     ", outside its ", x.extent, " bytes");
       break;
-    case 5:
+    case CheckKind::Misaligned:
       what = concat(access_word(x.is_write), " of ", x.access_size, " bytes at byte offset ", x.offset, " of ",
                     buffer.empty() ? std::string(x.what.empty() ? "memory" : x.what) : buffer,
                     ", not aligned to ", x.alignment, " bytes");
       break;
-    case 6:
+    case CheckKind::ThreadgroupBounds:
       what = concat(access_word(x.is_write), " of ", x.access_size, " bytes at byte offset ", x.offset,
                     " of threadgroup memory ", x.what.empty() ? std::string("") : concat("'", x.what, "' "),
                     x.buffer >= 0 ? concat("[[threadgroup(", x.buffer, ")]] ") : std::string(""), "outside its ",
                     x.extent, " bytes");
       break;
-    case 7:
+    case CheckKind::Race:
       what = concat(access_word(x.is_write), " of threadgroup memory ",
                     x.what.empty() ? std::string("") : concat("'", x.what, "' "), "at byte offset ", x.offset,
                     " races with a ", access_word(x.other_is_write), " by thread ", x.other_thread,
                     r.other_line > 0 ? concat(" at ", where(r.other_file, r.other_line)) : std::string(""),
                     " with no barrier between them");
       break;
-    case 8:
+    case CheckKind::Uninitialized:
       what = concat("read of threadgroup memory ", x.what.empty() ? std::string("") : concat("'", x.what, "' "),
                     "at byte offset ", x.offset, " that no thread of the threadgroup wrote in this dispatch");
       break;
@@ -230,11 +233,11 @@ std::string to_json(const Report& r) {
                 ", \"simd_group\": ", x.simd_group, ", \"simd_lane\": ", x.simd_lane,
                 ", \"buffer\": ", opt(x.buffer >= 0, std::to_string(x.buffer)),
                 ", \"param\": ", opt(!r.param.empty(), json_string(r.param)),
-                ", \"offset\": ", opt(x.kind >= 4, std::to_string(x.offset)),
-                ", \"extent\": ", opt(x.kind == 4 || x.kind == 6, std::to_string(x.extent)),
-                ", \"access_size\": ", opt(x.kind >= 4, std::to_string(x.access_size)),
+                ", \"offset\": ", opt(about_memory(x.kind), std::to_string(x.offset)),
+                ", \"extent\": ", opt(x.kind == CheckKind::OutOfBounds || x.kind == CheckKind::ThreadgroupBounds, std::to_string(x.extent)),
+                ", \"access_size\": ", opt(about_memory(x.kind), std::to_string(x.access_size)),
                 ", \"is_write\": ", opt(x.is_write >= 0, x.is_write ? "true" : "false"),
-                ", \"alignment\": ", opt(x.kind == 5, std::to_string(x.alignment)),
+                ", \"alignment\": ", opt(x.kind == CheckKind::Misaligned, std::to_string(x.alignment)),
                 ", \"lane\": ", opt(x.lane >= 0, std::to_string(x.lane)),
                 ", \"other_thread\": ", opt(x.other_thread >= 0, std::to_string(x.other_thread)),
                 ", \"other_file\": ", opt(!r.other_file.empty(), json_string(r.other_file)),
@@ -295,7 +298,7 @@ std::vector<Report> Sink::finish(const std::string& kernel, const std::function<
     const RawReport& x = raw_[i];
     const std::vector<Place> mine = resolver.user_places(x.pcs), other = resolver.user_places(x.other_pcs);
     // Two threads at the same source barrier reached through copies of its code: not a mismatch.
-    if (x.kind == 1 && mine == other && !mine.empty() && x.line == x.other_line && x.file == x.other_file) continue;
+    if (x.kind == CheckKind::Barrier && mine == other && !mine.empty() && x.line == x.other_line && x.file == x.other_file) continue;
     Report r;
     r.kernel = kernel;
     r.kind = kind_of(x.kind);
@@ -306,7 +309,7 @@ std::vector<Report> Sink::finish(const std::string& kernel, const std::function<
     if (x.other_line > 0) r.other_file = tidy_file(x.other_file), r.other_line = x.other_line;
     r.raw = x;
     r.count = counts_[i];
-    if (x.buffer >= 0 && x.kind >= 4 && x.kind != 6) r.param = param_name(x.buffer);
+    if (x.buffer >= 0 && about_memory(x.kind) && x.kind != CheckKind::ThreadgroupBounds) r.param = param_name(x.buffer);
     bool merged = false;
     for (Report& o : out)
       if (o.kind == r.kind && o.check == r.check && o.file == r.file && o.line == r.line) {

@@ -26,12 +26,23 @@ Mode mode();
 // later dispatches' reports; returns the previous one.
 Mode set_mode(Mode m);
 
+// What a report is about: the values of the host module ABI's
+// MPS_SHIM_CHECK_* (mps_host_launch.h; host_module.cpp checks they agree).
+enum class CheckKind : int {
+  Barrier = 1,            // synccheck: threadgroup_barrier reached at different places
+  SimdBarrier = 2,        // synccheck: simdgroup_barrier not reached by live lanes
+  InactiveLane = 3,       // initcheck: a SIMD-group function read an inactive lane
+  OutOfBounds = 4,        // memcheck: outside a bound buffer or bound bytes
+  Misaligned = 5,         // memcheck
+  ThreadgroupBounds = 6,  // memcheck: outside a threadgroup array or [[threadgroup(n)]] length
+  Race = 7,               // racecheck
+  Uninitialized = 8,      // initcheck: threadgroup memory no thread wrote
+};
+
 // What one thread of a checked kernel reported (the module ABI's
-// mps_shim_check_report, backend-neutral). kind: MPS_SHIM_CHECK_* of
-// mps_host_launch.h (1 barrier, 2 simdgroup_barrier, 3 inactive lane,
-// 4 out of bounds, 5 misaligned, 6 threadgroup bounds, 7 race, 8 uninitialized).
+// mps_shim_check_report, backend-neutral).
 struct RawReport {
-  int kind = 0;
+  CheckKind kind = CheckKind::Barrier;
   uint32_t group[3] = {}, in_group[3] = {}, in_grid[3] = {};
   uint32_t simd_group = 0, simd_lane = 0;
   int other_thread = -1, lane = -1, buffer = -1, is_write = -1, other_is_write = -1;

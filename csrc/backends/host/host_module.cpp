@@ -20,10 +20,20 @@ void** fiber_slot() {
   return &slot;
 }
 
+using kernel_checks::CheckKind;
+static_assert(int(CheckKind::Barrier) == MPS_SHIM_CHECK_SYNC_BARRIER &&
+              int(CheckKind::SimdBarrier) == MPS_SHIM_CHECK_SYNC_SIMD &&
+              int(CheckKind::InactiveLane) == MPS_SHIM_CHECK_INACTIVE_LANE &&
+              int(CheckKind::OutOfBounds) == MPS_SHIM_CHECK_OUT_OF_BOUNDS &&
+              int(CheckKind::Misaligned) == MPS_SHIM_CHECK_MISALIGNED &&
+              int(CheckKind::ThreadgroupBounds) == MPS_SHIM_CHECK_THREADGROUP_BOUNDS &&
+              int(CheckKind::Race) == MPS_SHIM_CHECK_RACE && int(CheckKind::Uninitialized) == MPS_SHIM_CHECK_UNINITIALIZED);
+
 // A checked module's report (mps_host_checked.h), into the dispatch's sink.
 void check_report(void* sink, const mps_shim_check_report* r) {
+  if (r->kind < MPS_SHIM_CHECK_SYNC_BARRIER || r->kind > MPS_SHIM_CHECK_UNINITIALIZED) return;
   kernel_checks::RawReport x;
-  x.kind = r->kind;
+  x.kind = CheckKind(r->kind);
   for (int d = 0; d < 3; ++d) x.group[d] = r->group[d], x.in_group[d] = r->in_group[d], x.in_grid[d] = r->in_grid[d];
   x.simd_group = r->simd_group;
   x.simd_lane = r->simd_lane;
