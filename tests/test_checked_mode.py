@@ -199,6 +199,9 @@ kernel void vector_misaligned(device float* out, device const float* x, uint i [
     device const float4* v = (device const float4*)(x + 1);
     out[i] = v[i].y;  // <- ALIGN
 }
+kernel void shifted(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
+    out[i] = x[int(i) - 2];  // <- BEFORE
+}
 kernel void in_bounds(device float* out, constant float* x, uint i [[thread_position_in_grid]]) {
     device const float4* v = reinterpret_cast<device const float4*>(x);
     out[i] = v[i / 4][i % 4] + *(x + i);
@@ -254,6 +257,21 @@ def test_misaligned_vector_read(checked):
     assert r["line"] == line_of(MEMORY, "ALIGN") and r["thread_position_in_grid"] == [0, 0, 0]
     assert (r["buffer"], r["offset"], r["alignment"], r["access_size"]) == (1, 4, 16, 16)
     assert r["count"] == 4
+
+
+def test_a_view_may_read_its_storage_before_its_offset(checked):
+    lib = mps_shim.compile_shader(MEMORY)
+    storage = np.arange(18, dtype=np.float32)
+    out = np.zeros(16, np.float32)
+    view = mps_shim.Tensor.from_numpy(storage).view((16,), storage_offset=2)  # Metal: the buffer at an offset
+    lib.shifted(out, view)
+    np.testing.assert_array_equal(out, storage[:16])
+    assert checked.reports == []
+    with pytest.raises(mps_shim.KernelCheckError) as e:  # a slice is a storage of its own: nothing before it
+        lib.shifted(out, storage[2:].copy())
+    r = one_report(e, checked.reports, "memcheck", "out_of_bounds")
+    assert r["line"] == line_of(MEMORY, "BEFORE") and r["thread_position_in_grid"] == [0, 0, 0]
+    assert (r["buffer"], r["param"], r["offset"], r["count"]) == (1, "x", -8, 2)
 
 
 def test_in_bounds_accesses_are_clean(checked):

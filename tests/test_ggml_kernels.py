@@ -399,7 +399,10 @@ def _mul_mv_args(ffi, src0, m, n, k, nr0):
 _MUL_MV = [("f32", 256, "_4", 2, 2, 32 * 4 * 2), ("f32", 100, "", 1, 2, 32 * 4 * 2),
            ("f16", 384, "_4", 3, 2, 32 * 4 * 2), ("f16", 70, "", 1, 2, 32 * 4 * 2), ("f16", 20, "_short", 1, 32, None),
            ("q4_0", 256, "", 2, 4, 0), ("q8_0", 320, "", 4, 2, 32 * 4 * 2), ("q4_1", 256, "", 2, 4, 0),
-           ("q5_0", 256, "", 2, 4, 0), ("q5_1", 256, "", 2, 4, 0), ("q4_K", 512, "", 2, 2, None),
+           pytest.param("q5_0", 256, "", 2, 4, 0, marks=pytest.mark.checked_reports(
+               reason="ggml's q5_0 dot product reads a uint32 at a 2-byte-aligned address (block_q5_0::qh): "
+                      "memcheck reports the misaligned read")),
+           ("q5_1", 256, "", 2, 4, 0), ("q4_K", 512, "", 2, 2, None),
            ("q6_K", 512, "", 2, 2, None)]
 
 

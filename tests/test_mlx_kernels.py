@@ -144,7 +144,10 @@ def test_copy_general_strided_with_cast():
     shape = src.shape
     out = np.zeros(shape, np.float16)
     offset = (src.__array_interface__["data"][0] - big.__array_interface__["data"][0]) // 4
-    run(library("copy"), "g3_copyfloat32float16", {0: big.reshape(-1)[offset:], 1: out, 3: i64(*strides_of(src))},
+    # bound as MLX binds it: the whole buffer at an offset (the negative stride reads before the offset)
+    flat = big.reshape(-1)
+    view = mps_shim.Tensor.from_numpy(flat).view((flat.size - offset,), storage_offset=offset)
+    run(library("copy"), "g3_copyfloat32float16", {0: view, 1: out, 3: i64(*strides_of(src))},
         [shape[2], shape[1], shape[0]], [shape[2], shape[1], shape[0]])
     np.testing.assert_array_equal(out, src.astype(np.float16))
 
@@ -532,6 +535,8 @@ def test_gemv_batched_float32():
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.checked_reports(reason="MLX's gemv shuffles down from lanes that returned early (rows past the end): "
+                                     "initcheck reports the inactive-lane reads (their sums are not stored)")
 def test_gemv_small_k_axpby_float16():
     # K <= 64: eight SIMD-groups of 4 x 8 threads; out = 0.5 * (mat @ vec) + 2 * bias
     M, K = 50, 40

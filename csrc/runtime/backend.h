@@ -99,6 +99,7 @@ struct LaunchGrid {
   // to the end of its allocation (UINT64_MAX: unknown), and where the
   // threads' reports go.
   const uint64_t* extents = nullptr;
+  const uint64_t* extents_before = nullptr;  // bytes of the allocation before args[b]
   const uint32_t* threadgroup_lengths = nullptr;  // by [[threadgroup(n)]] index
   kernel_checks::Sink* check_sink = nullptr;
 };

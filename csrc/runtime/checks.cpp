@@ -188,7 +188,8 @@ std::string describe(const Report& r) {
       break;
     case CheckKind::OutOfBounds:
       what = concat(access_word(x.is_write), " of ", x.access_size, " bytes at byte offset ", x.offset, " of ", buffer,
-                    ", outside its ", x.extent, " bytes");
+                    ", outside its ", x.extent, " bytes",
+                    x.before ? concat(" (and the ", x.before, " of its storage before the bound offset)") : std::string());
       break;
     case CheckKind::Misaligned:
       what = concat(access_word(x.is_write), " of ", x.access_size, " bytes at byte offset ", x.offset, " of ",

@@ -47,7 +47,7 @@ struct RawReport {
   uint32_t simd_group = 0, simd_lane = 0;
   int other_thread = -1, lane = -1, buffer = -1, is_write = -1, other_is_write = -1;
   int64_t offset = 0;
-  uint64_t extent = 0;
+  uint64_t extent = 0, before = 0;
   uint32_t access_size = 0, alignment = 0;
   std::string what;
   int line = 0, other_line = 0;  // places the engine knew itself (barriers); 0: from the return addresses

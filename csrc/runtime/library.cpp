@@ -330,7 +330,7 @@ void KernelFunction::launch(const uint32_t grid[3], const uint32_t group[3]) {
 // A checked kernel's dispatch: each binding's extent for memcheck, a sink for
 // the threads' reports, and the reports' verdict (runtime/checks.h).
 void KernelFunction::launch_checked(LaunchGrid& g) {
-  std::vector<uint64_t> extents(by_binding_.size(), ~uint64_t(0));
+  std::vector<uint64_t> extents(by_binding_.size(), ~uint64_t(0)), before(by_binding_.size(), 0);
   for (size_t i = 0; i < by_binding_.size(); ++i) {
     const Binding& b = bindings_[i];
     if (!by_binding_[i]) continue;
@@ -338,8 +338,10 @@ void KernelFunction::launch_checked(LaunchGrid& g) {
       extents[i] = b.nbytes;
     } else if (b.kind == Binding::Buffer && b.keep_alive) {
       const auto* start = static_cast<const unsigned char*>(b.address);
-      const auto* end = static_cast<const unsigned char*>(b.keep_alive->data) + b.keep_alive->nbytes;
+      const auto* base = static_cast<const unsigned char*>(b.keep_alive->data);
+      const auto* end = base + b.keep_alive->nbytes;
       extents[i] = end > start ? uint64_t(end - start) : 0;
+      before[i] = start > base ? uint64_t(start - base) : 0;  // a view's storage before its offset
     }
   }
   std::vector<uint32_t> lengths(threadgroup_lengths_.size(), 0);
@@ -347,6 +349,7 @@ void KernelFunction::launch_checked(LaunchGrid& g) {
     lengths[i] = threadgroup_lengths_[i] > 0 ? uint32_t(threadgroup_lengths_[i]) : 0;
   kernel_checks::Sink sink;
   g.extents = extents.data();
+  g.extents_before = before.data();
   g.threadgroup_lengths = lengths.data();
   g.check_sink = &sink;
   std::string failure;

@@ -44,6 +44,7 @@ void check_report(void* sink, const mps_shim_check_report* r) {
   x.other_is_write = r->other_is_write;
   x.offset = r->offset;
   x.extent = r->extent;
+  x.before = r->before;
   x.access_size = r->access_size;
   x.alignment = r->alignment;
   if (r->what) x.what = r->what;
@@ -98,7 +99,7 @@ class LoadedModule : public HostModule {
                       "' has no fiber entry point (only lane-loop kernels do)");
     int32_t failure = MPS_SHIM_LAUNCH_OK;
     mps_shim_launch L{args, {}, {}, {}, &failure, grid.threadgroup_offsets, fiber_slot,
-                      grid.extents, grid.threadgroup_lengths, grid.check_sink,
+                      grid.extents, grid.extents_before, grid.threadgroup_lengths, grid.check_sink,
                       grid.check_sink ? check_report : nullptr};
     uint64_t total_groups = 1, group_threads = 1;
     for (int d = 0; d < 3; ++d) {

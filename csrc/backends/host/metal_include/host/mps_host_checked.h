@@ -569,7 +569,8 @@ struct tg_array {
 // ---- memcheck: device and constant buffers -----------------------------------
 
 __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t offset, uint64_t extent,
-                                                   uint32_t size, uint32_t align, int is_write, const char* name) {
+                                                   uint32_t size, uint32_t align, int is_write, const char* name,
+                                                   uint64_t before) {
   mps_shim_check_report r = blank_report(kind);
   MPS_SHIM_CAPTURE_PCS(r.pcs, MPS_SHIM_CHECK_MAX_PCS, r.n_pcs);
   r.buffer = buffer;
@@ -579,6 +580,7 @@ __attribute__((noinline)) inline void buffer_fault(int kind, int buffer, int64_t
   r.alignment = align;
   r.is_write = is_write;
   r.what = name;
+  r.before = before;
   send(r, running_tid());
 }
 
@@ -593,6 +595,7 @@ struct dptr {
   T* p = nullptr;
   const unsigned char* base = nullptr;
   uint64_t extent = 0;
+  uint64_t before = 0;    // bytes of the allocation before base (a view bound at an offset)
   int buffer = -1;        // buffer index, or [[threadgroup(n)]] index
   bool threadgroup = false;
   const char* name = nullptr;  // a [[threadgroup(n)]] parameter's
@@ -602,11 +605,11 @@ struct dptr {
   MPS_SHIM_INLINE dptr(decltype(nullptr)) : p(nullptr) {}
   template <typename U, typename = std::enable_if_t<std::is_convertible_v<U*, T*>>>
   MPS_SHIM_INLINE dptr(const dptr<U>& o)
-      : p(o.p), base(o.base), extent(o.extent), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
+      : p(o.p), base(o.base), extent(o.extent), before(o.before), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
   // Casts: `(device T*)x`, reinterpret_cast and static_cast keep a checked operand's bounds.
   template <typename U, typename = std::enable_if_t<!std::is_convertible_v<U*, T*>>, typename = void>
   MPS_SHIM_INLINE explicit dptr(const dptr<U>& o)
-      : p((T*)(o.p)), base(o.base), extent(o.extent), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
+      : p((T*)(o.p)), base(o.base), extent(o.extent), before(o.before), buffer(o.buffer), threadgroup(o.threadgroup), name(o.name) {}
   template <typename U>
   MPS_SHIM_INLINE explicit dptr(U* q) : p((T*)q) {}
 
@@ -622,15 +625,15 @@ struct dptr {
     const unsigned char* a = reinterpret_cast<const unsigned char*>(q);
     if (base) {
       const int64_t off = a - base;
-      if (__builtin_expect(off < 0 || uint64_t(off) + size > extent, 0)) {
+      if (__builtin_expect((off < 0 && uint64_t(-off) > before) || (off >= 0 && uint64_t(off) + size > extent), 0)) {
         buffer_fault(threadgroup ? MPS_SHIM_CHECK_THREADGROUP_BOUNDS : MPS_SHIM_CHECK_OUT_OF_BOUNDS, buffer, off,
-                     extent, size, align, is_write, name);
+                     extent, size, align, is_write, name, before);
         if (size <= sizeof(scratch_block())) return reinterpret_cast<T*>(clear_scratch(size));
       }
     }
     if (__builtin_expect(reinterpret_cast<uintptr_t>(a) % align != 0, 0))
       buffer_fault(MPS_SHIM_CHECK_MISALIGNED, threadgroup ? -1 : buffer, base ? a - base : 0, extent, size, align,
-                   is_write, name);
+                   is_write, name, before);
     return q;
   }
   MPS_SHIM_INLINE reference operator*() const { return *check(p); }
@@ -709,6 +712,7 @@ MPS_SHIM_INLINE P bind(void* p, const mps_shim_launch* L, int binding, bool thre
       const uint64_t unknown = ~uint64_t(0);
       d.extent = threadgroup ? (L->threadgroup_lengths ? L->threadgroup_lengths[binding] : unknown)
                              : (L->extents ? L->extents[binding] : unknown);
+      d.before = !threadgroup && L->extents_before ? L->extents_before[binding] : 0;
       d.buffer = binding;
       d.threadgroup = threadgroup;
       if (threadgroup) d.name = name;

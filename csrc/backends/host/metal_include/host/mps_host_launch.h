@@ -36,7 +36,8 @@ struct mps_shim_check_report {
   int32_t is_write;           // 1 write, 0 read, -1 unknown
   int32_t other_is_write;
   int64_t offset;             // bytes from the start of the buffer or allocation
-  uint64_t extent;            // its bytes
+  uint64_t extent;            // its bytes from the bound address
+  uint64_t before;            // bytes of its allocation before the bound address (a view's storage)
   uint32_t access_size;       // bytes accessed
   uint32_t alignment;         // required alignment (misaligned)
   const char* what;           // static text: the SIMD-group function, the threadgroup array
@@ -63,8 +64,10 @@ struct mps_shim_launch {
   // (mps_host_fibers.h) instead of mapping its own.
   void** (*fiber_slot)(void);
   // Checked modules only (null otherwise): bytes from each args[b] to the end
-  // of its allocation (UINT64_MAX: unknown), and where reports go.
+  // of its allocation (UINT64_MAX: unknown) and from the allocation's start to
+  // args[b] (a view bound at an offset may read before it), and where reports go.
   const uint64_t* extents;
+  const uint64_t* extents_before;
   const uint32_t* threadgroup_lengths;  // by [[threadgroup(n)]] index: its bytes this dispatch
   void* check_sink;
   void (*check_report)(void* sink, const struct mps_shim_check_report* report);
