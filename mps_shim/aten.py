@@ -3,7 +3,8 @@
 Each name is an `aoti_torch_mps_<name>` function of libmps_shim (mps_shim_aten.h), called with the arguments
 torch's c_shim_mps.h takes, in Python form, derived from the C signature:
 
-- a tensor (`AtenTensorHandle`): an `mps_shim.Tensor` or a numpy array (wrapped without a copy);
+- a tensor (`AtenTensorHandle`): an `mps_shim.Tensor` or a numpy array (wrapped without a copy; where
+  device memory is a GPU's, copied there and back after the op);
 - an optional tensor or scalar (`AtenTensorHandle*`, `double*`, `int32_t*`, `int64_t*`): the value or None;
 - a string (`const char*`) or an optional string (`const char**`): a str, or None;
 - a list (`const int64_t*` followed by its length): a sequence of ints;
@@ -90,6 +91,9 @@ class _Call:
             i += 1
         rets = [ffi.new("AtenTensorHandle*") for _ in range(self.n_rets)]
         check(self.fn(*c_args, *rets))
+        for t in keep:  # numpy arguments copied to a GPU's memory get the results back
+            if isinstance(t, Tensor):
+                t.sync_to_host()
         results = tuple(Tensor(r[0]) for r in rets)
         return None if not results else results[0] if len(results) == 1 else results
 

@@ -151,3 +151,95 @@ def test_edge_groups_are_numbered_densely():
             count = sx * sy
             lanes = min(32, count - index // 32 * 32)
             assert tuple(out[y, x]) == (sx, sy, index, lanes * 1000 + index % 32), (x, y)
+
+
+FACTS = r"""
+#include <metal_stdlib>
+using namespace metal;
+template <int N>
+[[kernel, max_total_threads_per_threadgroup(N * 32)]]
+void widths(device float3* out [[buffer(0)]], constant int2& pair [[buffer(1)]],
+            constant float* table [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+  out[i] = float3(pair.x, pair.y, table[0] + N);
+}
+template [[host_name("widths_2")]] [[kernel]] void widths<2>(device float3*, constant int2&, constant float*, uint);
+"""
+
+
+@gpu_only
+def test_cuda_modules_record_what_the_host_kernel_table_records(run_python):
+    """Value sizes, reference-ness, writability and a constant-expression max_total_threads come from
+    the compiler on both engines: the same description."""
+    code = ("import json, mps_shim, numpy as np; lib = mps_shim.compile_shader(%r); "
+            "out = np.zeros((4, 4), np.float32); "
+            "lib.widths_2(out, np.array([3, 4], np.int32), np.array([0.5], np.float32), threads=4, group_size=4); "
+            "print(json.dumps([lib.library.kernels['widths_2'], out.tolist()]))" % FACTS)
+    described = {}
+    for backend in ("host", "cuda"):
+        env = dict(os.environ, MPS_SHIM_BACKEND=backend)
+        kernel, out = json.loads(run_python(code, env=env).stdout)
+        assert out == [[3, 4, 2.5, 0]] * 4, backend
+        described[backend] = {"max_threads": kernel["max_threads"],
+                              "params": [(p["name"], p["size"], p["reference"], p["writable"]) for p in kernel["params"]]}
+    assert described["cuda"] == described["host"]
+    assert described["cuda"]["max_threads"] == 64
+    assert described["cuda"]["params"][:3] == [("out", 12, 0, 1), ("pair", 8, 1, 0), ("table", 4, 0, 0)]
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", ["row_major", "transposed_views", "strided_output", "batched_broadcast"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_products_run_through_cublas_on_device_memory(layout, dtype):
+    """The ATen products on device tensors: cuBLAS for every layout it takes, against numpy."""
+    from mps_shim import Tensor, aten
+    rng = np.random.default_rng(3)
+    tol = 1e-4 if dtype == np.float32 else 2e-2
+    a = rng.standard_normal((2, 33, 17)).astype(dtype)
+    b = rng.standard_normal((2, 17, 9)).astype(dtype)
+    if layout == "row_major":
+        out = np.zeros((33, 9), dtype)
+        aten.mm_out(out, a[0], b[0])
+        want = a[0].astype(np.float32) @ b[0].astype(np.float32)
+    elif layout == "transposed_views":
+        out = np.zeros((33, 9), dtype)
+        at, bt = np.ascontiguousarray(a[0].T), np.ascontiguousarray(b[0].T)
+        aten.mm_out(out, Tensor.from_numpy(at).view((33, 17), (1, 33), 0), Tensor.from_numpy(bt).view((17, 9), (1, 17), 0))
+        want = a[0].astype(np.float32) @ b[0].astype(np.float32)
+    elif layout == "strided_output":
+        storage = np.full((9, 40), -7, dtype)
+        base = Tensor.from_numpy(storage)
+        aten.mm_out(base.view((33, 9), (1, 40), 3), a[0], b[0])  # a column-major window of storage
+        base.sync_to_host()
+        out = storage[:, 3:36].T
+        want = a[0].astype(np.float32) @ b[0].astype(np.float32)
+        assert (storage[:, :3] == -7).all() and (storage[:, 36:] == -7).all()
+    else:
+        out = np.zeros((2, 33, 9), dtype)
+        aten.bmm_out(out, a, Tensor.from_numpy(np.ascontiguousarray(b[0])).view((2, 17, 9), (0, 9, 1), 0))
+        want = a.astype(np.float32) @ b[0].astype(np.float32)
+    np.testing.assert_allclose(np.asarray(out, np.float32), want, rtol=tol, atol=tol)
+    assert mps_shim.runtime_info()["gemm"].startswith("cublas")
+
+
+@gpu_only
+def test_host_ops_run_on_device_memory_through_host_copies():
+    """An op without a device implementation (sort) reads and writes device tensors through host
+    copies; the op's outputs are device tensors."""
+    from mps_shim import aten
+    x = np.array([[3, 1, 2], [9, 8, 7]], np.float32)
+    values, indices = aten.sort(x, 1, 0)
+    np.testing.assert_array_equal(values.numpy(), [[1, 2, 3], [7, 8, 9]])
+    np.testing.assert_array_equal(indices.numpy(), [[1, 2, 0], [2, 1, 0]])
+
+
+@gpu_only
+def test_copies_between_device_views_keep_their_neighbours():
+    """copy_ between device views (strided, converting dtype) goes through host copies of the spans
+    and leaves the rest of the destination's storage as it was."""
+    from mps_shim import Tensor
+    storage = np.full(12, -1, np.float32)
+    base = Tensor.from_numpy(storage)
+    src = Tensor.from_numpy(np.arange(6, dtype=np.float16))
+    base.view((3,), (3,), 1).copy_(src.view((3,), (2,), 0))  # every other half into every third float
+    base.sync_to_host()
+    np.testing.assert_array_equal(storage, [-1, 0, -1, -1, 2, -1, -1, 4, -1, -1, -1, -1])

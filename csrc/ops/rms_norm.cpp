@@ -50,8 +50,9 @@ std::pair<Tensor, Tensor> fused_rms_norm(const Tensor& input, const std::vector<
   Tensor rstd = empty_tensor(stat_shape, DType::Float32);
   if (M == 0) return {out, rstd};
   if (N == 0) {
-    float* r = reinterpret_cast<float*>(rstd.data());
-    for (int64_t i = 0; i < M; ++i) r[i] = std::numeric_limits<float>::quiet_NaN();
+    Tensor nan = empty_tensor({}, DType::Float32, DeviceType::CPU);
+    *reinterpret_cast<float*>(nan.data()) = std::numeric_limits<float>::quiet_NaN();
+    copy_into(rstd, nan);  // rstd may be device memory
     return {out, rstd};
   }
   Tensor x = input;

@@ -43,10 +43,14 @@ ErrorBuffer& ErrorBuffer::instance() {
 void* ErrorBuffer::data() {
   std::lock_guard<std::mutex> lock(mutex());
   if (!data_) {
-    MPS_SHIM_CHECK_AS(EngineError, backend().host_addressable(), "the error buffer needs host-addressable device memory");
     data_ = backend().allocate(sizeof(ErrorMessages));
     if (!data_) throw OutOfMemoryError("no memory for the kernel error buffer");
-    std::memset(data_, 0, sizeof(ErrorMessages));
+    if (backend().host_addressable()) {
+      std::memset(data_, 0, sizeof(ErrorMessages));
+    } else {
+      static const ErrorMessages zeros{};
+      backend().copy(data_, &zeros, sizeof zeros, CopyKind::HostToDevice);
+    }
   }
   return data_;
 }
@@ -55,13 +59,24 @@ std::optional<std::string> ErrorBuffer::take() {
   std::lock_guard<std::mutex> lock(mutex());
   if (!data_) return std::nullopt;
   auto* messages = static_cast<ErrorMessages*>(data_);
-  const uint32_t count = __atomic_exchange_n(&messages->count, 0u, __ATOMIC_ACQ_REL);
-  if (count == 0) return std::nullopt;
-  const ErrorMessage& m = messages->msg[0];
+  uint32_t count = 0;
+  ErrorMessage first;
+  if (backend().host_addressable()) {
+    count = __atomic_exchange_n(&messages->count, 0u, __ATOMIC_ACQ_REL);
+    if (count == 0) return std::nullopt;
+    first = messages->msg[0];
+    std::memset(messages->msg, 0, sizeof messages->msg);
+  } else {  // a GPU's memory: these copies wait for the kernels that may report
+    backend().copy(&count, &messages->count, sizeof count, CopyKind::DeviceToHost);
+    if (count == 0) return std::nullopt;
+    backend().copy(&first, &messages->msg[0], sizeof first, CopyKind::DeviceToHost);
+    static const ErrorMessages zeros{};
+    backend().copy(messages, &zeros, sizeof zeros, CopyKind::HostToDevice);
+  }
+  const ErrorMessage& m = first;
   std::string out = concat(bounded(m.message, sizeof m.message), " (", bounded(m.file, sizeof m.file), ":", m.line,
                            ", in ", bounded(m.func, sizeof m.func), ")");
   if (count > 1) out += concat("; ", count - 1, " more report", count > 2 ? "s" : "");
-  std::memset(messages->msg, 0, sizeof messages->msg);
   return out;
 }
 

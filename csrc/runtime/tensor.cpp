@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "runtime/allocator.h"
+#include "runtime/backend.h"
+#include "runtime/host_staging.h"
 #include "util/error.h"
 
 namespace mps_shim {
@@ -107,7 +109,12 @@ void Tensor::resize_(const std::vector<int64_t>& sizes) {
     MPS_SHIM_CHECK(storage_->owned, "cannot resize a tensor over memory it does not own (needs ", needed,
                    " bytes, has ", storage_->nbytes, ")");
     auto grown = allocate_storage(needed, storage_->device);
-    if (storage_->nbytes) std::memcpy(grown->data, storage_->data, storage_->nbytes);
+    if (storage_->nbytes) {
+      if (storage_->device == DeviceType::MPS && !backend().host_addressable())
+        backend().copy(grown->data, storage_->data, storage_->nbytes, CopyKind::DeviceToDevice);
+      else
+        std::memcpy(grown->data, storage_->data, storage_->nbytes);
+    }
     std::swap(storage_->data, grown->data);  // `grown` now frees the old memory
     std::swap(storage_->nbytes, grown->nbytes);
   }
@@ -257,7 +264,9 @@ bool tensors_overlap(const Tensor& a, const Tensor& b) {
   return a0 < b1 && b0 < a1;
 }
 
-void copy_into(const Tensor& dst, const Tensor& src) {
+namespace {
+
+void copy_on_host(const Tensor& dst, const Tensor& src) {
   MPS_SHIM_CHECK(src.dim() <= dst.dim(), "copy_: source has ", src.dim(), " dimensions, destination ", dst.dim());
   std::vector<int64_t> src_strides(dst.dim(), 0);  // broadcast: missing and size-1 dimensions repeat
   for (int64_t i = 0; i < src.dim(); ++i) {
@@ -271,8 +280,8 @@ void copy_into(const Tensor& dst, const Tensor& src) {
     auto tmp_storage = allocate_storage(span_bytes(src.sizes(), contiguous_strides(src.sizes()), src.element_size()),
                                         DeviceType::CPU);
     Tensor tmp(tmp_storage, src.sizes(), contiguous_strides(src.sizes()), 0, src.dtype(), 0);
-    copy_into(tmp, src);
-    return copy_into(dst, tmp);
+    copy_on_host(tmp, src);
+    return copy_on_host(dst, tmp);
   }
   char* out = dst.data();
   const char* in = src.data();
@@ -299,6 +308,20 @@ void copy_into(const Tensor& dst, const Tensor& src) {
     for_each_element(dst, src_strides, src.element_size(),
                      [&](int64_t d, int64_t s) { store_float(dt, out + d, load_float(st, in + s)); });
   }
+}
+
+}  // namespace
+
+void copy_into(const Tensor& dst, const Tensor& src) {
+  if (!needs_staging(dst) && !needs_staging(src)) return copy_on_host(dst, src);
+  if (dst.dtype() == src.dtype() && dst.sizes() == src.sizes() && dst.is_contiguous() && src.is_contiguous() &&
+      needs_staging(dst) && needs_staging(src) && !tensors_overlap(dst, src)) {
+    backend().copy(dst.data(), src.data(), size_t(dst.numel()) * dst.element_size(), CopyKind::DeviceToDevice);
+    return;
+  }
+  HostStaging host({{&dst, HostStaging::Write}, {&src, HostStaging::Read}});
+  copy_on_host(host[0], host[1]);
+  host.write_back();
 }
 
 }  // namespace mps_shim

@@ -281,7 +281,7 @@ def _is_dlpack_producer(value):
 
 def _input_handle(value, index):
     """(raw handle the model may steal, object to keep alive until the run ends)."""
-    from ..tensor import Tensor
+    from ..tensor import Tensor, device_memory_is_host
 
     out = _ffi.new("AtenTensorHandle*")
     if isinstance(value, Tensor):
@@ -295,6 +295,10 @@ def _input_handle(value, index):
         raise TypeError(f"input {index}: dtype {array.dtype} has no mps_shim equivalent")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
+    if not device_memory_is_host():  # a GPU's memory: the model reads a device copy
+        copy = Tensor.from_numpy(array)
+        _check(_lib.aoti_torch_new_tensor_handle(copy._handle, out))
+        return int(_ffi.cast("uintptr_t", out[0])), copy
     itemsize = array.dtype.itemsize
     data = array.__array_interface__["data"][0] if array.size else 0
     sizes = _ffi.new("int64_t[]", list(array.shape) or [0])
@@ -319,10 +323,15 @@ def _take_output(raw):
     result = np.empty(shape, dtype)
     if result.size == 0:
         return result
+    from ..tensor import device_memory_is_host
+
     data = _data_address(raw)
     span = 1 + sum((n - 1) * s for n, s in zip(shape, strides))  # elements from the first to the last
-    src_bytes = _ffi.buffer(_ffi.cast("char*", data), span * dtype.itemsize)
-    src = np.frombuffer(src_bytes, dtype=dtype)
+    if device_memory_is_host():
+        src = np.frombuffer(_ffi.buffer(_ffi.cast("char*", data), span * dtype.itemsize), dtype=dtype)
+    else:  # a GPU's memory (the copy waits for the model's kernels)
+        src = np.empty(span, dtype)
+        _check(_lib.mps_shim_copy_from_device(_ffi.from_buffer(src), _ffi.cast("void*", data), src.nbytes))
     view = np.lib.stride_tricks.as_strided(src, shape, tuple(s * dtype.itemsize for s in strides))
     np.copyto(result, view)
     return result

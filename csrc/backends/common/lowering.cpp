@@ -1,6 +1,7 @@
 #include "backends/common/lowering.h"
 
 #include <set>
+#include <sstream>
 
 #include "frontend/call_graph.h"
 #include "util/error.h"
@@ -91,6 +92,31 @@ std::string apply_edits(const std::string& preprocessed, const std::vector<front
   }
   code.append(preprocessed, pos, std::string::npos);
   return code;
+}
+
+std::string max_threads_function(const frontend::KernelDecl& k, size_t index) {
+  if (k.max_threads_expr.empty()) return "";
+  std::string open, close;
+  for (size_t pos = 0; pos < k.scope.size();) {
+    const size_t end = k.scope.find("::", pos);
+    open += "namespace " + k.scope.substr(pos, end - pos) + " { ";
+    close += "} ";
+    pos = end + 2;
+  }
+  std::ostringstream out;
+  out << open << "\n#line " << k.max_threads_line << " " << quoted(k.max_threads_file) << "\n"
+      << (k.template_header.empty() ? "template <int = 0>" : k.template_header)
+      << " constexpr uint32_t mps_shim_max_threads_" << index << "() { constexpr long v = (" << k.max_threads_expr
+      << "); static_assert(v >= 1 && v <= 1024, \"max_total_threads_per_threadgroup takes an integer from 1 to "
+         "1024\"); return uint32_t(v); }\n#line 1 \"<mps_shim entry points>\"\n"
+      << close << "\n";
+  return out.str();
+}
+
+std::string max_threads_value(const frontend::KernelDecl& k, size_t index) {
+  if (k.max_threads_expr.empty()) return std::to_string(k.max_threads);
+  return concat("::", k.scope, "mps_shim_max_threads_", index, "<",
+                k.template_args.empty() ? ">" : k.template_args.substr(1), "()");
 }
 
 }  // namespace mps_shim::lowering

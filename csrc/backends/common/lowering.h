@@ -35,6 +35,14 @@ void leave_out_other_kernels(const frontend::LexedSource& source, const frontend
 // kernel's declaration in the user's source.
 std::string at_kernel_line(const std::string& code, const frontend::KernelDecl& k);
 
+// [[max_total_threads_per_threadgroup(EXPR)]] with a constant expression: a
+// constexpr function `mps_shim_max_threads_<index>` evaluating it where the
+// kernel is defined (its namespaces, its template parameters), checked at the
+// attribute's line; "" for a literal count.
+std::string max_threads_function(const frontend::KernelDecl& k, size_t index);
+// The kernel's max threads as a C++ expression: the literal, or a call of that function.
+std::string max_threads_value(const frontend::KernelDecl& k, size_t index);
+
 // `s` as a C++ string literal (for generated code: names, file names in #line).
 std::string quoted(const std::string& s);
 

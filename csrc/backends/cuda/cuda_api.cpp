@@ -64,6 +64,7 @@ bool load_driver(DriverApi& api, std::string& why) {
   MPS_CUDA_BIND(h, api, cuMemsetD8, "cuMemsetD8_v2", missing);
   MPS_CUDA_BIND(h, api, cuModuleLoadData, "cuModuleLoadData", missing);
   MPS_CUDA_BIND(h, api, cuModuleGetFunction, "cuModuleGetFunction", missing);
+  MPS_CUDA_BIND(h, api, cuModuleGetGlobal, "cuModuleGetGlobal_v2", missing);
   MPS_CUDA_BIND(h, api, cuFuncSetAttribute, "cuFuncSetAttribute", missing);
   MPS_CUDA_BIND(h, api, cuLaunchKernel, "cuLaunchKernel", missing);
   MPS_CUDA_BIND(h, api, cuGetErrorString, "cuGetErrorString", missing);
@@ -111,6 +112,25 @@ bool load_nvrtc(NvrtcApi& api, std::string& why) {
   return true;
 }
 
+bool load_cublas(CublasApi& api, std::string& why) {
+  const char* env = std::getenv("MPS_SHIM_CUBLAS");
+  void* h = open_first({env ? env : "", "libcublas.so.13", "libcublas.so.12", "libcublas.so"}, why);
+  if (!h) {
+    why = "no cuBLAS (set MPS_SHIM_CUBLAS to libcublas.so: " + why + ")";
+    return false;
+  }
+  std::string missing;
+  MPS_CUDA_BIND(h, api, cublasCreate, "cublasCreate_v2", missing);
+  MPS_CUDA_BIND(h, api, cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx", missing);
+  if (!missing.empty()) {
+    why = "cuBLAS lacks " + missing;
+    return false;
+  }
+  char path[4096] = "";
+  if (dlinfo(h, RTLD_DI_ORIGIN, path) == 0) api.path = path;
+  return true;
+}
+
 bool has_libcudacxx(const std::string& dir) {
   return access((dir + "/cuda/std/type_traits").c_str(), R_OK) == 0;
 }
@@ -131,6 +151,14 @@ const NvrtcApi* nvrtc_api(std::string* why) {
   static std::string reason;
   static bool ok = false;
   return load_once(once, api, reason, ok, load_nvrtc, why);
+}
+
+const CublasApi* cublas_api(std::string* why) {
+  static std::once_flag once;
+  static CublasApi api{};
+  static std::string reason;
+  static bool ok = false;
+  return load_once(once, api, reason, ok, load_cublas, why);
 }
 
 void check_cuda(CUresult r, const char* what) {

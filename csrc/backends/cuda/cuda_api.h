@@ -37,6 +37,7 @@ struct DriverApi {
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuModuleLoadData)(CUmodule*, const void*);
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
+  CUresult (*cuModuleGetGlobal)(CUdeviceptr*, size_t*, CUmodule, const char*);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              CUstream, void**, void**);
@@ -58,9 +59,24 @@ struct NvrtcApi {
   const char* (*nvrtcGetErrorString)(nvrtcResult);
 };
 
+// cuBLAS's strided batched product, for the ATen fallback ops' gemm.
+using cublasHandle_t = struct cublasContext*;
+using cublasStatus_t = int;
+struct CublasApi {
+  cublasStatus_t (*cublasCreate)(cublasHandle_t*);
+  cublasStatus_t (*cublasGemmStridedBatchedEx)(cublasHandle_t, int transa, int transb, int m, int n, int k,
+                                               const void* alpha, const void* a, int a_type, int lda,
+                                               long long stride_a, const void* b, int b_type, int ldb,
+                                               long long stride_b, const void* beta, void* c, int c_type, int ldc,
+                                               long long stride_c, int batch, int compute_type, int algo);
+  std::string path;  // the library that loaded, for runtime_info
+};
+
 // The loaded APIs, or null with `why` set (once per process; the reason is kept).
 const DriverApi* driver_api(std::string* why);
 const NvrtcApi* nvrtc_api(std::string* why);
+// MPS_SHIM_CUBLAS, else libcublas.so.13 / .12 / libcublas.so.
+const CublasApi* cublas_api(std::string* why);
 
 // Throws EngineError naming `what` when `r` is not CUDA_SUCCESS.
 void check_cuda(CUresult r, const char* what);

@@ -11,6 +11,8 @@
 #include "backends/common/front_end_info.h"
 #include "backends/cuda/cuda_api.h"
 #include "backends/cuda/cuda_compiler.h"
+#include "backends/cuda/cuda_device.h"
+#include "backends/cuda/cuda_ops.h"
 #include "backends/cuda/cuda_translation.h"
 #include "backends/host/module_builder.h"
 #include "runtime/backend_registry.h"
@@ -20,38 +22,6 @@
 namespace mps_shim::cuda {
 
 namespace {
-
-constexpr int kComputeCapabilityMajor = 75, kComputeCapabilityMinor = 76;  // CUdevice_attribute
-
-// The process's GPU: device 0, its primary context current on every thread that uses it.
-struct Device {
-  const DriverApi* api = nullptr;
-  CUdevice device = 0;
-  CUcontext context = nullptr;
-  std::string name, arch;
-
-  static Device& instance() {
-    static Device* d = new Device();
-    return *d;
-  }
-  void make_current() const { check_cuda(api->cuCtxSetCurrent(context), "cuCtxSetCurrent"); }
-
- private:
-  Device() {
-    std::string why;
-    api = driver_api(&why);
-    MPS_SHIM_CHECK_AS(EngineError, api != nullptr, "the CUDA backend is unavailable: ", why);
-    check_cuda(api->cuDeviceGet(&device, 0), "cuDeviceGet");
-    check_cuda(api->cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
-    char buf[256] = {};
-    api->cuDeviceGetName(buf, sizeof buf, device);
-    name = buf;
-    int major = 0, minor = 0;
-    api->cuDeviceGetAttribute(&major, kComputeCapabilityMajor, device);
-    api->cuDeviceGetAttribute(&minor, kComputeCapabilityMinor, device);
-    arch = concat("sm_", major, minor);
-  }
-};
 
 // One loaded cubin and the entry points of its kernels.
 struct CudaModule {
@@ -202,13 +172,40 @@ class CudaLibrary : public CompiledLibrary {
       check_cuda(dev.api->cuModuleGetFunction(&f, module->module, concat("mps_shim_entry_", i).c_str()),
                  "cuModuleGetFunction");
       module->entries.push_back(f);
-      KernelInfo info = infos_.at(indices[i]);
+      KernelInfo info = with_facts(infos_.at(indices[i]), *module, t.kernels[i], i);
       info.compiled = true;
       info.execution = KernelExecution::Independent;
       info.execution_note = "one CUDA thread per Metal thread; a threadgroup is a block, a SIMD-group a warp";
       out.push_back(std::make_shared<CudaKernel>(module, f, std::move(info), entry_params(t.kernels[i])));
     }
     return out;
+  }
+
+  // The front end's description with what the compiler worked out (the
+  // module's facts array), and without the parameters absent from the
+  // specialisation, as the host's kernel table has it.
+  static KernelInfo with_facts(KernelInfo info, const CudaModule& module, const frontend::KernelDecl& k, size_t i) {
+    const Device& dev = Device::instance();
+    std::vector<unsigned> facts(1 + kFactsPerParam * k.params.size());
+    CUdeviceptr at = 0;
+    size_t bytes = 0;
+    check_cuda(dev.api->cuModuleGetGlobal(&at, &bytes, module.module, concat("mps_shim_facts_", i).c_str()),
+               "cuModuleGetGlobal");
+    MPS_SHIM_CHECK_AS(EngineError, bytes == facts.size() * sizeof(unsigned), "kernel '", info.name,
+                      "': its facts array has ", bytes, " bytes, expected ", facts.size() * sizeof(unsigned));
+    check_cuda(dev.api->cuMemcpyDtoH(facts.data(), at, bytes), "cuMemcpyDtoH");
+    info.max_threads = facts[0];
+    std::vector<KernelParam> params;
+    for (size_t j = 0; j < k.params.size(); ++j) {
+      if (k.params[j].absent) continue;
+      KernelParam p = info.params.at(j);
+      p.value_size = facts[1 + kFactsPerParam * j];
+      p.reference = int(facts[2 + kFactsPerParam * j]);
+      p.writable = int(facts[3 + kFactsPerParam * j]);
+      params.push_back(std::move(p));
+    }
+    info.params = std::move(params);
+    return info;
   }
 
   std::shared_ptr<const host::ParsedSource> src_;
@@ -260,13 +257,12 @@ class CudaBackend : public Backend {
     dev.make_current();
     check_cuda(dev.api->cuCtxSynchronize(), "cuCtxSynchronize");
   }
-  ops::OpBackend& ops() override {
-    throw EngineError("the ATen fallback ops (matmul, convolution, attention, ...) do not run on the CUDA backend yet");
-  }
+  ops::OpBackend& ops() override { return cuda_ops(); }
   std::string info_json() const override {
     const Device& dev = Device::instance();
     return concat("\"device\": ", json_string(dev.name), ", \"arch\": ", json_string(dev.arch),
-                  ", \"nvrtc\": ", json_string(nvrtc_version()));
+                  ", \"nvrtc\": ", json_string(nvrtc_version()),
+                  ", \"gemm\": ", json_string(cuda_ops().gemm_provider()));
   }
 };
 

@@ -147,7 +147,8 @@ void emit_entry(std::ostringstream& final_out, const KernelDecl& k, size_t index
   const std::string traits = "mps_shim_traits_" + std::to_string(index);
   out << "using " << traits << " = mps_cuda::fn_traits<decltype(&" << fn << ")>;\n";
   out << "extern \"C\" __global__ void ";
-  if (k.max_threads_expr.empty()) out << "__launch_bounds__(" << k.max_threads << ") ";
+  const std::string max_threads = qualify_vector_names(lowering::max_threads_value(k, index));
+  out << "__launch_bounds__(" << max_threads << ") ";
   out << "mps_shim_entry_" << index << "(";
   std::vector<std::string> args;
   for (size_t i = 0; i < k.params.size(); ++i) {
@@ -170,7 +171,20 @@ void emit_entry(std::ostringstream& final_out, const KernelDecl& k, size_t index
       << "  if (!mps_cuda::thread_ids(mps_grid, mps_t)) return;\n  " << fn << "(";
   for (size_t i = 0; i < args.size(); ++i) out << (i ? ", " : "") << args[i];
   out << ");\n}\n";
-  final_out << lowering::at_kernel_line(out.str(), k);
+  // What the host's kernel table records, worked out by the compiler (kernel_facts).
+  out << "extern \"C\" __device__ const unsigned mps_shim_facts_" << index << "[] = {"
+      << max_threads;
+  for (size_t i = 0; i < k.params.size(); ++i) {
+    if (k.params[i].role == ParamRole::ThreadPosition) {
+      out << ", 0, 0, 0";
+      continue;
+    }
+    const std::string arg = concat(traits, "::arg<", i, ">");
+    out << ", mps_host::param_value_size<" << arg << ">(), mps_host::param_is_reference<" << arg
+        << ">(), mps_host::param_writable<" << arg << ">()";
+  }
+  out << "};\n";
+  final_out << lowering::max_threads_function(k, index) << lowering::at_kernel_line(out.str(), k);
 }
 
 }  // namespace

@@ -39,4 +39,9 @@ struct EntryParamInfo {
 };
 std::vector<EntryParamInfo> entry_params(const frontend::KernelDecl& k);
 
+// The module's `mps_shim_facts_<i>` array for entry point i: its max threads
+// per threadgroup, then per kernel parameter its value size, reference-ness
+// and writability (mps_param_facts.h; zeros for thread-position parameters).
+constexpr int kFactsPerParam = 3;
+
 }  // namespace mps_shim::cuda

@@ -107,11 +107,7 @@ struct KernelFields {
   const KernelDecl& k;
   size_t index;
   std::string name() const { return lowering::quoted(k.host_name); }
-  std::string max_threads() const {
-    if (k.max_threads_expr.empty()) return std::to_string(k.max_threads);
-    return concat("::", k.scope, "mps_shim_max_threads_", index, "<",
-                  k.template_args.empty() ? ">" : k.template_args.substr(1), "()");
-  }
+  std::string max_threads() const { return lowering::max_threads_value(k, index); }
   std::string threadgroup_memory() const { return std::to_string(k.threadgroup_memory); }
   std::string line() const { return std::to_string(k.line); }
   std::string execution() const { return std::to_string(int(k.execution)); }
@@ -127,27 +123,8 @@ void emit_param_record(std::ostringstream& out, const ParamFields& f) {
   out << "  {" << fields.str().substr(2) << "},\n";
 }
 
-// [[max_total_threads_per_threadgroup(EXPR)]] evaluated where the kernel is
-// defined (its namespaces, its template parameters), checked at the attribute's line.
-void emit_max_threads(std::ostringstream& out, const KernelDecl& k, size_t index) {
-  if (k.max_threads_expr.empty()) return;
-  std::string open, close;
-  for (size_t pos = 0; pos < k.scope.size();) {
-    const size_t end = k.scope.find("::", pos);
-    open += "namespace " + k.scope.substr(pos, end - pos) + " { ";
-    close += "} ";
-    pos = end + 2;
-  }
-  out << open << "\n#line " << k.max_threads_line << " " << lowering::quoted(k.max_threads_file) << "\n"
-      << (k.template_header.empty() ? "template <int = 0>" : k.template_header)
-      << " constexpr uint32_t mps_shim_max_threads_" << index << "() { constexpr long v = (" << k.max_threads_expr
-      << "); static_assert(v >= 1 && v <= 1024, \"max_total_threads_per_threadgroup takes an integer from 1 to "
-         "1024\"); return uint32_t(v); }\n#line 1 \"<mps_shim entry points>\"\n"
-      << close << "\n";
-}
-
 void emit_kernel(std::ostringstream& final_out, const KernelDecl& k, size_t index, bool checked) {
-  emit_max_threads(final_out, k, index);
+  final_out << lowering::max_threads_function(k, index);
   std::ostringstream out;
   const std::string fn = k.function + k.template_args;
   const std::string traits = "mps_shim_traits_" + std::to_string(index);

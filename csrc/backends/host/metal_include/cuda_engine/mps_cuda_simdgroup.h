@@ -51,7 +51,11 @@ struct Group {
   __forceinline__ Group() : warp_mask(__activemask()), base(lane_id() / W * W), lane(lane_id() - base) {
     mask = (warp_mask >> base) & (W == 32 ? 0xffffffffu : (1u << W) - 1u);
   }
-  __forceinline__ bool full() const { return mask == (W == 32 ? 0xffffffffu : (1u << W) - 1u); }
+  // Every lane of the warp active, so every group full. The path a function
+  // takes must be the same for the whole warp: a __shfl_sync whose mask names
+  // lanes that are at another call site is undefined (a partial quad beside
+  // full ones lost values when each took its own path).
+  __forceinline__ bool warp_full() const { return warp_mask == 0xffffffffu; }
   __forceinline__ bool active(long src) const { return src >= 0 && src < long(W) && ((mask >> src) & 1u); }
 };
 
@@ -65,7 +69,7 @@ __forceinline__ void gather(const Group<W>& g, const T& x, T* vals) {
 template <unsigned W, typename T, typename Op>
 __forceinline__ T reduce(const T& x, Op op) {
   const Group<W> g;
-  if (g.full()) {  // level k: aligned blocks of 2^k lanes, left block first
+  if (g.warp_full()) {  // level k: aligned blocks of 2^k lanes, left block first
     T v = x;
     for (unsigned d = 1; d < W; d *= 2) {
       const T other = shuffle_from(g.warp_mask, v, (g.base + g.lane) ^ d);
@@ -82,7 +86,7 @@ __forceinline__ T reduce(const T& x, Op op) {
 template <unsigned W, bool kInclusive, typename T, typename Op>
 __forceinline__ T scan(const T& x, T identity, Op op) {
   const Group<W> g;
-  if (g.full()) {  // Kogge-Stone
+  if (g.warp_full()) {  // Kogge-Stone
     T v = x;
     for (unsigned d = 1; d < W; d *= 2) {
       const T left = shuffle_from(g.warp_mask, v, g.base + (g.lane >= d ? g.lane - d : g.lane));
