@@ -53,7 +53,7 @@ void emit_entry(std::ostringstream& out, const KernelDecl& k, size_t index, Kern
   else if (execution == Execution::Fibers)  // threads wait for each other anywhere: one fiber each
     out << "  mps_host::run_groups_as_fibers(L, first, end, [&](const mps_host::ThreadIds& t) {\n    " << fn << "(";
   else if (checked)  // each thread's reports name it; its threadgroup accesses are settled when it ends
-    out << "  mps_host::checked::begin_chunk();\n  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
+    out << "  mps_host::checked::begin_chunk(__builtin_frame_address(0));\n  mps_host::run_groups<" << (k.uses_threadgroups ? "true" : "false")
         << ">(L, first, end, [&](const mps_host::ThreadIds& t) __attribute__((always_inline)) {\n"
         << "    const mps_host::checked::ThreadScope mps_scope(L, t);\n    " << fn << "(";
   else

@@ -92,6 +92,10 @@ struct State {
   uint32_t lane_epoch;  // lane loops: loops over the group's threads so far (a loop never spans a barrier)
   unsigned n_pending;
   PendingRead pending[kMaxPending];
+  // Frames at or above this address are not the module's (the runtime's
+  // executor, built without frame pointers): a report's walk stops there.
+  // Fibers: the top of the fiber's own stack ends the chain (all ones here).
+  const char* walk_limit;
   const mps_shim_launch* L;
   uint3 gid, base, size;
   unsigned n;
@@ -108,12 +112,14 @@ inline State& state() {
 }
 
 // The return addresses of the caller's frames, innermost first (frame
-// pointers: the fibers' first frame ends the chain with a null link).
+// pointers: the fibers' first frame ends the chain with a null link; on the
+// OS thread's stack the entry point's frame, State::walk_limit, ends it).
 #define MPS_SHIM_CAPTURE_PCS(out, max, n)                                          \
   do {                                                                             \
     void** fp_ = static_cast<void**>(__builtin_frame_address(0));                  \
+    const char* limit_ = state().walk_limit;                                       \
     (n) = 0;                                                                       \
-    while (fp_ && (n) < (max)) {                                                   \
+    while (fp_ && (const char*)fp_ < limit_ && (n) < (max)) {                      \
       void* ret_ = fp_[1];                                                         \
       if (!ret_) break;                                                            \
       (out)[(n)++] = ret_;                                                         \
@@ -133,6 +139,7 @@ inline void begin_group(const mps_shim_launch* L, const uint3& gid, const uint3&
   s.serial += 1;
   s.solo = 0;
   s.n_pending = 0;
+  s.walk_limit = reinterpret_cast<const char*>(~uintptr_t(0));
   for (unsigned i = 0; i < s.n; ++i) {
     s.fibers[i].n_touches = 0;
     s.fibers[i].touches_lost = 0;
@@ -291,9 +298,12 @@ inline void on_simd_complete(const fib::detail::Simd& sg, uint32_t done) {
 // races are seen than on fibers, never false ones). Statements that run once
 // for the group record no accesses. The splitter leaves kernels with a
 // barrier under a divergent condition to fibers in checked mode.
-inline void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size) {
+inline void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size,
+                             const void* entry_frame) {
   begin_group(L, gid, base, size);
-  state().lane_epoch += 1;
+  State& s = state();
+  s.lane_epoch += 1;
+  s.walk_limit = static_cast<const char*>(entry_frame);
 }
 inline void lane_pass() {
   State& s = state();
@@ -435,8 +445,13 @@ inline void end_group() {
   if (state().n_pending) settle_reads();
 }
 
-// A chunk of groups of a kernel that does not wait starts and ends (its entry point).
-inline void begin_chunk() { state().solo_group = 0; }
+// A chunk of groups of a kernel that does not wait starts (its entry point,
+// whose frame ends a report's walk) and ends.
+inline void begin_chunk(const void* entry_frame) {
+  State& s = state();
+  s.solo_group = 0;
+  s.walk_limit = static_cast<const char*>(entry_frame);
+}
 inline void end_chunk() { end_group(); }
 
 // One thread of a kernel that does not wait, run without fibers: its ids for

@@ -33,7 +33,8 @@ struct ThreadIds {
 #ifdef MPS_SHIM_CHECKED
 // Checked mode's hooks into the engine's loops (defined in mps_host_checked.h).
 namespace checked {
-void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size);
+void begin_lane_group(const mps_shim_launch* L, const uint3& gid, const uint3& base, const uint3& size,
+                      const void* entry_frame);
 void lane_pass();                 // a loop over the group's threads starts
 void lane_enter(unsigned lane);   // thread `lane` runs a stretch
 void lane_leave(unsigned lane);
@@ -429,7 +430,7 @@ MPS_SHIM_INLINE void run_groups_as_lane_loops(const mps_shim_launch* L, uint64_t
     g.any_held = false;
     g.running_valid = false;
 #ifdef MPS_SHIM_CHECKED
-    checked::begin_lane_group(L, g.gid, g.base, g.size);
+    checked::begin_lane_group(L, g.gid, g.base, g.size, __builtin_frame_address(0));  // inlined: the entry's frame
 #endif
     run_group_lanes(body, g);
 #ifdef MPS_SHIM_CHECKED
