@@ -116,14 +116,24 @@ def test_export_writes_a_model_so_that_needs_only_aoti_symbols(exported, name):
 _CUDA_HALF = pytest.mark.no_cuda_check(reason="c10's half max: `?:` of float and half is ambiguous in CUDA C++")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_CUDA_HALF) if n.endswith("_float16") else n for n in ALL])
+# Inductor's cross-entropy kernel sums int64 with c10's simd_sum<long>, whose shuffles read inactive lanes of a
+# partial SIMD-group: checked mode reports it (a finding in c10; the values are right on mps_shim).
+_C10_LONG = pytest.mark.checked_reports(reason="c10's simd_sum<long> shuffles in inactive lanes (Inductor's cross entropy)")
+
+
+def _marked(names):
+    return [pytest.param(n, marks=_CUDA_HALF) if n.endswith("_float16")
+            else pytest.param(n, marks=_C10_LONG) if n.startswith("cross_entropy") else n for n in names]
+
+
+@pytest.mark.parametrize("name", _marked(ALL))
 def test_model_matches_eager(exported, name):
     path, model, inputs, _ = exported(name)
     loaded = aoti.load(path)
     _compare(loaded(*[_numpy(x) for x in inputs]), model, inputs)
 
 
-@pytest.mark.parametrize("name", WEIGHTS_AS_INPUTS)
+@pytest.mark.parametrize("name", _marked(WEIGHTS_AS_INPUTS))
 def test_model_with_weights_as_inputs_matches_eager(exported, name):
     """The same models with every parameter and buffer an input: the model.so holds no constants."""
     path, model, inputs, meta = exported(name)

@@ -67,6 +67,8 @@ def lib():
 
 @pytest.fixture
 def crosscheck(monkeypatch):
+    if mps_shim.checked_mode() != "off":
+        pytest.skip("checked mode (MPS_SHIM_CHECKED): checked kernels are not cross-checked")
     monkeypatch.setenv("MPS_SHIM_CROSSCHECK", "1")
 
 

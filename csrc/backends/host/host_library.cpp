@@ -257,7 +257,7 @@ std::unique_ptr<CompiledLibrary> open_host_library(const std::string& source, co
   id.checked = options.checked;
   // Checked kernels are modules of their own: every kernel on fibers, with the sanitizers.
   const std::string variant = std::string(id.lane_loops ? "" : "lane_loops=0") + (id.checked ? "|checked" : "");
-  id.keep_prefix = sha256_hex(source.data(), source.size()).substr(0, 16) + (id.checked ? ".checked" : "");
+  id.keep_prefix = sha256_hex(source.data(), source.size()).substr(0, 16);
   // Included files are part of the library: with include folders the key
   // is the preprocessed text, so an edited header compiles anew.
   std::string preprocessed;
