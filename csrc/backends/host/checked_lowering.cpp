@@ -15,7 +15,6 @@ namespace {
 constexpr const char* kPointer = "mps_host::checked::dptr<";
 
 bool is_space(const Token& t) { return t.is("device") || t.is("constant"); }
-bool is_space_or_group(const Token& t) { return is_space(t) || t.is("threadgroup"); }
 
 std::string current(const std::vector<Token>& toks, const TokenEdits& edits, size_t k) {
   return edits[k] ? *edits[k] : std::string(toks[k].text);
