@@ -111,19 +111,13 @@ def test_export_writes_a_model_so_that_needs_only_aoti_symbols(exported, name):
     assert [n for n in names if n.startswith("aoti_torch_") and not hasattr(shim, n)] == []
 
 
-# c10's half `max` returns `cond ? NAN : max(a, b)`: with float and a class half, C++ finds the
-# conditional ambiguous; NVRTC has no arithmetic 16-bit float type (docs/architecture.md, CUDA backend).
-_CUDA_HALF = pytest.mark.no_cuda_check(reason="c10's half max: `?:` of float and half is ambiguous in CUDA C++")
-
-
 # Inductor's cross-entropy kernel sums int64 with c10's simd_sum<long>, whose shuffles read inactive lanes of a
 # partial SIMD-group: checked mode reports it (a finding in c10; the values are right on mps_shim).
 _C10_LONG = pytest.mark.checked_reports(reason="c10's simd_sum<long> shuffles in inactive lanes (Inductor's cross entropy)")
 
 
 def _marked(names):
-    return [pytest.param(n, marks=_CUDA_HALF) if n.endswith("_float16")
-            else pytest.param(n, marks=_C10_LONG) if n.startswith("cross_entropy") else n for n in names]
+    return [pytest.param(n, marks=_C10_LONG) if n.startswith("cross_entropy") else n for n in names]
 
 
 @pytest.mark.parametrize("name", _marked(ALL))

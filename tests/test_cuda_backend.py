@@ -90,6 +90,40 @@ def test_c10_headers_compile_for_cuda():
     mps_shim.compile_check(source, include_dirs=[torch_include])
 
 
+# c10's half max and min: `isunordered(a, b) ? NAN : max(a, b)`, a float and a half in one conditional.
+CONDITIONAL_NAN = r"""
+#include <metal_stdlib>
+using namespace metal;
+kernel void pick(device const half* h [[buffer(0)]], device const float4* v [[buffer(1)]],
+                 device half* oh [[buffer(2)]], device float4* ov [[buffer(3)]], device float* of [[buffer(4)]],
+                 uint i [[thread_position_in_grid]]) {
+  const bool nan_here = i % 2 == 1;
+  oh[i] = nan_here ? NAN : h[i];
+  ov[i] = nan_here ? NAN : v[i];
+  of[i] = nan_here ? NAN : float(h[i]) * 2;
+}
+"""
+
+
+@nvrtc_only
+def test_a_nan_beside_a_half_in_a_conditional_compiles_for_cuda():
+    mps_shim.compile_check(CONDITIONAL_NAN)
+
+
+def test_a_nan_beside_a_half_in_a_conditional_takes_the_other_operands_type():
+    n = 6
+    h = np.arange(1, n + 1, dtype=np.float16)
+    v = np.arange(4 * n, dtype=np.float32).reshape(n, 4)
+    oh, ov, of = np.zeros(n, np.float16), np.zeros((n, 4), np.float32), np.zeros(n, np.float32)
+    mps_shim.compile_shader(CONDITIONAL_NAN).pick(h, v, oh, ov, of, threads=n)
+    mps_shim.synchronize()
+    odd = np.arange(n) % 2 == 1
+    assert np.isnan(oh[odd]).all() and np.isnan(ov[odd]).all() and np.isnan(of[odd]).all()
+    np.testing.assert_array_equal(oh[~odd], h[~odd])
+    np.testing.assert_array_equal(ov[~odd], v[~odd])
+    np.testing.assert_array_equal(of[~odd], h[~odd].astype(np.float32) * 2)
+
+
 @gpu_only
 def test_row_sum_and_half_on_the_gpu():
     lib = mps_shim.compile_shader(REDUCE)

@@ -141,6 +141,20 @@ void qualify_cuda_clashes(const frontend::LexedSource& src, const frontend::Pars
   }
 }
 
+// `c ? NAN : x` (NAN preprocessed to __builtin_nanf("")): the NaN becomes a
+// mps_cuda::nan_operand, which takes x's type (mps_cuda_platform.h says why).
+void type_conditional_nans(const frontend::LexedSource& src, frontend::TokenEdits& edits) {
+  const std::vector<frontend::Token>& t = src.tokens;
+  for (size_t i = 1; i + 4 < t.size(); ++i) {
+    if (!t[i].is("__builtin_nanf") || !t[i - 1].is("?") || !t[i + 1].is("(") ||
+        t[i + 2].kind != frontend::TokenKind::String || !t[i + 3].is(")") || !t[i + 4].is(":"))
+      continue;
+    if (edits[i] || edits[i + 1] || edits[i + 2] || edits[i + 3]) continue;
+    edits[i] = "::mps_cuda::nan_operand{}";
+    edits[i + 1] = edits[i + 2] = edits[i + 3] = "";
+  }
+}
+
 void emit_entry(std::ostringstream& final_out, const KernelDecl& k, size_t index) {
   std::ostringstream out;
   const std::string fn = k.function + qualify_vector_names(k.template_args);
@@ -215,6 +229,7 @@ CudaTranslation translate_for_cuda(const std::string& preprocessed, const fronte
   frontend::specialise_function_constants(source, library, constants, edits);
   if (!all_kernels) lowering::leave_out_other_kernels(source, library, out.kernels, edits);
   qualify_cuda_clashes(source, library, edits);
+  type_conditional_nans(source, edits);
   std::ostringstream entries;
   entries << "\n#line 1 " << lowering::quoted("<mps_shim entry points>") << "\n";
   for (size_t i = 0; i < out.kernels.size(); ++i) emit_entry(entries, out.kernels[i], i);

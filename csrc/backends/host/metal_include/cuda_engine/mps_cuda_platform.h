@@ -217,6 +217,19 @@ constexpr half operator+(half a) { return a; }
 inline half& operator++(half& a) { return a = a + 1; }
 inline half& operator--(half& a) { return a = a - 1; }
 
+namespace mps_cuda {
+// Metal's NAN is a float, so `c ? NAN : h` with h a half (c10's max and min)
+// is a float there; with half a class that converts to and from float, C++
+// finds that conditional ambiguous. The translation writes a NAN that is a
+// conditional's second operand as nan_operand{}: it converts to the other
+// operand's type and nothing converts to it, so the conditional takes that
+// type (a half NaN for a half: what Metal's float NaN becomes on return).
+struct nan_operand {
+  template <typename T>
+  constexpr operator T() const { return T(__builtin_bit_cast(float, 0x7fc00000u)); }
+};
+}  // namespace mps_cuda
+
 // The fiber engine's hook for spinning threads: on a GPU every thread runs.
 namespace mps_host::fibers {
 inline void yield_for_spin() {}
