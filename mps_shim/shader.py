@@ -138,8 +138,9 @@ class BoundKernel:
 
         function.run_command_block(encode)
         for value in bound:  # numpy arrays copied to a GPU get the results back
-            if isinstance(value, Tensor):
-                value.sync_to_host()
+            for tensor in value.tensors if isinstance(value, _ArgumentBuffer) else [value]:
+                if isinstance(tensor, Tensor):
+                    tensor.sync_to_host()
         del bound  # the tensors of argument buffers lived until here
 
     def __repr__(self):

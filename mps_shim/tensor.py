@@ -164,8 +164,24 @@ class Tensor:
         t._mirror = array
         return t
 
+    def _device_copy_of_host_tensor(self):
+        """A device-memory copy of this cpu tensor (DLPack memory on a GPU backend), which sync_to_host()
+        copies back into it: kernels never see a host address where device memory is not the host's."""
+        out = ffi.new("AtenTensorHandle*")
+        check(lib.aoti_torch_empty_strided(len(self.shape), _int64_array(self.shape), ffi.NULL, self.dtype_code,
+                                           _device_code("mps"), 0, out))
+        t = Tensor(out[0])
+        check(lib.aoti_torch_copy_(t._handle, self._handle, 0))
+        t._host_tensor = self
+        return t
+
     def sync_to_host(self):
-        """Copies a device-memory tensor made from a numpy array back into that array (a no-op otherwise)."""
+        """Copies a device-memory tensor made from a numpy array (or DLPack memory) back into it (a no-op
+        otherwise)."""
+        host_tensor = getattr(self, "_host_tensor", None)
+        if host_tensor is not None:
+            check(lib.aoti_torch_copy_(host_tensor._handle, self._handle, 0))
+            return
         mirror = getattr(self, "_mirror", None)
         if mirror is not None and mirror.size:
             result = self.numpy()
@@ -296,7 +312,9 @@ class Tensor:
     def from_dlpack(cls, obj, device="mps"):
         """Wraps the memory of anything with __dlpack__ (torch CPU tensors, numpy arrays...) without copying.
 
-        A DLPack capsule is accepted too. Writes through the Tensor are visible to the producer.
+        A DLPack capsule is accepted too. Writes through the Tensor are visible to the producer. Where
+        device memory is not the host's (the cuda backend), an mps tensor is a copy in device memory, as
+        for from_numpy: sync_to_host() copies results back (bound kernels do it for what they bound).
         """
         return _from_dlpack(cls, obj, device)
 
@@ -448,8 +466,10 @@ def _from_dlpack(cls, obj, device):
         raise BufferError("could not mark the DLPack capsule consumed")
     owner = ffi.gc(managed, _run_deleter)
     del capsule
+    on_gpu = device == "mps" and not device_memory_is_host()
     out = ffi.new("AtenTensorHandle*")
     check(lib.aoti_torch_create_tensor_from_blob(
         ffi.cast("void*", data), ndim, _int64_array(shape), _int64_array(strides), 0, code,
-        _device_code(device), 0, out))
-    return cls(out[0], keep_alive=owner)
+        _device_code("cpu" if on_gpu else device), 0, out))
+    host = cls(out[0], keep_alive=owner)
+    return host._device_copy_of_host_tensor() if on_gpu else host

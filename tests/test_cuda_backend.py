@@ -277,3 +277,50 @@ def test_copies_between_device_views_keep_their_neighbours():
     base.view((3,), (3,), 1).copy_(src.view((3,), (2,), 0))  # every other half into every third float
     base.sync_to_host()
     np.testing.assert_array_equal(storage, [-1, 0, -1, -1, 2, -1, -1, 4, -1, -1, -1, -1])
+
+
+# --- The Python layer's path for device memory that is not the host's, run on the host backend: with
+# device_memory_is_host() False, arrays and DLPack imports bound to kernels are device copies, and the
+# results come back to them after the dispatch.
+WRITE_THROUGH = r"""
+#include <metal_stdlib>
+using namespace metal;
+struct Rows { metal::array<device float*, 3> row; };
+kernel void scale_rows(constant Rows& rows, device float* total, uint i [[thread_position_in_grid]]) {
+  float s = 0;
+  for (int r = 0; r < 3; ++r) { rows.row[r][i] *= 2; s += rows.row[r][i]; }
+  total[i] = s;
+}
+"""
+
+
+@pytest.fixture
+def staged_as_on_a_gpu(monkeypatch):
+    from mps_shim import tensor
+
+    if mps_shim.runtime_info().get("backend") != "host":
+        pytest.skip("the host backend stands in for a GPU's memory here")
+    monkeypatch.setattr(tensor, "_DEVICE_MEMORY_IS_HOST", False)
+
+
+def test_dlpack_imports_are_device_copies_whose_results_come_back(staged_as_on_a_gpu):
+    torch = pytest.importorskip("torch")
+    rows = [torch.arange(4, dtype=torch.float32) + 10 * r for r in range(3)]
+    want_rows = [r * 2 for r in rows]
+    imported = [mps_shim.from_dlpack(r) for r in rows]
+    assert all(t.data_ptr != r.data_ptr() for t, r in zip(imported, rows))  # copies, not the host memory
+    total = np.zeros(4, np.float32)
+    mps_shim.compile_shader(WRITE_THROUGH).scale_rows(imported, total, threads=4)
+    for got, want in zip(rows, want_rows):  # written through the argument buffer, copied back
+        assert torch.equal(got, want)
+    np.testing.assert_array_equal(total, sum(w.numpy() for w in want_rows))
+
+
+def test_numpy_arguments_are_device_copies_whose_results_come_back(staged_as_on_a_gpu):
+    rows = [np.arange(4, dtype=np.float32) + 10 * r for r in range(3)]
+    want = [r * 2 for r in rows]
+    total = np.zeros(4, np.float32)
+    mps_shim.compile_shader(WRITE_THROUGH).scale_rows(rows, total, threads=4)
+    for got, w in zip(rows, want):
+        np.testing.assert_array_equal(got, w)
+    np.testing.assert_array_equal(total, sum(want))
