@@ -175,9 +175,16 @@ class Tensor:
         t._host_tensor = self
         return t
 
+    def _copied_from_host(self):
+        return any(getattr(self, a, None) is not None for a in ("_mirror", "_host_tensor", "_base"))
+
     def sync_to_host(self):
-        """Copies a device-memory tensor made from a numpy array (or DLPack memory) back into it (a no-op
-        otherwise)."""
+        """Copies a device-memory tensor made from a numpy array (or DLPack memory), or a view of one, back
+        into that memory (a no-op otherwise)."""
+        base = getattr(self, "_base", None)
+        if base is not None:
+            base.sync_to_host()
+            return
         host_tensor = getattr(self, "_host_tensor", None)
         if host_tensor is not None:
             check(lib.aoti_torch_copy_(host_tensor._handle, self._handle, 0))
@@ -328,7 +335,10 @@ class Tensor:
         check(lib.aoti_torch__reinterpret_tensor(
             self._handle, len(shape), _int64_array(shape),
             _int64_array(strides) if strides is not None else ffi.NULL, storage_offset - self.storage_offset, out))
-        return Tensor(out[0], keep_alive=self._keep_alive)
+        view = Tensor(out[0], keep_alive=self._keep_alive)
+        if self._copied_from_host():  # results written through the view go back to the host memory too
+            view._base = self
+        return view
 
     def clone(self, preserve_strides=False):
         out = ffi.new("AtenTensorHandle*")

@@ -160,6 +160,8 @@ def pytest_configure(config):
                                        "lane loops and fibers; MPS_SHIM_CROSSCHECK stays off")
     config.addinivalue_line("markers", "no_cuda_check(reason): the test's libraries do not compile for CUDA yet "
                                        "(the reason says why); MPS_SHIM_COMPILE_CHECK stays off")
+    config.addinivalue_line("markers", "host_engine(reason): the test inspects what the host engine does (its "
+                                       "module cache, lane loops, host memory); skipped on other backends")
     config.addinivalue_line("markers", "checked_reports(reason): the test's kernels do on purpose what checked "
                                        "mode reports (they test mps_shim's answer to Metal's undefined "
                                        "behaviour); under MPS_SHIM_CHECKED=1 they run warn-only")
@@ -174,6 +176,19 @@ def pytest_configure(config):
         os.environ.setdefault("MPS_SHIM_COMPILE_CHECK", "cuda")
     elif mode == "on":
         raise pytest.UsageError(f"--cuda-check=on: {missing}")
+
+
+@pytest.fixture(autouse=True)
+def host_engine_only(request):
+    """Tests marked host_engine skip where MPS_SHIM_BACKEND names another backend."""
+    marker = request.node.get_closest_marker("host_engine")
+    if marker is None:
+        return
+    if not (marker.kwargs.get("reason") or marker.args):
+        pytest.fail("@pytest.mark.host_engine needs a reason")
+    backend = os.environ.get("MPS_SHIM_BACKEND", "host")
+    if backend != "host":
+        pytest.skip(f"host engine only ({marker.kwargs.get('reason') or marker.args[0]}); this is {backend}")
 
 
 @pytest.fixture(autouse=True)

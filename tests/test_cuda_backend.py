@@ -83,6 +83,21 @@ def test_cuda_compile_errors_name_the_metal_line():
 
 
 @nvrtc_only
+def test_cuda_errors_in_library_templates_name_the_users_line():
+    source = ("kernel void f(device float4* o, uint i [[thread_position_in_grid]]) {\n"
+              "  float4 v = o[i];\n  v.xx = float2(1, 2);\n  o[i] = v;\n}\n")
+    with pytest.raises(mps_shim.CompileError) as info:
+        mps_shim.compile_check(source)
+    assert "library.metal:3: error:" in str(info.value)
+
+
+@nvrtc_only
+def test_a_library_without_kernels_is_compiled_too():
+    with pytest.raises(mps_shim.CompileError, match=r"library\.metal:1: error"):
+        mps_shim.compile_check("Syntax error")
+
+
+@nvrtc_only
 def test_c10_headers_compile_for_cuda():
     torch_include = pytest.importorskip("torch.utils.cpp_extension").include_paths()[0]
     source = "#include <c10/metal/reduction_utils.h>\n#include <c10/metal/utils.h>\n" + REDUCE.replace(
@@ -324,3 +339,11 @@ def test_numpy_arguments_are_device_copies_whose_results_come_back(staged_as_on_
     for got, w in zip(rows, want):
         np.testing.assert_array_equal(got, w)
     np.testing.assert_array_equal(total, sum(want))
+
+
+def test_a_view_of_a_device_copy_sends_results_back_to_the_array(staged_as_on_a_gpu):
+    out = np.zeros(8, np.float32)
+    lib = mps_shim.compile_shader("kernel void fill(device float* y, uint i [[thread_position_in_grid]]) "
+                                  "{ y[i] = float(i) + 1; }")
+    lib.fill(mps_shim.Tensor.from_numpy(out).view((4,), storage_offset=2), threads=4)
+    np.testing.assert_array_equal(out, [0, 0, 1, 2, 3, 4, 0, 0])

@@ -267,6 +267,7 @@ def test_declarations_metal_rejects_fail_at_creation(source, message):
                       eager=False)
 
 
+@pytest.mark.host_engine(reason="counts the host module cache's .so files")
 def test_each_specialisation_is_cached_apart_on_disk(run_python, tmp_path):
     """A second process finds every specialisation in the cache: one module per (kernel, values)."""
     code = f"""

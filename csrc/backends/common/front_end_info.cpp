@@ -1,6 +1,7 @@
 #include "backends/common/front_end_info.h"
 
-#include "backends/host/cxx_emitter.h"  // address_space_name: the schema's spelling
+#include "backends/host/cxx_emitter.h"
+#include "frontend/function_constants.h"  // address_space_name: the schema's spelling
 
 namespace mps_shim::lowering {
 
@@ -37,6 +38,16 @@ FunctionConstantInfo constant_info(const frontend::FunctionConstant& c) {
   info.line = c.line;
   info.required = !c.optional;
   return info;
+}
+
+std::vector<std::pair<std::string, std::string>> constant_values(const frontend::ParsedLibrary& library,
+                                                                 const FunctionConstantValues& values) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t c = 0; c < values.size(); ++c)
+    if (values[c])
+      out.emplace_back(library.function_constants[c].name,
+                       frontend::constant_value_text(library.function_constants[c].type, *values[c]));
+  return out;
 }
 
 }  // namespace mps_shim::lowering

@@ -12,5 +12,8 @@ namespace mps_shim::lowering {
 // is "undecided" (its backend decides how its threads run).
 KernelInfo front_end_info(const frontend::KernelDecl& k);
 FunctionConstantInfo constant_info(const frontend::FunctionConstant& c);
+// A specialisation's values as {name, value as text} (KernelInfo::constant_values).
+std::vector<std::pair<std::string, std::string>> constant_values(const frontend::ParsedLibrary& library,
+                                                                 const FunctionConstantValues& values);
 
 }  // namespace mps_shim::lowering

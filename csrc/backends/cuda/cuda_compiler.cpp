@@ -13,6 +13,8 @@ namespace mps_shim::cuda {
 
 namespace {
 
+std::string name_the_users_line(const std::string& diagnostics);
+
 // NVRTC writes `library.metal(12): error: ...`; the host compiler's form,
 // `library.metal:12: error: ...`, is what users of the host backend see.
 std::string host_style_diagnostics(const std::string& log) {
@@ -28,7 +30,27 @@ std::string host_style_diagnostics(const std::string& log) {
     out += line + "\n";
     pos = end + 1;
   }
-  return out;
+  return name_the_users_line(out);
+}
+
+// An error inside the standard-library headers, in a template the user's code
+// instantiated: NVRTC names the user's line only at the end ("... at line 3 of
+// library.metal"), so that line is put first, where g++ users find it.
+std::string name_the_users_line(const std::string& diagnostics) {
+  const std::string main_file = "library.metal";
+  const size_t first_error = diagnostics.find(": error: ");
+  if (first_error == std::string::npos) return diagnostics;
+  const size_t line_start = diagnostics.rfind('\n', first_error) + 1;  // npos + 1 == 0
+  if (diagnostics.compare(line_start, main_file.size() + 1, main_file + ":") == 0) return diagnostics;
+  const std::string marker = " of " + main_file;
+  for (size_t at = diagnostics.find("at line ", first_error); at != std::string::npos;
+       at = diagnostics.find("at line ", at + 1)) {
+    const size_t digits = at + 8, stop = diagnostics.find_first_not_of("0123456789", digits);
+    if (stop == digits || stop == std::string::npos || diagnostics.compare(stop, marker.size(), marker) != 0) continue;
+    return concat(main_file, ":", diagnostics.substr(digits, stop - digits),
+                  ": error: in standard-library code this line uses:\n", diagnostics);
+  }
+  return diagnostics;
 }
 
 }  // namespace

@@ -178,10 +178,7 @@ class HostShaderLibrary : public CompiledLibrary {
     info.checked = id_.checked;
     if (!src) return info;
     info.function_constants = src->parsed.kernels[index].function_constants;
-    for (size_t c = 0; c < values.size(); ++c)
-      if (values[c])
-        info.constant_values.emplace_back(
-            constants_[c].name, frontend::constant_value_text(src->parsed.function_constants[c].type, *values[c]));
+    info.constant_values = lowering::constant_values(src->parsed, values);
     return info;
   }
 
