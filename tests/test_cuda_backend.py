@@ -98,6 +98,22 @@ def test_a_library_without_kernels_is_compiled_too():
 
 
 @nvrtc_only
+def test_kernels_ptxas_rejects_optimised_still_assemble(monkeypatch):
+    """ptxas of NVRTC 12.9 and 13.0 fails (C7600) on a sum and a prefix sum after lanes returned; the
+    backend assembles such a kernel unoptimised. sm_90 runs ptxas (compute_90 would stop at PTX)."""
+    monkeypatch.setenv("MPS_SHIM_CUDA_ARCH", "sm_90")
+    mps_shim.compile_check("""#include <metal_stdlib>
+using namespace metal;
+kernel void k(device float* out, constant float* x, constant uint& n, uint i [[thread_position_in_grid]],
+              uint lane [[thread_index_in_simdgroup]]) {
+  if (i >= n) return;
+  if (lane % 4 == 3) { out[2 * i] = -1.0f; return; }
+  out[2 * i] = simd_sum(x[i]); out[2 * i + 1] = simd_prefix_exclusive_sum(x[i]);
+}
+""")
+
+
+@nvrtc_only
 def test_c10_headers_compile_for_cuda():
     torch_include = pytest.importorskip("torch.utils.cpp_extension").include_paths()[0]
     source = "#include <c10/metal/reduction_utils.h>\n#include <c10/metal/utils.h>\n" + REDUCE.replace(

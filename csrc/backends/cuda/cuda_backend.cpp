@@ -161,13 +161,23 @@ class CudaLibrary : public CompiledLibrary {
         translate_for_cuda(src_->preprocessed, src_->lexed, src_->parsed, all, indices, values);
     const Device& dev = Device::instance();
     std::string cubin;
+    bool unoptimised = false;
     try {
       cubin = compile_cuda(t.source, dev.arch);
     } catch (const CompileError& e) {
-      // ptxas of some NVRTC releases fails on code it generated itself (C7600 on
-      // sm_90 with NVRTC 12.9): the driver's own assembler gets the PTX instead.
-      if (std::string(e.what()).find("ptxas") == std::string::npos) throw;
-      cubin = compile_cuda(t.source, "compute_" + dev.arch.substr(3));
+      // ptxas (NVRTC 12.9 and 13.0, sm_90) can fail on code NVRTC generated
+      // itself: "(C7600) Register allocation failed" for a kernel that runs two
+      // partial-group SIMD functions after some lanes returned. The driver's
+      // assembler fails alike. Each kernel then gets a module of its own, and
+      // those ptxas still rejects are assembled unoptimised (-O0).
+      if (!is_ptxas_failure(e.what())) throw;
+      if (indices.size() > 1) {
+        std::vector<std::shared_ptr<CompiledKernel>> out;
+        for (size_t index : indices) out.push_back(compile({index}, values).at(0));
+        return out;
+      }
+      cubin = compile_cuda(t.source, dev.arch, true);
+      unoptimised = true;
     }
     dev.make_current();
     auto module = std::make_shared<CudaModule>();
@@ -183,6 +193,7 @@ class CudaLibrary : public CompiledLibrary {
       info.compiled = true;
       info.execution = KernelExecution::Independent;
       info.execution_note = "one CUDA thread per Metal thread; a threadgroup is a block, a SIMD-group a warp";
+      if (unoptimised) info.execution_note += " (assembled with ptxas -O0: ptxas failed on it optimised)";
       out.push_back(std::make_shared<CudaKernel>(module, f, std::move(info), entry_params(t.kernels[i])));
     }
     return out;
@@ -294,7 +305,13 @@ void check_cuda_compile(const std::string& source, const CompileOptions& options
   const host::ParsedSource src(host::preprocess_source(source, options.include_dirs));
   const CudaTranslation t = translate_for_cuda(src.preprocessed, src.lexed, src.parsed, true, {}, {});
   const char* arch = std::getenv("MPS_SHIM_CUDA_ARCH");
-  compile_cuda(t.source, arch && *arch ? arch : "compute_90");
+  const std::string target = arch && *arch ? arch : "compute_90";
+  try {
+    compile_cuda(t.source, target);
+  } catch (const CompileError& e) {  // as the backend does: unoptimised where ptxas fails
+    if (!is_ptxas_failure(e.what())) throw;
+    compile_cuda(t.source, target, true);
+  }
 }
 
 const bool check_registered = [] {

@@ -62,7 +62,9 @@ std::string nvrtc_version() {
   return concat(major, ".", minor);
 }
 
-std::string compile_cuda(const std::string& source, const std::string& arch) {
+bool is_ptxas_failure(const std::string& message) { return message.find("ptxas") != std::string::npos; }
+
+std::string compile_cuda(const std::string& source, const std::string& arch, bool unoptimised_ptxas) {
   std::string why;
   const NvrtcApi* api = nvrtc_api(&why);
   MPS_SHIM_CHECK_AS(EngineError, api != nullptr, "the CUDA backend cannot compile: ", why);
@@ -70,14 +72,16 @@ std::string compile_cuda(const std::string& source, const std::string& arch) {
   MPS_SHIM_CHECK_AS(EngineError, !cxx_include.empty(), "the CUDA backend cannot compile: ", why);
   if (const char* keep = std::getenv("MPS_SHIM_KEEP_CUDA"); keep && *keep) write_file_atomic(keep, source);
   host::KernelCache& cache = host::KernelCache::instance();
-  const std::string key = cache.key(source, concat("cuda|", arch, "|nvrtc ", nvrtc_version(), "|", cxx_include));
+  const std::string key = cache.key(source, concat("cuda|", arch, unoptimised_ptxas ? "|ptxas-O0" : "", "|nvrtc ",
+                                                    nvrtc_version(), "|", cxx_include));
   if (std::optional<std::string> image = cache.read(key, ".cuda")) return *image;
 
   const std::string& headers = cache.include_dir();
-  const std::vector<std::string> options = {
+  std::vector<std::string> options = {
       "--gpu-architecture=" + arch, "--device-as-default-execution-space", "-std=c++20", "--device-int128",
       "-I" + headers, "-I" + headers + "/cuda_engine/std_shim", "-I" + cxx_include,
       "--diag-suppress=186,177,550,128,68,2361,20012,20013,20014,20015"};
+  if (unoptimised_ptxas) options.push_back("--ptxas-options=-O0");
   std::vector<const char*> argv;
   for (const std::string& o : options) argv.push_back(o.c_str());
   nvrtcProgram prog = nullptr;
