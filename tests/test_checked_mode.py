@@ -236,6 +236,44 @@ def test_write_past_a_buffer(checked):
     np.testing.assert_array_equal(out, np.where(np.arange(16) < 2, 0.0, 1.0))
 
 
+def _blob_over_malloc(nbytes, numel, offset_elements=0):
+    """(an mps float32 tensor of `numel` elements at `offset_elements` into a fresh aoti_torch_mps_malloc
+    buffer of `nbytes`, the buffer) — AOTInductor's generated code binds its buffers so."""
+    from mps_shim._native import ffi, lib
+
+    buf = ffi.new("void**")
+    mps_shim.check(lib.aoti_torch_mps_malloc(buf, nbytes))
+    out = ffi.new("AtenTensorHandle*")
+    mps_shim.check(lib.aoti_torch_create_tensor_from_blob(
+        ffi.cast("char*", buf[0]) + 4 * offset_elements, 1, ffi.new("int64_t[]", [numel]),
+        ffi.new("int64_t[]", [1]), 0, 6, lib.aoti_torch_device_type_mps(), 0, out))
+    return mps_shim.Tensor(out[0]), ffi.gc(buf, lambda b: lib.aoti_torch_mps_free(b[0]))
+
+
+def test_a_blob_over_malloc_memory_is_bounded_by_the_allocation(checked):
+    if not mps_shim.tensor.device_memory_is_host():
+        pytest.skip("fills the malloc'd buffer through a host pointer")
+    from mps_shim._native import ffi
+
+    lib = mps_shim.compile_shader(MEMORY)
+    # x: 15 floats at the start of a 64-byte buffer. Thread 14 reads x[15], past the tensor's 60 bytes but
+    # inside the allocation, which is what a Metal buffer of 64 bytes allows: clean.
+    x, keep = _blob_over_malloc(64, 15)
+    ffi.memmove(ffi.cast("void*", x.data_ptr), b"\0" * 64, 64)
+    out = np.zeros(15, np.float32)
+    lib.read_past(out, x, threads=15)
+    assert checked.reports == []
+    # y: 13 floats from byte 8 of a 64-byte buffer. Thread i writes y[i + 2]: thread 11 writes byte 60 of
+    # the buffer (inside); threads 12 to 14 write from byte 64 on, outside. The extent counts from the
+    # binding: 56 bytes.
+    y, keep_y = _blob_over_malloc(64, 13, offset_elements=2)
+    with pytest.raises(mps_shim.KernelCheckError) as e:
+        lib.write_past(y, threads=15)
+    r = one_report(e, checked.reports, "memcheck", "out_of_bounds")
+    assert (r["buffer"], r["param"], r["offset"], r["extent"], r["count"]) == (0, "out", 56, 56, 3)
+    assert r["thread_position_in_grid"] == [12, 0, 0]
+
+
 def test_read_past_bound_bytes(checked):
     lib = mps_shim.compile_shader(MEMORY)
     out = np.zeros(4, np.int32)

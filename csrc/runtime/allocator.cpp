@@ -54,4 +54,14 @@ Allocation find_allocation(const void* base, const char* what) {
   return {static_cast<char*>(const_cast<void*>(base)), it->second};
 }
 
+Allocation containing_allocation(const void* ptr) {
+  const char* p = static_cast<const char*>(ptr);
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  for (const auto& [base, size] : registry()) {
+    const char* b = static_cast<const char*>(base);
+    if (p >= b && p < b + size) return {const_cast<char*>(b), size};
+  }
+  return {nullptr, 0};
+}
+
 }  // namespace mps_shim

@@ -16,6 +16,9 @@ void* device_malloc(size_t nbytes);  // nbytes == 0 gives nullptr
 void device_free(void* ptr);         // throws for a pointer not from device_malloc
 // The allocation that starts at `base`; throws naming `what` when there is none.
 Allocation find_allocation(const void* base, const char* what);
+// The live allocation holding `ptr`, or {nullptr, 0}: a blob tensor over
+// memory aoti_torch_mps_malloc gave is bound as that whole buffer in Metal.
+Allocation containing_allocation(const void* ptr);
 // Largest request accepted: the machine's physical memory.
 size_t max_allocation_size();
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "runtime/allocator.h"
 #include "runtime/checks.h"
 #include "runtime/command_queue.h"
 #include "runtime/crosscheck.h"
@@ -340,6 +341,10 @@ void KernelFunction::launch_checked(LaunchGrid& g) {
       const auto* start = static_cast<const unsigned char*>(b.address);
       const auto* base = static_cast<const unsigned char*>(b.keep_alive->data);
       const auto* end = base + b.keep_alive->nbytes;
+      if (!b.keep_alive->owned) {  // a blob: over aoti_torch_mps_malloc memory, the buffer is the allocation
+        const Allocation a = containing_allocation(b.address);
+        if (a.base) base = reinterpret_cast<const unsigned char*>(a.base), end = base + a.size;
+      }
       extents[i] = end > start ? uint64_t(end - start) : 0;
       before[i] = start > base ? uint64_t(start - base) : 0;  // a view's storage before its offset
     }
