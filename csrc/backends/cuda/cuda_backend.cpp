@@ -102,7 +102,8 @@ class CudaKernel : public CompiledKernel {
 
 class CudaLibrary : public CompiledLibrary {
  public:
-  explicit CudaLibrary(std::shared_ptr<const host::ParsedSource> src) : src_(std::move(src)) {
+  CudaLibrary(std::shared_ptr<const host::ParsedSource> src, bool checked_asked)
+      : src_(std::move(src)), checked_asked_(checked_asked) {
     for (const frontend::KernelDecl& k : src_->parsed.kernels) front_end_infos_.push_back(lowering::front_end_info(k));
     infos_ = front_end_infos_;
     for (const frontend::FunctionConstant& c : src_->parsed.function_constants)
@@ -194,6 +195,7 @@ class CudaLibrary : public CompiledLibrary {
       info.execution = KernelExecution::Independent;
       info.execution_note = "one CUDA thread per Metal thread; a threadgroup is a block, a SIMD-group a warp";
       if (unoptimised) info.execution_note += " (assembled with ptxas -O0: ptxas failed on it optimised)";
+      if (checked_asked_) info.execution_note += " (not checked: checked mode runs on the host backend only)";
       out.push_back(std::make_shared<CudaKernel>(module, f, std::move(info), entry_params(t.kernels[i])));
     }
     return out;
@@ -227,6 +229,7 @@ class CudaLibrary : public CompiledLibrary {
   }
 
   std::shared_ptr<const host::ParsedSource> src_;
+  const bool checked_asked_;  // MPS_SHIM_CHECKED / mps_shim.checked(): the sanitizers are the host's
   std::vector<FunctionConstantInfo> constants_;
   // Every parameter, as declared: the compiled kernels' infos leave out those a specialisation removes.
   std::vector<KernelInfo> front_end_infos_;
@@ -243,7 +246,7 @@ class CudaBackend : public Backend {
     auto src = std::make_shared<const host::ParsedSource>(host::preprocess_source(source, options.include_dirs));
     const bool eager = options.mode == CompileMode::Eager ||
                        (options.mode == CompileMode::Auto && src->parsed.kernels.size() <= kMaxEagerKernels);
-    auto library = std::make_unique<CudaLibrary>(std::move(src));
+    auto library = std::make_unique<CudaLibrary>(std::move(src), options.checked);
     if (eager) library->compile_all();
     return library;
   }
