@@ -178,38 +178,40 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--cuda-check=on: {missing}")
 
 
+def _marker_reason(request, name):
+    """The reason a test's `name` marker gives, or None when the test is not marked; a marker without
+    a reason fails the test (each says why the test is an exception)."""
+    marker = request.node.get_closest_marker(name)
+    if marker is None:
+        return None
+    reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else None)
+    if not reason:
+        pytest.fail(f"@pytest.mark.{name} needs a reason")
+    return reason
+
+
 @pytest.fixture(autouse=True)
 def host_engine_only(request):
     """Tests marked host_engine skip where MPS_SHIM_BACKEND names another backend."""
-    marker = request.node.get_closest_marker("host_engine")
-    if marker is None:
-        return
-    if not (marker.kwargs.get("reason") or marker.args):
-        pytest.fail("@pytest.mark.host_engine needs a reason")
+    reason = _marker_reason(request, "host_engine")
     backend = os.environ.get("MPS_SHIM_BACKEND", "host")
-    if backend != "host":
-        pytest.skip(f"host engine only ({marker.kwargs.get('reason') or marker.args[0]}); this is {backend}")
+    if reason is not None and backend != "host":
+        pytest.skip(f"host engine only ({reason}); this is {backend}")
 
 
 @pytest.fixture(autouse=True)
 def cuda_compile_check(request, monkeypatch):
     """No CUDA compile check for the libraries a test marked no_cuda_check creates (the marker names why)."""
-    marker = request.node.get_closest_marker("no_cuda_check")
-    if marker is not None:
-        if not (marker.kwargs.get("reason") or marker.args):
-            pytest.fail("@pytest.mark.no_cuda_check needs a reason")
+    if _marker_reason(request, "no_cuda_check") is not None:
         monkeypatch.delenv("MPS_SHIM_COMPILE_CHECK", raising=False)
 
 
 @pytest.fixture(autouse=True)
 def checked_mode_reports(request):
     """Under MPS_SHIM_CHECKED=1 (the CI's checked run), tests marked checked_reports run warn-only."""
-    marker = request.node.get_closest_marker("checked_reports")
-    if marker is None:
+    if _marker_reason(request, "checked_reports") is None:
         yield
         return
-    if not (marker.kwargs.get("reason") or marker.args):
-        pytest.fail("@pytest.mark.checked_reports needs a reason")
     import mps_shim
 
     previous = mps_shim.checked_mode()
@@ -222,10 +224,8 @@ def checked_mode_reports(request):
 @pytest.fixture(autouse=True)
 def engine_crosscheck(request, monkeypatch):
     """MPS_SHIM_CROSSCHECK=1 for the test (read by each dispatch), unless it is marked engine_specific."""
-    marker = request.node.get_closest_marker("engine_specific")
-    if marker is not None and not (marker.kwargs.get("reason") or marker.args):
-        pytest.fail("@pytest.mark.engine_specific needs a reason")
-    if marker is None and request.config.getoption("--crosscheck") == "on":
+    specific = _marker_reason(request, "engine_specific")
+    if specific is None and request.config.getoption("--crosscheck") == "on":
         monkeypatch.setenv("MPS_SHIM_CROSSCHECK", "1")
     else:
         monkeypatch.delenv("MPS_SHIM_CROSSCHECK", raising=False)

@@ -1,7 +1,7 @@
 #include "backends/common/front_end_info.h"
 
-#include "backends/host/cxx_emitter.h"
-#include "frontend/function_constants.h"  // address_space_name: the schema's spelling
+#include "backends/host/cxx_emitter.h"  // address_space_name: the schema's spelling
+#include "frontend/function_constants.h"
 
 namespace mps_shim::lowering {
 

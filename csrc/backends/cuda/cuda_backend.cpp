@@ -100,6 +100,19 @@ class CudaKernel : public CompiledKernel {
   std::map<int, CUdeviceptr> staging_;
 };
 
+// The whole library translated and compiled for `arch` for its errors alone
+// (nothing is loaded); assembled unoptimised where ptxas fails, as a kernel's
+// module then is.
+void compile_for_errors(const host::ParsedSource& src, const std::string& arch) {
+  const CudaTranslation t = translate_for_cuda(src.preprocessed, src.lexed, src.parsed, true, {}, {});
+  try {
+    compile_cuda(t.source, arch);
+  } catch (const CompileError& e) {
+    if (!is_ptxas_failure(e.what())) throw;
+    compile_cuda(t.source, arch, true);
+  }
+}
+
 class CudaLibrary : public CompiledLibrary {
  public:
   CudaLibrary(std::shared_ptr<const host::ParsedSource> src, bool checked_asked)
@@ -134,8 +147,7 @@ class CudaLibrary : public CompiledLibrary {
 
   void compile_all() override {
     if (infos_.empty()) {  // no kernel to load, but Metal still rejects a library that does not compile
-      const CudaTranslation t = translate_for_cuda(src_->preprocessed, src_->lexed, src_->parsed, true, {}, {});
-      compile_cuda(t.source, "compute_" + Device::instance().arch.substr(3));
+      compile_for_errors(*src_, "compute_" + Device::instance().arch.substr(3));
       return;
     }
     std::vector<size_t> todo;
@@ -305,16 +317,9 @@ MPS_SHIM_REGISTER_BACKEND("cuda", CudaBackend, cuda_unavailable);
 // decides; ptxas, the driver's part, is left out) with no function constant set:
 // no GPU needed.
 void check_cuda_compile(const std::string& source, const CompileOptions& options) {
-  const host::ParsedSource src(host::preprocess_source(source, options.include_dirs));
-  const CudaTranslation t = translate_for_cuda(src.preprocessed, src.lexed, src.parsed, true, {}, {});
   const char* arch = std::getenv("MPS_SHIM_CUDA_ARCH");
-  const std::string target = arch && *arch ? arch : "compute_90";
-  try {
-    compile_cuda(t.source, target);
-  } catch (const CompileError& e) {  // as the backend does: unoptimised where ptxas fails
-    if (!is_ptxas_failure(e.what())) throw;
-    compile_cuda(t.source, target, true);
-  }
+  compile_for_errors(host::ParsedSource(host::preprocess_source(source, options.include_dirs)),
+                     arch && *arch ? arch : "compute_90");
 }
 
 const bool check_registered = [] {

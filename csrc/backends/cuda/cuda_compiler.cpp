@@ -13,26 +13,6 @@ namespace mps_shim::cuda {
 
 namespace {
 
-std::string name_the_users_line(const std::string& diagnostics);
-
-// NVRTC writes `library.metal(12): error: ...`; the host compiler's form,
-// `library.metal:12: error: ...`, is what users of the host backend see.
-std::string host_style_diagnostics(const std::string& log) {
-  std::string out;
-  for (size_t pos = 0; pos < log.size();) {
-    size_t end = log.find('\n', pos);
-    if (end == std::string::npos) end = log.size();
-    std::string line = log.substr(pos, end - pos);
-    const size_t open = line.find('('), close = line.find("): ");
-    if (open != std::string::npos && close != std::string::npos && open < close &&
-        line.find_first_not_of("0123456789", open + 1) == close)
-      line = line.substr(0, open) + ":" + line.substr(open + 1, close - open - 1) + ":" + line.substr(close + 2);
-    out += line + "\n";
-    pos = end + 1;
-  }
-  return name_the_users_line(out);
-}
-
 // An error inside the standard-library headers, in a template the user's code
 // instantiated: NVRTC names the user's line only at the end ("... at line 3 of
 // library.metal"), so that line is put first, where g++ users find it.
@@ -51,6 +31,24 @@ std::string name_the_users_line(const std::string& diagnostics) {
                   ": error: in standard-library code this line uses:\n", diagnostics);
   }
   return diagnostics;
+}
+
+// NVRTC writes `library.metal(12): error: ...`; the host compiler's form,
+// `library.metal:12: error: ...`, is what users of the host backend see.
+std::string host_style_diagnostics(const std::string& log) {
+  std::string out;
+  for (size_t pos = 0; pos < log.size();) {
+    size_t end = log.find('\n', pos);
+    if (end == std::string::npos) end = log.size();
+    std::string line = log.substr(pos, end - pos);
+    const size_t open = line.find('('), close = line.find("): ");
+    if (open != std::string::npos && close != std::string::npos && open < close &&
+        line.find_first_not_of("0123456789", open + 1) == close)
+      line = line.substr(0, open) + ":" + line.substr(open + 1, close - open - 1) + ":" + line.substr(close + 2);
+    out += line + "\n";
+    pos = end + 1;
+  }
+  return name_the_users_line(out);
 }
 
 }  // namespace
